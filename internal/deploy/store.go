@@ -1,0 +1,89 @@
+package deploy
+
+import (
+	"context"
+	"time"
+)
+
+// Store is the server's persistent state. The SQLite implementation is the
+// embedded default; storetest holds the one conformance suite every
+// implementation must pass. Every method is one transaction. Missing records
+// return an *Error of KindNotFound, never nil results.
+type Store interface {
+	// Content items. Versions are stored with their item; CreateContentItem
+	// ignores c.Versions.
+	CreateContentItem(ctx context.Context, c *ContentItem) error
+	UpdateContentItem(ctx context.Context, c *ContentItem) error // metadata only
+	ContentItem(ctx context.Context, id string) (*ContentItem, error)
+	ContentItems(ctx context.Context) ([]*ContentItem, error)
+	// DeleteContentItem removes an item and its versions and returns the blob
+	// hashes no remaining version references.
+	DeleteContentItem(ctx context.Context, id string) (orphans []string, err error)
+	// AddContentVersion stores v as the next version of the item (assigning
+	// VersionNo and ID when zero) and returns the stored version.
+	AddContentVersion(ctx context.Context, itemID string, v *ContentVersion) (*ContentVersion, error)
+	UpdateContentVersion(ctx context.Context, v *ContentVersion) error // status, description, app/driver fields, tags
+	DeleteContentVersion(ctx context.Context, itemID string, versionNo int) (orphans []string, err error)
+	// BlobInUse reports whether any version references the hash (as its File
+	// blob or as a file of its manifest).
+	BlobInUse(ctx context.Context, sha256 string) (bool, error)
+
+	// Step definitions (custom ones; built-ins live in code).
+	PutStepDefinition(ctx context.Context, d *StepDefinition) error // create or replace
+	StepDefinition(ctx context.Context, id string) (*StepDefinition, error)
+	StepDefinitions(ctx context.Context) ([]*StepDefinition, error)
+	DeleteStepDefinition(ctx context.Context, id string) error
+
+	// Task sequences.
+	PutTaskSequence(ctx context.Context, t *TaskSequence) error // create or replace
+	TaskSequence(ctx context.Context, id string) (*TaskSequence, error)
+	TaskSequences(ctx context.Context) ([]*TaskSequence, error)
+	DeleteTaskSequence(ctx context.Context, id string) error
+
+	// Devices and runs.
+	UpsertDevice(ctx context.Context, d *Device) error
+	Device(ctx context.Context, id string) (*Device, error)
+	CreateRun(ctx context.Context, r *Run) error
+	UpdateRun(ctx context.Context, r *Run) error
+	Run(ctx context.Context, id string) (*Run, error)
+	Runs(ctx context.Context, f RunFilter) ([]*Run, error)
+	AppendRunEvent(ctx context.Context, e *RunEvent) error // assigns Seq
+	RunEvents(ctx context.Context, runID string, afterSeq int64) ([]*RunEvent, error)
+	// MarkLostRuns sets every non-terminal run not updated since before to RunLost.
+	MarkLostRuns(ctx context.Context, before time.Time) (int, error)
+
+	// Settings: small JSON values by key (passcode hash, security modes…).
+	Setting(ctx context.Context, key string) ([]byte, error) // KindNotFound if unset
+	PutSetting(ctx context.Context, key string, value []byte) error
+	DeleteSetting(ctx context.Context, key string) error
+
+	// Sessions.
+	CreateSession(ctx context.Context, s *Session) error
+	SessionByTokenHash(ctx context.Context, hash []byte) (*Session, error)
+	UpdateSession(ctx context.Context, s *Session) error
+	Sessions(ctx context.Context) ([]*Session, error)
+	// RevokeSessions revokes every live session matching f and returns how many.
+	RevokeSessions(ctx context.Context, f SessionFilter, at time.Time) (int, error)
+
+	// Audit log: append-only. AppendAudit fills Seq, PrevHash and Hash.
+	AppendAudit(ctx context.Context, e *AuditEvent) error
+	AuditEvents(ctx context.Context, afterSeq int64, limit int) ([]*AuditEvent, error)
+
+	Close() error
+}
+
+// RunFilter narrows Runs. Zero fields match everything.
+type RunFilter struct {
+	DeviceID       string
+	TaskSequenceID string
+	State          RunState
+	Limit          int
+}
+
+// SessionFilter selects sessions to revoke. Zero fields match everything.
+type SessionFilter struct {
+	ID         string
+	DeviceID   string
+	Method     string
+	Generation int // passcode generation, with Method "passcode"
+}

@@ -1,0 +1,578 @@
+package sequence
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/imprint-osd/imprint/internal/deploy"
+)
+
+// Engine runs task sequences. Every field is optional except Registry (a
+// nil Registry makes every non-group step fail as unknown).
+type Engine struct {
+	Registry *Registry
+	// Loader resolves the child of a Run task sequence step.
+	Loader Loader
+	// Fetcher makes content options available locally.
+	Fetcher ContentFetcher
+	// Journal records progress; nil runs without resume support.
+	Journal Journal
+	// OnEvent is called, in order, when a step or group starts and ends
+	// (and, with only an end event, when one is skipped or disabled).
+	// Steps replayed from the journal on resume produce no events.
+	OnEvent func(Event)
+	// PowerShell evaluates a PowerShell-expression condition. Nil uses
+	// pwsh from PATH, and fails the condition with a clear error when
+	// pwsh is not installed.
+	PowerShell func(ctx context.Context, expr string, vars *Vars) (bool, error)
+	// SecretOption reports whether a step option holds a secret (a
+	// Password option); its variable is then marked secret.
+	SecretOption func(step *deploy.Step, option string) bool
+	// Log receives the steps' logs, secrets redacted. Nil discards them.
+	Log io.Writer
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// EventType says whether an Event starts or ends a step.
+type EventType string
+
+const (
+	EventStart EventType = "step-start"
+	EventEnd   EventType = "step-end"
+)
+
+// Event reports a step or group starting or ending.
+type Event struct {
+	Type     EventType
+	ID       string // id path, see Env.ID
+	Path     string // name path, see Env.Path
+	Name     string
+	Group    bool // a group or a Run task sequence step
+	Depth    int  // 0 for top-level steps
+	Outcome  deploy.StepOutcome
+	ExitCode int
+	Output   string
+	Message  string // why the step failed or was skipped
+	Time     time.Time
+	Started  time.Time // for EventEnd of a step that ran
+}
+
+// Outcome is how a call to Run ended.
+type Outcome struct {
+	// State is deploy.RunSucceeded or deploy.RunFailed, or
+	// deploy.RunRunning when Reboot is set.
+	State deploy.RunState `json:"state"`
+	// Reboot asks the caller to restart the machine and call Run again
+	// with the same journal to resume.
+	Reboot bool `json:"reboot,omitempty"`
+	// FailedStep and FailedPath name the step whose failure ended the run.
+	FailedStep string `json:"failedStep,omitempty"`
+	FailedPath string `json:"failedPath,omitempty"`
+	Message    string `json:"message,omitempty"`
+}
+
+// Run walks ts depth-first with vars and returns how it ended.
+//
+// A failing step ends the run with State deploy.RunFailed; that is an
+// outcome, not an error. Run returns an error only when the engine cannot
+// go on: the journal cannot be read or written, or ctx is cancelled (the
+// interrupted step is then re-run on resume).
+//
+// Rules, following DeployR (and ConfigMgr, whose semantics DeployR keeps):
+//   - disabled steps and groups are skipped with outcome disabled; a false
+//     condition skips the step or the whole group (outcome skipped);
+//   - before a step runs, each content option with a value is fetched and
+//     its local path set as _CONTENT-<Option>, and each setting (with
+//     %VAR% expanded) is set as a variable named after the option; these
+//     variables stay set after the step, as in DeployR;
+//   - a step that fails without continueOnError fails its group, which
+//     stops walking its remaining members; a group (or Run task sequence
+//     step) with continueOnError absorbs the failure (outcome ignored) and
+//     the walk goes on with its next sibling; a failure that reaches the
+//     top ends the run;
+//   - Run task sequence steps walk the child inline; a child already on
+//     the chain of running sequences fails the step (cycle);
+//   - a step returning ErrReboot or Result.RebootRequested is journaled as
+//     complete and Run returns Outcome{Reboot: true}.
+//
+// With a journal from an earlier call for the same task-sequence version,
+// Run restores the journaled variables (replacing those in vars), does not
+// re-run steps recorded complete, re-enters groups it was inside without
+// re-evaluating their conditions, and re-runs the step that was started
+// but not completed (at-least-once for that one step). A journal for a
+// finished run makes Run return the recorded outcome at once.
+func (e *Engine) Run(ctx context.Context, ts *deploy.TSVersion, vars *Vars) (Outcome, error) {
+	if ts == nil {
+		return Outcome{}, deploy.Errorf(deploy.KindInvalid, "run task sequence: no task sequence given")
+	}
+	if vars == nil {
+		vars = NewVars()
+	}
+	r := &runner{
+		e:       e,
+		vars:    vars,
+		done:    make(map[string]CompletedStep),
+		entered: make(map[string]bool),
+		log:     RedactingWriter(e.Log, vars),
+		chain:   []deploy.Ref{{ID: strings.ToLower(ts.TaskSequenceID), VersionNo: ts.VersionNo}},
+	}
+	st, err := e.load()
+	if err != nil {
+		return Outcome{}, err
+	}
+	if st != nil {
+		if !strings.EqualFold(st.TaskSequenceID, ts.TaskSequenceID) || st.VersionNo != ts.VersionNo {
+			return Outcome{}, deploy.Errorf(deploy.KindConflict,
+				"journal belongs to task sequence %s:%d, not %s:%d; remove it to start a new run",
+				st.TaskSequenceID, st.VersionNo, ts.TaskSequenceID, ts.VersionNo)
+		}
+		vars.Restore(st.Vars)
+		if st.Outcome != nil {
+			return *st.Outcome, nil
+		}
+		for _, c := range st.Completed {
+			r.done[c.ID] = c
+		}
+		for _, id := range st.Entered {
+			r.entered[id] = true
+		}
+		r.resume = st.Running
+	} else {
+		st = &JournalState{Format: JournalFormat, TaskSequenceID: ts.TaskSequenceID, VersionNo: ts.VersionNo}
+	}
+	r.st = st
+
+	res, err := r.walk(ctx, ts.Steps, "", "", 0)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if res.reboot {
+		return Outcome{State: deploy.RunRunning, Reboot: true}, nil
+	}
+	out := Outcome{State: deploy.RunSucceeded}
+	if res.failed {
+		out = Outcome{State: deploy.RunFailed, FailedStep: res.id, FailedPath: res.path, Message: res.msg}
+	}
+	r.st.Outcome = &out
+	if err := r.save(); err != nil {
+		return Outcome{}, err
+	}
+	return out, nil
+}
+
+func (e *Engine) load() (*JournalState, error) {
+	if e.Journal == nil {
+		return nil, nil
+	}
+	st, err := e.Journal.Load()
+	if deploy.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load journal: %w", err)
+	}
+	if st == nil {
+		return nil, nil
+	}
+	return st, nil
+}
+
+func (e *Engine) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}
+
+// runner is the state of one call to Run.
+type runner struct {
+	e       *Engine
+	vars    *Vars
+	st      *JournalState
+	done    map[string]CompletedStep
+	entered map[string]bool
+	resume  string // the step to re-run without evaluating its condition
+	chain   []deploy.Ref
+	log     io.Writer
+}
+
+// walkResult is how a list of steps (or one node) ended.
+type walkResult struct {
+	reboot bool
+	failed bool
+	// The innermost failed step.
+	id, path, msg string
+}
+
+func joinPath(parent, name string) string {
+	if parent == "" {
+		return name
+	}
+	return parent + "/" + name
+}
+
+func (r *runner) walk(ctx context.Context, steps []deploy.Step, parentID, parentPath string, depth int) (walkResult, error) {
+	for i := range steps {
+		s := &steps[i]
+		sid := s.ID
+		if sid == "" {
+			sid = fmt.Sprintf("#%d", i+1)
+		}
+		res, err := r.node(ctx, s, joinPath(parentID, sid), joinPath(parentPath, s.Name), depth)
+		if err != nil || res.reboot || res.failed {
+			return res, err
+		}
+	}
+	return walkResult{}, nil
+}
+
+func isRunTS(s *deploy.Step) bool {
+	return s.TypeID != nil && strings.EqualFold(*s.TypeID, deploy.TypeRunTaskSequence)
+}
+
+func (r *runner) node(ctx context.Context, s *deploy.Step, id, path string, depth int) (walkResult, error) {
+	if c, ok := r.done[id]; ok {
+		if c.Outcome == deploy.StepFailed {
+			return walkResult{failed: true, id: id, path: path, msg: c.Message}, nil
+		}
+		return walkResult{}, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return walkResult{}, fmt.Errorf("run stopped before %s: %w", path, err)
+	}
+	if !s.Enabled {
+		return walkResult{}, r.skip(s, id, path, depth, deploy.StepDisabled, "disabled")
+	}
+	if !r.entered[id] && r.resume != id {
+		ok, err := r.condition(ctx, s)
+		if err != nil {
+			if ctx.Err() != nil {
+				return walkResult{}, fmt.Errorf("run stopped at %s: %w", path, ctx.Err())
+			}
+			return r.finish(s, id, path, depth, time.Time{}, Result{}, fmt.Errorf("condition: %w", err), walkResult{})
+		}
+		if !ok {
+			return walkResult{}, r.skip(s, id, path, depth, deploy.StepSkipped, "condition is false")
+		}
+	}
+	switch {
+	case s.IsGroup:
+		return r.group(ctx, s, id, path, depth, s.GroupMembers, "")
+	case isRunTS(s):
+		return r.runTS(ctx, s, id, path, depth)
+	}
+	return r.step(ctx, s, id, path, depth)
+}
+
+// condition evaluates a step's condition; %VAR% in query values is expanded.
+func (r *runner) condition(ctx context.Context, s *deploy.Step) (bool, error) {
+	if s.Condition == nil {
+		return true, nil
+	}
+	c, err := ParseCondition(*s.Condition)
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case c == nil:
+		return true, nil
+	case c.Query != nil:
+		return expandQuery(c.Query, r.vars).Eval(r.vars.Get), nil
+	}
+	ps := r.e.PowerShell
+	if ps == nil {
+		ps = PwshEvaluator
+	}
+	return ps(ctx, c.PowerShell, r.vars)
+}
+
+func expandQuery(q *Query, v *Vars) *Query {
+	out := &Query{Operator: q.Operator, Items: make([]QueryItem, len(q.Items))}
+	for i, it := range q.Items {
+		if it.Group != nil {
+			it.Group = expandQuery(it.Group, v)
+		} else {
+			it.Value = v.Expand(it.Value)
+		}
+		out.Items[i] = it
+	}
+	return out
+}
+
+// skip records a skipped or disabled node and reports it and, for a group,
+// every member below it.
+func (r *runner) skip(s *deploy.Step, id, path string, depth int, outcome deploy.StepOutcome, why string) error {
+	r.complete(id, outcome, why)
+	if err := r.save(); err != nil {
+		return err
+	}
+	var emit func(s *deploy.Step, id, path string, depth int)
+	emit = func(s *deploy.Step, id, path string, depth int) {
+		r.emit(Event{Type: EventEnd, ID: id, Path: path, Name: s.Name, Group: s.IsGroup || isRunTS(s),
+			Depth: depth, Outcome: outcome, Message: why})
+		for i := range s.GroupMembers {
+			m := &s.GroupMembers[i]
+			mid := m.ID
+			if mid == "" {
+				mid = fmt.Sprintf("#%d", i+1)
+			}
+			emit(m, joinPath(id, mid), joinPath(path, m.Name), depth+1)
+		}
+	}
+	emit(s, id, path, depth)
+	return nil
+}
+
+func (r *runner) complete(id string, outcome deploy.StepOutcome, msg string) {
+	c := CompletedStep{ID: id, Outcome: outcome, Message: msg}
+	r.done[id] = c
+	r.st.Completed = append(r.st.Completed, c)
+}
+
+func (r *runner) save() error {
+	r.st.Vars = r.vars.Snapshot()
+	r.st.Updated = r.e.now()
+	if r.e.Journal == nil {
+		return nil
+	}
+	if err := r.e.Journal.Save(r.st); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return nil
+}
+
+func (r *runner) emit(ev Event) {
+	if ev.Time.IsZero() {
+		ev.Time = r.e.now()
+	}
+	ev.Message = r.vars.Redact(ev.Message)
+	ev.Output = r.vars.Redact(ev.Output)
+	if r.e.OnEvent != nil {
+		r.e.OnEvent(ev)
+	}
+}
+
+// finish records the end of a step or group that was started (or whose
+// condition could not be evaluated) and decides whether its failure
+// propagates. inner is the failure that came up from a group's members.
+func (r *runner) finish(s *deploy.Step, id, path string, depth int, started time.Time, res Result, stepErr error, inner walkResult) (walkResult, error) {
+	outcome, msg := deploy.StepSucceeded, ""
+	if stepErr != nil {
+		msg = r.vars.Redact(stepErr.Error())
+		outcome = deploy.StepFailed
+		if s.ContinueOnError {
+			outcome = deploy.StepIgnored
+		}
+	}
+	r.complete(id, outcome, msg)
+	if r.st.Running == id {
+		r.st.Running = ""
+	}
+	if r.resume == id {
+		r.resume = ""
+	}
+	r.leave(id)
+	if err := r.save(); err != nil {
+		return walkResult{}, err
+	}
+	r.emit(Event{Type: EventEnd, ID: id, Path: path, Name: s.Name, Group: s.IsGroup || isRunTS(s), Depth: depth,
+		Outcome: outcome, ExitCode: res.ExitCode, Output: res.Output, Message: msg, Started: started})
+	if outcome != deploy.StepFailed {
+		return walkResult{}, nil
+	}
+	if inner.failed {
+		return inner, nil
+	}
+	return walkResult{failed: true, id: id, path: path, msg: msg}, nil
+}
+
+func (r *runner) enter(id string) error {
+	if r.entered[id] {
+		return nil
+	}
+	r.entered[id] = true
+	r.st.Entered = append(r.st.Entered, id)
+	return r.save()
+}
+
+func (r *runner) leave(id string) {
+	if !r.entered[id] {
+		return
+	}
+	delete(r.entered, id)
+	r.st.Entered = slices.DeleteFunc(r.st.Entered, func(s string) bool { return s == id })
+	r.st.Stack = slices.DeleteFunc(r.st.Stack, func(f Frame) bool { return f.StepID == id })
+}
+
+// group walks members as the body of a group or a Run task sequence step.
+func (r *runner) group(ctx context.Context, s *deploy.Step, id, path string, depth int, members []deploy.Step, childRef string) (walkResult, error) {
+	if !r.entered[id] && childRef != "" {
+		r.st.Stack = append(r.st.Stack, Frame{StepID: id, Ref: childRef})
+	}
+	if err := r.enter(id); err != nil {
+		return walkResult{}, err
+	}
+	started := r.e.now()
+	r.emit(Event{Type: EventStart, ID: id, Path: path, Name: s.Name, Group: true, Depth: depth, Time: started})
+	res, err := r.walk(ctx, members, id, path, depth+1)
+	if err != nil || res.reboot {
+		return res, err
+	}
+	var groupErr error
+	if res.failed {
+		groupErr = fmt.Errorf("step %s failed: %s", res.path, res.msg)
+	}
+	return r.finish(s, id, path, depth, started, Result{}, groupErr, res)
+}
+
+// prepare expands the step's settings, sets them as variables and fetches
+// its content.
+func (r *runner) prepare(ctx context.Context, s *deploy.Step, id, path string) (*Env, error) {
+	env := &Env{
+		Vars:     r.vars,
+		Settings: make(map[string]string, len(s.Settings)),
+		Content:  make(map[string]string),
+		Log:      r.log,
+		Step:     s,
+		ID:       id,
+		Path:     path,
+	}
+	for _, k := range sortedKeys(s.Settings) {
+		env.Settings[k] = r.vars.Expand(s.Settings[k])
+	}
+	for _, k := range sortedKeys(env.Settings) {
+		if r.e.SecretOption != nil && r.e.SecretOption(s, k) {
+			r.vars.SetInternalSecret(k, env.Settings[k])
+		} else {
+			r.vars.SetInternal(k, env.Settings[k])
+		}
+	}
+	for _, opt := range sortedKeys(s.ContentItems) {
+		v := strings.TrimSpace(r.vars.Expand(s.ContentItems[opt]))
+		if v == "" {
+			continue
+		}
+		ref, err := deploy.ParseRef(v)
+		if err != nil {
+			return env, fmt.Errorf("content option %q: %w", opt, err)
+		}
+		if r.e.Fetcher == nil {
+			return env, fmt.Errorf("content option %q needs content %s, but no content fetcher is configured", opt, ref)
+		}
+		p, err := r.e.Fetcher.Fetch(ctx, ref)
+		if err != nil {
+			return env, fmt.Errorf("fetch content %s for option %q: %w", ref, opt, err)
+		}
+		env.Content[opt] = p
+		r.vars.SetInternal("_CONTENT-"+opt, p)
+	}
+	return env, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func (r *runner) step(ctx context.Context, s *deploy.Step, id, path string, depth int) (walkResult, error) {
+	env, err := r.prepare(ctx, s, id, path)
+	if err != nil {
+		if ctx.Err() != nil {
+			return walkResult{}, fmt.Errorf("run stopped at %s: %w", path, ctx.Err())
+		}
+		return r.finish(s, id, path, depth, time.Time{}, Result{}, err, walkResult{})
+	}
+	r.st.Running = id
+	if err := r.save(); err != nil {
+		return walkResult{}, err
+	}
+	started := r.e.now()
+	r.emit(Event{Type: EventStart, ID: id, Path: path, Name: s.Name, Depth: depth, Time: started})
+
+	res, err := r.call(ctx, s, env)
+	if err != nil && ctx.Err() != nil {
+		// Interrupted: the journal still names the step as running, so a
+		// resume runs it again.
+		return walkResult{}, fmt.Errorf("run stopped at %s: %w", path, err)
+	}
+	reboot := false
+	if errors.Is(err, ErrReboot) {
+		err, reboot = nil, true
+	}
+	if err == nil && res.RebootRequested {
+		reboot = true
+	}
+	out, ferr := r.finish(s, id, path, depth, started, res, err, walkResult{})
+	if ferr != nil || out.failed {
+		return out, ferr
+	}
+	out.reboot = reboot && err == nil
+	return out, nil
+}
+
+// call runs the registered step, turning a panic into a failure.
+func (r *runner) call(ctx context.Context, s *deploy.Step, env *Env) (res Result, err error) {
+	typeID := ""
+	if s.TypeID != nil {
+		typeID = *s.TypeID
+	}
+	impl, ok := r.e.Registry.Lookup(typeID)
+	if !ok {
+		if typeID == "" {
+			return Result{}, fmt.Errorf("step %q has no type id", s.Name)
+		}
+		return Result{}, fmt.Errorf("no step is registered for type %s (step %q)", typeID, s.Name)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			res, err = Result{}, fmt.Errorf("step panicked: %v", p)
+		}
+	}()
+	return impl.Run(ctx, env)
+}
+
+// runTS walks the child sequence of a Run task sequence step inline.
+func (r *runner) runTS(ctx context.Context, s *deploy.Step, id, path string, depth int) (walkResult, error) {
+	env, err := r.prepare(ctx, s, id, path)
+	if err != nil {
+		return r.finish(s, id, path, depth, time.Time{}, Result{}, err, walkResult{})
+	}
+	ref, err := deploy.ParseRef(env.Setting("childTaskSequenceId"))
+	if err != nil {
+		return r.finish(s, id, path, depth, time.Time{}, Result{}, fmt.Errorf("setting childTaskSequenceId: %w", err), walkResult{})
+	}
+	if i := slices.IndexFunc(r.chain, func(c deploy.Ref) bool { return c.ID == ref.ID }); i >= 0 {
+		names := make([]string, 0, len(r.chain)+1)
+		for _, c := range r.chain {
+			names = append(names, c.String())
+		}
+		names = append(names, ref.String())
+		return r.finish(s, id, path, depth, time.Time{}, Result{},
+			fmt.Errorf("task sequence cycle: %s", strings.Join(names, " -> ")), walkResult{})
+	}
+	if r.e.Loader == nil {
+		return r.finish(s, id, path, depth, time.Time{}, Result{},
+			fmt.Errorf("cannot run task sequence %s: no loader is configured", ref), walkResult{})
+	}
+	child, err := r.e.Loader.TaskSequence(ctx, ref)
+	if err != nil {
+		if ctx.Err() != nil {
+			return walkResult{}, fmt.Errorf("run stopped at %s: %w", path, ctx.Err())
+		}
+		return r.finish(s, id, path, depth, time.Time{}, Result{}, fmt.Errorf("load task sequence %s: %w", ref, err), walkResult{})
+	}
+	r.chain = append(r.chain, ref)
+	defer func() { r.chain = r.chain[:len(r.chain)-1] }()
+	return r.group(ctx, s, id, path, depth, child.Steps, ref.String())
+}

@@ -1,0 +1,150 @@
+package sequence
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/imprint-osd/imprint/internal/deploy"
+)
+
+// JournalFormat is the version of the journal's JSON layout.
+const JournalFormat = 1
+
+// Journal persists a run's progress so that it survives reboots and
+// crashes. Load returns an error of kind deploy.KindNotFound when there is
+// no journal yet.
+type Journal interface {
+	Load() (*JournalState, error)
+	Save(*JournalState) error
+}
+
+// JournalState is everything needed to resume a run.
+//
+// The engine saves it before a step runs (Running names the step) and
+// after (the step is in Completed, Running is empty), and whenever it
+// enters or leaves a group or a Run task sequence step (Entered). A step
+// found in Running on resume was interrupted and runs again: the engine
+// gives at-least-once execution for the interrupted step and exactly-once
+// for every step recorded complete.
+type JournalState struct {
+	Format         int    `json:"format"`
+	TaskSequenceID string `json:"taskSequenceId"`
+	VersionNo      int    `json:"versionNo"`
+	// Completed lists, in order, every step and group whose outcome is
+	// known (ran, failed, skipped, disabled).
+	Completed []CompletedStep `json:"completed"`
+	// Entered lists the groups and Run task sequence steps whose condition
+	// held and whose members are being walked, outermost first.
+	Entered []string `json:"entered,omitempty"`
+	// Running is the step that was started and has not completed.
+	Running string `json:"running,omitempty"`
+	// Stack is the chain of Run task sequence steps being executed,
+	// outermost first (for display; Entered is what resume relies on).
+	Stack []Frame `json:"stack,omitempty"`
+	// Vars is every variable, secrets included and flagged; the journal
+	// file is therefore written with mode 0600.
+	Vars []Var `json:"vars"`
+	// Outcome is set when the run has ended (not for a reboot).
+	Outcome *Outcome  `json:"outcome,omitempty"`
+	Updated time.Time `json:"updated"`
+}
+
+// CompletedStep is the recorded outcome of one step or group.
+type CompletedStep struct {
+	ID      string             `json:"id"`
+	Outcome deploy.StepOutcome `json:"outcome"`
+	Message string             `json:"message,omitempty"`
+}
+
+// Frame is one Run task sequence step on the nesting stack.
+type Frame struct {
+	StepID string `json:"stepId"` // the Run task sequence step's id path
+	Ref    string `json:"ref"`    // the child task sequence, "guid:version"
+}
+
+// FileJournal keeps the journal in one JSON file, replaced atomically on
+// every save (temporary file in the same directory, fsync, rename, fsync
+// of the directory), with mode 0600.
+type FileJournal struct {
+	Path string
+}
+
+var _ Journal = (*FileJournal)(nil)
+
+// Load reads the journal file.
+func (j *FileJournal) Load() (*JournalState, error) {
+	b, err := os.ReadFile(j.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, deploy.Wrap(deploy.KindNotFound, err, "no journal at "+j.Path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read journal: %w", err)
+	}
+	var st JournalState
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, deploy.Wrap(deploy.KindInvalid, err, "journal "+j.Path+" is not valid JSON")
+	}
+	if st.Format != JournalFormat {
+		return nil, deploy.Errorf(deploy.KindInvalid, "journal %s has format %d, this engine reads format %d", j.Path, st.Format, JournalFormat)
+	}
+	return &st, nil
+}
+
+// Save replaces the journal file atomically.
+func (j *FileJournal) Save(st *JournalState) error {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode journal: %w", err)
+	}
+	dir := filepath.Dir(j.Path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(j.Path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("save journal: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after the rename
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("save journal: %w", err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("save journal: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("save journal: sync: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("save journal: %w", err)
+	}
+	if err := os.Rename(tmp, j.Path); err != nil {
+		return fmt.Errorf("save journal: %w", err)
+	}
+	if runtime.GOOS == "windows" {
+		return nil // directories cannot be opened for fsync on Windows; NTFS journals the rename
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("save journal: open dir: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("save journal: sync dir: %w", err)
+	}
+	return nil
+}
+
+// Remove deletes the journal (after a run has finished and been reported).
+func (j *FileJournal) Remove() error {
+	if err := os.Remove(j.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove journal: %w", err)
+	}
+	return nil
+}

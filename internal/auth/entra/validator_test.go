@@ -1,0 +1,222 @@
+package entra_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/imprint-osd/imprint/internal/auth/entra"
+	"github.com/imprint-osd/imprint/internal/auth/entra/entratest"
+	"github.com/imprint-osd/imprint/internal/deploy"
+)
+
+const (
+	tenant      = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+	otherTenant = "f8cdef31-a31e-4b4a-93e4-5f571e91255a"
+	clientID    = "0c1d2e3f-4a5b-6c7d-8e9f-a0b1c2d3e4f5"
+	role        = "Imprint.Deploy"
+)
+
+// clock is a settable time source shared by validator and test.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2030, 3, 4, 5, 6, 7, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func config(idp *entratest.Issuer) entra.Config {
+	return entra.Config{TenantID: tenant, ClientID: clientID, RequiredRole: role, Authority: idp.Authority()}
+}
+
+func newValidator(t *testing.T, idp *entratest.Issuer, clk *clock) *entra.Validator {
+	t.Helper()
+	cfg := config(idp)
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	v := entra.NewValidator(cfg, idp.Client())
+	v.Now = clk.Now
+	return v
+}
+
+// wantRejected checks the caller-safe shape of a rejection and returns its reason.
+func wantRejected(t *testing.T, err error) string {
+	t.Helper()
+	if err == nil {
+		t.Fatal("token accepted, want rejected")
+	}
+	if k := deploy.ErrorKind(err); k != deploy.KindUnauthorized {
+		t.Errorf("kind = %q, want %q (err %v)", k, deploy.KindUnauthorized, err)
+	}
+	if m := deploy.ErrorMessage(err); m != entra.RejectedMessage {
+		t.Errorf("caller message = %q, want %q", m, entra.RejectedMessage)
+	}
+	var re *entra.RejectError
+	if !errors.As(err, &re) {
+		t.Fatalf("no *RejectError in %v", err)
+	}
+	return re.Reason
+}
+
+func TestValidateTokenTable(t *testing.T) {
+	idp := entratest.NewIssuer(t, tenant)
+	clk := newClock()
+	now := clk.Now()
+	good := func() jwt.MapClaims { return idp.Claims(clientID, now, "Other.Role", role) }
+	with := func(k string, v any) string {
+		c := good()
+		if v == nil {
+			delete(c, k)
+		} else {
+			c[k] = v
+		}
+		return idp.Mint(c)
+	}
+	tests := []struct {
+		name   string
+		token  string
+		reason string // "" = accepted
+	}{
+		{"good", idp.Mint(good()), ""},
+		{"tid in upper case", with("tid", strings.ToUpper(tenant)), ""},
+		{"expired 30s ago, within leeway", with("exp", now.Add(-30*time.Second).Unix()), ""},
+		{"other tenant", with("tid", otherTenant), entra.ReasonTenant},
+		{"other tenant's issuer", with("iss", idp.Authority()+"/"+otherTenant+"/v2.0"), entra.ReasonIssuer},
+		{"v1 issuer", with("iss", "https://sts.windows.net/"+tenant+"/"), entra.ReasonIssuer},
+		{"common template issuer", with("iss", idp.Authority()+"/{tenantid}/v2.0"), entra.ReasonIssuer},
+		{"wrong issuer host", with("iss", "https://login.microsoftonline.com/"+tenant+"/v2.0"), entra.ReasonIssuer},
+		{"no issuer", with("iss", nil), entra.ReasonClaims},
+		{"other audience", with("aud", "api://someone-else"), entra.ReasonAudience},
+		{"graph audience", with("aud", entratest.GraphAudience), entra.ReasonAudience},
+		{"alg none", idp.MintAlgNone(good()), entra.ReasonAlgorithm},
+		{"HS256 keyed with the public key", idp.MintHS256WithPublicKey(good()), entra.ReasonAlgorithm},
+		{"expired", with("exp", now.Add(-time.Hour).Unix()), entra.ReasonExpired},
+		{"expired just beyond leeway", with("exp", now.Add(-entra.Leeway-time.Second).Unix()), entra.ReasonExpired},
+		{"no exp", with("exp", nil), entra.ReasonClaims},
+		{"not yet valid", with("nbf", now.Add(10*time.Minute).Unix()), entra.ReasonNotYetValid},
+		{"issued in the future", with("iat", now.Add(10*time.Minute).Unix()), entra.ReasonNotYetValid},
+		{"unknown kid", idp.MintUnknownKid(good()), entra.ReasonUnknownKey},
+		{"no kid", idp.MintNoKid(good()), entra.ReasonUnknownKey},
+		{"missing role", idp.Mint(idp.Claims(clientID, now, "Other.Role")), entra.ReasonMissingRole},
+		{"no roles", idp.Mint(idp.Claims(clientID, now)), entra.ReasonMissingRole},
+		{"v1 version", with("ver", "1.0"), entra.ReasonVersion},
+		{"no oid", with("oid", nil), entra.ReasonClaims},
+		{"tampered payload", idp.MintTampered(idp.Claims(clientID, now), good()), entra.ReasonSignature},
+		{"expired and tampered", idp.MintTampered(idp.Claims(clientID, now), func() jwt.MapClaims {
+			c := good()
+			c["exp"] = now.Add(-time.Hour).Unix()
+			return c
+		}()), entra.ReasonSignature},
+		{"empty", "", entra.ReasonMalformed},
+		{"garbage", "not.a.jwt", entra.ReasonMalformed},
+		{"a megabyte of dots", strings.Repeat(".", 1<<20), entra.ReasonMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := newValidator(t, idp, clk)
+			id, err := v.Validate(context.Background(), tt.token)
+			if tt.reason == "" {
+				if err != nil {
+					t.Fatalf("rejected a good token: %v", err)
+				}
+				want := &entra.Identity{
+					Subject:  "sub-alice",
+					ObjectID: "11111111-2222-3333-4444-555555555555",
+					Name:     "Alice Admin",
+					UPN:      "alice@contoso.example",
+					TenantID: id.TenantID, // checked case-insensitively below
+					Roles:    []string{"Other.Role", role},
+				}
+				if diff := cmp.Diff(want, id); diff != "" {
+					t.Errorf("identity (-want +got):\n%s", diff)
+				}
+				if !strings.EqualFold(id.TenantID, tenant) {
+					t.Errorf("TenantID = %q, want %q", id.TenantID, tenant)
+				}
+				return
+			}
+			if got := wantRejected(t, err); got != tt.reason {
+				t.Errorf("reason = %q, want %q (detail: %v)", got, tt.reason, err)
+			}
+		})
+	}
+}
+
+func TestValidateAudienceAndUPNFallback(t *testing.T) {
+	idp := entratest.NewIssuer(t, tenant)
+	clk := newClock()
+	cfg := config(idp)
+	cfg.Audience = "api://imprint"
+	cfg.RequiredRole = ""
+	v := entra.NewValidator(cfg, idp.Client())
+	v.Now = clk.Now
+
+	c := idp.Claims("api://imprint", clk.Now())
+	delete(c, "upn")
+	id, err := v.Validate(context.Background(), idp.Mint(c))
+	if err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	if id.UPN != "alice@contoso.example" {
+		t.Errorf("UPN = %q, want preferred_username fallback", id.UPN)
+	}
+	// With Audience set, a token for the bare client id is someone else's.
+	_, err = v.Validate(context.Background(), idp.Mint(idp.Claims(clientID, clk.Now())))
+	if got := wantRejected(t, err); got != entra.ReasonAudience {
+		t.Errorf("reason = %q, want %q", got, entra.ReasonAudience)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  entra.Config
+		want []string // substrings of the error; nil = valid
+	}{
+		{"valid", entra.Config{TenantID: tenant, ClientID: clientID}, nil},
+		{"empty", entra.Config{}, []string{"TenantID: required", "ClientID: required"}},
+		{"domain tenant", entra.Config{TenantID: "contoso.onmicrosoft.com", ClientID: clientID}, []string{"TenantID", "not a GUID"}},
+		{"common", entra.Config{TenantID: "common", ClientID: clientID}, []string{"TenantID", "not a GUID"}},
+		{"bad client id", entra.Config{TenantID: tenant, ClientID: "a/b"}, []string{"ClientID"}},
+		{"bad authority", entra.Config{TenantID: tenant, ClientID: clientID, Authority: "ftp://x"}, []string{"Authority"}},
+		{"negative refetch", entra.Config{TenantID: tenant, ClientID: clientID, MinRefetch: -time.Second}, []string{"MinRefetch"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Validate()
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("Validate accepted an invalid config")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}

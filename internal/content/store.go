@@ -59,6 +59,8 @@ type Store struct {
 
 	// Cleaned is how many leftover temp files Open removed.
 	Cleaned int
+
+	maxEntries int // MaxEntries; lowered by tests
 }
 
 // Open prepares the store at dir, creating dir/sha256 and dir/tmp if needed,
@@ -78,7 +80,7 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open content store: %w", err)
 	}
-	s := &Store{dir: dir, root: root}
+	s := &Store{dir: dir, root: root, maxEntries: MaxEntries}
 	s.bufs.New = func() any { b := make([]byte, bufSize); return &b }
 	if err := s.init(); err != nil {
 		root.Close()

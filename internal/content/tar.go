@@ -57,8 +57,8 @@ func (s *Store) PutTar(ctx context.Context, r io.Reader, opts PutOptions) (*depl
 		if err != nil {
 			return nil, 0, tarReadError(err, entries)
 		}
-		if entries > MaxEntries {
-			return nil, 0, deploy.Errorf(deploy.KindInvalid, "tar entry %d %q: more than %d entries", entries, truncate(hdr.Name, 200), MaxEntries)
+		if entries > s.maxEntries {
+			return nil, 0, deploy.Errorf(deploy.KindInvalid, "tar entry %d %q: more than %d entries", entries, truncate(hdr.Name, 200), s.maxEntries)
 		}
 		name, isDir, err := entryPath(hdr)
 		if err != nil {

@@ -1,0 +1,280 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+
+	"github.com/imprint-osd/imprint/internal/server"
+)
+
+const usageServer = `usage: imprint server [flags]
+
+Runs the Imprint server: the HTTPS machine API, the plain-HTTP boot files and
+the admin API on DIR/imprint.sock.
+
+Flags:
+  --data DIR             data directory (default ./imprint-data)
+  --listen HOST:PORT     HTTPS machine API (default :7281)
+  --boot-listen HOST:PORT  plain-HTTP boot files (default :7282)
+  --cert-host HOST       extra name or IP for the server certificate (repeatable)
+  --public-url URL       URL agents use to reach the API (default derived)
+  --trusted-proxy CIDR   proxy whose X-Forwarded-For is believed (repeatable)
+  --log-format text|json log format on stderr (default text)
+  --log-level LEVEL      debug, info, warn or error (default info)
+  --config FILE          configuration file (default $IMPRINT_CONFIG, none if unset)
+
+Precedence: defaults < config file < environment < flags.
+
+Environment: IMPRINT_DATA, IMPRINT_LISTEN, IMPRINT_BOOT_LISTEN, IMPRINT_CERT_HOSTS
+(comma-separated), IMPRINT_PUBLIC_URL, IMPRINT_TRUSTED_PROXIES (comma-separated),
+IMPRINT_LOG_FORMAT, IMPRINT_LOG_LEVEL, IMPRINT_CONFIG.
+
+Config file: either a JSON object or "key = value" lines; keys are the flag
+names (data, listen, boot-listen, cert-host, public-url, trusted-proxy,
+log-format, log-level). Blank lines and lines starting with # are ignored;
+cert-host and trusted-proxy may repeat or hold comma-separated values (in
+JSON: a string or an array of strings). Example:
+
+  # /etc/imprint.conf
+  data = /var/lib/imprint
+  listen = :7281
+  cert-host = imprint.example.org
+  log-format = json
+`
+
+// serverFlags are the flags of `imprint server`; nil/unset means not given.
+type serverFlags struct {
+	listen, bootListen, publicURL, logFormat, logLevel, config optString
+	certHosts, trustedProxies                                  listFlag
+}
+
+// serverConfig merges the configuration of `imprint server`:
+// defaults < config file < IMPRINT_* environment < flags, then validates it.
+// data is the --data flag (global, so parsed elsewhere); readFile reads the
+// config file.
+func serverConfig(data optString, fl serverFlags, getenv func(string) string, readFile func(string) ([]byte, error)) (server.Config, error) {
+	cfg := server.DefaultConfig()
+
+	path := getenv("IMPRINT_CONFIG")
+	if fl.config.set {
+		path = fl.config.value
+	}
+	if path != "" {
+		b, err := readFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config file: %w", err)
+		}
+		kv, err := parseConfigFile(path, b)
+		if err != nil {
+			return cfg, err
+		}
+		for _, e := range kv {
+			if err := setConfig(&cfg, e.key, e.values, e.where); err != nil {
+				return cfg, err
+			}
+		}
+	}
+
+	envs := []struct{ name, key string }{
+		{"IMPRINT_DATA", "data"},
+		{"IMPRINT_LISTEN", "listen"},
+		{"IMPRINT_BOOT_LISTEN", "boot-listen"},
+		{"IMPRINT_CERT_HOSTS", "cert-host"},
+		{"IMPRINT_PUBLIC_URL", "public-url"},
+		{"IMPRINT_TRUSTED_PROXIES", "trusted-proxy"},
+		{"IMPRINT_LOG_FORMAT", "log-format"},
+		{"IMPRINT_LOG_LEVEL", "log-level"},
+	}
+	for _, e := range envs {
+		if v := getenv(e.name); v != "" {
+			if err := setConfig(&cfg, e.key, []string{v}, e.name); err != nil {
+				return cfg, err
+			}
+		}
+	}
+
+	for _, f := range []struct {
+		key string
+		v   optString
+	}{
+		{"data", data}, {"listen", fl.listen}, {"boot-listen", fl.bootListen},
+		{"public-url", fl.publicURL}, {"log-format", fl.logFormat}, {"log-level", fl.logLevel},
+	} {
+		if f.v.set {
+			if err := setConfig(&cfg, f.key, []string{f.v.value}, "--"+f.key); err != nil {
+				return cfg, err
+			}
+		}
+	}
+	if len(fl.certHosts) > 0 {
+		cfg.CertHosts = splitList(fl.certHosts)
+	}
+	if len(fl.trustedProxies) > 0 {
+		cfg.TrustedProxies = splitList(fl.trustedProxies)
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// setConfig sets the field named by key (a flag name) from values; where
+// names the source for errors. List keys replace what an earlier source set.
+func setConfig(cfg *server.Config, key string, values []string, where string) error {
+	one := func() (string, error) {
+		if len(values) != 1 {
+			return "", fmt.Errorf("config: %s: %s is given %d times", where, key, len(values))
+		}
+		return strings.TrimSpace(values[0]), nil
+	}
+	var err error
+	switch key {
+	case "data":
+		cfg.DataDir, err = one()
+	case "listen":
+		cfg.Listen, err = one()
+	case "boot-listen":
+		cfg.BootListen, err = one()
+	case "public-url":
+		cfg.PublicURL, err = one()
+	case "log-format":
+		cfg.LogFormat, err = one()
+	case "log-level":
+		cfg.LogLevel, err = one()
+	case "cert-host":
+		cfg.CertHosts = splitList(values)
+	case "trusted-proxy":
+		cfg.TrustedProxies = splitList(values)
+	default:
+		return fmt.Errorf("config: %s: unknown key %q (known: data, listen, boot-listen, cert-host, public-url, trusted-proxy, log-format, log-level)", where, key)
+	}
+	return err
+}
+
+// splitList splits comma-separated values and drops empty ones.
+func splitList(values []string) []string {
+	var out []string
+	for _, v := range values {
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// configEntry is one key of a config file with all its values.
+type configEntry struct {
+	key    string
+	values []string
+	where  string // file:line
+}
+
+// parseConfigFile reads a JSON object or "key = value" lines.
+func parseConfigFile(path string, b []byte) ([]configEntry, error) {
+	if t := bytes.TrimSpace(b); len(t) > 0 && t[0] == '{' {
+		return parseConfigJSON(path, t)
+	}
+	var out []configEntry
+	idx := map[string]int{}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for line := 1; sc.Scan(); line++ {
+		s := strings.TrimSpace(sc.Text())
+		if s == "" || strings.HasPrefix(s, "#") {
+			continue
+		}
+		where := fmt.Sprintf("%s:%d", path, line)
+		k, v, ok := strings.Cut(s, "=")
+		if !ok {
+			return nil, fmt.Errorf("config: %s: %q is not key = value", where, s)
+		}
+		k, v = strings.TrimSpace(k), strings.Trim(strings.TrimSpace(v), `"`)
+		if i, seen := idx[k]; seen {
+			out[i].values = append(out[i].values, v)
+			continue
+		}
+		idx[k] = len(out)
+		out = append(out, configEntry{key: k, values: []string{v}, where: where})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("config: %s: %w", path, err)
+	}
+	return out, nil
+}
+
+func parseConfigJSON(path string, b []byte) ([]configEntry, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("config: %s: %w", path, err)
+	}
+	var out []configEntry
+	for k, raw := range m {
+		where := path + ": " + k
+		var s string
+		var list []string
+		switch {
+		case json.Unmarshal(raw, &s) == nil:
+			list = []string{s}
+		case json.Unmarshal(raw, &list) == nil:
+		default:
+			return nil, fmt.Errorf("config: %s: must be a string or a list of strings", where)
+		}
+		out = append(out, configEntry{key: k, values: list, where: where})
+	}
+	// Map order is random; report errors deterministically.
+	slices.SortFunc(out, func(a, b configEntry) int { return strings.Compare(a.key, b.key) })
+	return out, nil
+}
+
+// newLogger builds the server's logger on stderr.
+func newLogger(a *app, format, level string) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level)) // validated already
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(a.stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(a.stderr, opts))
+}
+
+func runServer(ctx context.Context, a *app, args []string) error {
+	var fl serverFlags
+	fs := a.flagSet("imprint server", usageServer)
+	fs.Var(&fl.listen, "listen", "")
+	fs.Var(&fl.bootListen, "boot-listen", "")
+	fs.Var(&fl.certHosts, "cert-host", "")
+	fs.Var(&fl.publicURL, "public-url", "")
+	fs.Var(&fl.trustedProxies, "trusted-proxy", "")
+	fs.Var(&fl.logFormat, "log-format", "")
+	fs.Var(&fl.logLevel, "log-level", "")
+	fs.Var(&fl.config, "config", "")
+	if _, err := a.parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	cfg, err := serverConfig(a.dataDir, fl, a.getenv, os.ReadFile)
+	if err != nil {
+		return usagef(err.Error(), "run 'imprint server -h' for the flags, variables and file format")
+	}
+	log := newLogger(a, cfg.LogFormat, cfg.LogLevel)
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	err = server.Run(ctx, cfg, log, func(*server.Server) {
+		log.Info("imprint server ready",
+			"data", cfg.DataDir, "listen", cfg.Listen, "boot_listen", cfg.BootListen,
+			"admin_socket", server.SocketPath(cfg.DataDir), "ca", server.CACertPath(cfg.DataDir))
+	})
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	return nil
+}

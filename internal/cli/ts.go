@@ -1,0 +1,328 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/imprint-osd/imprint/internal/deploy"
+)
+
+const usageTS = `usage: imprint ts SUBCOMMAND [flags]
+
+Subcommands:
+  import FILE [--clone]   import a DeployR task-sequence export (FILE or - for
+                          stdin); --clone gives it new ids. Prints the id and
+                          every warning (references not resolvable yet)
+  export ID [-o FILE]     print the DeployR JSON of a task sequence
+  list                    list task sequences
+  show ID [--version N]   show a task sequence and its step tree (default: the
+                          latest version)
+  validate FILE|ID        validate an export file, or a stored task sequence;
+                          exit status 1 when there are errors
+  rm ID                   delete a task sequence
+  new --template SLUG --name NAME
+                          create a task sequence from a template
+  templates               list the templates
+`
+
+func runTS(ctx context.Context, a *app, args []string) error {
+	return subcommand(ctx, a, "ts", args, map[string]func(context.Context, *app, []string) error{
+		"import":    tsImport,
+		"export":    tsExport,
+		"list":      tsList,
+		"show":      tsShow,
+		"validate":  tsValidate,
+		"rm":        tsRm,
+		"new":       tsNew,
+		"templates": tsTemplates,
+	}, usageTS)
+}
+
+// savedResult is the --json output of commands that store a task sequence.
+type savedResult struct {
+	TaskSequence *deploy.TaskSequence `json:"taskSequence"`
+	Warnings     []deploy.FieldError  `json:"warnings"`
+}
+
+func (a *app) printSaved(verb string, ts *deploy.TaskSequence, warnings []deploy.FieldError) error {
+	if warnings == nil {
+		warnings = []deploy.FieldError{}
+	}
+	if a.jsonOut {
+		return a.printJSON(savedResult{ts, warnings})
+	}
+	fmt.Fprintf(a.stdout, "%s task sequence %s (%s)\n", verb, ts.ID, ts.Name)
+	printFieldErrors(a.stdout, "Warnings", warnings)
+	return nil
+}
+
+func tsImport(ctx context.Context, a *app, args []string) error {
+	fs := a.flagSet("imprint ts import", usageTS)
+	clone := fs.Bool("clone", false, "")
+	pos, err := a.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	f, err := a.openArg(pos[0])
+	if err != nil {
+		return fmt.Errorf("ts import: %w", err)
+	}
+	defer f.Close()
+	ts, warnings, err := a.client().ImportTaskSequence(ctx, f, *clone)
+	if err != nil {
+		return fmt.Errorf("ts import: %s: %w", pos[0], err)
+	}
+	return a.printSaved("imported", ts, warnings)
+}
+
+func tsExport(ctx context.Context, a *app, args []string) error {
+	fs := a.flagSet("imprint ts export", usageTS)
+	out := fs.String("o", "-", "")
+	pos, err := a.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	c := a.client()
+	if *out == "-" {
+		if err := c.ExportTaskSequence(ctx, pos[0], a.stdout); err != nil {
+			return fmt.Errorf("ts export: %w", err)
+		}
+		return nil
+	}
+	_, err = downloadTo(ctx, *out, func(w io.Writer) (int64, error) {
+		cw := &countWriter{w: w}
+		err := c.ExportTaskSequence(ctx, pos[0], cw)
+		return cw.n, err
+	})
+	if err != nil {
+		return fmt.Errorf("ts export: %w", err)
+	}
+	return nil
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func tsList(ctx context.Context, a *app, args []string) error {
+	fs := a.flagSet("imprint ts list", usageTS)
+	if _, err := a.parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	seqs, err := a.client().TaskSequences(ctx)
+	if err != nil {
+		return fmt.Errorf("ts list: %w", err)
+	}
+	if a.jsonOut {
+		return a.printJSON(seqs)
+	}
+	rows := [][]string{{"ID", "NAME", "ARCH", "VERSION", "STATUS", "MODIFIED"}}
+	for _, s := range seqs {
+		v, st := "-", "-"
+		if l := s.Latest(); l != nil {
+			v, st = strconv.Itoa(l.VersionNo), string(l.Status)
+		}
+		rows = append(rows, []string{s.ID, cell(s.Name), cell(s.Architecture), v, st, cell(when(s.LastModifiedDate))})
+	}
+	return table(a.stdout, rows)
+}
+
+func tsShow(ctx context.Context, a *app, args []string) error {
+	fs := a.flagSet("imprint ts show", usageTS)
+	no := fs.Int("version", 0, "")
+	pos, err := a.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	ts, err := a.client().TaskSequence(ctx, pos[0])
+	if err != nil {
+		return fmt.Errorf("ts show: %w", err)
+	}
+	if a.jsonOut {
+		return a.printJSON(ts)
+	}
+	if err := fields(a.stdout, [][2]string{
+		{"ID", ts.ID}, {"Name", ts.Name}, {"Description", deploy.Str(ts.Description)},
+		{"Architecture", ts.Architecture}, {"Tags", strings.Join(ts.Tags, ", ")},
+		{"Versions", strconv.Itoa(len(ts.Versions))}, {"Modified", when(ts.LastModifiedDate)},
+	}); err != nil {
+		return err
+	}
+	v := ts.Latest()
+	if *no > 0 {
+		var ok bool
+		if v, ok = ts.Version(*no); !ok {
+			return fmt.Errorf("ts show: task sequence %s has no version %d", ts.ID, *no)
+		}
+	}
+	if v == nil {
+		fmt.Fprintln(a.stdout, "\nNo versions.")
+		return nil
+	}
+	fmt.Fprintf(a.stdout, "\nVersion %d (%s):\n", v.VersionNo, v.Status)
+	writeSteps(a.stdout, v.Steps, 1)
+	return nil
+}
+
+// writeSteps prints a step tree, two spaces per level. Groups end in "/";
+// markers follow in brackets: disabled, continue on error, and the
+// condition.
+func writeSteps(w io.Writer, steps []deploy.Step, depth int) {
+	for _, s := range steps {
+		indent := strings.Repeat("  ", depth)
+		name := s.Name
+		if s.IsGroup {
+			name += "/"
+		}
+		var marks []string
+		if !s.Enabled {
+			marks = append(marks, "[disabled]")
+		}
+		if s.ContinueOnError {
+			marks = append(marks, "[continue on error]")
+		}
+		if c := strings.TrimSpace(deploy.Str(s.Condition)); c != "" {
+			marks = append(marks, "[if "+oneLine(c)+"]")
+		}
+		line := indent + name
+		if len(marks) > 0 {
+			line += "  " + strings.Join(marks, " ")
+		}
+		fmt.Fprintln(w, line)
+		if s.IsGroup {
+			writeSteps(w, s.GroupMembers, depth+1)
+		}
+	}
+}
+
+// validateResult is the --json output of ts validate.
+type validateResult struct {
+	Errors   []deploy.FieldError `json:"errors"`
+	Warnings []deploy.FieldError `json:"warnings"`
+}
+
+func tsValidate(ctx context.Context, a *app, args []string) error {
+	fs := a.flagSet("imprint ts validate", usageTS)
+	pos, err := a.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	arg := pos[0]
+	c := a.client()
+	var doc io.Reader
+	if info, statErr := os.Stat(arg); arg == "-" || (statErr == nil && !info.IsDir()) {
+		f, err := a.openArg(arg)
+		if err != nil {
+			return fmt.Errorf("ts validate: %w", err)
+		}
+		defer f.Close()
+		doc = f
+	} else {
+		// Not a file: a stored task sequence's id. Its export is small
+		// (documents are capped at 16 MiB).
+		var buf bytes.Buffer
+		if err := c.ExportTaskSequence(ctx, arg, &buf); err != nil {
+			if deploy.IsNotFound(err) && os.IsNotExist(statErr) {
+				return fmt.Errorf("ts validate: %s is neither a file nor a stored task sequence's id", arg)
+			}
+			return fmt.Errorf("ts validate: %w", err)
+		}
+		doc = &buf
+	}
+	errs, warnings, err := c.ValidateTaskSequence(ctx, doc)
+	if err != nil {
+		return fmt.Errorf("ts validate: %s: %w", arg, err)
+	}
+	if a.jsonOut {
+		r := validateResult{Errors: errs, Warnings: warnings}
+		if r.Errors == nil {
+			r.Errors = []deploy.FieldError{}
+		}
+		if r.Warnings == nil {
+			r.Warnings = []deploy.FieldError{}
+		}
+		if err := a.printJSON(r); err != nil {
+			return err
+		}
+	} else {
+		printFieldErrors(a.stdout, "Errors", errs)
+		printFieldErrors(a.stdout, "Warnings", warnings)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("ts validate: %s: %d %s", arg, len(errs), plural(len(errs), "error", "errors"))
+	}
+	if !a.jsonOut {
+		fmt.Fprintf(a.stdout, "%s is valid (%d %s)\n", arg, len(warnings), plural(len(warnings), "warning", "warnings"))
+	}
+	return nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+func tsRm(ctx context.Context, a *app, args []string) error {
+	fs := a.flagSet("imprint ts rm", usageTS)
+	pos, err := a.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if err := a.client().DeleteTaskSequence(ctx, pos[0]); err != nil {
+		return fmt.Errorf("ts rm: %w", err)
+	}
+	if !a.jsonOut {
+		fmt.Fprintf(a.stdout, "deleted task sequence %s\n", pos[0])
+	}
+	return nil
+}
+
+func tsNew(ctx context.Context, a *app, args []string) error {
+	fs := a.flagSet("imprint ts new", usageTS)
+	tmpl := fs.String("template", "", "")
+	name := fs.String("name", "", "")
+	if _, err := a.parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	if *tmpl == "" || strings.TrimSpace(*name) == "" {
+		return usagef("ts new: --template and --name are required", "run 'imprint ts templates' for the templates")
+	}
+	ts, warnings, err := a.client().NewTaskSequence(ctx, *tmpl, *name)
+	if err != nil {
+		return fmt.Errorf("ts new: %w", err)
+	}
+	return a.printSaved("created", ts, warnings)
+}
+
+func tsTemplates(ctx context.Context, a *app, args []string) error {
+	fs := a.flagSet("imprint ts templates", usageTS)
+	if _, err := a.parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	ts, err := a.client().Templates(ctx)
+	if err != nil {
+		return fmt.Errorf("ts templates: %w", err)
+	}
+	if a.jsonOut {
+		return a.printJSON(ts)
+	}
+	rows := [][]string{{"TEMPLATE", "NAME", "DESCRIPTION"}}
+	for _, t := range ts {
+		rows = append(rows, []string{t.Slug, cell(t.Name), cell(t.Description)})
+	}
+	return table(a.stdout, rows)
+}

@@ -166,8 +166,10 @@ func newHarness(t *testing.T, j sequence.Journal) *harness {
 			defer h.mu.Unlock()
 			h.events = append(h.events, ev)
 		},
-		Log:        &h.log,
-		PowerShell: func(context.Context, string, *sequence.Vars) (bool, error) { return false, errors.New("unexpected PowerShell") },
+		Log: &h.log,
+		PowerShell: func(context.Context, string, *sequence.Vars) (bool, error) {
+			return false, errors.New("unexpected PowerShell")
+		},
 	}
 	return h
 }

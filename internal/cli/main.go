@@ -93,9 +93,9 @@ func (a *app) main(ctx context.Context, args []string) int {
 }
 
 func (a *app) dispatch(ctx context.Context, args []string) error {
-	fs := a.flagSet("imprint", usageMain)
+	fs := a.flagSet("imprint", a.mainUsage())
 	// Global flags before the command: stop at the first non-flag.
-	if err := fs.Parse(args); err != nil {
+	if err := a.parseFlags(fs, args); err != nil {
 		return err
 	}
 	rest := fs.Args()
@@ -202,36 +202,46 @@ func (l *listFlag) Set(s string) error {
 	return nil
 }
 
-// flagSet returns a FlagSet for a command with the global flags bound to a,
-// so that they are accepted after the command as well as before it. usage is
-// printed for -h.
-func (a *app) flagSet(name, usage string) *flag.FlagSet {
+// flags is a command's FlagSet with its help text.
+type flags struct {
+	*flag.FlagSet
+	usage string
+}
+
+// flagSet returns the flags of a command with the global flags bound to a,
+// so that they are accepted after the command as well as before it. usage
+// is printed for -h.
+func (a *app) flagSet(name, usage string) *flags {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
+	fs.Usage = func() {} // printed by parseFlags, only for -h
 	fs.Var(&a.dataDir, "data", "data directory")
 	fs.BoolVar(&a.jsonOut, "json", a.jsonOut, "print JSON")
-	fs.Usage = func() {
-		u := usage
-		if name == "imprint" {
-			u = a.mainUsage()
-		}
-		fmt.Fprint(a.stderr, u)
+	return &flags{FlagSet: fs, usage: usage}
+}
+
+// parseFlags parses args up to the first non-flag: -h prints the usage
+// (flag.ErrHelp, exit 0), a bad flag is a usage error.
+func (a *app) parseFlags(fs *flags, args []string) error {
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(a.stderr, fs.usage)
+		return err
 	}
-	return fs
+	return usagef(err.Error(), fmt.Sprintf("run '%s -h' for usage", fs.Name()))
 }
 
 // parse parses args with fs, allowing flags and positional arguments in any
 // order ("--" ends the flags), and checks the number of positional
 // arguments is within [min, max] (max < 0: no limit).
-func (a *app) parse(fs *flag.FlagSet, args []string, min, max int) ([]string, error) {
+func (a *app) parse(fs *flags, args []string, min, max int) ([]string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fs.Usage()
-				return nil, err
-			}
-			return nil, usagef(err.Error(), fmt.Sprintf("run '%s -h' for usage", fs.Name()))
+		if err := a.parseFlags(fs, args); err != nil {
+			return nil, err
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -280,12 +290,8 @@ func subcommand(ctx context.Context, a *app, group string, args []string, subs m
 	}
 	// Global flags may come between the group and the subcommand.
 	fs := a.flagSet("imprint "+group, usage)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.Usage()
-			return err
-		}
-		return usagef(err.Error(), usage)
+	if err := a.parseFlags(fs, args); err != nil {
+		return err
 	}
 	args = fs.Args()
 	if len(args) == 0 {

@@ -52,9 +52,9 @@ func TestProgressBarOnTerminal(t *testing.T) {
 	var out bytes.Buffer
 	clk := &fakeClock{t: time.Unix(0, 0), step: 100 * time.Millisecond}
 	p := newProgress(&out, "uploaded", 4096, true, clk.now) // start at 0.1s
-	p.add(1024) // 0.2s: 100ms since start, but lastDraw is zero → draws
-	p.add(1024) // 0.3s: only 100ms since the last draw → no redraw
-	p.add(1024) // 0.4s: 200ms → draws
+	p.add(1024)                                             // 0.2s: 100ms since start, but lastDraw is zero → draws
+	p.add(1024)                                             // 0.3s: only 100ms since the last draw → no redraw
+	p.add(1024)                                             // 0.4s: 200ms → draws
 	p.finish(true)
 	lines := strings.Split(out.String(), "\r")
 	want := []string{

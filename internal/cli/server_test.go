@@ -26,7 +26,7 @@ cert-host = a.example.org
 cert-host = b.example.org, 10.0.0.5
 log-format = "json"
 `,
-		"cfg.json":    `{"listen":":9100","trusted-proxy":["10.0.0.0/8","192.168.0.0/16"],"log-level":"debug"}`,
+		"cfg.json":     `{"listen":":9100","trusted-proxy":["10.0.0.0/8","192.168.0.0/16"],"log-level":"debug"}`,
 		"bad-key.conf": "listen = :1\nlisten-addr = :2\n",
 		"no-eq.conf":   "listen :1\n",
 		"bad.json":     `{"listen": 7}`,
@@ -48,7 +48,7 @@ log-format = "json"
 	}{
 		{name: "defaults", want: def},
 		{
-			name: "config file key=value",
+			name:  "config file key=value",
 			flags: serverFlags{config: set("kv.conf")},
 			want: with(func(c *server.Config) {
 				c.DataDir, c.Listen, c.LogFormat = "/srv/imprint", ":9000", "json"

@@ -23,8 +23,10 @@ type entry struct {
 	Linkname string
 }
 
-func file(name, body string) entry { return entry{Name: name, Type: tar.TypeReg, Mode: 0o644, Body: body} }
-func dir(name string) entry        { return entry{Name: name, Type: tar.TypeDir, Mode: 0o755} }
+func file(name, body string) entry {
+	return entry{Name: name, Type: tar.TypeReg, Mode: 0o644, Body: body}
+}
+func dir(name string) entry { return entry{Name: name, Type: tar.TypeDir, Mode: 0o755} }
 
 func makeTar(t *testing.T, entries ...entry) []byte {
 	t.Helper()

@@ -1,0 +1,278 @@
+package auth_test
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/imprint-osd/imprint/internal/auth"
+)
+
+func newThrottle(t *testing.T, clock *fakeClock, edit func(*auth.ThrottleConfig)) *auth.Throttle {
+	t.Helper()
+	cfg := auth.DefaultThrottleConfig()
+	cfg.Now = clock.Now
+	if edit != nil {
+		edit(&cfg)
+	}
+	th, err := auth.NewThrottle(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return th
+}
+
+// TestThrottleAttackFromOneSource is the scenario: 500 wrong
+// passcodes from one source, the clock moving a little per attempt. At most
+// 100 are evaluated within the hour, the rest get Retry-After > 0, and a
+// technician at another address gets in at once.
+func TestThrottleAttackFromOneSource(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		edit     func(*auth.ThrottleConfig)
+		maxEvals int
+	}{
+		{"defaults (backoff dominates)", nil, 100},
+		{"hourly cap alone", func(c *auth.ThrottleConfig) { c.FreeFailures = 1_000_000 }, 100},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newClock()
+			th := newThrottle(t, clock, tt.edit)
+			start := clock.Now()
+			evaluated, refused := 0, 0
+			for i := range 500 {
+				ok, retry := th.Allow("203.0.113.7", fmt.Sprintf("device-%d", i))
+				if ok {
+					evaluated++
+					th.Failure("203.0.113.7", fmt.Sprintf("device-%d", i))
+				} else {
+					refused++
+					if retry <= 0 {
+						t.Fatalf("attempt %d refused with Retry-After %s", i, retry)
+					}
+				}
+				clock.Advance(5 * time.Second) // 500 attempts ≈ 42 minutes
+			}
+			if clock.Now().Sub(start) > time.Hour {
+				t.Fatal("test ran past the hour; the count proves nothing")
+			}
+			if evaluated > tt.maxEvals || evaluated < 5 {
+				t.Errorf("%d attempts evaluated in the hour, want between 5 and %d", evaluated, tt.maxEvals)
+			}
+			if refused == 0 {
+				t.Error("nothing was refused")
+			}
+			// Meanwhile a technician elsewhere is allowed at once, and their
+			// success does not help the attacker.
+			if ok, _ := th.Allow("198.51.100.20", "laptop-1"); !ok {
+				t.Fatal("clean source refused during the attack")
+			}
+			th.Success("198.51.100.20", "laptop-1")
+			if ok, _ := th.Allow("203.0.113.7", "other"); ok {
+				t.Error("attacker allowed after someone else's success")
+			}
+		})
+	}
+}
+
+func TestThrottleHourlyCapExact(t *testing.T) {
+	clock := newClock()
+	th := newThrottle(t, clock, func(c *auth.ThrottleConfig) { c.FreeFailures = 1_000_000 })
+	for i := range 100 {
+		if ok, _ := th.Allow("192.0.2.1", ""); !ok {
+			t.Fatalf("attempt %d refused before the cap", i)
+		}
+		th.Failure("192.0.2.1", "")
+		clock.Advance(time.Second)
+	}
+	ok, retry := th.Allow("192.0.2.1", "")
+	if ok {
+		t.Fatal("101st failure within the hour allowed")
+	}
+	// The first failure's one-minute bucket frees after at most an hour
+	// and a minute from it; 100 s have passed.
+	if retry <= 55*time.Minute || retry > time.Hour+time.Minute {
+		t.Errorf("Retry-After = %s, want just under an hour", retry)
+	}
+	clock.Advance(retry)
+	if ok, _ := th.Allow("192.0.2.1", ""); !ok {
+		t.Error("still refused after Retry-After")
+	}
+}
+
+func TestThrottleBackoffSequence(t *testing.T) {
+	clock := newClock()
+	th := newThrottle(t, clock, nil)
+	var got []time.Duration
+	for range 18 {
+		ok, retry := th.Allow("192.0.2.9", "")
+		if !ok {
+			got = append(got, retry)
+			clock.Advance(retry)
+			if ok, r := th.Allow("192.0.2.9", ""); !ok {
+				t.Fatalf("refused again (%s) after waiting Retry-After", r)
+			}
+		}
+		th.Failure("192.0.2.9", "")
+	}
+	s, m := time.Second, time.Minute
+	want := []time.Duration{s, 2 * s, 4 * s, 8 * s, 16 * s, 32 * s, 64 * s, 128 * s, 256 * s, 512 * s, 15 * m, 15 * m, 15 * m}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("backoff waits (-want +got):\n%s", diff)
+	}
+}
+
+func TestThrottleSuccessResets(t *testing.T) {
+	clock := newClock()
+	th := newThrottle(t, clock, nil)
+	for range 8 {
+		th.Failure("192.0.2.5", "dev-a")
+	}
+	if ok, _ := th.Allow("192.0.2.5", ""); ok {
+		t.Fatal("allowed right after 8 failures")
+	}
+	th.Success("192.0.2.5", "dev-a")
+	if ok, r := th.Allow("192.0.2.5", "dev-a"); !ok {
+		t.Errorf("refused (%s) after success", r)
+	}
+	if s, d := th.Tracked(); s != 0 || d != 0 {
+		t.Errorf("tracked after success: %d sources, %d devices", s, d)
+	}
+}
+
+func TestThrottleForgetsAfterQuietPeriod(t *testing.T) {
+	clock := newClock()
+	th := newThrottle(t, clock, nil)
+	for range 7 {
+		th.Failure("192.0.2.6", "")
+	}
+	clock.Advance(time.Hour)
+	if ok, _ := th.Allow("192.0.2.6", ""); !ok {
+		t.Fatal("refused after an hour of quiet")
+	}
+	th.Failure("192.0.2.6", "") // counts as the first of a new run
+	if ok, _ := th.Allow("192.0.2.6", ""); !ok {
+		t.Error("backoff resumed at once instead of starting afresh")
+	}
+}
+
+func TestThrottleDeviceKeyIndependentOfSource(t *testing.T) {
+	clock := newClock()
+	th := newThrottle(t, clock, nil)
+	// Many addresses (a NAT pool or a distributed attack) guessing for one
+	// claimed device.
+	for i := range 6 {
+		th.Failure(fmt.Sprintf("10.0.0.%d", i+1), "uuid-1234")
+	}
+	if ok, retry := th.Allow("10.9.9.9", "uuid-1234"); ok || retry <= 0 {
+		t.Errorf("device under attack: Allow = %v, %s; want refused", ok, retry)
+	}
+	if ok, _ := th.Allow("10.9.9.9", "uuid-other"); !ok {
+		t.Error("a fresh source with another device was refused")
+	}
+	if ok, _ := th.Allow("10.9.9.9", ""); !ok {
+		t.Error("a fresh source without a device was refused")
+	}
+}
+
+func TestThrottleIPv6GroupedBy64(t *testing.T) {
+	clock := newClock()
+	th := newThrottle(t, clock, nil)
+	for i := range 6 {
+		th.Failure(fmt.Sprintf("[2001:db8:1:2::%x]:4000", i+1), "")
+	}
+	if ok, _ := th.Allow("2001:db8:1:2:ffff::1", ""); ok {
+		t.Error("another address in the same /64 was allowed")
+	}
+	if ok, _ := th.Allow("2001:db8:1:3::1", ""); !ok {
+		t.Error("an address in another /64 was refused")
+	}
+	if ok, _ := th.Allow("192.0.2.77:5555", ""); !ok {
+		t.Error("an IPv4 source was refused")
+	}
+}
+
+func TestThrottleGlobalAlert(t *testing.T) {
+	clock := newClock()
+	var mu sync.Mutex
+	var alerts []int
+	th := newThrottle(t, clock, func(c *auth.ThrottleConfig) {
+		c.GlobalLimit = 50
+		c.Alert = func(n int, w time.Duration) {
+			mu.Lock()
+			defer mu.Unlock()
+			alerts = append(alerts, n)
+			if w != time.Minute {
+				t.Errorf("alert window = %s", w)
+			}
+		}
+	})
+	for i := range 120 { // 120 distinct sources within one minute
+		th.Failure(fmt.Sprintf("10.1.%d.%d", i/250, i%250), "")
+	}
+	clock.Advance(time.Minute)
+	for i := range 50 { // exactly the limit: no alert
+		th.Failure(fmt.Sprintf("10.2.0.%d", i), "")
+	}
+	clock.Advance(time.Minute)
+	for i := range 51 {
+		th.Failure(fmt.Sprintf("10.3.0.%d", i), "")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if diff := cmp.Diff([]int{51, 51}, alerts); diff != "" {
+		t.Errorf("alerts (-want +got):\n%s", diff)
+	}
+}
+
+func TestThrottleMemoryBound(t *testing.T) {
+	clock := newClock()
+	th := newThrottle(t, clock, func(c *auth.ThrottleConfig) { c.MaxKeys = 100 })
+	for i := range 6 {
+		th.Failure("192.0.2.200", "")
+		_ = i
+	}
+	// A flood of invented device ids from one source must not evict the
+	// source's record.
+	for i := range 1000 {
+		th.Failure("192.0.2.200", fmt.Sprintf("fake-%d", i))
+	}
+	s, d := th.Tracked()
+	if s != 1 || d != 100 {
+		t.Errorf("tracked = %d sources, %d devices; want 1, 100", s, d)
+	}
+	if ok, _ := th.Allow("192.0.2.200", "brand-new"); ok {
+		t.Error("source record was evicted by device-id flooding")
+	}
+	for i := range 1000 {
+		th.Failure(fmt.Sprintf("10.%d.%d.1", i/250, i%250), "")
+	}
+	if s, _ := th.Tracked(); s != 100 {
+		t.Errorf("tracked sources = %d, want 100", s)
+	}
+}
+
+func TestNewThrottleRejectsNegative(t *testing.T) {
+	for name, edit := range map[string]func(*auth.ThrottleConfig){
+		"FreeFailures":  func(c *auth.ThrottleConfig) { c.FreeFailures = -1 },
+		"BaseDelay":     func(c *auth.ThrottleConfig) { c.BaseDelay = -time.Second },
+		"MaxKeys":       func(c *auth.ThrottleConfig) { c.MaxKeys = -5 },
+		"MaxDelay<Base": func(c *auth.ThrottleConfig) { c.BaseDelay, c.MaxDelay = time.Hour, time.Minute },
+		"GlobalWindow":  func(c *auth.ThrottleConfig) { c.GlobalWindow = -1 },
+		"HourlyLimit":   func(c *auth.ThrottleConfig) { c.HourlyLimit = -100 },
+		"GlobalLimit":   func(c *auth.ThrottleConfig) { c.GlobalLimit = -1 },
+		"Window":        func(c *auth.ThrottleConfig) { c.Window = -time.Hour },
+		"Forget":        func(c *auth.ThrottleConfig) { c.Forget = -time.Hour },
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := auth.DefaultThrottleConfig()
+			edit(&cfg)
+			if _, err := auth.NewThrottle(cfg); err == nil {
+				t.Error("accepted")
+			}
+		})
+	}
+}

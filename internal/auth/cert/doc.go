@@ -10,7 +10,8 @@
 // An invalid certificate fails the handshake; it never falls back to another
 // mode.
 //
-// Intermediate CAs belong in the bundle, each with its CRL, and so does the
-// root's CRL (which covers the intermediates). Delta CRLs and OCSP are not
+// Intermediate CAs belong in the bundle, each with its CRL. A bundle CA that
+// was issued by another bundle CA is treated as an intermediate, not a trust
+// anchor, so the parent's CRL (which covers it) is required as well. Delta CRLs and OCSP are not
 // supported; CRL files are re-read by [Verifier.Reload].
 package cert

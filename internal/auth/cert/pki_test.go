@@ -163,3 +163,33 @@ func writeFile(t *testing.T, dir, name string, data []byte) string {
 	}
 	return p
 }
+
+// subCA issues an intermediate CA under c.
+func (c *ca) subCA(t *testing.T, name string) *ca {
+	t.Helper()
+	c.serial++
+	k := newKey(t)
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(c.serial),
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             t0.AddDate(-1, 0, 0),
+		NotAfter:              t0.AddDate(5, 0, 0),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, &k.PublicKey, c.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &ca{cert: cert, key: k, serial: 100}
+}
+
+type x509Certificate = x509.Certificate
+
+// tlsCert wraps c so that crl() can revoke it.
+func tlsCert(c *x509.Certificate) tls.Certificate { return tls.Certificate{Leaf: c} }

@@ -1,6 +1,7 @@
 package cert
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -44,7 +45,9 @@ type Verifier struct {
 
 	cfg      Config
 	cas      []*x509.Certificate
-	roots    *x509.CertPool
+	roots    *x509.CertPool // the whole bundle: what the TLS stack checks against
+	anchors  *x509.CertPool // bundle CAs not issued by another bundle CA
+	inters   []*x509.Certificate
 	subject  *regexp.Regexp
 	reloadMu sync.Mutex
 	crls     atomic.Pointer[crlSet]
@@ -64,8 +67,14 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		return nil, err
 	}
 	v.cas = cas
+	v.anchors = x509.NewCertPool()
 	for _, ca := range cas {
 		v.roots.AddCert(ca)
+		if issuedWithin(ca, cas) {
+			v.inters = append(v.inters, ca)
+		} else {
+			v.anchors.AddCert(ca)
+		}
 	}
 	v.crls.Store(&crlSet{})
 	if err := v.Reload(); err != nil {
@@ -102,6 +111,17 @@ func loadCAs(file string) ([]*x509.Certificate, error) {
 		return nil, fmt.Errorf("ClientCAFile %s: no PEM certificates found", file)
 	}
 	return cas, nil
+}
+
+// issuedWithin reports whether c (not self-signed) was issued by another CA
+// in cas.
+func issuedWithin(c *x509.Certificate, cas []*x509.Certificate) bool {
+	for _, p := range cas {
+		if p != c && bytes.Equal(c.RawIssuer, p.RawSubject) && c.CheckSignatureFrom(p) == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // TLSConfig returns a clone of base (nil means an empty config) that asks
@@ -174,13 +194,18 @@ func (v *Verifier) verify(peer []*x509.Certificate) (*x509.Certificate, error) {
 		return nil, fmt.Errorf("client certificate: chain of %d certificates exceeds %d", len(peer), maxChain)
 	}
 	leaf := peer[0]
+	// Chains end at the top of the bundle, so that an intermediate in the
+	// bundle is itself checked against its parent's CRL.
 	inter := x509.NewCertPool()
+	for _, c := range v.inters {
+		inter.AddCert(c)
+	}
 	for _, c := range peer[1:] {
 		inter.AddCert(c)
 	}
 	now := v.now()
 	chains, err := leaf.Verify(x509.VerifyOptions{
-		Roots:         v.roots,
+		Roots:         v.anchors,
 		Intermediates: inter,
 		CurrentTime:   now,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},

@@ -29,10 +29,14 @@ func (i *Issuer) Approve(userCode string, claims jwt.MapClaims) {
 
 // Deny makes the next poll for userCode answer authorization_declined, as
 // Entra does when the user declines.
-func (i *Issuer) Deny(userCode string) { i.withDevice(userCode, func(d *device) { d.state = "denied" }) }
+func (i *Issuer) Deny(userCode string) {
+	i.withDevice(userCode, func(d *device) { d.state = "denied" })
+}
 
 // Expire makes the next poll for userCode answer expired_token.
-func (i *Issuer) Expire(userCode string) { i.withDevice(userCode, func(d *device) { d.state = "expired" }) }
+func (i *Issuer) Expire(userCode string) {
+	i.withDevice(userCode, func(d *device) { d.state = "expired" })
+}
 
 // SlowDown makes the next n polls for userCode answer slow_down.
 func (i *Issuer) SlowDown(userCode string, n int) {

@@ -33,7 +33,7 @@ type Issuer struct {
 	key         *rsa.PrivateKey
 	kid         string
 	stray       *rsa.PrivateKey // never published; for unknown-kid tokens
-	published   []signingKey // keys in the JWKS, current first
+	published   []signingKey    // keys in the JWKS, current first
 	jwksFetches int
 	jwksDown    bool
 	nextID      int

@@ -240,6 +240,9 @@ func isRunTS(s *deploy.Step) bool {
 func (r *runner) node(ctx context.Context, s *deploy.Step, id, path string, depth int) (walkResult, error) {
 	if c, ok := r.done[id]; ok {
 		if c.Outcome == deploy.StepFailed {
+			if c.Cause != nil {
+				return walkResult{failed: true, id: c.Cause.ID, path: c.Cause.Path, msg: c.Cause.Message}, nil
+			}
 			return walkResult{failed: true, id: id, path: path, msg: c.Message}, nil
 		}
 		return walkResult{}, nil
@@ -309,7 +312,7 @@ func expandQuery(q *Query, v *Vars) *Query {
 // skip records a skipped or disabled node and reports it and, for a group,
 // every member below it.
 func (r *runner) skip(s *deploy.Step, id, path string, depth int, outcome deploy.StepOutcome, why string) error {
-	r.complete(id, outcome, why)
+	r.complete(id, outcome, why, nil)
 	if err := r.save(); err != nil {
 		return err
 	}
@@ -330,8 +333,8 @@ func (r *runner) skip(s *deploy.Step, id, path string, depth int, outcome deploy
 	return nil
 }
 
-func (r *runner) complete(id string, outcome deploy.StepOutcome, msg string) {
-	c := CompletedStep{ID: id, Outcome: outcome, Message: msg}
+func (r *runner) complete(id string, outcome deploy.StepOutcome, msg string, cause *Cause) {
+	c := CompletedStep{ID: id, Outcome: outcome, Message: msg, Cause: cause}
 	r.done[id] = c
 	r.st.Completed = append(r.st.Completed, c)
 }
@@ -371,7 +374,11 @@ func (r *runner) finish(s *deploy.Step, id, path string, depth int, started time
 			outcome = deploy.StepIgnored
 		}
 	}
-	r.complete(id, outcome, msg)
+	var cause *Cause
+	if outcome == deploy.StepFailed && inner.failed {
+		cause = &Cause{ID: inner.id, Path: inner.path, Message: inner.msg}
+	}
+	r.complete(id, outcome, msg, cause)
 	if r.st.Running == id {
 		r.st.Running = ""
 	}
@@ -486,20 +493,22 @@ func sortedKeys(m map[string]string) []string {
 }
 
 func (r *runner) step(ctx context.Context, s *deploy.Step, id, path string, depth int) (walkResult, error) {
-	env, err := r.prepare(ctx, s, id, path)
-	if err != nil {
-		if ctx.Err() != nil {
-			return walkResult{}, fmt.Errorf("run stopped at %s: %w", path, ctx.Err())
-		}
-		return r.finish(s, id, path, depth, time.Time{}, Result{}, err, walkResult{})
-	}
+	// Journal the start before the settings are exposed: a resumed step
+	// then expands its settings against the same variables as the first
+	// attempt did.
 	r.st.Running = id
 	if err := r.save(); err != nil {
 		return walkResult{}, err
 	}
 	started := r.e.now()
 	r.emit(Event{Type: EventStart, ID: id, Path: path, Name: s.Name, Depth: depth, Time: started})
-
+	env, err := r.prepare(ctx, s, id, path)
+	if err != nil {
+		if ctx.Err() != nil {
+			return walkResult{}, fmt.Errorf("run stopped at %s: %w", path, ctx.Err())
+		}
+		return r.finish(s, id, path, depth, started, Result{}, err, walkResult{})
+	}
 	res, err := r.call(ctx, s, env)
 	if err != nil && ctx.Err() != nil {
 		// Interrupted: the journal still names the step as running, so a
@@ -542,35 +551,50 @@ func (r *runner) call(ctx context.Context, s *deploy.Step, env *Env) (res Result
 	return impl.Run(ctx, env)
 }
 
-// runTS walks the child sequence of a Run task sequence step inline.
+// runTS walks the child sequence of a Run task sequence step inline. On
+// resume inside the child, the reference recorded on the journal's stack
+// is used and the step's settings are not exposed again (the variables
+// already hold what the child's steps made of them).
 func (r *runner) runTS(ctx context.Context, s *deploy.Step, id, path string, depth int) (walkResult, error) {
-	env, err := r.prepare(ctx, s, id, path)
-	if err != nil {
+	fail := func(err error) (walkResult, error) {
+		if ctx.Err() != nil {
+			return walkResult{}, fmt.Errorf("run stopped at %s: %w", path, ctx.Err())
+		}
 		return r.finish(s, id, path, depth, time.Time{}, Result{}, err, walkResult{})
 	}
-	ref, err := deploy.ParseRef(env.Setting("childTaskSequenceId"))
-	if err != nil {
-		return r.finish(s, id, path, depth, time.Time{}, Result{}, fmt.Errorf("setting childTaskSequenceId: %w", err), walkResult{})
+	var ref deploy.Ref
+	if r.entered[id] {
+		i := slices.IndexFunc(r.st.Stack, func(f Frame) bool { return f.StepID == id })
+		if i < 0 {
+			return walkResult{}, deploy.Errorf(deploy.KindInvalid, "journal: Run task sequence step %s was entered but is not on the stack", id)
+		}
+		var err error
+		if ref, err = deploy.ParseRef(r.st.Stack[i].Ref); err != nil {
+			return walkResult{}, fmt.Errorf("journal: stack frame of %s: %w", id, err)
+		}
+	} else {
+		env, err := r.prepare(ctx, s, id, path)
+		if err != nil {
+			return fail(err)
+		}
+		if ref, err = deploy.ParseRef(env.Setting("childTaskSequenceId")); err != nil {
+			return fail(fmt.Errorf("setting childTaskSequenceId: %w", err))
+		}
 	}
-	if i := slices.IndexFunc(r.chain, func(c deploy.Ref) bool { return c.ID == ref.ID }); i >= 0 {
+	if slices.ContainsFunc(r.chain, func(c deploy.Ref) bool { return c.ID == ref.ID }) {
 		names := make([]string, 0, len(r.chain)+1)
 		for _, c := range r.chain {
 			names = append(names, c.String())
 		}
 		names = append(names, ref.String())
-		return r.finish(s, id, path, depth, time.Time{}, Result{},
-			fmt.Errorf("task sequence cycle: %s", strings.Join(names, " -> ")), walkResult{})
+		return fail(fmt.Errorf("task sequence cycle: %s", strings.Join(names, " -> ")))
 	}
 	if r.e.Loader == nil {
-		return r.finish(s, id, path, depth, time.Time{}, Result{},
-			fmt.Errorf("cannot run task sequence %s: no loader is configured", ref), walkResult{})
+		return fail(fmt.Errorf("cannot run task sequence %s: no loader is configured", ref))
 	}
 	child, err := r.e.Loader.TaskSequence(ctx, ref)
 	if err != nil {
-		if ctx.Err() != nil {
-			return walkResult{}, fmt.Errorf("run stopped at %s: %w", path, ctx.Err())
-		}
-		return r.finish(s, id, path, depth, time.Time{}, Result{}, fmt.Errorf("load task sequence %s: %w", ref, err), walkResult{})
+		return fail(fmt.Errorf("load task sequence %s: %w", ref, err))
 	}
 	r.chain = append(r.chain, ref)
 	defer func() { r.chain = r.chain[:len(r.chain)-1] }()

@@ -60,6 +60,16 @@ type CompletedStep struct {
 	ID      string             `json:"id"`
 	Outcome deploy.StepOutcome `json:"outcome"`
 	Message string             `json:"message,omitempty"`
+	// Cause names, for a failed group or Run task sequence step, the step
+	// inside it whose failure failed it (id path, name path, message).
+	Cause *Cause `json:"cause,omitempty"`
+}
+
+// Cause is the innermost step behind a group's failure.
+type Cause struct {
+	ID      string `json:"id"`
+	Path    string `json:"path"`
+	Message string `json:"message"`
 }
 
 // Frame is one Run task sequence step on the nesting stack.

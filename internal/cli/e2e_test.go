@@ -336,6 +336,10 @@ func TestTaskSequenceEndToEnd(t *testing.T) {
 				t.Errorf("validate of a compat file: exit %d: %s%s", r.code, r.stdout, r.stderr)
 			}
 			wantContains(t, "ts validate", r.stdout, "is valid")
+			r = imprint(t, dir, nil, "ts", "validate", id)
+			if r.code != 0 {
+				t.Errorf("validate of the stored sequence by id: exit %d: %s%s", r.code, r.stdout, r.stderr)
+			}
 		})
 	}
 	out := ok(t, dir, "ts", "list")
@@ -395,12 +399,8 @@ func TestTaskSequenceNewFromTemplate(t *testing.T) {
 	}
 	out = ok(t, dir, "ts", "show", res.TaskSequence.ID)
 	wantContains(t, "ts show", out, "Lab Linux", "Version 1")
-	r := imprint(t, dir, nil, "ts", "validate", res.TaskSequence.ID)
-	if r.code != 0 {
-		t.Errorf("validate a stored sequence by id: exit %d: %s", r.code, r.stderr)
-	}
 	ok(t, dir, "ts", "rm", res.TaskSequence.ID)
-	r = imprint(t, dir, nil, "ts", "show", res.TaskSequence.ID)
+	r := imprint(t, dir, nil, "ts", "show", res.TaskSequence.ID)
 	if r.code != 1 {
 		t.Errorf("show after rm: exit %d", r.code)
 	}

@@ -268,12 +268,8 @@ func runServer(ctx context.Context, a *app, args []string) error {
 	log := newLogger(a, cfg.LogFormat, cfg.LogLevel)
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	err = server.Run(ctx, cfg, log, func(*server.Server) {
-		log.Info("imprint server ready",
-			"data", cfg.DataDir, "listen", cfg.Listen, "boot_listen", cfg.BootListen,
-			"admin_socket", server.SocketPath(cfg.DataDir), "ca", server.CACertPath(cfg.DataDir))
-	})
-	if err != nil {
+	// The server logs its bound addresses itself once it is ready.
+	if err := server.Run(ctx, cfg, log, nil); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
 	return nil

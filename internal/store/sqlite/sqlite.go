@@ -39,12 +39,13 @@ type DB struct {
 const dsnParams = "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)" +
 	"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_txlock=immediate"
 
-// DSN returns the modernc.org/sqlite data source name Open uses for path.
+// dsn returns the modernc.org/sqlite data source name Open uses for path.
 // The path is given without "file:" so that SQLite does not URI-decode it.
-func DSN(path string) string { return path + dsnParams }
+func dsn(path string) string { return path + dsnParams }
 
 // Open opens (creating if needed) the database at path and brings its schema
-// up to date. It refuses a database whose schema is newer than this binary.
+// up to date. It refuses, with a KindConflict error, a database whose schema
+// is newer than the migrations embedded in this binary.
 func Open(ctx context.Context, path string) (*DB, error) {
 	if path == "" {
 		return nil, fmt.Errorf("open store: database path is empty")
@@ -52,7 +53,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("open store: database path %q must not contain '?' or '#'", path)
 	}
-	sdb, err := sql.Open("sqlite", DSN(path))
+	sdb, err := sql.Open("sqlite", dsn(path))
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -66,9 +67,6 @@ func Open(ctx context.Context, path string) (*DB, error) {
 
 // Close closes the database.
 func (db *DB) Close() error { return db.db.Close() }
-
-// SQL returns the underlying handle, for tests and maintenance tools.
-func (db *DB) SQL() *sql.DB { return db.db }
 
 type migration struct {
 	version int

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/sequence"
 )
 
 const usageTS = `usage: imprint ts SUBCOMMAND [flags]
@@ -193,8 +194,8 @@ func writeSteps(w io.Writer, steps []deploy.Step, depth int) {
 		if s.ContinueOnError {
 			marks = append(marks, "[continue on error]")
 		}
-		if c := strings.TrimSpace(deploy.Str(s.Condition)); c != "" {
-			marks = append(marks, "[if "+oneLine(c)+"]")
+		if c := conditionText(deploy.Str(s.Condition)); c != "" {
+			marks = append(marks, "[if "+c+"]")
 		}
 		line := indent + name
 		if len(marks) > 0 {
@@ -205,6 +206,40 @@ func writeSteps(w io.Writer, steps []deploy.Step, depth int) {
 			writeSteps(w, s.GroupMembers, depth+1)
 		}
 	}
+}
+
+// conditionText renders a step condition for people: a JSON query as
+// `Field op "value" and …`, a PowerShell expression prefixed "powershell:".
+func conditionText(raw string) string {
+	c, err := sequence.ParseCondition(raw)
+	switch {
+	case err != nil:
+		return "(invalid) " + oneLine(raw)
+	case c == nil:
+		return ""
+	case c.Query == nil:
+		return "powershell: " + oneLine(c.PowerShell)
+	}
+	return queryText(c.Query, false)
+}
+
+func queryText(q *sequence.Query, nested bool) string {
+	parts := make([]string, 0, len(q.Items))
+	for _, it := range q.Items {
+		switch {
+		case it.Group != nil:
+			parts = append(parts, queryText(it.Group, len(it.Group.Items) > 1))
+		case strings.EqualFold(it.Operator, "exists") || strings.EqualFold(it.Operator, "notExists"):
+			parts = append(parts, it.Field+" "+it.Operator)
+		default:
+			parts = append(parts, fmt.Sprintf("%s %s %q", it.Field, it.Operator, it.Value))
+		}
+	}
+	s := strings.Join(parts, " "+strings.ToLower(q.Operator)+" ")
+	if nested {
+		s = "(" + s + ")"
+	}
+	return s
 }
 
 // validateResult is the --json output of ts validate.

@@ -57,6 +57,16 @@ func testContentItemRoundTrip(t *testing.T, open func(*testing.T) deploy.Store) 
 	if got.Extra["futureField"] == nil {
 		t.Errorf("unknown item field lost: %+v", got.Extra)
 	}
+
+	withVersions := newItem("ignores versions", deploy.ContentFile)
+	withVersions.Versions = []deploy.ContentVersion{{VersionNo: 1}, {VersionNo: 2}}
+	withVersions.VersionsCount = 2
+	must(t, "CreateContentItem with versions", s.CreateContentItem(ctx(t), withVersions))
+	got, err = s.ContentItem(ctx(t), withVersions.ID)
+	must(t, "ContentItem", err)
+	if len(got.Versions) != 0 || got.VersionsCount != 0 {
+		t.Errorf("CreateContentItem stored %d versions (count %d), want it to ignore them", len(got.Versions), got.VersionsCount)
+	}
 }
 
 func testContentNotFound(t *testing.T, open func(*testing.T) deploy.Store) {

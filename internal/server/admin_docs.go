@@ -1,0 +1,312 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/deployrjson"
+	"github.com/imprint-osd/imprint/internal/sequence/validate"
+	"github.com/imprint-osd/imprint/internal/stepdefs"
+)
+
+// resolver answers validation look-ups: built-in step definitions from
+// code, everything else from the store.
+type resolver struct{ store deploy.Store }
+
+func (r resolver) StepDefinition(ctx context.Context, id string) (*deploy.StepDefinition, error) {
+	if d, ok := stepdefs.Builtin(id); ok {
+		return d, nil
+	}
+	return r.store.StepDefinition(ctx, strings.ToLower(id))
+}
+
+func (r resolver) ContentItem(ctx context.Context, id string) (*deploy.ContentItem, error) {
+	return r.store.ContentItem(ctx, strings.ToLower(id))
+}
+
+func (r resolver) TaskSequence(ctx context.Context, id string) (*deploy.TaskSequence, error) {
+	return r.store.TaskSequence(ctx, strings.ToLower(id))
+}
+
+var _ validate.Resolver = resolver{}
+
+func (s *Server) listStepDefs(w http.ResponseWriter, r *http.Request) error {
+	custom, err := s.store.StepDefinitions(r.Context())
+	if err != nil {
+		return err
+	}
+	sort.Slice(custom, func(i, j int) bool { return custom[i].Name < custom[j].Name })
+	writeJSON(w, http.StatusOK, append(stepdefs.Builtins(), custom...))
+	return nil
+}
+
+func (s *Server) getStepDef(w http.ResponseWriter, r *http.Request) error {
+	d, err := resolver{s.store}.StepDefinition(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, d)
+	return nil
+}
+
+// importStepDef stores a DeployR step definition. Importing an id that
+// exists merges the versions: a version number already stored is replaced
+// only if its content differs, new numbers are added.
+func (s *Server) importStepDef(w http.ResponseWriter, r *http.Request) error {
+	d, err := deployrjson.DecodeStepDefinition(r.Body, maxDocumentBytes)
+	if err != nil {
+		return err
+	}
+	d.ID = strings.ToLower(d.ID)
+	if _, ok := stepdefs.Builtin(d.ID); ok || strings.HasPrefix(d.ID, "00000001-0000-0000-0000-") {
+		return deploy.Errorf(deploy.KindConflict, "step definition %s is a built-in and cannot be replaced", d.ID)
+	}
+	if res := validate.StepDefinition(d); len(res.Errors) > 0 {
+		return &deploy.Error{Kind: deploy.KindInvalid, Message: "step definition is invalid: " + res.Errors[0].String(), Fields: res.Errors}
+	}
+	ctx := r.Context()
+	if old, err := s.store.StepDefinition(ctx, d.ID); err == nil {
+		if old.ReadOnly {
+			return deploy.Errorf(deploy.KindConflict, "step definition %s is read-only", d.ID)
+		}
+		merged := old.Versions
+		for _, v := range d.Versions {
+			replaced := false
+			for i := range merged {
+				if merged[i].VersionNo == v.VersionNo {
+					merged[i], replaced = v, true
+				}
+			}
+			if !replaced {
+				merged = append(merged, v)
+			}
+		}
+		sort.Slice(merged, func(i, j int) bool { return merged[i].VersionNo < merged[j].VersionNo })
+		d.Versions = merged
+	} else if !deploy.IsNotFound(err) {
+		return err
+	}
+	if err := s.store.PutStepDefinition(ctx, d); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, d)
+	return nil
+}
+
+func (s *Server) deleteStepDef(w http.ResponseWriter, r *http.Request) error {
+	id := strings.ToLower(r.PathValue("id"))
+	if _, ok := stepdefs.Builtin(id); ok {
+		return deploy.Errorf(deploy.KindConflict, "step definition %s is a built-in and cannot be removed", id)
+	}
+	if err := s.store.DeleteStepDefinition(r.Context(), id); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) listTS(w http.ResponseWriter, r *http.Request) error {
+	ts, err := s.store.TaskSequences(r.Context())
+	if err != nil {
+		return err
+	}
+	if ts == nil {
+		ts = []*deploy.TaskSequence{}
+	}
+	writeJSON(w, http.StatusOK, ts)
+	return nil
+}
+
+func (s *Server) getTS(w http.ResponseWriter, r *http.Request) error {
+	ts, err := s.store.TaskSequence(r.Context(), strings.ToLower(r.PathValue("id")))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ts)
+	return nil
+}
+
+type tsResult struct {
+	TaskSequence *deploy.TaskSequence `json:"taskSequence"`
+	Warnings     []deploy.FieldError  `json:"warnings"`
+}
+
+// saveTS validates ts and stores it; errors block the save, warnings
+// (references this server cannot resolve yet) are returned with it.
+func (s *Server) saveTS(ctx context.Context, ts *deploy.TaskSequence) ([]deploy.FieldError, error) {
+	res, err := validate.TaskSequence(ctx, ts, resolver{s.store})
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Errors) > 0 {
+		return nil, &deploy.Error{
+			Kind:    deploy.KindInvalid,
+			Message: "task sequence is invalid: " + joinFieldErrors(res.Errors),
+			Fields:  res.Errors,
+		}
+	}
+	if err := s.store.PutTaskSequence(ctx, ts); err != nil {
+		return nil, err
+	}
+	if res.Warnings == nil {
+		res.Warnings = []deploy.FieldError{}
+	}
+	return res.Warnings, nil
+}
+
+func joinFieldErrors(fe []deploy.FieldError) string {
+	var b strings.Builder
+	for i, f := range fe {
+		if i == 3 {
+			b.WriteString("; and " + itoa(len(fe)-3) + " more")
+			break
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(f.String())
+	}
+	return b.String()
+}
+
+func (s *Server) importTS(w http.ResponseWriter, r *http.Request) error {
+	ts, err := deployrjson.DecodeTaskSequence(r.Body, maxDocumentBytes)
+	if err != nil {
+		return err
+	}
+	if r.URL.Query().Get("clone") == "1" {
+		ts = deployrjson.CloneTaskSequence(ts)
+	}
+	ts.ID = strings.ToLower(ts.ID)
+	warnings, err := s.saveTS(r.Context(), ts)
+	if err != nil {
+		return err
+	}
+	s.log.Info("task sequence imported", "id", ts.ID, "name", ts.Name, "warnings", len(warnings))
+	writeJSON(w, http.StatusCreated, tsResult{ts, warnings})
+	return nil
+}
+
+func (s *Server) validateTS(w http.ResponseWriter, r *http.Request) error {
+	ts, err := deployrjson.DecodeTaskSequence(r.Body, maxDocumentBytes)
+	if err != nil {
+		return err
+	}
+	res, err := validate.TaskSequence(r.Context(), ts, resolver{s.store})
+	if err != nil {
+		return err
+	}
+	if res.Errors == nil {
+		res.Errors = []deploy.FieldError{}
+	}
+	if res.Warnings == nil {
+		res.Warnings = []deploy.FieldError{}
+	}
+	writeJSON(w, http.StatusOK, map[string][]deploy.FieldError{"errors": res.Errors, "warnings": res.Warnings})
+	return nil
+}
+
+func (s *Server) listTemplates(w http.ResponseWriter, r *http.Request) error {
+	type tmpl struct {
+		Slug        string `json:"slug"`
+		Name        string `json:"name"`
+		Description string `json:"description"`
+	}
+	var out []tmpl
+	for _, t := range stepdefs.Templates() {
+		out = append(out, tmpl{t.Slug, t.Name, t.Description})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// newTS creates a task sequence from a template. Templates leave their
+// content options empty, so the new sequence is stored without validation
+// errors blocking it: the warnings say what to fill in.
+func (s *Server) newTS(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Template string `json:"template"`
+		Name     string `json:"name"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	var ts *deploy.TaskSequence
+	var names []string
+	for _, t := range stepdefs.Templates() {
+		names = append(names, t.Slug)
+		if t.Slug == req.Template {
+			ts = t.Build(s.now())
+		}
+	}
+	if ts == nil {
+		return deploy.Errorf(deploy.KindInvalid, "template: %q is not one of %s", req.Template, strings.Join(names, ", "))
+	}
+	if n := strings.TrimSpace(req.Name); n != "" {
+		ts.Name = n
+	}
+	ctx := r.Context()
+	res, err := validate.TaskSequence(ctx, ts, resolver{s.store})
+	if err != nil {
+		return err
+	}
+	// A fresh template may only lack content references; anything else is a bug.
+	warnings := append([]deploy.FieldError{}, res.Warnings...)
+	for _, e := range res.Errors {
+		warnings = append(warnings, e)
+	}
+	if err := s.store.PutTaskSequence(ctx, ts); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, tsResult{ts, warnings})
+	return nil
+}
+
+func (s *Server) putTS(w http.ResponseWriter, r *http.Request) error {
+	var ts deploy.TaskSequence
+	if err := decodeJSON(w, r, &ts); err != nil {
+		return err
+	}
+	id := strings.ToLower(r.PathValue("id"))
+	if ts.ID == "" {
+		ts.ID = id
+	}
+	if !strings.EqualFold(ts.ID, id) {
+		return deploy.Errorf(deploy.KindInvalid, "id: body has %s but the path has %s", ts.ID, id)
+	}
+	ts.ID = id
+	ts.LastModifiedDate = s.now().Unix()
+	warnings, err := s.saveTS(r.Context(), &ts)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, tsResult{&ts, warnings})
+	return nil
+}
+
+func (s *Server) exportTS(w http.ResponseWriter, r *http.Request) error {
+	ts, err := s.store.TaskSequence(r.Context(), strings.ToLower(r.PathValue("id")))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+ts.ID+`.json"`)
+	return deployrjson.Encode(w, ts)
+}
+
+func (s *Server) deleteTS(w http.ResponseWriter, r *http.Request) error {
+	if err := s.store.DeleteTaskSequence(r.Context(), strings.ToLower(r.PathValue("id"))); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// newID returns a lowercase GUID.
+func newID() string { return uuid.NewString() }
+

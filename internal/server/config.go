@@ -1,0 +1,78 @@
+package server
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"time"
+)
+
+// Config is everything `imprint server` needs. DefaultConfig gives the
+// embedded defaults; flags, IMPRINT_* variables and the optional config file
+// override them (see internal/cli).
+type Config struct {
+	DataDir    string // --data, IMPRINT_DATA
+	Listen     string // --listen, IMPRINT_LISTEN: HTTPS machine API
+	BootListen string // --boot-listen, IMPRINT_BOOT_LISTEN: plain-HTTP boot files
+	// Hostnames and IPs added to the generated server certificate besides
+	// localhost, 127.0.0.1, ::1 and the machine's hostname.
+	CertHosts []string // --cert-host (repeatable), IMPRINT_CERT_HOSTS (comma-separated)
+	// PublicURL is the URL agents use to reach the API; derived from the
+	// first cert host and the listen port when empty.
+	PublicURL string // --public-url, IMPRINT_PUBLIC_URL
+	// TrustedProxies are CIDRs whose X-Forwarded-For is believed.
+	TrustedProxies []string // --trusted-proxy, IMPRINT_TRUSTED_PROXIES
+	LogFormat      string   // --log-format text|json, IMPRINT_LOG_FORMAT
+	LogLevel       string   // --log-level debug|info|warn|error, IMPRINT_LOG_LEVEL
+	// ShutdownTimeout bounds graceful shutdown.
+	ShutdownTimeout time.Duration
+	// RunLostAfter marks a run lost when its agent is silent this long.
+	RunLostAfter time.Duration
+}
+
+// DefaultConfig returns the embedded defaults of contract §8.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:         "imprint-data",
+		Listen:          ":7281",
+		BootListen:      ":7282",
+		LogFormat:       "text",
+		LogLevel:        "info",
+		ShutdownTimeout: 15 * time.Second,
+		RunLostAfter:    30 * time.Minute,
+	}
+}
+
+// Validate checks the configuration and names the offending field.
+func (c Config) Validate() error {
+	if c.DataDir == "" {
+		return fmt.Errorf("config: data: must not be empty")
+	}
+	for name, addr := range map[string]string{"listen": c.Listen, "boot-listen": c.BootListen} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("config: %s: %q is not host:port: %v", name, addr, err)
+		}
+	}
+	for _, p := range c.TrustedProxies {
+		if _, _, err := net.ParseCIDR(p); err != nil {
+			return fmt.Errorf("config: trusted-proxy: %q is not a CIDR", p)
+		}
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("config: log-format: %q is not text or json", c.LogFormat)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("config: log-level: %q is not debug, info, warn or error", c.LogLevel)
+	}
+	return nil
+}
+
+// SocketPath is the admin socket inside the data directory.
+func SocketPath(dataDir string) string { return filepath.Join(dataDir, "imprint.sock") }
+
+// CACertPath is the CA certificate agents pin.
+func CACertPath(dataDir string) string { return filepath.Join(dataDir, "tls", "ca.crt") }

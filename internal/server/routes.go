@@ -1,0 +1,79 @@
+package server
+
+import "net/http"
+
+// apiRoutes is the machine-facing HTTPS API (agents, boot images).
+func (s *Server) apiRoutes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /healthz", s.adapt(s.handleHealth))
+	return s.recoverer(mux)
+}
+
+// bootRoutes serve boot files over plain HTTP: nothing secret, only the
+// server URL and the CA fingerprint to pin.
+func (s *Server) bootRoutes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /healthz", s.adapt(s.handleHealth))
+	mux.Handle("GET /ca.crt", s.adapt(s.handleCACert))
+	return s.recoverer(mux)
+}
+
+// adminRoutes is the admin API on the Unix socket.
+func (s *Server) adminRoutes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /healthz", s.adapt(s.handleHealth))
+
+	mux.Handle("GET /admin/v1/content", s.adapt(s.listContent))
+	mux.Handle("POST /admin/v1/content", s.adapt(s.createContent))
+	mux.Handle("GET /admin/v1/content/{id}", s.adapt(s.getContent))
+	mux.Handle("DELETE /admin/v1/content/{id}", s.adapt(s.deleteContent))
+	mux.Handle("POST /admin/v1/content/{id}/versions", s.adapt(s.addContentVersion))
+	mux.Handle("GET /admin/v1/content/{id}/versions/{no}", s.adapt(s.getContentVersion))
+	mux.Handle("PATCH /admin/v1/content/{id}/versions/{no}", s.adapt(s.patchContentVersion))
+	mux.Handle("DELETE /admin/v1/content/{id}/versions/{no}", s.adapt(s.deleteContentVersion))
+	mux.Handle("GET /admin/v1/content/{id}/versions/{no}/data", s.adapt(s.downloadContentVersion))
+
+	mux.Handle("GET /admin/v1/stepdefs", s.adapt(s.listStepDefs))
+	mux.Handle("GET /admin/v1/stepdefs/{id}", s.adapt(s.getStepDef))
+	mux.Handle("POST /admin/v1/stepdefs/import", s.adapt(s.importStepDef))
+	mux.Handle("DELETE /admin/v1/stepdefs/{id}", s.adapt(s.deleteStepDef))
+
+	mux.Handle("GET /admin/v1/tasksequences", s.adapt(s.listTS))
+	mux.Handle("POST /admin/v1/tasksequences/import", s.adapt(s.importTS))
+	mux.Handle("POST /admin/v1/tasksequences/validate", s.adapt(s.validateTS))
+	mux.Handle("POST /admin/v1/tasksequences/new", s.adapt(s.newTS))
+	mux.Handle("GET /admin/v1/tasksequences/templates", s.adapt(s.listTemplates))
+	mux.Handle("GET /admin/v1/tasksequences/{id}", s.adapt(s.getTS))
+	mux.Handle("PUT /admin/v1/tasksequences/{id}", s.adapt(s.putTS))
+	mux.Handle("GET /admin/v1/tasksequences/{id}/export", s.adapt(s.exportTS))
+	mux.Handle("DELETE /admin/v1/tasksequences/{id}", s.adapt(s.deleteTS))
+	return s.recoverer(mux)
+}
+
+// recoverer turns a handler panic into a logged 500 instead of a dropped
+// connection.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("handler panic", "path", r.URL.Path, "panic", v)
+				writeJSON(w, http.StatusInternalServerError, errorBody{Error: errorDetail{Code: "internal", Message: "internal error"}})
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+func (s *Server) handleCACert(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	w.Write(s.tls.CAPEM)
+	return nil
+}

@@ -1,0 +1,230 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/imprint-osd/imprint/internal/content"
+	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/store/sqlite"
+)
+
+// Server is a running Imprint daemon: its state, its content and its three
+// listeners. Open binds everything synchronously so that start-up errors
+// surface at once; Serve runs until the context ends.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	db    *sqlite.DB
+	store deploy.Store
+	blobs *content.Store
+	tls   *tlsMaterial
+	now   func() time.Time
+
+	// gc serialises "a blob exists, commit the row that references it"
+	// (shared) against "delete rows, then remove blobs nothing references"
+	// (exclusive), so a blob is never removed under a version being committed.
+	gc sync.RWMutex
+
+	apiLn, bootLn, adminLn net.Listener
+	api, boot, admin       *http.Server
+}
+
+// Open prepares the data directory, store, content store and TLS material
+// and binds the listeners.
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, log: log, now: time.Now}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	if s.db, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "imprint.db")); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	s.store = s.db
+	if s.blobs, err = content.Open(filepath.Join(cfg.DataDir, "content")); err != nil {
+		return nil, fmt.Errorf("open content store: %w", err)
+	}
+	if s.blobs.Cleaned > 0 {
+		log.Info("removed temporary files of interrupted uploads", "count", s.blobs.Cleaned)
+	}
+	if s.tls, err = loadOrCreateTLS(filepath.Join(cfg.DataDir, "tls"), s.certHosts(), s.now()); err != nil {
+		return nil, err
+	}
+
+	if s.apiLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	if s.bootLn, err = net.Listen("tcp", cfg.BootListen); err != nil {
+		return nil, fmt.Errorf("boot-listen: %w", err)
+	}
+	if s.adminLn, err = listenSocket(SocketPath(cfg.DataDir)); err != nil {
+		return nil, fmt.Errorf("admin socket: %w", err)
+	}
+
+	s.api = &http.Server{
+		Handler:           s.apiRoutes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		TLSConfig: &tls.Config{
+			MinVersion:   tls.VersionTLS12,
+			Certificates: []tls.Certificate{s.tls.Certificate},
+		},
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	s.boot = &http.Server{Handler: s.bootRoutes(), ReadHeaderTimeout: 10 * time.Second}
+	s.admin = &http.Server{Handler: s.adminRoutes(), ReadHeaderTimeout: 10 * time.Second}
+	return s, nil
+}
+
+// certHosts are the names the server certificate must cover.
+func (s *Server) certHosts() []string {
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		hosts = append(hosts, h)
+	}
+	return append(hosts, s.cfg.CertHosts...)
+}
+
+// listenSocket binds a Unix socket readable only by its owner. A stale
+// socket file from a crashed server is replaced; a live one is an error.
+func listenSocket(path string) (net.Listener, error) {
+	if _, err := os.Stat(path); err == nil {
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%s: another imprint server is running with this data directory", path)
+		}
+		os.Remove(path)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+// APIAddr, BootAddr and Socket report the bound addresses (useful with port 0).
+func (s *Server) APIAddr() net.Addr  { return s.apiLn.Addr() }
+func (s *Server) BootAddr() net.Addr { return s.bootLn.Addr() }
+func (s *Server) Socket() string     { return SocketPath(s.cfg.DataDir) }
+
+// CAFingerprint is the SHA-256 of the CA certificate agents pin.
+func (s *Server) CAFingerprint() string { return s.tls.Fingerprint() }
+
+// Store exposes the state for in-process tests and tools.
+func (s *Server) Store() deploy.Store { return s.store }
+
+// PublicURL is the API URL handed to agents.
+func (s *Server) PublicURL() string {
+	if s.cfg.PublicURL != "" {
+		return s.cfg.PublicURL
+	}
+	host := "localhost"
+	if len(s.cfg.CertHosts) > 0 {
+		host = s.cfg.CertHosts[0]
+	}
+	_, port, _ := net.SplitHostPort(s.apiLn.Addr().String())
+	return "https://" + net.JoinHostPort(host, port)
+}
+
+// Serve runs the listeners until ctx ends, then shuts down gracefully
+// within cfg.ShutdownTimeout and closes the store.
+func (s *Server) Serve(ctx context.Context) error {
+	defer s.close()
+	g, gctx := errgroup.WithContext(ctx)
+	serve := func(name string, srv *http.Server, ln net.Listener, useTLS bool) {
+		g.Go(func() error {
+			var err error
+			if useTLS {
+				err = srv.ServeTLS(ln, "", "")
+			} else {
+				err = srv.Serve(ln)
+			}
+			if errors.Is(err, http.ErrServerClosed) {
+				return nil
+			}
+			return fmt.Errorf("%s: %w", name, err)
+		})
+	}
+	serve("api", s.api, s.apiLn, true)
+	serve("boot", s.boot, s.bootLn, false)
+	serve("admin", s.admin, s.adminLn, false)
+	g.Go(func() error { s.janitor(gctx); return nil })
+	s.log.Info("imprint server started",
+		"api", "https://"+s.apiLn.Addr().String(), "boot", "http://"+s.bootLn.Addr().String(),
+		"socket", s.Socket(), "ca", CACertPath(s.cfg.DataDir), "ca_sha256", s.CAFingerprint())
+
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+		defer cancel()
+		s.log.Info("shutting down")
+		var errs []error
+		for _, srv := range []*http.Server{s.api, s.boot, s.admin} {
+			errs = append(errs, srv.Shutdown(sctx))
+		}
+		return errors.Join(errs...)
+	})
+	return g.Wait()
+}
+
+// janitor marks runs lost when their agent has been silent too long.
+func (s *Server) janitor(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := s.store.MarkLostRuns(ctx, s.now().Add(-s.cfg.RunLostAfter))
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn("mark lost runs", "err", err)
+			} else if n > 0 {
+				s.log.Info("runs marked lost", "count", n)
+			}
+		}
+	}
+}
+
+func (s *Server) close() {
+	for _, ln := range []net.Listener{s.apiLn, s.bootLn, s.adminLn} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+	if s.adminLn != nil {
+		os.Remove(SocketPath(s.cfg.DataDir))
+	}
+	if s.db != nil {
+		s.db.Close()
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,229 @@
+package server
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// tlsMaterial is the server's PKI under DIR/tls: a CA that agents pin (its
+// SHA-256 fingerprint goes on the boot command line) and a server
+// certificate it signs. Both are generated on first start; the CA key
+// never leaves the data directory.
+type tlsMaterial struct {
+	CA          *x509.Certificate
+	CAPEM       []byte
+	Certificate tls.Certificate
+}
+
+// Fingerprint is the hex SHA-256 of the CA certificate's DER bytes.
+func (m *tlsMaterial) Fingerprint() string {
+	sum := sha256.Sum256(m.CA.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// loadOrCreateTLS loads DIR/tls or creates it. A server certificate that
+// does not cover every host in hosts, or expires within 30 days, is
+// re-issued from the existing CA.
+func loadOrCreateTLS(dir string, hosts []string, now time.Time) (*tlsMaterial, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	caCrt, caKey := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key")
+	srvCrt, srvKey := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+
+	ca, key, err := loadPair(caCrt, caKey)
+	if errors.Is(err, os.ErrNotExist) {
+		ca, key, err = createCA(caCrt, caKey, now)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tls: CA: %w", err)
+	}
+	leaf, leafKey, err := loadPair(srvCrt, srvKey)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("tls: server certificate: %w", err)
+	}
+	if err != nil || !covers(leaf, hosts) || leaf.NotAfter.Before(now.Add(30*24*time.Hour)) ||
+		leaf.CheckSignatureFrom(ca) != nil {
+		leaf, leafKey, err = createLeaf(srvCrt, srvKey, ca, key, hosts, now)
+		if err != nil {
+			return nil, fmt.Errorf("tls: server certificate: %w", err)
+		}
+	}
+	caPEM, err := os.ReadFile(caCrt)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	return &tlsMaterial{
+		CA:    ca,
+		CAPEM: caPEM,
+		Certificate: tls.Certificate{
+			Certificate: [][]byte{leaf.Raw, ca.Raw},
+			PrivateKey:  leafKey,
+			Leaf:        leaf,
+		},
+	}, nil
+}
+
+func covers(c *x509.Certificate, hosts []string) bool {
+	for _, h := range hosts {
+		if c.VerifyHostname(h) != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func loadPair(crtPath, keyPath string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	crtPEM, err := os.ReadFile(crtPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyPEM, err := os.ReadFile(keyPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	cb, _ := pem.Decode(crtPEM)
+	kb, _ := pem.Decode(keyPEM)
+	if cb == nil || kb == nil {
+		return nil, nil, fmt.Errorf("%s or %s is not PEM", crtPath, keyPath)
+	}
+	crt, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", crtPath, err)
+	}
+	key, err := x509.ParseECPrivateKey(kb.Bytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", keyPath, err)
+	}
+	return crt, key, nil
+}
+
+func serial() (*big.Int, error) {
+	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+}
+
+func createCA(crtPath, keyPath string, now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	sn, err := serial()
+	if err != nil {
+		return nil, nil, err
+	}
+	host, _ := os.Hostname()
+	tmpl := &x509.Certificate{
+		SerialNumber:          sn,
+		Subject:               pkix.Name{CommonName: "Imprint CA " + host, Organization: []string{"Imprint"}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.AddDate(10, 0, 0),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := writePair(crtPath, keyPath, der, key); err != nil {
+		return nil, nil, err
+	}
+	crt, err := x509.ParseCertificate(der)
+	return crt, key, err
+}
+
+func createLeaf(crtPath, keyPath string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, hosts []string, now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	sn, err := serial()
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: sn,
+		Subject:      pkix.Name{CommonName: hosts[0], Organization: []string{"Imprint"}},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.AddDate(2, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := writePair(crtPath, keyPath, der, key); err != nil {
+		return nil, nil, err
+	}
+	crt, err := x509.ParseCertificate(der)
+	return crt, key, err
+}
+
+// writePair writes the key (0600) and then the certificate, each atomically.
+func writePair(crtPath, keyPath string, der []byte, key *ecdsa.PrivateKey) error {
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		return err
+	}
+	return writeFileAtomic(crtPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+}
+
+// writeFileAtomic writes via a temp file, fsync, rename and directory fsync.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

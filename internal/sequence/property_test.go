@@ -28,7 +28,7 @@ var condOps = []string{"equals", "notEquals", "contains", "notContains", "starts
 func (g *treeGen) list(depth int, children []string) []deploy.Step {
 	count := g.rng.Intn(4)
 	if depth == 0 {
-		count += 2
+		count += 4
 	}
 	var out []deploy.Step
 	for range count {

@@ -475,3 +475,51 @@ func BenchmarkPut(b *testing.B) {
 		}
 	})
 }
+
+func TestPutConcurrentSameContent(t *testing.T) {
+	s := newStore(t)
+	data := randomBytes(t, 3<<20)
+	const n = 8
+	errs := make(chan error, n)
+	hashes := make(chan string, n)
+	for range n {
+		go func() {
+			b, err := s.Put(t.Context(), bytes.NewReader(data), content.PutOptions{})
+			errs <- err
+			hashes <- b.SHA256
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent Put: %v", err)
+		}
+		if h := <-hashes; h != sum(data) {
+			t.Errorf("concurrent Put hash = %s, want %s", h, sum(data))
+		}
+	}
+	if got := files(t, s.Dir(), "sha256"); len(got) != 1 {
+		t.Errorf("stored files = %v, want exactly one", got)
+	}
+	if got := files(t, s.Dir(), "tmp"); len(got) != 0 {
+		t.Errorf("temp files left: %v", got)
+	}
+	f, err := s.Open(t.Context(), sum(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, _ := io.ReadAll(f)
+	if !bytes.Equal(got, data) {
+		t.Errorf("stored content differs")
+	}
+}
+
+func TestPutCancelledBeforeStart(t *testing.T) {
+	s := newStore(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := s.Put(ctx, strings.NewReader("x"), content.PutOptions{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Put error = %v, want context.Canceled", err)
+	}
+	assertEmpty(t, s)
+}

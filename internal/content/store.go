@@ -264,8 +264,10 @@ func (s *Store) Walk(ctx context.Context, fn func(BlobInfo) error) error {
 // and renamed into place (read-only) and the directory fsynced before Put
 // returns, so a caller may then commit a record that references it. If the
 // blob already exists the upload is discarded (single-instance storage).
-// Put stops between chunks when ctx is cancelled. On any error nothing is
-// stored and the temp file is removed.
+// Put stops between chunks when ctx is cancelled. On any error the temp
+// file is removed and nothing is stored, with one exception: if fsyncing
+// the directory fails after the rename, the (complete) blob stays, and is
+// garbage once nothing references it.
 func (s *Store) Put(ctx context.Context, r io.Reader, opts PutOptions) (Blob, error) {
 	if opts.ExpectSHA256 != "" {
 		if err := checkHash(opts.ExpectSHA256); err != nil {

@@ -309,4 +309,3 @@ func (s *Server) deleteTS(w http.ResponseWriter, r *http.Request) error {
 
 // newID returns a lowercase GUID.
 func newID() string { return uuid.NewString() }
-

@@ -5,6 +5,8 @@ import (
 	"net"
 	"path/filepath"
 	"time"
+
+	"github.com/imprint-osd/imprint/internal/auth"
 )
 
 // Config is everything `imprint server` needs. DefaultConfig gives the
@@ -24,6 +26,16 @@ type Config struct {
 	TrustedProxies []string // --trusted-proxy, IMPRINT_TRUSTED_PROXIES
 	LogFormat      string   // --log-format text|json, IMPRINT_LOG_FORMAT
 	LogLevel       string   // --log-level debug|info|warn|error, IMPRINT_LOG_LEVEL
+	// Certificate authentication: a client-CA bundle turns it on. CRLs are
+	// mandatory with it (checking fails closed when one is stale).
+	ClientCAFile       string   // --client-ca, IMPRINT_CLIENT_CA
+	CRLFiles           []string // --crl (repeatable), IMPRINT_CRLS (comma-separated)
+	CertSubjectPattern string   // --cert-subject, IMPRINT_CERT_SUBJECT: anchored regexp on subject DN or a SAN
+	// ScriptsDir holds server-side scripts; default DIR/scripts.
+	ScriptsDir string // --scripts, IMPRINT_SCRIPTS
+	// PasscodeArgon2 overrides the Argon2id cost (tests use a cheap one);
+	// zero means auth.DefaultArgon2Params.
+	PasscodeArgon2 auth.Argon2Params
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout time.Duration
 	// RunLostAfter marks a run lost when its agent is silent this long.

@@ -6,6 +6,20 @@ import "net/http"
 func (s *Server) apiRoutes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", s.adapt(s.handleHealth))
+	mux.Handle("GET /v1/time", s.adapt(s.handleTime))
+	mux.Handle("GET /v1/auth/methods", s.adapt(s.handleAuthMethods))
+	mux.Handle("POST /v1/auth/token", s.adapt(s.handleToken))
+	bearer := func(h handlerFunc) http.Handler { return s.adapt(s.requireSession(h)) }
+	mux.Handle("GET /v1/tasksequences", bearer(s.machineListTS))
+	mux.Handle("GET /v1/tasksequences/{id}/versions/{no}", bearer(s.machineGetTS))
+	mux.Handle("GET /v1/stepdefs/{id}", bearer(s.machineGetStepDef))
+	mux.Handle("GET /v1/content/{id}/{no}", bearer(s.machineContentInfo))
+	mux.Handle("GET /v1/content/{id}/{no}/data", bearer(s.machineContentData))
+	mux.Handle("GET /v1/content/{id}/{no}/files/{path...}", bearer(s.machineContentFile))
+	mux.Handle("POST /v1/runs", bearer(s.machineCreateRun))
+	mux.Handle("POST /v1/runs/{id}/events", bearer(s.machineRunEvents))
+	mux.Handle("POST /v1/runs/{id}/logs", bearer(s.machineRunLogs))
+	mux.Handle("POST /v1/runs/{id}/server-script", bearer(s.machineServerScript))
 	return s.recoverer(mux)
 }
 
@@ -47,6 +61,25 @@ func (s *Server) adminRoutes() http.Handler {
 	mux.Handle("PUT /admin/v1/tasksequences/{id}", s.adapt(s.putTS))
 	mux.Handle("GET /admin/v1/tasksequences/{id}/export", s.adapt(s.exportTS))
 	mux.Handle("DELETE /admin/v1/tasksequences/{id}", s.adapt(s.deleteTS))
+
+	mux.Handle("GET /admin/v1/passcode", s.adapt(s.adminPasscodeStatus))
+	mux.Handle("PUT /admin/v1/passcode", s.adapt(s.adminPasscodeSet))
+	mux.Handle("DELETE /admin/v1/passcode", s.adapt(s.adminPasscodeClear))
+	mux.Handle("POST /admin/v1/passcode/generate", s.adapt(s.adminPasscodeGenerate))
+	mux.Handle("POST /admin/v1/passcode/rotate", s.adapt(s.adminPasscodeRotate))
+	mux.Handle("GET /admin/v1/sessions", s.adapt(s.adminSessions))
+	mux.Handle("DELETE /admin/v1/sessions/{id}", s.adapt(s.adminRevokeSession))
+	mux.Handle("GET /admin/v1/security", s.adapt(s.adminSecurity))
+	mux.Handle("PUT /admin/v1/security/anonymous", s.adapt(s.adminSetAnonymous))
+	mux.Handle("PUT /admin/v1/security/entra", s.adapt(s.adminSetEntra))
+	mux.Handle("DELETE /admin/v1/security/entra", s.adapt(s.adminClearEntra))
+	mux.Handle("GET /admin/v1/audit", s.adapt(s.adminAudit))
+	mux.Handle("GET /admin/v1/audit/verify", s.adapt(s.adminAuditVerify))
+
+	mux.Handle("GET /admin/v1/runs", s.adapt(s.adminListRuns))
+	mux.Handle("GET /admin/v1/runs/{id}", s.adapt(s.adminGetRun))
+	mux.Handle("GET /admin/v1/runs/{id}/events", s.adapt(s.adminRunEvents))
+	mux.Handle("GET /admin/v1/runs/{id}/logs", s.adapt(s.adminRunLogs))
 	return s.recoverer(mux)
 }
 

@@ -16,6 +16,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/imprint-osd/imprint/internal/auth"
+	"github.com/imprint-osd/imprint/internal/auth/cert"
 	"github.com/imprint-osd/imprint/internal/content"
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/store/sqlite"
@@ -32,6 +34,14 @@ type Server struct {
 	blobs *content.Store
 	tls   *tlsMaterial
 	now   func() time.Time
+
+	passcodes *auth.Passcodes
+	throttle  *auth.Throttle
+	sessions  *auth.Sessions
+	auditor   *auth.Auditor
+	entra     *entraValidators
+	certs     *cert.Verifier // nil unless --client-ca is set
+	proxies   []*net.IPNet
 
 	// gc serialises "a blob exists, commit the row that references it"
 	// (shared) against "delete rows, then remove blobs nothing references"
@@ -74,6 +84,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 		return nil, err
 	}
 
+	if err := s.openAuth(); err != nil {
+		return nil, err
+	}
+
 	if s.apiLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
@@ -84,19 +98,66 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 		return nil, fmt.Errorf("admin socket: %w", err)
 	}
 
+	tlsCfg := &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{s.tls.Certificate},
+	}
+	if s.certs != nil {
+		tlsCfg = s.certs.TLSConfig(tlsCfg)
+	}
 	s.api = &http.Server{
 		Handler:           s.apiRoutes(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		TLSConfig: &tls.Config{
-			MinVersion:   tls.VersionTLS12,
-			Certificates: []tls.Certificate{s.tls.Certificate},
-		},
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		TLSConfig:         tlsCfg,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	s.boot = &http.Server{Handler: s.bootRoutes(), ReadHeaderTimeout: 10 * time.Second}
 	s.admin = &http.Server{Handler: s.adminRoutes(), ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
+}
+
+// openAuth builds the client-authentication services.
+func (s *Server) openAuth() error {
+	pc := auth.DefaultPasscodeConfig()
+	if s.cfg.PasscodeArgon2 != (auth.Argon2Params{}) {
+		pc.Params = s.cfg.PasscodeArgon2
+	}
+	var err error
+	if s.passcodes, err = auth.NewPasscodes(s.store, pc); err != nil {
+		return fmt.Errorf("passcode: %w", err)
+	}
+	s.auditor = &auth.Auditor{Store: s.store}
+	tc := auth.DefaultThrottleConfig()
+	tc.Alert = func(n int, window time.Duration) {
+		s.log.Warn("authentication failure rate above threshold", "failures", n, "window", window)
+		s.record(context.Background(), &deploy.AuditEvent{Action: "auth.alert", Outcome: auth.OutcomeAlert,
+			Details: map[string]string{"failures": itoa(n), "window": window.String()}})
+	}
+	if s.throttle, err = auth.NewThrottle(tc); err != nil {
+		return fmt.Errorf("throttle: %w", err)
+	}
+	s.sessions = &auth.Sessions{Store: s.store}
+	s.entra = &entraValidators{http: &http.Client{Timeout: 30 * time.Second}}
+	for _, p := range s.cfg.TrustedProxies {
+		_, n, _ := net.ParseCIDR(p)
+		s.proxies = append(s.proxies, n)
+	}
+	if s.cfg.ClientCAFile != "" {
+		cc := cert.DefaultConfig()
+		cc.ClientCAFile, cc.CRLFiles, cc.SubjectPattern = s.cfg.ClientCAFile, s.cfg.CRLFiles, s.cfg.CertSubjectPattern
+		if s.certs, err = cert.NewVerifier(cc); err != nil {
+			return fmt.Errorf("client-ca: %w", err)
+		}
+	}
+	sec, err := s.security(context.Background())
+	if err != nil {
+		return err
+	}
+	if sec.Anonymous {
+		s.log.Warn("ANONYMOUS AUTHENTICATION IS ON: anyone who can reach this server can run any task sequence and read its content; `imprint security set anonymous off` to stop it")
+	}
+	return nil
 }
 
 // certHosts are the names the server certificate must cover.
@@ -221,6 +282,9 @@ func (s *Server) close() {
 	}
 	if s.adminLn != nil {
 		os.Remove(SocketPath(s.cfg.DataDir))
+	}
+	if s.blobs != nil {
+		s.blobs.Close()
 	}
 	if s.db != nil {
 		s.db.Close()

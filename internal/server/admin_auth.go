@@ -1,0 +1,260 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/imprint-osd/imprint/internal/auth"
+	"github.com/imprint-osd/imprint/internal/auth/entra"
+	"github.com/imprint-osd/imprint/internal/deploy"
+)
+
+// passcodeRequest is the body of set and rotate. Grace is a Go duration.
+type passcodeRequest struct {
+	Passcode string `json:"passcode"`
+	Grace    string `json:"grace"`
+}
+
+type passcodeAnswer struct {
+	Generation int       `json:"generation"`
+	Code       string    `json:"code,omitempty"` // a generated passcode, shown once
+	GraceUntil time.Time `json:"graceUntil,omitzero"`
+	Revoked    int       `json:"sessionsRevoked"`
+}
+
+// afterChange revokes sessions of retired generations and audits.
+func (s *Server) afterChange(r *http.Request, action string, ch auth.PasscodeChange) (passcodeAnswer, error) {
+	ans := passcodeAnswer{Generation: ch.Generation, Code: ch.Code, GraceUntil: ch.GraceUntil}
+	n, err := s.sessions.RevokeGenerations(r.Context(), ch.Retired)
+	if err != nil {
+		return ans, err
+	}
+	ans.Revoked = n
+	details := map[string]string{"generation": strconv.Itoa(ch.Generation), "sessionsRevoked": strconv.Itoa(n)}
+	if !ch.GraceUntil.IsZero() {
+		details["graceUntil"] = ch.GraceUntil.UTC().Format(time.RFC3339)
+	}
+	s.record(r.Context(), &deploy.AuditEvent{Action: action, Outcome: auth.OutcomeSuccess, Actor: "admin-socket", Details: details})
+	s.log.Info("passcode changed", "action", action, "generation", ch.Generation, "sessions_revoked", n)
+	return ans, nil
+}
+
+func (s *Server) adminPasscodeSet(w http.ResponseWriter, r *http.Request) error {
+	var req passcodeRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	ch, err := s.passcodes.Set(r.Context(), req.Passcode)
+	if err != nil {
+		return err
+	}
+	ans, err := s.afterChange(r, "passcode.set", ch)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ans)
+	return nil
+}
+
+func (s *Server) adminPasscodeGenerate(w http.ResponseWriter, r *http.Request) error {
+	ch, err := s.passcodes.Generate(r.Context())
+	if err != nil {
+		return err
+	}
+	ans, err := s.afterChange(r, "passcode.generate", ch)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ans)
+	return nil
+}
+
+func (s *Server) adminPasscodeRotate(w http.ResponseWriter, r *http.Request) error {
+	var req passcodeRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	grace, err := time.ParseDuration(req.Grace)
+	if err != nil || grace < 0 {
+		return deploy.Errorf(deploy.KindInvalid, "grace: %q is not a duration such as 24h or 0", req.Grace)
+	}
+	ch, err := s.passcodes.Rotate(r.Context(), req.Passcode, grace)
+	if err != nil {
+		return err
+	}
+	ans, err := s.afterChange(r, "passcode.rotate", ch)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ans)
+	return nil
+}
+
+func (s *Server) adminPasscodeStatus(w http.ResponseWriter, r *http.Request) error {
+	st, err := s.passcodes.Status(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, st)
+	return nil
+}
+
+func (s *Server) adminPasscodeClear(w http.ResponseWriter, r *http.Request) error {
+	ch, err := s.passcodes.Clear(r.Context())
+	if err != nil {
+		return err
+	}
+	ans, err := s.afterChange(r, "passcode.clear", ch)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ans)
+	return nil
+}
+
+func (s *Server) adminSessions(w http.ResponseWriter, r *http.Request) error {
+	all, err := s.store.Sessions(r.Context())
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	live := []*deploy.Session{}
+	for _, x := range all {
+		if r.URL.Query().Get("all") == "1" || (x.RevokedAt == nil && x.ExpiresAt.After(now)) {
+			live = append(live, x)
+		}
+	}
+	writeJSON(w, http.StatusOK, live)
+	return nil
+}
+
+func (s *Server) adminRevokeSession(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	n, err := s.store.RevokeSessions(r.Context(), deploy.SessionFilter{ID: id}, s.now())
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return deploy.Errorf(deploy.KindNotFound, "no live session %s", id)
+	}
+	s.record(r.Context(), &deploy.AuditEvent{Action: "session.revoke", Outcome: auth.OutcomeSuccess, Actor: "admin-socket",
+		Details: map[string]string{"session": id}})
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// securityView is `imprint security show`: the effective order and what is missing.
+type securityView struct {
+	Security
+	Certificate      bool     `json:"certificate"`
+	Passcode         bool     `json:"passcode"`
+	Methods          []string `json:"methods"`
+	BootImageMethods []string `json:"bootImageMethods"`
+	Missing          []string `json:"missing,omitempty"`
+}
+
+func (s *Server) adminSecurity(w http.ResponseWriter, r *http.Request) error {
+	sec, err := s.security(r.Context())
+	if err != nil {
+		return err
+	}
+	m, err := s.authMethods(r.Context())
+	if err != nil {
+		return err
+	}
+	st, err := s.passcodes.Status(r.Context())
+	if err != nil {
+		return err
+	}
+	v := securityView{Security: sec, Certificate: s.certs != nil, Passcode: st.Set, Methods: m.Methods, BootImageMethods: m.BootImageMethods}
+	if len(m.Methods) == 0 {
+		v.Missing = append(v.Missing, m.Hint)
+	}
+	if st.Set && st.Age > 180*24*time.Hour {
+		v.Missing = append(v.Missing, "the passcode is older than 180 days: rotate it with `imprint passcode rotate --grace 24h`")
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+func (s *Server) adminSetAnonymous(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		On bool `json:"on"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	sec, err := s.security(r.Context())
+	if err != nil {
+		return err
+	}
+	sec.Anonymous = req.On
+	if err := s.putSecurity(r.Context(), sec); err != nil {
+		return err
+	}
+	s.record(r.Context(), &deploy.AuditEvent{Action: "security.anonymous", Outcome: auth.OutcomeSuccess, Actor: "admin-socket",
+		Details: map[string]string{"on": strconv.FormatBool(req.On)}})
+	if req.On {
+		s.log.Warn("ANONYMOUS AUTHENTICATION TURNED ON: anyone who can reach this server can run any task sequence")
+	}
+	return s.adminSecurity(w, r)
+}
+
+func (s *Server) adminSetEntra(w http.ResponseWriter, r *http.Request) error {
+	var cfg entra.Config
+	if err := decodeJSON(w, r, &cfg); err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return deploy.Wrap(deploy.KindInvalid, err, "entra: "+err.Error())
+	}
+	sec, err := s.security(r.Context())
+	if err != nil {
+		return err
+	}
+	sec.Entra = &cfg
+	if err := s.putSecurity(r.Context(), sec); err != nil {
+		return err
+	}
+	s.record(r.Context(), &deploy.AuditEvent{Action: "security.entra", Outcome: auth.OutcomeSuccess, Actor: "admin-socket",
+		Details: map[string]string{"tenant": cfg.TenantID, "client": cfg.ClientID}})
+	return s.adminSecurity(w, r)
+}
+
+func (s *Server) adminClearEntra(w http.ResponseWriter, r *http.Request) error {
+	sec, err := s.security(r.Context())
+	if err != nil {
+		return err
+	}
+	sec.Entra = nil
+	if err := s.putSecurity(r.Context(), sec); err != nil {
+		return err
+	}
+	s.record(r.Context(), &deploy.AuditEvent{Action: "security.entra.off", Outcome: auth.OutcomeSuccess, Actor: "admin-socket"})
+	return s.adminSecurity(w, r)
+}
+
+func (s *Server) adminAudit(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	after, _ := strconv.ParseInt(q.Get("after"), 10, 64)
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	ev, err := s.store.AuditEvents(r.Context(), after, max(limit, 0))
+	if err != nil {
+		return err
+	}
+	if ev == nil {
+		ev = []*deploy.AuditEvent{}
+	}
+	writeJSON(w, http.StatusOK, ev)
+	return nil
+}
+
+func (s *Server) adminAuditVerify(w http.ResponseWriter, r *http.Request) error {
+	n, err := s.auditor.VerifyAll(r.Context())
+	if err != nil {
+		return deploy.Wrap(deploy.KindConflict, err, "audit log verification failed: "+err.Error())
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"verified": n, "ok": true})
+	return nil
+}

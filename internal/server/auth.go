@@ -1,0 +1,372 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/imprint-osd/imprint/internal/auth"
+	"github.com/imprint-osd/imprint/internal/auth/entra"
+	"github.com/imprint-osd/imprint/internal/deploy"
+)
+
+// securitySettingKey holds the admin's client-authentication choices that
+// are not files on disk: anonymous mode and the Entra ID application.
+const securitySettingKey = "security"
+
+// Security is what `imprint security show` reports and `security set` changes.
+type Security struct {
+	Anonymous bool          `json:"anonymous"`
+	Entra     *entra.Config `json:"entra,omitempty"`
+}
+
+func (s *Server) security(ctx context.Context) (Security, error) {
+	var sec Security
+	b, err := s.store.Setting(ctx, securitySettingKey)
+	if deploy.IsNotFound(err) {
+		return sec, nil
+	}
+	if err != nil {
+		return sec, err
+	}
+	if err := json.Unmarshal(b, &sec); err != nil {
+		return sec, fmt.Errorf("security settings: %w", err)
+	}
+	return sec, nil
+}
+
+func (s *Server) putSecurity(ctx context.Context, sec Security) error {
+	b, _ := json.Marshal(sec)
+	return s.store.PutSetting(ctx, securitySettingKey, b)
+}
+
+// entraValidators caches one validator (and its JWKS cache) per Entra
+// configuration, so a settings change takes effect at the next request.
+type entraValidators struct {
+	mu   sync.Mutex
+	cfg  entra.Config
+	v    *entra.Validator
+	http *http.Client
+}
+
+func (e *entraValidators) get(cfg entra.Config) *entra.Validator {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.v == nil || e.cfg != cfg {
+		e.cfg, e.v = cfg, entra.NewValidator(cfg, e.http)
+	}
+	return e.v
+}
+
+// clientIP is the request's source address; X-Forwarded-For is believed
+// only when the direct peer is a configured trusted proxy.
+func (s *Server) clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer := net.ParseIP(host)
+	if peer == nil || !s.trusted(peer) {
+		return host
+	}
+	hops := strings.Split(r.Header.Get("X-Forwarded-For"), ",")
+	// Walk from the nearest hop back, skipping our own proxies.
+	for i := len(hops) - 1; i >= 0; i-- {
+		ip := net.ParseIP(strings.TrimSpace(hops[i]))
+		if ip == nil {
+			break
+		}
+		if !s.trusted(ip) {
+			return ip.String()
+		}
+	}
+	return host
+}
+
+func (s *Server) trusted(ip net.IP) bool {
+	for _, n := range s.proxies {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// methodOrder is DeployR's: anonymous → certificate → Entra ID → passcode.
+type authMethods struct {
+	Methods          []string    `json:"methods"`
+	BootImageMethods []string    `json:"bootImageMethods"`
+	Entra            *entraHints `json:"entra,omitempty"`
+	Hint             string      `json:"hint,omitempty"`
+}
+
+type entraHints struct {
+	Authority string `json:"authority"`
+	TenantID  string `json:"tenantId"`
+	ClientID  string `json:"clientId"`
+	Scope     string `json:"scope"`
+}
+
+func (s *Server) authMethods(ctx context.Context) (authMethods, error) {
+	sec, err := s.security(ctx)
+	if err != nil {
+		return authMethods{}, err
+	}
+	st, err := s.passcodes.Status(ctx)
+	if err != nil {
+		return authMethods{}, err
+	}
+	m := authMethods{Methods: []string{}, BootImageMethods: []string{}}
+	if sec.Anonymous {
+		m.Methods = append(m.Methods, auth.MethodAnonymous)
+	}
+	if s.certs != nil {
+		m.Methods = append(m.Methods, auth.MethodCertificate)
+	}
+	if sec.Entra != nil {
+		m.Methods = append(m.Methods, auth.MethodEntra)
+		scope := sec.Entra.Audience
+		if scope == "" {
+			scope = "api://" + sec.Entra.ClientID
+		}
+		m.Entra = &entraHints{Authority: sec.Entra.Issuer(), TenantID: sec.Entra.TenantID, ClientID: sec.Entra.ClientID, Scope: scope + "/.default"}
+	}
+	if st.Set {
+		m.Methods = append(m.Methods, auth.MethodPasscode)
+	}
+	// Entra ID and certificates take precedence over the passcode in the
+	// boot image; an installed OS may still present the Passcode variable.
+	for _, x := range m.Methods {
+		if x == auth.MethodPasscode && (sec.Entra != nil || s.certs != nil) {
+			continue
+		}
+		m.BootImageMethods = append(m.BootImageMethods, x)
+	}
+	if len(m.Methods) == 0 {
+		m.Hint = "no client authentication is configured on this server: run `imprint passcode set` " +
+			"(or `imprint passcode generate`), configure Entra ID (`imprint security set entra …`) or " +
+			"certificates (`imprint server --client-ca`), or for an isolated lab `imprint security set anonymous on`"
+	}
+	return m, nil
+}
+
+func (s *Server) handleAuthMethods(w http.ResponseWriter, r *http.Request) error {
+	m, err := s.authMethods(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, m)
+	return nil
+}
+
+type tokenRequest struct {
+	Method      string        `json:"method"`
+	Passcode    string        `json:"passcode"`
+	AccessToken string        `json:"accessToken"`
+	Device      deploy.Device `json:"device"`
+}
+
+type tokenResponse struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expiresAt"`
+	SessionID string    `json:"sessionId"`
+}
+
+// errAuthFailed is the one answer for a wrong passcode, malformed input,
+// a mode that is off and an unknown method: nothing to tell them apart.
+var errAuthFailed = auth.ErrBadPasscode
+
+// handleToken authenticates a client by one method and mints a session.
+func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	var req tokenRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		// Malformed input costs the same as a wrong passcode.
+		s.passcodes.Refuse(ctx, "")
+		return errAuthFailed
+	}
+	src := s.clientIP(r)
+	dev := deviceID(&req.Device)
+	audit := &deploy.AuditEvent{Action: "auth.attempt", Source: src, DeviceID: dev,
+		Details: map[string]string{"method": req.Method}}
+
+	sess := &deploy.Session{Method: req.Method, DeviceID: dev, Source: src}
+	var err error
+	switch req.Method {
+	case auth.MethodPasscode:
+		err = s.checkPasscode(ctx, w, src, dev, req.Passcode, sess)
+	case auth.MethodAnonymous:
+		err = s.checkAnonymous(ctx, sess)
+	case auth.MethodEntra:
+		err = s.checkEntra(ctx, req.AccessToken, sess, audit)
+	case auth.MethodCertificate:
+		err = s.checkCertificate(r, sess)
+	default:
+		s.passcodes.Refuse(ctx, "")
+		err = errAuthFailed
+		audit.Details["reason"] = "unknown method"
+	}
+	if err != nil {
+		audit.Outcome = auth.OutcomeFailure
+		if deploy.ErrorKind(err) == deploy.KindThrottled {
+			audit.Outcome = auth.OutcomeThrottled
+		}
+		s.record(ctx, audit)
+		return err
+	}
+	if dev != "" {
+		d := req.Device
+		d.ID = dev
+		if d.UUID != "" {
+			d.UUID = strings.ToLower(d.UUID)
+		}
+		d.LastSeen = s.now()
+		if err := s.store.UpsertDevice(ctx, &d); err != nil {
+			return err
+		}
+	}
+	token, err := s.sessions.Mint(ctx, sess)
+	if err != nil {
+		return err
+	}
+	audit.Outcome, audit.Actor = auth.OutcomeSuccess, sess.Subject
+	audit.Details["session"] = sess.ID
+	s.record(ctx, audit)
+	writeJSON(w, http.StatusOK, tokenResponse{Token: token, ExpiresAt: sess.ExpiresAt, SessionID: sess.ID})
+	return nil
+}
+
+// checkPasscode: throttle first, then Argon2, then count the outcome.
+func (s *Server) checkPasscode(ctx context.Context, w http.ResponseWriter, src, dev, passcode string, sess *deploy.Session) error {
+	if ok, wait := s.throttle.Allow(src, dev); !ok {
+		w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(wait.Seconds()))))
+		return deploy.Errorf(deploy.KindThrottled, "too many failed attempts; try again in %s", wait.Round(time.Second))
+	}
+	gen, err := s.passcodes.Check(ctx, passcode)
+	if deploy.ErrorKind(err) == deploy.KindThrottled {
+		w.Header().Set("Retry-After", "1")
+		return err
+	}
+	if err != nil {
+		s.throttle.Failure(src, dev)
+		return errAuthFailed
+	}
+	s.throttle.Success(src, dev)
+	sess.Generation = gen
+	return nil
+}
+
+func (s *Server) checkAnonymous(ctx context.Context, sess *deploy.Session) error {
+	sec, err := s.security(ctx)
+	if err != nil {
+		return err
+	}
+	if !sec.Anonymous {
+		s.passcodes.Refuse(ctx, "")
+		return errAuthFailed
+	}
+	return nil
+}
+
+func (s *Server) checkEntra(ctx context.Context, token string, sess *deploy.Session, audit *deploy.AuditEvent) error {
+	sec, err := s.security(ctx)
+	if err != nil {
+		return err
+	}
+	if sec.Entra == nil {
+		s.passcodes.Refuse(ctx, "")
+		return errAuthFailed
+	}
+	id, err := s.entra.get(*sec.Entra).Validate(ctx, token)
+	if err != nil {
+		if rej, ok := asReject(err); ok {
+			audit.Details["reason"] = rej
+		}
+		return err
+	}
+	sess.Subject = id.UPN
+	if sess.Subject == "" {
+		sess.Subject = id.ObjectID
+	}
+	audit.Details["entraUser"] = sess.Subject
+	audit.Details["entraObjectId"] = id.ObjectID
+	return nil
+}
+
+func (s *Server) checkCertificate(r *http.Request, sess *deploy.Session) error {
+	if s.certs == nil || r.TLS == nil {
+		s.passcodes.Refuse(r.Context(), "")
+		return errAuthFailed
+	}
+	id, ok := s.certs.Identity(*r.TLS)
+	if !ok {
+		s.passcodes.Refuse(r.Context(), "")
+		return errAuthFailed
+	}
+	sess.Subject = id.Subject
+	return nil
+}
+
+// deviceID keys a device by SMBIOS UUID, else by its first MAC.
+func deviceID(d *deploy.Device) string {
+	if u := strings.ToLower(strings.TrimSpace(d.UUID)); u != "" && len(u) <= 64 {
+		return u
+	}
+	for _, m := range d.MACs {
+		if hw, err := net.ParseMAC(m); err == nil {
+			return "mac-" + strings.ReplaceAll(hw.String(), ":", "-")
+		}
+	}
+	return ""
+}
+
+// record writes an audit event; a failure to audit is logged loudly but
+// does not turn a login into an error.
+func (s *Server) record(ctx context.Context, e *deploy.AuditEvent) {
+	if err := s.auditor.Record(context.WithoutCancel(ctx), e); err != nil {
+		s.log.Error("audit write failed", "action", e.Action, "err", err)
+	}
+}
+
+// ctxKey is the type of request-scoped values.
+type ctxKey int
+
+const sessionKey ctxKey = iota
+
+// requireSession authenticates the bearer token and puts the session in
+// the request context.
+func (s *Server) requireSession(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || tok == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="imprint"`)
+			return deploy.Errorf(deploy.KindUnauthorized, "a bearer token is required; authenticate at /v1/auth/token")
+		}
+		sess, err := s.sessions.Authenticate(r.Context(), strings.TrimSpace(tok))
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="imprint", error="invalid_token"`)
+			return err
+		}
+		return h(w, r.WithContext(context.WithValue(r.Context(), sessionKey, sess)))
+	}
+}
+
+func sessionFrom(ctx context.Context) *deploy.Session {
+	s, _ := ctx.Value(sessionKey).(*deploy.Session)
+	return s
+}
+
+func asReject(err error) (string, bool) {
+	var rej *entra.RejectError
+	if errors.As(err, &rej) {
+		return rej.Reason, true
+	}
+	return "", false
+}

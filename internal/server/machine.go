@@ -1,0 +1,308 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/imprint-osd/imprint/internal/auth"
+	"github.com/imprint-osd/imprint/internal/content"
+	"github.com/imprint-osd/imprint/internal/deploy"
+)
+
+func (s *Server) handleTime(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]int64{"unix": s.now().Unix()})
+	return nil
+}
+
+type tsSummary struct {
+	ID          string        `json:"id"`
+	Name        string        `json:"name"`
+	Description string        `json:"description"`
+	VersionNo   int           `json:"versionNo"`
+	Status      deploy.Status `json:"status"`
+}
+
+// runnableVersion is the newest Active version of ts, or nil.
+func runnableVersion(ts *deploy.TaskSequence) *deploy.TSVersion {
+	var best *deploy.TSVersion
+	for i := range ts.Versions {
+		v := &ts.Versions[i]
+		if v.Status == deploy.StatusActive && (best == nil || v.VersionNo > best.VersionNo) {
+			best = v
+		}
+	}
+	return best
+}
+
+func (s *Server) machineListTS(w http.ResponseWriter, r *http.Request) error {
+	all, err := s.store.TaskSequences(r.Context())
+	if err != nil {
+		return err
+	}
+	out := []tsSummary{}
+	for _, ts := range all {
+		if v := runnableVersion(ts); v != nil {
+			out = append(out, tsSummary{ts.ID, ts.Name, deploy.Str(ts.Description), v.VersionNo, v.Status})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// machineGetTS hands the agent one version and binds the session to the
+// sequence: from then on the session reads only content it references.
+func (s *Server) machineGetTS(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	sess := sessionFrom(ctx)
+	ts, v, err := s.pathTSVersion(r)
+	if err != nil {
+		return err
+	}
+	if sess.TaskSequenceID != "" && sess.TaskSequenceID != ts.ID {
+		return deploy.Errorf(deploy.KindForbidden, "this session runs another task sequence; authenticate again to run a different one")
+	}
+	if sess.TaskSequenceID == "" {
+		if err := s.sessions.Bind(ctx, sess, ts.ID); err != nil {
+			return err
+		}
+	}
+	out := *ts
+	out.Versions = []deploy.TSVersion{*v}
+	if sess.Method == auth.MethodAnonymous {
+		s.stripSecrets(ctx, out.Versions[0].Steps)
+	}
+	writeJSON(w, http.StatusOK, &out)
+	return nil
+}
+
+// pathTSVersion resolves {id}/{no}; only Active versions are runnable
+// (In_Development ones when the sequence has no Active version at all are
+// not offered either).
+func (s *Server) pathTSVersion(r *http.Request) (*deploy.TaskSequence, *deploy.TSVersion, error) {
+	no, err := strconv.Atoi(r.PathValue("no"))
+	if err != nil || no < 1 {
+		return nil, nil, deploy.Errorf(deploy.KindInvalid, "version %q is not a positive number", r.PathValue("no"))
+	}
+	ts, err := s.store.TaskSequence(r.Context(), strings.ToLower(r.PathValue("id")))
+	if err != nil {
+		return nil, nil, err
+	}
+	v, ok := ts.Version(no)
+	if !ok {
+		return nil, nil, deploy.Errorf(deploy.KindNotFound, "task sequence %s has no version %d", ts.ID, no)
+	}
+	return ts, v, nil
+}
+
+// stripSecrets blanks the values of Password options: secret variables
+// never reach an anonymous session.
+func (s *Server) stripSecrets(ctx context.Context, steps []deploy.Step) {
+	for i := range steps {
+		st := &steps[i]
+		s.stripSecrets(ctx, st.GroupMembers)
+		if st.TypeID == nil {
+			continue
+		}
+		def, err := resolver{s.store}.StepDefinition(ctx, *st.TypeID)
+		if err != nil {
+			continue
+		}
+		dv := def.Latest()
+		if st.StepDefinitionVersionNo != nil {
+			if v, ok := def.Version(*st.StepDefinitionVersionNo); ok {
+				dv = v
+			}
+		}
+		if dv == nil {
+			continue
+		}
+		for _, o := range dv.Options {
+			if o.Type != deploy.OptionPassword {
+				continue
+			}
+			for k := range st.Settings {
+				if strings.EqualFold(k, o.Name) {
+					st.Settings[k] = ""
+				}
+			}
+		}
+	}
+}
+
+func (s *Server) machineGetStepDef(w http.ResponseWriter, r *http.Request) error {
+	d, err := resolver{s.store}.StepDefinition(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, d)
+	return nil
+}
+
+// contentScope is every "guid:version" the session's task sequence may
+// need: its steps' content options (and their definitions' defaults),
+// child sequences, and application dependencies, transitively.
+func (s *Server) contentScope(ctx context.Context, sess *deploy.Session) (map[deploy.Ref]bool, error) {
+	scope := map[deploy.Ref]bool{}
+	if sess.TaskSequenceID == "" {
+		return scope, nil
+	}
+	ts, err := s.store.TaskSequence(ctx, sess.TaskSequenceID)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[deploy.Ref]bool{}
+	var walkTS func(ts *deploy.TaskSequence, v *deploy.TSVersion) error
+	var walk func(steps []deploy.Step) error
+	addContent := func(ref string) {
+		if r, err := deploy.ParseRef(ref); err == nil {
+			scope[r] = true
+		}
+	}
+	walk = func(steps []deploy.Step) error {
+		for _, st := range steps {
+			if err := walk(st.GroupMembers); err != nil {
+				return err
+			}
+			for _, ref := range st.ContentItems {
+				addContent(ref)
+			}
+			if st.TypeID == nil {
+				continue
+			}
+			if strings.EqualFold(*st.TypeID, deploy.TypeRunTaskSequence) {
+				for k, v := range st.Settings {
+					if !strings.EqualFold(k, "childTaskSequenceId") {
+						continue
+					}
+					ref, err := deploy.ParseRef(v)
+					if err != nil || seen[ref] {
+						continue
+					}
+					seen[ref] = true
+					child, err := s.store.TaskSequence(ctx, ref.ID)
+					if deploy.IsNotFound(err) {
+						continue
+					} else if err != nil {
+						return err
+					}
+					if cv, ok := child.Version(ref.VersionNo); ok {
+						if err := walkTS(child, cv); err != nil {
+							return err
+						}
+					}
+				}
+			}
+			if def, err := (resolver{s.store}).StepDefinition(ctx, *st.TypeID); err == nil {
+				if dv := def.Latest(); dv != nil {
+					for _, o := range dv.Options {
+						if o.IsContent() && o.DefaultValue != nil {
+							addContent(*o.DefaultValue)
+						}
+					}
+				}
+			}
+		}
+		return nil
+	}
+	walkTS = func(ts *deploy.TaskSequence, v *deploy.TSVersion) error { return walk(v.Steps) }
+	for i := range ts.Versions {
+		if err := walkTS(ts, &ts.Versions[i]); err != nil {
+			return nil, err
+		}
+	}
+	// Application dependencies, transitively.
+	queue := make([]deploy.Ref, 0, len(scope))
+	for r := range scope {
+		queue = append(queue, r)
+	}
+	for len(queue) > 0 {
+		ref := queue[0]
+		queue = queue[1:]
+		item, err := s.store.ContentItem(ctx, ref.ID)
+		if err != nil {
+			continue
+		}
+		if v, ok := item.Version(ref.VersionNo); ok {
+			for _, d := range v.InstallationDependencies {
+				if dr, err := deploy.ParseRef(d); err == nil && !scope[dr] {
+					scope[dr] = true
+					queue = append(queue, dr)
+				}
+			}
+		}
+	}
+	return scope, nil
+}
+
+// scopedVersion resolves {id}/{no} for a session. Content outside the
+// session's scope answers exactly like content that does not exist.
+func (s *Server) scopedVersion(r *http.Request) (*deploy.ContentItem, *deploy.ContentVersion, error) {
+	ctx := r.Context()
+	no, _ := strconv.Atoi(r.PathValue("no"))
+	id := strings.ToLower(r.PathValue("id"))
+	notFound := deploy.Errorf(deploy.KindNotFound, "content %s:%s not found", id, r.PathValue("no"))
+	scope, err := s.contentScope(ctx, sessionFrom(ctx))
+	if err != nil {
+		return nil, nil, err
+	}
+	if !scope[deploy.Ref{ID: id, VersionNo: no}] {
+		return nil, nil, notFound
+	}
+	item, err := s.store.ContentItem(ctx, id)
+	if deploy.IsNotFound(err) {
+		return nil, nil, notFound
+	} else if err != nil {
+		return nil, nil, err
+	}
+	v, ok := item.Version(no)
+	if !ok {
+		return nil, nil, notFound
+	}
+	return item, v, nil
+}
+
+func (s *Server) machineContentInfo(w http.ResponseWriter, r *http.Request) error {
+	item, v, err := s.scopedVersion(r)
+	if err != nil {
+		return err
+	}
+	meta := *item
+	meta.Versions = nil
+	writeJSON(w, http.StatusOK, map[string]any{"item": &meta, "version": v})
+	return nil
+}
+
+func (s *Server) machineContentData(w http.ResponseWriter, r *http.Request) error {
+	item, v, err := s.scopedVersion(r)
+	if err != nil {
+		return err
+	}
+	return s.serveVersion(w, r, item, v)
+}
+
+func (s *Server) machineContentFile(w http.ResponseWriter, r *http.Request) error {
+	item, v, err := s.scopedVersion(r)
+	if err != nil {
+		return err
+	}
+	path := r.PathValue("path")
+	if v.Manifest != nil {
+		for _, f := range v.Manifest.Files {
+			if f.Path == path {
+				fh, err := s.blobs.Open(r.Context(), f.SHA256)
+				if err != nil {
+					return err
+				}
+				defer fh.Close()
+				content.ServeBlob(w, r, fh, f.SHA256, path)
+				return nil
+			}
+		}
+	}
+	return deploy.Errorf(deploy.KindNotFound, "content %s:%d has no file %q", item.ID, v.VersionNo, path)
+}
+

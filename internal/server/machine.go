@@ -305,4 +305,3 @@ func (s *Server) machineContentFile(w http.ResponseWriter, r *http.Request) erro
 	}
 	return deploy.Errorf(deploy.KindNotFound, "content %s:%d has no file %q", item.ID, v.VersionNo, path)
 }
-

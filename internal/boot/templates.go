@@ -1,0 +1,47 @@
+package boot
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"text/template"
+)
+
+//go:embed templates/*.ipxe
+var templateFS embed.FS
+
+// Template names; TestTemplatesDeclared checks this list against the files.
+const (
+	tmplStage1 = "stage1.ipxe"
+	tmplStage2 = "stage2.ipxe"
+	tmplError  = "error.ipxe"
+)
+
+func parseTemplates() (*template.Template, error) {
+	t, err := template.New("").Option("missingkey=error").ParseFS(templateFS, "templates/*.ipxe")
+	if err != nil {
+		return nil, fmt.Errorf("parse boot templates: %w", err)
+	}
+	return t, nil
+}
+
+func render(t *template.Template, name string, data any) ([]byte, error) {
+	var b bytes.Buffer
+	if err := t.ExecuteTemplate(&b, name, data); err != nil {
+		return nil, fmt.Errorf("render %s: %w", name, err)
+	}
+	return b.Bytes(), nil
+}
+
+// stage2Data is what templates/stage2.ipxe sees. Every field is validated
+// before rendering (see Handler.stage2).
+type stage2Data struct {
+	machineQuery
+	BootURL       string
+	PublicURL     string
+	CAFingerprint string
+	KernelArgs    []string
+	Menu          bool
+	TimeoutMS     int64
+	Default       string
+}

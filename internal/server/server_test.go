@@ -37,8 +37,16 @@ type testServer struct {
 
 func startServer(t *testing.T, dir string) *testServer {
 	t.Helper()
+	return startServerWith(t, dir, nil)
+}
+
+func startServerWith(t *testing.T, dir string, edit func(*server.Config)) *testServer {
+	t.Helper()
 	cfg := server.DefaultConfig()
 	cfg.DataDir, cfg.Listen, cfg.BootListen = dir, "127.0.0.1:0", "127.0.0.1:0"
+	if edit != nil {
+		edit(&cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := server.Open(ctx, cfg, nil)
 	if err != nil {

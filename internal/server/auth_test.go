@@ -1,0 +1,310 @@
+package server_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/imprint-osd/imprint/internal/auth"
+	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/server"
+)
+
+// cheap Argon2 for tests; production uses auth.DefaultArgon2Params.
+var testArgon2 = auth.Argon2Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+
+func startAuthServer(t *testing.T) *testServer {
+	t.Helper()
+	return startServerWith(t, t.TempDir(), func(c *server.Config) { c.PasscodeArgon2 = testArgon2 })
+}
+
+// machine sends a machine-API request with an optional bearer token.
+func (ts *testServer) machine(t *testing.T, method, path, token string, body any, out any) *http.Response {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, ts.apiURL(path), rd)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := ts.api.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("decode %s: %v", b, err)
+		}
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	return resp
+}
+
+func (ts *testServer) adminJSON(t *testing.T, method, path string, body any, out any) *http.Response {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	return ts.do(t, method, path, rd, out)
+}
+
+type tokenAnswer struct {
+	Token string `json:"token"`
+}
+
+func login(t *testing.T, ts *testServer, passcode, uuid string) (*http.Response, string) {
+	t.Helper()
+	var tok tokenAnswer
+	resp := ts.machine(t, "POST", "/v1/auth/token", "", map[string]any{
+		"method": "passcode", "passcode": passcode, "device": map[string]any{"uuid": uuid}}, &tok)
+	return resp, tok.Token
+}
+
+func TestNothingConfiguredTellsTheAdminWhatToDo(t *testing.T) {
+	ts := startAuthServer(t)
+	var m struct {
+		Methods []string `json:"methods"`
+		Hint    string   `json:"hint"`
+	}
+	ts.machine(t, "GET", "/v1/auth/methods", "", nil, &m)
+	if len(m.Methods) != 0 || !strings.Contains(m.Hint, "imprint passcode set") {
+		t.Fatalf("methods = %+v", m)
+	}
+	resp := ts.machine(t, "POST", "/v1/auth/token", "", map[string]any{"method": "anonymous"}, nil)
+	wantError(t, resp, 401, "unauthorized", "authentication failed")
+}
+
+func TestPasscodeLoginSessionsAndEqualRefusals(t *testing.T) {
+	ts := startAuthServer(t)
+	const code = "Correct-Horse-Battery-42"
+	if resp := ts.adminJSON(t, "PUT", "/admin/v1/passcode", map[string]string{"passcode": "password"}, nil); resp.StatusCode != 400 {
+		t.Fatalf("weak passcode accepted: %d", resp.StatusCode)
+	}
+	// Mode off, wrong, malformed: same status and body.
+	off, _ := login(t, ts, code, "u1")
+	offBody, _ := io.ReadAll(off.Body)
+	if resp := ts.adminJSON(t, "PUT", "/admin/v1/passcode", map[string]string{"passcode": code}, nil); resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("set passcode: %d %s", resp.StatusCode, b)
+	}
+	wrong, _ := login(t, ts, "Wrong-Horse-Battery-42", "u1")
+	wrongBody, _ := io.ReadAll(wrong.Body)
+	req, _ := http.NewRequest("POST", ts.apiURL("/v1/auth/token"), strings.NewReader(`{"method":"passcode","passcode":`))
+	mal, err := ts.api.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	malBody, _ := io.ReadAll(mal.Body)
+	mal.Body.Close()
+	for name, got := range map[string][]byte{"wrong": wrongBody, "malformed": malBody} {
+		if !bytes.Equal(got, offBody) {
+			t.Errorf("%s answer %q differs from mode-off answer %q", name, got, offBody)
+		}
+	}
+	if off.StatusCode != 401 || wrong.StatusCode != 401 || mal.StatusCode != 401 {
+		t.Fatalf("statuses: off %d wrong %d malformed %d", off.StatusCode, wrong.StatusCode, mal.StatusCode)
+	}
+
+	// No token, bad token: 401.
+	wantError(t, ts.machine(t, "GET", "/v1/tasksequences", "", nil, nil), 401, "unauthorized", "bearer token")
+	wantError(t, ts.machine(t, "GET", "/v1/tasksequences", "nope", nil, nil), 401, "unauthorized", "")
+
+	resp, tok := login(t, ts, code, "u1")
+	if resp.StatusCode != 200 || len(tok) < 43 {
+		t.Fatalf("login: %d token %q", resp.StatusCode, tok)
+	}
+	if resp := ts.machine(t, "GET", "/v1/tasksequences", tok, nil, nil); resp.StatusCode != 200 {
+		t.Fatalf("list with token: %d", resp.StatusCode)
+	}
+
+	// Rotation with grace keeps the old sessions; grace 0 kills them.
+	var rot struct {
+		Generation int `json:"generation"`
+		Revoked    int `json:"sessionsRevoked"`
+	}
+	ts.adminJSON(t, "POST", "/admin/v1/passcode/rotate", map[string]string{"passcode": "Second-Horse-Battery-43", "grace": "1h"}, &rot)
+	if rot.Revoked != 0 {
+		t.Fatalf("rotate with grace revoked %d sessions", rot.Revoked)
+	}
+	if r, _ := login(t, ts, code, "u2"); r.StatusCode != 200 {
+		t.Fatalf("old passcode refused during grace: %d", r.StatusCode)
+	}
+	ts.adminJSON(t, "POST", "/admin/v1/passcode/rotate", map[string]string{"passcode": "Third-Horse-Battery-44", "grace": "0"}, &rot)
+	if rot.Revoked < 1 {
+		t.Fatalf("rotate --grace 0 revoked %d sessions, want the old ones", rot.Revoked)
+	}
+	wantError(t, ts.machine(t, "GET", "/v1/tasksequences", tok, nil, nil), 401, "unauthorized", "")
+
+	// Audit has attempts, the passcode changes, and verifies.
+	var events []deploy.AuditEvent
+	ts.do(t, "GET", "/admin/v1/audit", nil, &events)
+	actions := map[string]int{}
+	for _, e := range events {
+		actions[e.Action+"/"+e.Outcome]++
+	}
+	if actions["auth.attempt/failure"] < 2 || actions["auth.attempt/success"] < 2 || actions["passcode.rotate/success"] != 2 {
+		t.Errorf("audit actions = %v", actions)
+	}
+	if resp := ts.do(t, "GET", "/admin/v1/audit/verify", nil, nil); resp.StatusCode != 200 {
+		t.Errorf("audit verify: %d", resp.StatusCode)
+	}
+}
+
+func TestCanaryPasscodeNowhereOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	ts := startServerWith(t, dir, func(c *server.Config) { c.PasscodeArgon2 = testArgon2 })
+	const canary = "Canary-Zebra-Quartz-9137"
+	if resp := ts.adminJSON(t, "PUT", "/admin/v1/passcode", map[string]string{"passcode": canary}, nil); resp.StatusCode != 200 {
+		t.Fatalf("set: %d", resp.StatusCode)
+	}
+	login(t, ts, canary, "u1")
+	login(t, ts, canary+"x", "u1")
+	ts.stop()
+	found := ""
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			if b, _ := os.ReadFile(p); bytes.Contains(b, []byte(canary)) {
+				found = p
+			}
+		}
+		return nil
+	})
+	if found != "" {
+		t.Fatalf("the passcode is stored in plain text in %s", found)
+	}
+}
+
+func TestThrottleAnswers429WithRetryAfter(t *testing.T) {
+	ts := startAuthServer(t)
+	ts.adminJSON(t, "PUT", "/admin/v1/passcode", map[string]string{"passcode": "Correct-Horse-Battery-42"}, nil)
+	var last *http.Response
+	for i := 0; i < 8; i++ {
+		last, _ = login(t, ts, "Wrong-Horse-Battery-42", "dev-x")
+	}
+	if last.StatusCode != 429 || last.Header.Get("Retry-After") == "" {
+		t.Fatalf("after 8 failures: %d Retry-After %q", last.StatusCode, last.Header.Get("Retry-After"))
+	}
+	var events []deploy.AuditEvent
+	ts.do(t, "GET", "/admin/v1/audit", nil, &events)
+	throttled := 0
+	for _, e := range events {
+		if e.Outcome == auth.OutcomeThrottled {
+			throttled++
+		}
+	}
+	if throttled == 0 {
+		t.Errorf("throttled attempts are not audited")
+	}
+}
+
+func TestAnonymousOptInStripsSecrets(t *testing.T) {
+	ts := startAuthServer(t)
+	if r := ts.machine(t, "POST", "/v1/auth/token", "", map[string]any{"method": "anonymous"}, nil); r.StatusCode != 401 {
+		t.Fatalf("anonymous while off: %d", r.StatusCode)
+	}
+	ts.adminJSON(t, "PUT", "/admin/v1/security/anonymous", map[string]bool{"on": true}, nil)
+	var tok tokenAnswer
+	if r := ts.machine(t, "POST", "/v1/auth/token", "", map[string]any{"method": "anonymous", "device": map[string]any{"uuid": "a1"}}, &tok); r.StatusCode != 200 {
+		t.Fatalf("anonymous while on: %d", r.StatusCode)
+	}
+	var m struct{ Methods []string }
+	ts.machine(t, "GET", "/v1/auth/methods", "", nil, &m)
+	if len(m.Methods) == 0 || m.Methods[0] != "anonymous" {
+		t.Fatalf("methods = %v", m.Methods)
+	}
+}
+
+// A run: the session sees only content its sequence references, reports
+// events, and the run record follows them.
+func TestMachineContentScopeAndRunReporting(t *testing.T) {
+	ts := startAuthServer(t)
+	ts.adminJSON(t, "PUT", "/admin/v1/passcode", map[string]string{"passcode": "Correct-Horse-Battery-42"}, nil)
+	app := createItem(t, ts, deploy.ContentFile, deploy.PurposeApplication)
+	other := createItem(t, ts, deploy.ContentFile, deploy.PurposeApplication)
+	upload(t, ts, app.ID, strings.NewReader("app bytes"), `{"installationCommandLine":"true"}`)
+	upload(t, ts, other.ID, strings.NewReader("secret image"), "")
+
+	doc := fmt.Sprintf(`{"id":"11111111-2222-3333-4444-555555555555","name":"Apps","architecture":"Any","versions":[{"id":"v1","taskSequenceId":"11111111-2222-3333-4444-555555555555","versionNo":1,"status":"Active","steps":[
+	 {"id":"s1","name":"Install app","isGroup":false,"typeId":"00000001-0000-0000-0000-00000000000b","settings":{},"contentItems":{"Application":"%s:1"},"enabled":true,"continueOnError":false,"condition":null}]}]}`, app.ID)
+	if resp := ts.do(t, "POST", "/admin/v1/tasksequences/import", strings.NewReader(doc), nil); resp.StatusCode != 201 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("import: %d %s", resp.StatusCode, b)
+	}
+	_, tok := login(t, ts, "Correct-Horse-Battery-42", "dev-1")
+
+	var list []struct{ ID string }
+	ts.machine(t, "GET", "/v1/tasksequences", tok, nil, &list)
+	if len(list) != 1 {
+		t.Fatalf("list = %+v", list)
+	}
+	// Before the session is bound, no content at all.
+	wantError(t, ts.machine(t, "GET", "/v1/content/"+app.ID+"/1/data", tok, nil, nil), 404, "not_found", "")
+	ts.machine(t, "GET", "/v1/tasksequences/11111111-2222-3333-4444-555555555555/versions/1", tok, nil, nil)
+	r := ts.machine(t, "GET", "/v1/content/"+app.ID+"/1/data", tok, nil, nil)
+	if b, _ := io.ReadAll(r.Body); r.StatusCode != 200 || string(b) != "app bytes" {
+		t.Fatalf("referenced content: %d %q", r.StatusCode, b)
+	}
+	outside := ts.machine(t, "GET", "/v1/content/"+other.ID+"/1/data", tok, nil, nil)
+	unknown := ts.machine(t, "GET", "/v1/content/99999999-0000-0000-0000-000000000000/1/data", tok, nil, nil)
+	ob, _ := io.ReadAll(outside.Body)
+	ub, _ := io.ReadAll(unknown.Body)
+	if outside.StatusCode != 404 || unknown.StatusCode != 404 || len(ob) == 0 ||
+		strings.Contains(string(ob), "secret") || strings.Replace(string(ob), other.ID, "X", 1) != strings.Replace(string(ub), "99999999-0000-0000-0000-000000000000", "X", 1) {
+		t.Fatalf("out-of-scope answer %d %s differs from unknown %d %s", outside.StatusCode, ob, unknown.StatusCode, ub)
+	}
+
+	var run deploy.Run
+	if resp := ts.machine(t, "POST", "/v1/runs", tok, map[string]any{"taskSequenceId": "11111111-2222-3333-4444-555555555555", "versionNo": 1}, &run); resp.StatusCode != 201 {
+		t.Fatalf("create run: %d", resp.StatusCode)
+	}
+	zero := 0
+	events := []map[string]any{
+		{"type": "step-start", "stepId": "s1", "path": "Install app", "name": "Install app"},
+		{"type": "step-end", "stepId": "s1", "path": "Install app", "outcome": "succeeded", "exitCode": zero, "durationSeconds": 1.5},
+		{"type": "run-end", "state": "succeeded"},
+	}
+	if resp := ts.machine(t, "POST", "/v1/runs/"+run.ID+"/events", tok, events, nil); resp.StatusCode != 204 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("events: %d %s", resp.StatusCode, b)
+	}
+	var got deploy.Run
+	ts.do(t, "GET", "/admin/v1/runs/"+run.ID, nil, &got)
+	if got.State != deploy.RunSucceeded || len(got.Steps) != 1 || got.Steps[0].Outcome != deploy.StepSucceeded || got.DeviceID != "dev-1" {
+		t.Fatalf("run record = %+v", got)
+	}
+}
+
+func TestServerSideScript(t *testing.T) {
+	dir := t.TempDir()
+	ts := startServerWith(t, dir, func(c *server.Config) { c.PasscodeArgon2 = testArgon2 })
+	os.MkdirAll(filepath.Join(dir, "scripts"), 0o755)
+	os.WriteFile(filepath.Join(dir, "scripts", "hello.sh"), []byte("#!/bin/sh\necho GREETING=hello-$IMPRINT_VAR_COMPUTERNAME\necho _HIDDEN=x\n"), 0o755)
+	ts.adminJSON(t, "PUT", "/admin/v1/passcode", map[string]string{"passcode": "Correct-Horse-Battery-42"}, nil)
+	ts.do(t, "POST", "/admin/v1/tasksequences/import", strings.NewReader(`{"id":"21111111-2222-3333-4444-555555555555","name":"S","architecture":"Any","versions":[{"id":"v","taskSequenceId":"21111111-2222-3333-4444-555555555555","versionNo":1,"status":"Active","steps":[]}]}`), nil)
+	_, tok := login(t, ts, "Correct-Horse-Battery-42", "dev-2")
+	var run deploy.Run
+	ts.machine(t, "POST", "/v1/runs", tok, map[string]any{"taskSequenceId": "21111111-2222-3333-4444-555555555555", "versionNo": 1}, &run)
+	var res struct {
+		Variables map[string]string `json:"variables"`
+	}
+	resp := ts.machine(t, "POST", "/v1/runs/"+run.ID+"/server-script", tok, map[string]any{"scriptName": "hello.sh", "variables": map[string]string{"ComputerName": "pc1"}}, &res)
+	if resp.StatusCode != 200 || res.Variables["GREETING"] != "hello-pc1" || res.Variables["_HIDDEN"] != "" {
+		t.Fatalf("script: %d %+v", resp.StatusCode, res)
+	}
+	wantError(t, ts.machine(t, "POST", "/v1/runs/"+run.ID+"/server-script", tok, map[string]any{"scriptName": "../../etc/passwd"}, nil), 400, "invalid", "plain file name")
+	wantError(t, ts.machine(t, "POST", "/v1/runs/"+run.ID+"/server-script", tok, map[string]any{"scriptName": "missing.sh"}, nil), 404, "not_found", "missing.sh")
+}
+

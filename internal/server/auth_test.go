@@ -225,6 +225,20 @@ func TestAnonymousOptInStripsSecrets(t *testing.T) {
 	if len(m.Methods) == 0 || m.Methods[0] != "anonymous" {
 		t.Fatalf("methods = %v", m.Methods)
 	}
+
+	// A Password option's value never reaches an anonymous session.
+	const id = "31111111-2222-3333-4444-555555555555"
+	doc := `{"id":"` + id + `","name":"Admin","architecture":"Any","versions":[{"id":"v","taskSequenceId":"` + id + `","versionNo":1,"status":"Active","steps":[
+	 {"id":"s1","name":"Enable admin","isGroup":false,"typeId":"00000001-0000-0000-0000-000000000108","settings":{"AdminPassword":"Sup3r-Secret-Value"},"contentItems":{},"enabled":true,"continueOnError":false,"condition":null}]}]}`
+	if resp := ts.do(t, "POST", "/admin/v1/tasksequences/import", strings.NewReader(doc), nil); resp.StatusCode != 201 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("import: %d %s", resp.StatusCode, b)
+	}
+	resp := ts.machine(t, "GET", "/v1/tasksequences/"+id+"/versions/1", tok.Token, nil, nil)
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || strings.Contains(string(b), "Sup3r-Secret-Value") || !strings.Contains(string(b), "AdminPassword") {
+		t.Fatalf("anonymous session got %d %s", resp.StatusCode, b)
+	}
 }
 
 // A run: the session sees only content its sequence references, reports

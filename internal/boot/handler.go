@@ -112,12 +112,14 @@ func (h *Handler) stage2(ctx context.Context, r *http.Request) ([]byte, error) {
 		if mb, ok := h.machines.Machine(ctx, q.MAC, q.UUID); ok {
 			if mb.DefaultEntry != "" {
 				if err := checkEntry(mb.DefaultEntry); err != nil {
-					return nil, fmt.Errorf("the boot entry set for %s is invalid: %w", q.MAC, err)
+					h.log.Error("machine boot override", "mac", q.MAC, "err", err)
+					return nil, fmt.Errorf("the boot entry set for %s is invalid (see the server log)", q.MAC)
 				}
 				d.Default = mb.DefaultEntry
 			}
 			if err := ValidateKernelArgs(mb.KernelArgs); err != nil {
-				return nil, fmt.Errorf("the kernel arguments set for %s are invalid: %w", q.MAC, err)
+				h.log.Error("machine boot override", "mac", q.MAC, "err", err)
+				return nil, fmt.Errorf("the kernel arguments set for %s are invalid (see the server log)", q.MAC)
 			}
 			d.KernelArgs = append(d.KernelArgs, strings.Fields(mb.KernelArgs)...)
 		}

@@ -1,0 +1,306 @@
+package disk
+
+import (
+	"bufio"
+	"bytes"
+		"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+	"golang.org/x/sys/unix"
+
+	"github.com/imprint-osd/imprint/internal/deploy"
+)
+
+// chunkSize is the size of every write to the target: large and a multiple
+// of any sector size, so block devices see few, aligned writes.
+const chunkSize = 4 << 20
+
+// Compression is the encoding of a raw image stream.
+type Compression string
+
+const (
+	Auto Compression = "auto" // sniffed from the first bytes
+	Raw  Compression = "raw"
+	Gzip Compression = "gzip"
+	Xz   Compression = "xz"
+	Zstd Compression = "zstd"
+)
+
+// ParseCompression checks a compression name ("" means Auto).
+func ParseCompression(s string) (Compression, error) {
+	switch c := Compression(strings.ToLower(s)); c {
+	case "":
+		return Auto, nil
+	case Auto, Raw, Gzip, Xz, Zstd:
+		return c, nil
+	case "none":
+		return Raw, nil
+	case "gz":
+		return Gzip, nil
+	case "zst":
+		return Zstd, nil
+	}
+	return "", deploy.Errorf(deploy.KindInvalid, "unknown compression %q (want auto, raw, gzip, xz or zstd)", s)
+}
+
+// Sniff names the compression whose magic number starts b, Raw otherwise.
+func Sniff(b []byte) Compression {
+	switch {
+	case bytes.HasPrefix(b, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return Zstd
+	case bytes.HasPrefix(b, []byte{0x1f, 0x8b}):
+		return Gzip
+	case bytes.HasPrefix(b, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
+		return Xz
+	}
+	return Raw
+}
+
+// Written reports what ApplyRaw wrote.
+type Written struct {
+	Format      Compression // the compression actually decoded
+	InputBytes  int64       // bytes read from r (the stored, compressed form)
+	InputSHA256 string      // hex SHA-256 of those bytes
+	Bytes       int64       // decompressed bytes written to the target
+	SHA256      string      // hex SHA-256 of the bytes written, confirmed by reading them back
+}
+
+// ErrTooLarge is wrapped by ApplyRaw when the image does not fit the limit.
+var ErrTooLarge = errors.New("image is larger than the target")
+
+// ApplyRaw streams the image r, decompressing it per format, onto dst (a
+// block device or an existing image file) starting at byte offset, with
+// 4 MiB writes, never holding the image in memory. limit is the room at
+// offset (the partition or disk size); an image that would pass it is
+// refused before anything is written past offset+limit. expectSHA256, when
+// set, is the hex SHA-256 of r's bytes (the content item's stored, compressed
+// form) and is checked once r is drained. After an fsync the written range is
+// read back (with the page cache dropped) and its SHA-256 compared with that
+// of the bytes written. progress, if set, gets the running count of bytes
+// written. r should end when ctx is cancelled (an HTTP body does), since
+// ApplyRaw waits for its reading goroutine. Whole-disk images (ChromeOS Flex, IGEL) are offset 0, limit = disk
+// size.
+func ApplyRaw(ctx context.Context, dst string, offset, limit int64, r io.Reader, format Compression,
+	expectSHA256 string, progress func(n int64)) (Written, error) {
+	var w Written
+	if offset < 0 || limit <= 0 {
+		return w, deploy.Errorf(deploy.KindInvalid, "apply to %s: bad range offset %d limit %d", dst, offset, limit)
+	}
+	expectSHA256 = strings.ToLower(strings.TrimSpace(expectSHA256))
+	if expectSHA256 != "" && (len(expectSHA256) != 64 || strings.Trim(expectSHA256, "0123456789abcdef") != "") {
+		return w, deploy.Errorf(deploy.KindInvalid, "apply to %s: expected SHA-256 %q is not 64 hex digits", dst, expectSHA256)
+	}
+	f, err := os.OpenFile(dst, os.O_WRONLY, 0)
+	if err != nil {
+		return w, fmt.Errorf("apply to %s: %w", dst, err)
+	}
+	defer f.Close()
+	if size, err := f.Seek(0, io.SeekEnd); err == nil && size > 0 && offset+limit > size {
+		return w, deploy.Errorf(deploy.KindInvalid, "apply to %s: range ends at %d, past the target's end at %d", dst, offset+limit, size)
+	}
+
+	in := &hashReader{r: r, h: sha256.New()}
+	dec, closeDec, err := decoder(in, format, &w.Format)
+	if err != nil {
+		return w, fmt.Errorf("apply to %s: %w", dst, err)
+	}
+	defer closeDec()
+
+	outHash := sha256.New()
+	n, err := pipeWrite(ctx, f, offset, limit, dec, outHash, progress)
+	w.Bytes = n
+	if err != nil {
+		if errors.Is(err, ErrTooLarge) {
+			return w, fmt.Errorf("apply to %s: %w: more than %d bytes (%s) do not fit at offset %d", dst, err, limit, FormatSize(limit), offset)
+		}
+		if ctx.Err() != nil {
+			return w, fmt.Errorf("apply to %s: %w after %d bytes", dst, ctx.Err(), n)
+		}
+		return w, fmt.Errorf("apply to %s: %s stream after %d bytes: %w", dst, w.Format, n, err)
+	}
+	// Drain what the decoder did not need (trailing padding) so the input
+	// hash covers the whole stored object.
+	if _, err := io.Copy(io.Discard, in); err != nil {
+		return w, fmt.Errorf("apply to %s: read input: %w", dst, err)
+	}
+	w.InputBytes, w.InputSHA256 = in.n, hex.EncodeToString(in.h.Sum(nil))
+	w.SHA256 = hex.EncodeToString(outHash.Sum(nil))
+	if expectSHA256 != "" && w.InputSHA256 != expectSHA256 {
+		return w, deploy.Errorf(deploy.KindInvalid, "apply to %s: input SHA-256 is %s, expected %s (%d bytes were written and must not be trusted)",
+			dst, w.InputSHA256, expectSHA256, n)
+	}
+	if err := f.Sync(); err != nil {
+		return w, fmt.Errorf("apply to %s: sync: %w", dst, err)
+	}
+	got, err := hashRange(ctx, dst, offset, n)
+	if err != nil {
+		return w, fmt.Errorf("apply to %s: verify: %w", dst, err)
+	}
+	if got != w.SHA256 {
+		return w, fmt.Errorf("apply to %s: verify: read back SHA-256 %s differs from written %s", dst, got, w.SHA256)
+	}
+	return w, nil
+}
+
+func decoder(in io.Reader, format Compression, actual *Compression) (io.Reader, func(), error) {
+	br := bufio.NewReaderSize(in, 64<<10)
+	if format == "" || format == Auto {
+		magic, _ := br.Peek(6)
+		format = Sniff(magic)
+	}
+	*actual = format
+	switch format {
+	case Raw:
+		return br, func() {}, nil
+	case Gzip:
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, nil, fmt.Errorf("gzip header: %w", err)
+		}
+		return zr, func() { zr.Close() }, nil
+	case Xz:
+		xr, err := xz.NewReader(br)
+		if err != nil {
+			return nil, nil, fmt.Errorf("xz header: %w", err)
+		}
+		return xr, func() {}, nil
+	case Zstd:
+		zr, err := zstd.NewReader(br, zstd.WithDecoderLowmem(false), zstd.WithDecoderMaxWindow(1<<31))
+		if err != nil {
+			return nil, nil, fmt.Errorf("zstd: %w", err)
+		}
+		return zr, zr.Close, nil
+	}
+	return nil, nil, deploy.Errorf(deploy.KindInvalid, "unknown compression %q", format)
+}
+
+// pipeWrite reads src in chunkSize pieces in one goroutine and writes and
+// hashes them in another, so decompression and disk writes overlap.
+func pipeWrite(ctx context.Context, f *os.File, offset, limit int64, src io.Reader, h hash.Hash, progress func(int64)) (int64, error) {
+	const nbuf = 3
+	free := make(chan []byte, nbuf)
+	for range nbuf {
+		free <- make([]byte, chunkSize)
+	}
+	type chunk struct {
+		b   []byte
+		n   int
+		err error // io.EOF when done
+	}
+	full := make(chan chunk, nbuf)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	defer func() { close(stop); <-done }()
+	go func() {
+		defer close(done)
+		var total int64
+		for {
+			var buf []byte
+			select {
+			case buf = <-free:
+			case <-stop:
+				return
+			}
+			n, err := io.ReadFull(src, buf)
+			if err == io.ErrUnexpectedEOF {
+				err = io.EOF
+			}
+			if n > 0 && total+int64(n) > limit {
+				n, err = 0, ErrTooLarge
+			}
+			if n == 0 && err == nil {
+				continue
+			}
+			total += int64(n)
+			select {
+			case full <- chunk{b: buf, n: n, err: err}:
+			case <-stop:
+				return
+			}
+			if err != nil {
+				return
+			}
+			if ctx.Err() != nil {
+				return
+			}
+		}
+	}()
+	var written int64
+	for {
+		var c chunk
+		select {
+		case c = <-full:
+		case <-ctx.Done():
+			return written, ctx.Err()
+		}
+		if c.n > 0 {
+			if _, err := f.WriteAt(c.b[:c.n], offset+written); err != nil {
+				return written, fmt.Errorf("write at %d: %w", offset+written, err)
+			}
+			h.Write(c.b[:c.n])
+			written += int64(c.n)
+			if progress != nil {
+				progress(written)
+			}
+		}
+		if c.err == io.EOF {
+			return written, nil
+		}
+		if c.err != nil {
+			return written, c.err
+		}
+		if err := ctx.Err(); err != nil {
+			return written, err
+		}
+		free <- c.b
+	}
+}
+
+// hashRange returns the hex SHA-256 of length bytes of path at offset,
+// asking the kernel to drop its cached pages first so the bytes come from the
+// device.
+func hashRange(ctx context.Context, path string, offset, length int64) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	_ = unix.Fadvise(int(f.Fd()), offset, length, unix.FADV_DONTNEED)
+	h := sha256.New()
+	buf := make([]byte, chunkSize)
+	for pos := int64(0); pos < length; {
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		n := min(int64(len(buf)), length-pos)
+		if _, err := f.ReadAt(buf[:n], offset+pos); err != nil {
+			return "", fmt.Errorf("read at %d: %w", offset+pos, err)
+		}
+		h.Write(buf[:n])
+		pos += n
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+type hashReader struct {
+	r io.Reader
+	h hash.Hash
+	n int64
+}
+
+func (h *hashReader) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	h.h.Write(p[:n])
+	h.n += int64(n)
+	return n, err
+}

@@ -1,0 +1,165 @@
+// Package app is the Install application and Install multiple applications
+// steps. Each application is a content item version: its content is
+// fetched (and, for a folder, expanded), then the version's
+// installationCommandLine runs through the system shell in its
+// installationWorkingDirectory (relative to the content folder) or the
+// content folder. Exit codes are checked against installationSuccessCodes
+// (default 0); 3010 (194 on Linux) always means success with a reboot required, which
+// makes the step ask the engine for a reboot once every application of the
+// step is installed. installationDependencies are installed first, each
+// once per step.
+package app
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+
+	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/sequence"
+	"github.com/imprint-osd/imprint/internal/steps/cmdline"
+	"github.com/imprint-osd/imprint/internal/steps/proc"
+)
+
+// ExitRebootRequired is the Windows installer code for "installed, restart
+// needed". Exit codes are 8 bits on Linux and macOS, where an installer
+// exits with ExitRebootRequiredUnix (3010 mod 256) to say the same.
+const (
+	ExitRebootRequired     = 3010
+	ExitRebootRequiredUnix = ExitRebootRequired % 256 // 194
+)
+
+// Source gives the step the applications' metadata and content.
+type Source interface {
+	sequence.ContentFetcher
+	ContentVersion(ctx context.Context, ref deploy.Ref) (*deploy.ContentVersion, error)
+}
+
+// Step installs one application (option Application) or, with Multiple,
+// those of the ContentList option Applications followed by the items of the
+// list variable named by BaseVariableName (default Applications).
+type Step struct {
+	Source   Source
+	Multiple bool
+}
+
+var _ sequence.Step = Step{}
+
+// Run installs the applications in order.
+func (s Step) Run(ctx context.Context, env *sequence.Env) (sequence.Result, error) {
+	if s.Source == nil {
+		return sequence.Result{}, fmt.Errorf("install application: no content source configured")
+	}
+	refs, err := s.refs(env)
+	if err != nil {
+		return sequence.Result{}, err
+	}
+	if len(refs) == 0 {
+		if s.Multiple {
+			fmt.Fprintln(env.Log, "No applications to install.")
+			return sequence.Result{}, nil
+		}
+		return sequence.Result{}, fmt.Errorf("install application: option Application is not set")
+	}
+	in := &installer{src: s.Source, env: env, done: make(map[string]bool)}
+	for _, ref := range refs {
+		if err := in.install(ctx, ref, nil); err != nil {
+			return in.res, err
+		}
+	}
+	return in.res, nil
+}
+
+func (s Step) refs(env *sequence.Env) ([]deploy.Ref, error) {
+	var raw []string
+	if s.Multiple {
+		raw = append(raw, splitList(env.Vars.Expand(env.Step.ContentItems["Applications"]))...)
+		base := strings.TrimSpace(env.Setting("BaseVariableName"))
+		if base == "" {
+			base = "Applications"
+		}
+		raw = append(raw, env.Vars.List(base)...)
+	} else {
+		raw = splitList(env.Vars.Expand(env.Step.ContentItems["Application"]))
+	}
+	refs := make([]deploy.Ref, 0, len(raw))
+	for _, r := range raw {
+		ref, err := deploy.ParseRef(r)
+		if err != nil {
+			return nil, fmt.Errorf("install application: %w", err)
+		}
+		refs = append(refs, ref)
+	}
+	return refs, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ';' || r == '\n' || r == ' ' }) {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+type installer struct {
+	src  Source
+	env  *sequence.Env
+	done map[string]bool
+	res  sequence.Result
+}
+
+func (in *installer) install(ctx context.Context, ref deploy.Ref, chain []string) error {
+	key := ref.String()
+	if in.done[key] {
+		return nil
+	}
+	for _, c := range chain {
+		if c == key {
+			return fmt.Errorf("application %s: dependency cycle: %s -> %s", key, strings.Join(chain, " -> "), key)
+		}
+	}
+	v, err := in.src.ContentVersion(ctx, ref)
+	if err != nil {
+		return fmt.Errorf("application %s: %w", key, err)
+	}
+	for _, d := range v.InstallationDependencies {
+		dref, err := deploy.ParseRef(d)
+		if err != nil {
+			return fmt.Errorf("application %s: dependency: %w", key, err)
+		}
+		if err := in.install(ctx, dref, append(chain, key)); err != nil {
+			return err
+		}
+	}
+	line := strings.TrimSpace(in.env.Vars.Expand(deploy.Str(v.InstallationCommandLine)))
+	if line == "" {
+		return fmt.Errorf("application %s has no installation command line", key)
+	}
+	codes, err := v.SuccessCodes()
+	if err != nil {
+		return fmt.Errorf("application %s: %w", key, err)
+	}
+	path, err := in.src.Fetch(ctx, ref)
+	if err != nil {
+		return fmt.Errorf("application %s: %w", key, err)
+	}
+	dir := cmdline.WorkDir(deploy.Str(v.InstallationWorkingDirectory), path)
+	fmt.Fprintf(in.env.Log, "Installing application %s: %s\n", key, line)
+	prog, args := proc.Shell(line)
+	res, err := proc.Run(ctx, proc.Cmd{Path: prog, Args: args, Dir: dir, Log: in.env.Log, Env: []string{"IMPRINT_PROCESS=1"}})
+	in.res.ExitCode, in.res.Output = res.ExitCode, res.Tail
+	if err != nil {
+		return fmt.Errorf("application %s: %w", key, err)
+	}
+	if res.ExitCode == ExitRebootRequired || runtime.GOOS != "windows" && res.ExitCode == ExitRebootRequiredUnix {
+		fmt.Fprintf(in.env.Log, "Application %s installed; it needs a restart (exit code 3010).\n", key)
+		in.res.RebootRequested = true
+	} else if err := proc.CheckCodes(res.ExitCode, codes); err != nil {
+		return fmt.Errorf("application %s: %w", key, err)
+	}
+	in.done[key] = true
+	return nil
+}

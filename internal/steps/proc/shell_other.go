@@ -1,0 +1,6 @@
+//go:build !windows
+
+package proc
+
+// Shell returns the program and arguments that run a command line.
+func Shell(commandLine string) (string, []string) { return "/bin/sh", []string{"-c", commandLine} }

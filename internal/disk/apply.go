@@ -3,7 +3,7 @@ package disk
 import (
 	"bufio"
 	"bytes"
-		"context"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"

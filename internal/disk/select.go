@@ -187,10 +187,10 @@ func (r Rule) String() string {
 		s = append(s, "index="+strconv.Itoa(*r.Index))
 	}
 	if r.MinSize > 0 {
-		s = append(s, "size>="+FormatSize(r.MinSize))
+		s = append(s, "size>="+exactSize(r.MinSize))
 	}
 	if r.MaxSize > 0 {
-		s = append(s, "size<="+FormatSize(r.MaxSize))
+		s = append(s, "size<="+exactSize(r.MaxSize))
 	}
 	if r.Bus != "" {
 		s = append(s, "bus="+r.Bus)
@@ -207,7 +207,18 @@ func (r Rule) String() string {
 	if len(s) == 0 {
 		return "any disk"
 	}
-	return strings.ReplaceAll(strings.Join(s, ","), " ", "")
+	return strings.Join(s, ",")
+}
+
+// exactSize renders n with the largest binary suffix that divides it.
+func exactSize(n int64) string {
+	for i := 5; i >= 1; i-- {
+		u := int64(1) << (10 * i)
+		if n%u == 0 {
+			return strconv.FormatInt(n/u, 10) + string("KMGTP"[i-1])
+		}
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 // ParseRule parses the rule syntax documented in the package comment.

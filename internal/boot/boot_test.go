@@ -326,3 +326,19 @@ func readAll(t *testing.T, r io.Reader) string {
 	}
 	return string(b)
 }
+
+// TestStage2LogsMachine: the serial arrives in iPXE's hex form and is
+// logged decoded, with the normalised machine identity.
+func TestStage2LogsMachine(t *testing.T) {
+	var buf strings.Builder
+	h, err := boot.NewHandler(testConfig(), boot.DirFileSource(t.TempDir()), nil, slog.New(slog.NewJSONHandler(&buf, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	get(t, h, "/ipxe?mac=52-54-00-AB-CD-EF&uuid=&arch=x86_64&platform=efi&serial=53:4e:20:34:32:26:79")
+	for _, want := range []string{`"mac":"52-54-00-ab-cd-ef"`, `"serial":"SN 42\u0026y"`, `"entry":"deploy"`} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, buf.String())
+		}
+	}
+}

@@ -13,7 +13,7 @@ type machineQuery struct {
 	UUID     string // lowercase 8-4-4-4-12, or empty when the firmware has none
 	Arch     string // x86_64, i386 or arm64
 	Platform string // efi or pcbios
-	Serial   string // as reported, for logs only; never put into a script
+	Serial   string // decoded from stage one's hex form, for logs only; never put into a script
 }
 
 // parseQuery validates the stage-two query. Its errors name the parameter
@@ -61,13 +61,24 @@ func parseQuery(q url.Values) (machineQuery, error) {
 		return m, fmt.Errorf("parameter platform must be efi or pcbios")
 	}
 	m.Platform = platform
-	if m.Serial, err = get("serial"); err != nil {
+	serial, err := get("serial")
+	if err != nil {
 		return m, err
 	}
+	m.Serial = decodeHexSetting(serial)
 	if len(m.Serial) > 128 {
 		m.Serial = m.Serial[:128]
 	}
 	return m, nil
+}
+
+// decodeHexSetting decodes iPXE's ":hex" form (colon-separated bytes, as
+// stage one sends the serial); anything else is returned unchanged.
+func decodeHexSetting(s string) string {
+	if b, err := hex.DecodeString(strings.ReplaceAll(s, ":", "")); err == nil && len(s) == 3*len(b)-1 {
+		return string(b)
+	}
+	return s
 }
 
 func validArch(a string) bool {

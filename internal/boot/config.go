@@ -2,11 +2,11 @@ package boot
 
 import (
 	"encoding/hex"
-	"unicode/utf8"
 	"fmt"
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Boot menu entries, usable as Config.DefaultEntry and MachineBoot.DefaultEntry.

@@ -211,10 +211,7 @@ func pipeWrite(ctx context.Context, f *os.File, offset, limit int64, src io.Read
 			case <-stop:
 				return
 			}
-			n, err := io.ReadFull(src, buf)
-			if err == io.ErrUnexpectedEOF {
-				err = io.EOF
-			}
+			n, err := fill(src, buf)
 			if n > 0 && total+int64(n) > limit {
 				n, err = 0, ErrTooLarge
 			}
@@ -264,6 +261,21 @@ func pipeWrite(ctx context.Context, f *os.File, offset, limit int64, src io.Read
 		}
 		free <- c.b
 	}
+}
+
+// fill reads until buf is full or src fails; unlike io.ReadFull it keeps a
+// decoder's own io.ErrUnexpectedEOF (a truncated stream) apart from a clean
+// io.EOF.
+func fill(src io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		k, err := src.Read(buf[n:])
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // hashRange returns the hex SHA-256 of length bytes of path at offset,

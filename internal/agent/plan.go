@@ -1,0 +1,193 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/sequence"
+)
+
+// Plan actions.
+const (
+	PlanRun      = "run"
+	PlanSkip     = "skip"     // condition false
+	PlanDisabled = "disabled" // the step or a group above it is disabled
+	PlanUnknown  = "unknown"  // a PowerShell condition, not evaluated in a dry run
+)
+
+// PlanStep is one line of a dry-run plan.
+type PlanStep struct {
+	Path      string
+	Name      string
+	Depth     int
+	Group     bool
+	Action    string
+	Condition string // readable form of the step's own condition
+	Reason    string
+}
+
+// Plan walks ts as the engine would and says of every step whether it
+// would run, be skipped (its condition, with %VAR% expanded, is false) or
+// is disabled, without running anything. Set variable steps that would run
+// are applied to a copy of vars so later conditions see them. PowerShell
+// conditions are not evaluated (action unknown; the walk goes on as if
+// true). Run task sequence steps are expanded through loader when it is
+// non-nil.
+func Plan(ctx context.Context, ts *deploy.TSVersion, vars *sequence.Vars, loader sequence.Loader) ([]PlanStep, error) {
+	p := &planner{vars: sequence.NewVars(), loader: loader}
+	if vars != nil {
+		p.vars.Restore(vars.Snapshot())
+	}
+	if err := p.walk(ctx, ts.Steps, "", 0, ""); err != nil {
+		return nil, err
+	}
+	return p.out, nil
+}
+
+type planner struct {
+	vars   *sequence.Vars
+	loader sequence.Loader
+	out    []PlanStep
+	chain  []string
+}
+
+func (p *planner) walk(ctx context.Context, steps []deploy.Step, parent string, depth int, inherited string) error {
+	for i := range steps {
+		s := &steps[i]
+		path := s.Name
+		if parent != "" {
+			path = parent + "/" + s.Name
+		}
+		ps := PlanStep{Path: path, Name: s.Name, Depth: depth, Group: s.IsGroup || isRunTS(s)}
+		cond := ""
+		if s.Condition != nil {
+			cond = *s.Condition
+		}
+		c, err := sequence.ParseCondition(cond)
+		if err != nil {
+			return fmt.Errorf("step %s: condition: %w", path, err)
+		}
+		ps.Condition = ConditionString(c)
+		action := PlanRun
+		switch {
+		case inherited != "":
+			action, ps.Reason = inherited, "inside a group that is "+map[string]string{PlanSkip: "skipped", PlanDisabled: "disabled"}[inherited]
+		case !s.Enabled:
+			action, ps.Reason = PlanDisabled, "disabled"
+		case c != nil && c.Query != nil:
+			if !expandQuery(c.Query, p.vars).Eval(p.vars.Get) {
+				action, ps.Reason = PlanSkip, "condition is false"
+			}
+		case c != nil:
+			action, ps.Reason = PlanUnknown, "PowerShell condition is not evaluated in a dry run"
+		}
+		ps.Action = action
+		p.out = append(p.out, ps)
+		childInherited := ""
+		if action == PlanSkip || action == PlanDisabled {
+			childInherited = action
+		}
+		switch {
+		case s.IsGroup:
+			if err := p.walk(ctx, s.GroupMembers, path, depth+1, childInherited); err != nil {
+				return err
+			}
+		case isRunTS(s) && p.loader != nil && childInherited == "":
+			ref, err := deploy.ParseRef(p.vars.Expand(s.Settings["childTaskSequenceId"]))
+			if err != nil {
+				return fmt.Errorf("step %s: childTaskSequenceId: %w", path, err)
+			}
+			for _, c := range p.chain {
+				if c == ref.ID {
+					return fmt.Errorf("step %s: task sequence cycle through %s", path, ref)
+				}
+			}
+			child, err := p.loader.TaskSequence(ctx, ref)
+			if err != nil {
+				return fmt.Errorf("step %s: load %s: %w", path, ref, err)
+			}
+			p.chain = append(p.chain, ref.ID)
+			err = p.walk(ctx, child.Steps, path, depth+1, "")
+			p.chain = p.chain[:len(p.chain)-1]
+			if err != nil {
+				return err
+			}
+		case childInherited == "" && s.TypeID != nil && strings.EqualFold(*s.TypeID, deploy.TypeSetVariable):
+			name := strings.TrimSpace(p.vars.Expand(s.Settings["VariableName"]))
+			if name != "" {
+				p.vars.SetInternal(name, p.vars.Expand(s.Settings["VariableValue"]))
+			}
+		}
+	}
+	return nil
+}
+
+func isRunTS(s *deploy.Step) bool {
+	return s.TypeID != nil && strings.EqualFold(*s.TypeID, deploy.TypeRunTaskSequence)
+}
+
+func expandQuery(q *sequence.Query, v *sequence.Vars) *sequence.Query {
+	out := &sequence.Query{Operator: q.Operator, Items: make([]sequence.QueryItem, len(q.Items))}
+	for i, it := range q.Items {
+		if it.Group != nil {
+			it.Group = expandQuery(it.Group, v)
+		} else {
+			it.Value = v.Expand(it.Value)
+		}
+		out.Items[i] = it
+	}
+	return out
+}
+
+// ConditionString renders a condition readably: "OSVERSION notEquals
+// WinPE and (…)", or "PowerShell: …".
+func ConditionString(c *sequence.Condition) string {
+	switch {
+	case c == nil:
+		return ""
+	case c.Query != nil:
+		return queryString(c.Query, false)
+	}
+	return "PowerShell: " + c.PowerShell
+}
+
+func queryString(q *sequence.Query, nested bool) string {
+	parts := make([]string, 0, len(q.Items))
+	for _, it := range q.Items {
+		if it.Group != nil {
+			parts = append(parts, queryString(it.Group, true))
+			continue
+		}
+		op := strings.ToLower(it.Operator)
+		if op == "exists" || op == "notexists" {
+			parts = append(parts, it.Field+" "+it.Operator)
+		} else {
+			parts = append(parts, fmt.Sprintf("%s %s %q", it.Field, it.Operator, it.Value))
+		}
+	}
+	s := strings.Join(parts, " "+strings.ToLower(q.Operator)+" ")
+	if nested && len(parts) > 1 {
+		s = "(" + s + ")"
+	}
+	return s
+}
+
+// PrintPlan writes the plan, one step a line, indented by depth.
+func PrintPlan(w io.Writer, plan []PlanStep) {
+	for _, s := range plan {
+		line := fmt.Sprintf("%-8s %s%s", strings.ToUpper(s.Action), strings.Repeat("  ", s.Depth), s.Path)
+		if s.Group {
+			line += "/"
+		}
+		if s.Condition != "" {
+			line += "  [if " + s.Condition + "]"
+		}
+		if s.Reason != "" && s.Action != PlanRun {
+			line += "  (" + s.Reason + ")"
+		}
+		fmt.Fprintln(w, line)
+	}
+}

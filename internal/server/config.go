@@ -22,6 +22,13 @@ type Config struct {
 	// PublicURL is the URL agents use to reach the API; derived from the
 	// first cert host and the listen port when empty.
 	PublicURL string // --public-url, IMPRINT_PUBLIC_URL
+	// BootURL is this server's boot port as machines reach it (iPXE fetches
+	// the kernel from it); derived like PublicURL when empty.
+	BootURL string // --boot-url, IMPRINT_BOOT_URL
+	// BootMenu shows the iPXE menu (deploy, local disk, shell) before deploying.
+	BootMenu bool // --boot-menu, IMPRINT_BOOT_MENU
+	// KernelArgs are appended to the boot image's kernel command line.
+	KernelArgs string // --kernel-args, IMPRINT_KERNEL_ARGS
 	// TrustedProxies are CIDRs whose X-Forwarded-For is believed.
 	TrustedProxies []string // --trusted-proxy, IMPRINT_TRUSTED_PROXIES
 	LogFormat      string   // --log-format text|json, IMPRINT_LOG_FORMAT
@@ -52,6 +59,7 @@ func DefaultConfig() Config {
 		LogLevel:        "info",
 		ShutdownTimeout: 15 * time.Second,
 		RunLostAfter:    30 * time.Minute,
+		BootMenu:        true,
 	}
 }
 

@@ -25,11 +25,16 @@ func (s *Server) apiRoutes() http.Handler {
 
 // bootRoutes serve boot files over plain HTTP: nothing secret, only the
 // server URL and the CA fingerprint to pin.
-func (s *Server) bootRoutes() http.Handler {
+func (s *Server) bootRoutes() (http.Handler, error) {
+	bh, err := s.bootHandler()
+	if err != nil {
+		return nil, err
+	}
 	mux := http.NewServeMux()
+	mux.Handle("/", bh)
 	mux.Handle("GET /healthz", s.adapt(s.handleHealth))
 	mux.Handle("GET /ca.crt", s.adapt(s.handleCACert))
-	return s.recoverer(mux)
+	return s.recoverer(mux), nil
 }
 
 // adminRoutes is the admin API on the Unix socket.

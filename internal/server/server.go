@@ -112,7 +112,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 		TLSConfig:         tlsCfg,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	s.boot = &http.Server{Handler: s.bootRoutes(), ReadHeaderTimeout: 10 * time.Second}
+	bootMux, err := s.bootRoutes()
+	if err != nil {
+		return nil, fmt.Errorf("boot: %w", err)
+	}
+	s.boot = &http.Server{Handler: bootMux, ReadHeaderTimeout: 10 * time.Second}
 	s.admin = &http.Server{Handler: s.adminRoutes(), ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }

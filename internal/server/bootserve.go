@@ -1,0 +1,57 @@
+package server
+
+import (
+	"context"
+	"net"
+	"path/filepath"
+	"strings"
+
+	"github.com/imprint-osd/imprint/internal/boot"
+	"github.com/imprint-osd/imprint/internal/deploy"
+)
+
+// BootImagesDir is where `imprint bootimage build` puts the kernel and
+// initrd the boot port serves: DIR/boot/images/{arch}/{vmlinuz,initrd.img}.
+func BootImagesDir(dataDir string) string { return filepath.Join(dataDir, "boot", "images") }
+
+// BootURL is the boot port as machines reach it.
+func (s *Server) BootURL() string {
+	if s.cfg.BootURL != "" {
+		return s.cfg.BootURL
+	}
+	host := "localhost"
+	if len(s.cfg.CertHosts) > 0 {
+		host = s.cfg.CertHosts[0]
+	}
+	_, port, _ := net.SplitHostPort(s.bootLn.Addr().String())
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+func (s *Server) bootHandler() (*boot.Handler, error) {
+	cfg := boot.DefaultConfig()
+	cfg.PublicURL, cfg.BootURL, cfg.CAFingerprint = s.PublicURL(), s.BootURL(), s.CAFingerprint()
+	cfg.Menu, cfg.KernelArgs = s.cfg.BootMenu, s.cfg.KernelArgs
+	return boot.NewHandler(cfg, boot.DirFileSource(BootImagesDir(s.cfg.DataDir)), machineBoots{s.store}, s.log.With("component", "boot"))
+}
+
+// machineBoots makes a machine whose last run succeeded boot from its
+// disk by default, so a deployed machine that network-boots again is not
+// re-imaged unless someone picks "Deploy" in the menu.
+type machineBoots struct{ store deploy.Store }
+
+func (m machineBoots) Machine(ctx context.Context, mac, uuid string) (boot.MachineBoot, bool) {
+	ids := []string{}
+	if uuid != "" {
+		ids = append(ids, strings.ToLower(uuid))
+	}
+	if mac != "" {
+		ids = append(ids, "mac-"+strings.ToLower(strings.ReplaceAll(mac, ":", "-")))
+	}
+	for _, id := range ids {
+		runs, err := m.store.Runs(ctx, deploy.RunFilter{DeviceID: id, Limit: 1})
+		if err == nil && len(runs) == 1 && runs[0].State == deploy.RunSucceeded {
+			return boot.MachineBoot{DefaultEntry: boot.EntryLocal}, true
+		}
+	}
+	return boot.MachineBoot{}, false
+}

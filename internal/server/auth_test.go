@@ -321,4 +321,3 @@ func TestServerSideScript(t *testing.T) {
 	wantError(t, ts.machine(t, "POST", "/v1/runs/"+run.ID+"/server-script", tok, map[string]any{"scriptName": "../../etc/passwd"}, nil), 400, "invalid", "plain file name")
 	wantError(t, ts.machine(t, "POST", "/v1/runs/"+run.ID+"/server-script", tok, map[string]any{"scriptName": "missing.sh"}, nil), 404, "not_found", "missing.sh")
 }
-

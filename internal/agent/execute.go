@@ -1,0 +1,320 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/imprint-osd/imprint/internal/client"
+	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/sequence"
+	"github.com/imprint-osd/imprint/internal/stepdefs"
+)
+
+// runServer binds server-side scripts to the current run.
+type runServer struct{ a *Agent }
+
+func (r runServer) ServerScript(ctx context.Context, req client.ServerScriptRequest) (*client.ServerScriptResult, error) {
+	return r.a.Client.ServerScript(ctx, r.a.st.RunID, req)
+}
+
+// execute runs tsv with the engine and reports; it is shared by Run and
+// ResumeRun.
+func (a *Agent) execute(ctx context.Context, tsv *deploy.TSVersion) error {
+	a.vars.SetInternal("_IMPRINTRUNID", a.st.RunID)
+	a.vars.SetInternal("TSID", a.st.TaskSequenceID+":"+strconv.Itoa(a.st.VersionNo))
+	a.vars.SetInternal("IMPRINTSTATE", a.StateDir)
+	a.vars.SetInternal("_IMPRINTLOGS", a.logs.Dir)
+	a.reporter = &Reporter{
+		Outbox: &Outbox{Path: filepath.Join(a.StateDir, "outbox.jsonl")}, Sender: a.Client, RunID: a.st.RunID,
+		OnError: func(err error) { a.logf(SevWarning, "Reporting to the server: %v (events are kept and sent later)", err) },
+	}
+	a.reporter.Start(ctx)
+	defer a.reporter.Stop()
+
+	fetcher := &Fetcher{Client: a.Client, Dir: filepath.Join(a.StateDir, "content"), Progress: a.progress,
+		Log: func(f string, args ...any) { a.logf(SevInfo, f, args...) }}
+	tmp := filepath.Join(a.StateDir, "tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return err
+	}
+	deps := Deps{Source: fetcher, Server: runServer{a}, TempDir: tmp, Agent: a.Executable, Sleep: a.Sleep}
+	reg := a.Registry
+	if reg == nil {
+		reg = DefaultRegistry(deps)
+	}
+	a.defs = map[string]*deploy.StepDefVersion{}
+	if err := a.registerCustom(ctx, reg, tsv.Steps, deps); err != nil {
+		return err
+	}
+	a.steps = countSteps(tsv.Steps)
+	eng := &sequence.Engine{
+		Registry: reg,
+		Loader: loaderFunc(func(ctx context.Context, ref deploy.Ref) (*deploy.TSVersion, error) {
+			child, err := a.Client.TaskSequenceVersion(ctx, ref.ID, ref.VersionNo)
+			if err != nil {
+				return nil, err
+			}
+			if err := a.registerCustom(ctx, reg, child.Steps, deps); err != nil {
+				return nil, err
+			}
+			a.mu.Lock()
+			a.steps += countSteps(child.Steps)
+			a.mu.Unlock()
+			return child, nil
+		}),
+		Fetcher:      fetcher,
+		Journal:      &sequence.FileJournal{Path: a.journalPath()},
+		OnEvent:      a.onEvent,
+		PowerShell:   a.PowerShell,
+		SecretOption: a.secretOption,
+		Log:          a.logs.Writer("step"),
+		Now:          a.Now,
+	}
+	a.Console.Printf("Running %s\n", a.st.Name)
+	out, err := eng.Run(ctx, tsv, a.vars)
+	if err != nil {
+		a.logf(SevError, "Run stopped: %v", err)
+		return err
+	}
+	if out.Reboot {
+		return a.rebootForResume(ctx)
+	}
+	return a.finish(ctx, out)
+}
+
+// countSteps counts the non-group steps (a Run task sequence step counts
+// once until its child is loaded).
+func countSteps(steps []deploy.Step) int {
+	n := 0
+	for i := range steps {
+		if steps[i].IsGroup {
+			n += countSteps(steps[i].GroupMembers)
+		} else if !isRunTS(&steps[i]) {
+			n++
+		}
+	}
+	return n
+}
+
+// registerCustom registers a script step for every type in steps that has
+// no step yet and whose definition holds a script in its content.
+func (a *Agent) registerCustom(ctx context.Context, reg *sequence.Registry, steps []deploy.Step, deps Deps) error {
+	for i := range steps {
+		s := &steps[i]
+		if s.IsGroup {
+			if err := a.registerCustom(ctx, reg, s.GroupMembers, deps); err != nil {
+				return err
+			}
+			continue
+		}
+		if s.TypeID == nil || *s.TypeID == "" {
+			continue
+		}
+		typeID := strings.ToLower(*s.TypeID)
+		if _, ok := a.defs[typeID]; ok {
+			continue
+		}
+		var v *deploy.StepDefVersion
+		if def, ok := stepdefs.Builtin(typeID); ok {
+			v = def.Latest()
+		} else if !s.Enabled {
+			continue
+		} else {
+			def, err := a.Client.StepDefinition(ctx, typeID)
+			if err != nil {
+				a.logf(SevWarning, "Step definition %s of step %q: %v", typeID, s.Name, err)
+				continue
+			}
+			v = def.Latest()
+			if s.StepDefinitionVersionNo != nil {
+				if vv, ok := def.Version(*s.StepDefinitionVersionNo); ok {
+					v = vv
+				}
+			}
+		}
+		a.defs[typeID] = v
+		if _, ok := reg.Lookup(typeID); ok || v == nil {
+			continue
+		}
+		if step, ok := ScriptStepFor(v, deps); ok {
+			reg.Register(typeID, step)
+		}
+	}
+	return nil
+}
+
+func (a *Agent) secretOption(s *deploy.Step, option string) bool {
+	if s.TypeID == nil {
+		return false
+	}
+	return passwordOption(a.defs[strings.ToLower(*s.TypeID)], option)
+}
+
+// onEvent shows progress, logs and reports an engine event.
+func (a *Agent) onEvent(ev sequence.Event) {
+	ae := client.AgentEvent{Type: string(ev.Type), Time: ev.Time.UTC(), StepID: ev.ID, Path: ev.Path, Name: ev.Name}
+	switch ev.Type {
+	case sequence.EventStart:
+		if !ev.Group {
+			a.mu.Lock()
+			a.step++
+			n, m := a.step, a.steps
+			a.mu.Unlock()
+			a.Console.Printf("Step %d of %d: %s\n", n, max(m, n), ev.Name)
+		}
+		a.logf(SevInfo, "Start %s", ev.Path)
+	case sequence.EventEnd:
+		ae.Outcome = string(ev.Outcome)
+		ae.Message = ev.Message
+		ae.OutputTail = ev.Output
+		if !ev.Started.IsZero() {
+			ae.DurationSeconds = ev.Time.Sub(ev.Started).Seconds()
+			if !ev.Group {
+				code := ev.ExitCode
+				ae.ExitCode = &code
+			}
+		}
+		sev := SevInfo
+		switch ev.Outcome {
+		case deploy.StepFailed:
+			sev = SevError
+			a.Console.Printf("Step %s failed: %s\n", ev.Path, ev.Message)
+		case deploy.StepIgnored:
+			sev = SevWarning
+			a.Console.Printf("Step %s failed (continuing): %s\n", ev.Path, ev.Message)
+		}
+		a.logf(sev, "End %s: %s %s", ev.Path, ev.Outcome, ev.Message)
+	}
+	if err := a.reporter.Report(ae); err != nil {
+		a.logf(SevError, "Queue event: %v", err)
+	}
+}
+
+// progress draws the download bar, at most once per percent.
+func (a *Agent) progress(ref deploy.Ref, name string, done, total int64) {
+	pct := int64(-1)
+	if total > 0 {
+		pct = done * 100 / total
+	}
+	a.mu.Lock()
+	same := pct == a.lastPct && done != total
+	a.lastPct = pct
+	a.mu.Unlock()
+	if same {
+		return
+	}
+	end := ""
+	if done == total {
+		end = "\n"
+	}
+	a.Console.Printf("\r  %s %s%s", name, Bar(done, total, 30), end)
+}
+
+// report queues a non-step event.
+func (a *Agent) report(typ, msg, state string) {
+	_ = a.reporter.Report(client.AgentEvent{Type: typ, Time: a.now().UTC(), Message: msg, State: state})
+}
+
+// flush sends what is queued, trying for a while.
+func (a *Agent) flush(ctx context.Context) {
+	for i := 0; i < 3; i++ {
+		fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := a.reporter.Flush(fctx)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		a.logf(SevWarning, "Sending events: %v", err)
+		if a.sleep(ctx, time.Duration(i+1)*2*time.Second) != nil {
+			return
+		}
+	}
+}
+
+func (a *Agent) uploadLogs(ctx context.Context) {
+	a.logf(SevInfo, "Uploading logs")
+	tgz, err := Bundle(a.logs.Dir)
+	if err == nil {
+		err = a.Client.UploadLogs(ctx, a.st.RunID, bytes.NewReader(tgz))
+	}
+	if err != nil {
+		a.logf(SevWarning, "Uploading logs: %v", err)
+	}
+}
+
+func (a *Agent) rebootForResume(ctx context.Context) error {
+	a.logf(SevInfo, "Restarting to continue the sequence after boot")
+	if a.Resume != nil {
+		if err := a.Resume.Install(ctx, a.Executable, a.StateDir); err != nil {
+			a.logf(SevError, "Arrange resume: %v", err)
+			a.Console.Printf("Cannot arrange to resume after a reboot: %v\nRestart the machine and run `imprint-agent resume --state %s`.\n", err, a.StateDir)
+		}
+	}
+	if err := a.saveState(); err != nil {
+		return err
+	}
+	a.report("progress", "rebooting", "")
+	a.flush(ctx)
+	a.Console.Printf("Restarting the machine; the sequence continues after boot.\n")
+	if a.Power != nil {
+		if err := a.Power(ctx, "reboot"); err != nil {
+			return fmt.Errorf("reboot: %w", err)
+		}
+	}
+	return nil
+}
+
+func (a *Agent) finish(ctx context.Context, out sequence.Outcome) error {
+	state := string(out.State)
+	msg := "Task sequence finished successfully"
+	if out.State == deploy.RunFailed {
+		msg = fmt.Sprintf("Task sequence failed at %s: %s", out.FailedPath, out.Message)
+	}
+	a.logf(map[bool]Severity{true: SevError, false: SevInfo}[out.State == deploy.RunFailed], "%s", msg)
+	a.Console.Printf("%s\n", msg)
+	a.report("run-end", out.Message, state)
+	a.flush(ctx)
+	a.uploadLogs(ctx)
+	if a.Resume != nil {
+		if err := a.Resume.Remove(ctx); err != nil {
+			a.logf(SevWarning, "%v", err)
+		}
+	}
+	// The run is over: a later `run` starts afresh.
+	_ = os.Rename(a.statePath(), filepath.Join(a.StateDir, "agent.done.json"))
+	_ = os.Rename(a.journalPath(), filepath.Join(a.StateDir, "journal.done.json"))
+	if s := strings.TrimSpace(a.vars.Value("ProgressTimeout")); s != "" {
+		if n, err := strconv.Atoi(s); err == nil && n > 0 {
+			a.Console.Printf("Closing in %d seconds.\n", n)
+			if err := a.sleep(ctx, time.Duration(n)*time.Second); err != nil {
+				return err
+			}
+		}
+	}
+	action := strings.ToLower(strings.TrimSpace(a.vars.Value("FinishAction")))
+	switch action {
+	case "", "none", "nothing":
+	case "reboot", "restart", "shutdown":
+		if action == "restart" {
+			action = "reboot"
+		}
+		a.logf(SevInfo, "FinishAction: %s", action)
+		if a.Power != nil {
+			if err := a.Power(ctx, action); err != nil {
+				return fmt.Errorf("finish action %s: %w", action, err)
+			}
+		}
+	default:
+		a.logf(SevWarning, "FinishAction %q is not supported; doing nothing", action)
+	}
+	if out.State == deploy.RunFailed {
+		return fmt.Errorf("%w: %s: %s", ErrRunFailed, out.FailedPath, out.Message)
+	}
+	return nil
+}

@@ -1,0 +1,73 @@
+package agent
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/sequence"
+	"github.com/imprint-osd/imprint/internal/stepdefs"
+	"github.com/imprint-osd/imprint/internal/steps/app"
+	"github.com/imprint-osd/imprint/internal/steps/cmdline"
+	"github.com/imprint-osd/imprint/internal/steps/powershell"
+	"github.com/imprint-osd/imprint/internal/steps/reboot"
+	"github.com/imprint-osd/imprint/internal/steps/script"
+	"github.com/imprint-osd/imprint/internal/steps/serverscript"
+	"github.com/imprint-osd/imprint/internal/steps/setvar"
+)
+
+// Deps are what the built-in steps need from the agent.
+type Deps struct {
+	Source  app.Source          // application content
+	Server  serverscript.Server // server-side scripts of the current run
+	TempDir string              // inline scripts, variables files
+	Agent   string              // the imprint-agent executable (for `var set`)
+	Sleep   func(ctx context.Context, d time.Duration) error
+}
+
+// DefaultRegistry returns the built-in steps that work in an installed OS.
+func DefaultRegistry(d Deps) *sequence.Registry {
+	r := &sequence.Registry{}
+	r.Register(stepdefs.TypeSetVariable, setvar.Step{})
+	r.Register(stepdefs.TypeRunCommandLine, cmdline.Step{})
+	r.Register(stepdefs.TypeRunPowerShell, powershell.Step{TempDir: d.TempDir})
+	r.Register(stepdefs.TypeInstallApplication, app.Step{Source: d.Source})
+	r.Register(stepdefs.TypeInstallMultipleApps, app.Step{Source: d.Source, Multiple: true})
+	r.Register(stepdefs.TypeReboot, reboot.Step{Sleep: d.Sleep})
+	r.Register(stepdefs.TypeRunServerScript, serverscript.Step{Server: d.Server})
+	return r
+}
+
+// ScriptStepFor returns the step that runs a custom step definition whose
+// content holds a script: the first option of type Script names the file,
+// the first Content option holds it. ok is false when the definition has
+// no such pair.
+func ScriptStepFor(v *deploy.StepDefVersion, d Deps) (sequence.Step, bool) {
+	var scriptOpt, contentOpt string
+	for _, o := range v.Options {
+		switch {
+		case o.Type == deploy.OptionScript && scriptOpt == "":
+			scriptOpt = o.Name
+		case o.Type == deploy.OptionContent && contentOpt == "":
+			contentOpt = o.Name
+		}
+	}
+	if scriptOpt == "" || contentOpt == "" {
+		return nil, false
+	}
+	return script.Step{ScriptOption: scriptOpt, ContentOption: contentOpt, TempDir: d.TempDir, Agent: d.Agent}, true
+}
+
+// passwordOption reports whether option is of type Password in def.
+func passwordOption(def *deploy.StepDefVersion, option string) bool {
+	if def == nil {
+		return false
+	}
+	for _, o := range def.Options {
+		if strings.EqualFold(o.Name, option) {
+			return o.Type == deploy.OptionPassword
+		}
+	}
+	return false
+}

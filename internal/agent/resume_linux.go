@@ -1,0 +1,74 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+)
+
+// SystemdResume installs and enables the resume unit in UnitDir (default
+// /etc/systemd/system) with systemctl.
+type SystemdResume struct {
+	UnitDir   string
+	Systemctl func(ctx context.Context, args ...string) error
+}
+
+func (s SystemdResume) dir() string {
+	if s.UnitDir != "" {
+		return s.UnitDir
+	}
+	return "/etc/systemd/system"
+}
+
+func (s SystemdResume) systemctl(ctx context.Context, args ...string) error {
+	if s.Systemctl != nil {
+		return s.Systemctl(ctx, args...)
+	}
+	out, err := exec.CommandContext(ctx, "systemctl", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("systemctl %v: %w: %s", args, err, out)
+	}
+	return nil
+}
+
+// Install writes and enables the unit.
+func (s SystemdResume) Install(ctx context.Context, exe, stateDir string) error {
+	path := filepath.Join(s.dir(), ResumeUnitName)
+	if err := os.WriteFile(path, []byte(ResumeUnit(exe, stateDir)), 0o644); err != nil {
+		return fmt.Errorf("install resume unit: %w", err)
+	}
+	if err := s.systemctl(ctx, "daemon-reload"); err != nil {
+		return fmt.Errorf("install resume unit: %w", err)
+	}
+	if err := s.systemctl(ctx, "enable", ResumeUnitName); err != nil {
+		return fmt.Errorf("install resume unit: %w", err)
+	}
+	return nil
+}
+
+// Remove disables and deletes the unit; a missing unit is not an error.
+func (s SystemdResume) Remove(ctx context.Context) error {
+	path := filepath.Join(s.dir(), ResumeUnitName)
+	if _, err := os.Stat(path); os.IsNotExist(err) {
+		return nil
+	}
+	_ = s.systemctl(ctx, "disable", ResumeUnitName)
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("remove resume unit: %w", err)
+	}
+	return nil
+}
+
+// SystemPower reboots or shuts the machine down ("reboot", "shutdown").
+func SystemPower(ctx context.Context, action string) error {
+	verb := map[string]string{"reboot": "reboot", "shutdown": "poweroff"}[action]
+	if verb == "" {
+		return fmt.Errorf("unknown power action %q", action)
+	}
+	if out, err := exec.CommandContext(ctx, "systemctl", verb).CombinedOutput(); err != nil {
+		return fmt.Errorf("systemctl %s: %w: %s", verb, err, out)
+	}
+	return nil
+}

@@ -6,9 +6,11 @@ DATA      ?= imprint-data
 GOFLAGS   ?=
 export CGO_ENABLED ?= 0
 
-# Debian packages the test suite uses. Installed by `make deps` only when
-# one of the commands is missing.
-TEST_PKGS := zstd xz-utils
+# Debian packages the test suite uses, as command:package pairs. `make deps`
+# installs the package of every command that is missing, and nothing else.
+TEST_TOOLS := zstd:zstd xz:xz-utils sgdisk:gdisk sfdisk:fdisk mdir:mtools \
+	fsck.fat:dosfstools mkfs.ext4:e2fsprogs debugfs:e2fsprogs mkntfs:ntfs-3g ntfsinfo:ntfs-3g \
+	wimlib-imagex:wimtools cpio:cpio depmod:kmod curl:curl
 
 .PHONY: build run test deps vet unit bench clean
 
@@ -20,11 +22,14 @@ run: build
 	./bin/imprint --data $(DATA) server
 
 deps:
-	@missing=""; \
-	for c in zstd xz; do command -v $$c >/dev/null 2>&1 || missing=yes; done; \
-	if [ -n "$$missing" ]; then \
-		echo "installing test dependencies: $(TEST_PKGS)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEST_PKGS); \
+	@pkgs=""; \
+	for pair in $(TEST_TOOLS); do \
+		cmd=$${pair%%:*}; pkg=$${pair#*:}; \
+		PATH="$$PATH:/usr/sbin:/sbin" command -v $$cmd >/dev/null 2>&1 || pkgs="$$pkgs $$pkg"; \
+	done; \
+	if [ -n "$$pkgs" ]; then \
+		echo "installing test dependencies:$$pkgs"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$pkgs; \
 	fi
 
 vet:

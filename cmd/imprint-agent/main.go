@@ -1,0 +1,171 @@
+// Command imprint-agent runs task sequences on a machine, in Imprint's boot
+// image or in an installed OS:
+//
+//	imprint-agent run --server URL --ca FILE [--ca-sha256 HEX] [--ts ID|NAME] [--var NAME=VALUE]… [--state DIR] [--boot-image] [--dry-run]
+//	imprint-agent resume --state DIR
+//	imprint-agent var set NAME VALUE
+//	imprint-agent version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/imprint-osd/imprint/internal/agent"
+	"github.com/imprint-osd/imprint/internal/client"
+	"github.com/imprint-osd/imprint/internal/steps/script"
+)
+
+// version is set with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "imprint-agent:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage:
+  imprint-agent run --server URL (--ca FILE | --ca-sha256 HEX) [--ts ID|NAME] [--var NAME=VALUE]... [--state DIR] [--boot-image] [--dry-run]
+  imprint-agent resume --state DIR
+  imprint-agent var set NAME VALUE
+  imprint-agent version`
+
+func defaultStateDir() string {
+	if runtime.GOOS == "windows" {
+		return filepath.Join(os.Getenv("ProgramData"), "Imprint", "agent")
+	}
+	return "/var/lib/imprint-agent"
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New(usage)
+	}
+	switch args[0] {
+	case "run":
+		return runCmd(ctx, args[1:], stdin, stdout)
+	case "resume":
+		return resumeCmd(ctx, args[1:], stdin, stdout)
+	case "var":
+		if len(args) != 4 || args[1] != "set" {
+			return errors.New("usage: imprint-agent var set NAME VALUE")
+		}
+		return script.AppendVar(os.Getenv(script.EnvVarsFile), args[2], args[3])
+	case "version":
+		fmt.Fprintf(stdout, "imprint-agent %s %s/%s\n", version, runtime.GOOS, runtime.GOARCH)
+		return nil
+	case "-h", "--help", "help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+}
+
+type varsFlag map[string]string
+
+func (v varsFlag) String() string { return "" }
+func (v varsFlag) Set(s string) error {
+	name, val, ok := strings.Cut(s, "=")
+	if !ok || strings.TrimSpace(name) == "" {
+		return fmt.Errorf("--var %q: want NAME=VALUE", s)
+	}
+	v[strings.TrimSpace(name)] = val
+	return nil
+}
+
+func newAgent(c *client.Machine, stdin io.Reader, stdout io.Writer, stateDir string) *agent.Agent {
+	exe, _ := os.Executable()
+	return &agent.Agent{
+		Client:     c,
+		Console:    agent.NewConsole(stdin, stdout),
+		StateDir:   stateDir,
+		Power:      agent.SystemPower,
+		Resume:     agent.SystemdResume{},
+		Executable: exe,
+	}
+}
+
+func dial(server, caFile, caSHA string) (*client.Machine, agent.State, error) {
+	st := agent.State{Server: server}
+	switch {
+	case server == "":
+		return nil, st, errors.New("--server is required (e.g. https://imprint.example:7281)")
+	case caFile != "":
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, st, fmt.Errorf("--ca: %w", err)
+		}
+		st.CAPEM = string(pem)
+		c, err := client.NewMachine(server, pem)
+		return c, st, err
+	case caSHA != "":
+		st.CASHA256 = caSHA
+		c, err := client.NewMachinePinned(server, caSHA)
+		return c, st, err
+	}
+	return nil, st, errors.New("--ca FILE or --ca-sha256 HEX is required: the agent trusts only the Imprint server's CA")
+}
+
+func runCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	server := fs.String("server", os.Getenv("IMPRINT_SERVER"), "server URL, e.g. https://imprint:7281 (env IMPRINT_SERVER)")
+	caFile := fs.String("ca", os.Getenv("IMPRINT_CA"), "PEM file of the server's CA (env IMPRINT_CA)")
+	caSHA := fs.String("ca-sha256", os.Getenv("IMPRINT_CA_SHA256"), "SHA-256 fingerprint of the server's CA, instead of --ca (env IMPRINT_CA_SHA256)")
+	ts := fs.String("ts", "", "task sequence id (id:version) or name; skips the picker")
+	stateDir := fs.String("state", defaultStateDir(), "state directory (journal, content cache, logs)")
+	bootImage := fs.Bool("boot-image", false, "running in Imprint's boot image (OSVERSION=ImprintPE, boot-image auth methods)")
+	dryRun := fs.Bool("dry-run", false, "print the plan with every condition evaluated; run nothing")
+	vars := varsFlag{}
+	fs.Var(vars, "var", "NAME=VALUE variable, repeatable")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("run: unexpected argument %q", fs.Arg(0))
+	}
+	c, st, err := dial(*server, *caFile, *caSHA)
+	if err != nil {
+		return err
+	}
+	a := newAgent(c, stdin, stdout, *stateDir)
+	a.Vars, a.TS, a.BootImage = vars, *ts, *bootImage
+	return a.Run(ctx, st, *dryRun)
+}
+
+func resumeCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+	fs := flag.NewFlagSet("resume", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	stateDir := fs.String("state", defaultStateDir(), "state directory of the run to resume")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	st, err := agent.LoadState(*stateDir)
+	if err != nil {
+		return err
+	}
+	var c *client.Machine
+	if st.CAPEM != "" {
+		c, err = client.NewMachine(st.Server, []byte(st.CAPEM))
+	} else {
+		c, err = client.NewMachinePinned(st.Server, st.CASHA256)
+	}
+	if err != nil {
+		return err
+	}
+	return newAgent(c, stdin, stdout, *stateDir).ResumeRun(ctx)
+}

@@ -33,7 +33,7 @@ func NewWriter(w io.Writer) *Writer { return &Writer{w: w, ino: 1} }
 
 // Mkdir writes a directory entry.
 func (cw *Writer) Mkdir(name string, perm fs.FileMode) error {
-	return cw.entry(name, modeDir|uint32(perm.Perm()), 2, 0, 0, nil, 0)
+	return cw.entry(name, modeDir|unixPerm(perm), 2, 0, 0, nil, 0)
 }
 
 // Symlink writes a symbolic link name pointing at target.
@@ -46,7 +46,7 @@ func (cw *Writer) Symlink(name, target string) error {
 
 // CharDev writes a character device node, e.g. /dev/console (5, 1).
 func (cw *Writer) CharDev(name string, perm fs.FileMode, major, minor uint32) error {
-	return cw.entry(name, modeChar|uint32(perm.Perm()), 1, major, minor, nil, 0)
+	return cw.entry(name, modeChar|unixPerm(perm), 1, major, minor, nil, 0)
 }
 
 // WriteFile writes a regular file of exactly size bytes read from r.
@@ -54,7 +54,7 @@ func (cw *Writer) WriteFile(name string, perm fs.FileMode, size int64, r io.Read
 	if size < 0 || size > 0xffffffff {
 		return fmt.Errorf("cpio: %s: size %d does not fit a newc header", name, size)
 	}
-	return cw.entry(name, modeRegular|uint32(perm.Perm()), 1, 0, 0, r, size)
+	return cw.entry(name, modeRegular|unixPerm(perm), 1, 0, 0, r, size)
 }
 
 // Close writes the trailer entry. The archive is complete afterwards.
@@ -124,4 +124,20 @@ func (cw *Writer) pad() error {
 		}
 	}
 	return nil
+}
+
+// unixPerm converts permission bits, including setuid, setgid and sticky,
+// to their Unix values.
+func unixPerm(m fs.FileMode) uint32 {
+	p := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		p |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		p |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		p |= 0o1000
+	}
+	return p
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,6 +85,7 @@ func sample(t *testing.T) []byte {
 		w.WriteFile("etc/empty", 0o600, 0, strings.NewReader("")),
 		w.WriteFile("init", 0o755, 3, strings.NewReader("abc")),
 		w.Symlink("lib", "usr/lib"),
+		w.Mkdir("tmp", fs.ModeSticky|0o777),
 		w.Close(),
 	}
 	for i, err := range steps {
@@ -104,6 +106,7 @@ func TestWriterReadBackInGo(t *testing.T) {
 		{Name: "etc/empty", Mode: 0o100600, Ino: 5},
 		{Name: "init", Mode: 0o100755, Ino: 6, Data: "abc"},
 		{Name: "lib", Mode: 0o120777, Ino: 7, Data: "usr/lib"},
+		{Name: "tmp", Mode: 0o41777, Ino: 8},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("archive (-want +got):\n%s", diff)
@@ -122,7 +125,7 @@ func TestWriterReadByGNUCpio(t *testing.T) {
 	if err != nil {
 		t.Fatalf("cpio -t: %v\n%s", err, out)
 	}
-	wantList := "dev\ndev/console\netc\netc/hello\netc/empty\ninit\nlib\n"
+	wantList := "dev\ndev/console\netc\netc/hello\netc/empty\ninit\nlib\ntmp\n"
 	if diff := cmp.Diff(wantList, string(out)); diff != "" {
 		t.Errorf("cpio -t (-want +got):\n%s", diff)
 	}
@@ -147,7 +150,7 @@ func TestWriterReadByGNUCpio(t *testing.T) {
 			got[rel] = "-> " + target
 			return err
 		case fi.IsDir():
-			got[rel] = fmt.Sprintf("dir %o", fi.Mode().Perm())
+			got[rel] = fmt.Sprintf("dir %o", unixPerm(fi.Mode()))
 		default:
 			b, err := os.ReadFile(p)
 			got[rel] = fmt.Sprintf("%o %s", fi.Mode().Perm(), b)
@@ -165,6 +168,7 @@ func TestWriterReadByGNUCpio(t *testing.T) {
 		"etc/empty": "600 ",
 		"init":      "755 abc",
 		"lib":       "-> usr/lib",
+		"tmp":       "dir 1777",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("extracted tree (-want +got):\n%s", diff)
@@ -194,4 +198,12 @@ func TestWriterRejectsBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+func unixPerm(m os.FileMode) uint32 {
+	p := uint32(m.Perm())
+	if m&os.ModeSticky != 0 {
+		p |= 0o1000
+	}
+	return p
 }

@@ -53,6 +53,7 @@ func (a *Agent) execute(ctx context.Context, tsv *deploy.TSVersion) error {
 		return err
 	}
 	a.steps = countSteps(tsv.Steps)
+	a.step = completedSteps(a.journalPath(), tsv.Steps)
 	eng := &sequence.Engine{
 		Registry: reg,
 		Loader: loaderFunc(func(ctx context.Context, ref deploy.Ref) (*deploy.TSVersion, error) {
@@ -96,6 +97,41 @@ func countSteps(steps []deploy.Step) int {
 		if steps[i].IsGroup {
 			n += countSteps(steps[i].GroupMembers)
 		} else if !isRunTS(&steps[i]) {
+			n++
+		}
+	}
+	return n
+}
+
+// completedSteps counts the non-group steps the journal records as done,
+// so that "Step n of m" goes on after a resume.
+func completedSteps(journal string, steps []deploy.Step) int {
+	st, err := (&sequence.FileJournal{Path: journal}).Load()
+	if err != nil || st == nil {
+		return 0
+	}
+	leaves := map[string]bool{}
+	var walk func(steps []deploy.Step, parent string)
+	walk = func(steps []deploy.Step, parent string) {
+		for i := range steps {
+			id := steps[i].ID
+			if id == "" {
+				id = fmt.Sprintf("#%d", i+1)
+			}
+			if parent != "" {
+				id = parent + "/" + id
+			}
+			if steps[i].IsGroup {
+				walk(steps[i].GroupMembers, id)
+			} else if !isRunTS(&steps[i]) {
+				leaves[id] = true
+			}
+		}
+	}
+	walk(steps, "")
+	n := 0
+	for _, c := range st.Completed {
+		if leaves[c.ID] {
 			n++
 		}
 	}
@@ -179,6 +215,11 @@ func (a *Agent) onEvent(ev sequence.Event) {
 				code := ev.ExitCode
 				ae.ExitCode = &code
 			}
+		}
+		if ev.Started.IsZero() && !ev.Group {
+			a.mu.Lock()
+			a.step++ // skipped or disabled: counted, not shown
+			a.mu.Unlock()
 		}
 		sev := SevInfo
 		switch ev.Outcome {

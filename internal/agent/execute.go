@@ -32,7 +32,9 @@ func (a *Agent) execute(ctx context.Context, tsv *deploy.TSVersion) error {
 	a.vars.SetInternal("_IMPRINTLOGS", a.logs.Dir)
 	a.reporter = &Reporter{
 		Outbox: &Outbox{Path: filepath.Join(a.StateDir, "outbox.jsonl")}, Sender: a.Client, RunID: a.st.RunID,
-		OnError: func(err error) { a.logf(SevWarning, "Reporting to the server: %v (events are kept and sent later)", err) },
+		OnError: func(err error) {
+			a.logf(SevWarning, "Reporting to the server: %v (events are kept and sent later)", err)
+		},
 	}
 	a.reporter.Start(ctx)
 	defer a.reporter.Stop()

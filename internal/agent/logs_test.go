@@ -28,8 +28,8 @@ func TestCMTraceLine(t *testing.T) {
 		sev  agent.Severity
 		want string
 	}{
-		"info":  {"Step 1 of 3: Format disk", agent.SevInfo, `<![LOG[Step 1 of 3: Format disk]LOG]!><time="13:04:15.123+000" date="03-19-2026" component="agent" context="" type="1" thread="7" file="">`},
-		"error": {"failed", agent.SevError, `<![LOG[failed]LOG]!><time="13:04:15.123+000" date="03-19-2026" component="agent" context="" type="3" thread="7" file="">`},
+		"info":                  {"Step 1 of 3: Format disk", agent.SevInfo, `<![LOG[Step 1 of 3: Format disk]LOG]!><time="13:04:15.123+000" date="03-19-2026" component="agent" context="" type="1" thread="7" file="">`},
+		"error":                 {"failed", agent.SevError, `<![LOG[failed]LOG]!><time="13:04:15.123+000" date="03-19-2026" component="agent" context="" type="3" thread="7" file="">`},
 		"terminator in message": {"a]LOG]!>b", agent.SevWarning, `<![LOG[a]LOG]!&gt;b]LOG]!><time="13:04:15.123+000" date="03-19-2026" component="agent" context="" type="2" thread="7" file="">`},
 	}
 	for name, tc := range tests {

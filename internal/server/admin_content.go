@@ -220,7 +220,16 @@ func (s *Server) patchContentVersion(w http.ResponseWriter, r *http.Request) err
 			return deploy.Errorf(deploy.KindInvalid, "%s: cannot be changed on an existing version", k)
 		}
 	}
-	b, _ := json.Marshal(patch)
+	// Document types decode whole (lossless JSON), so merge at the JSON level.
+	var doc map[string]json.RawMessage
+	cur, _ := json.Marshal(v)
+	if err := json.Unmarshal(cur, &doc); err != nil {
+		return err
+	}
+	for k, raw := range patch {
+		doc[k] = raw
+	}
+	b, _ := json.Marshal(doc)
 	if err := json.Unmarshal(b, v); err != nil {
 		return deploy.Errorf(deploy.KindInvalid, "patch: %v", err)
 	}

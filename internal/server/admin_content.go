@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -124,6 +125,19 @@ func (s *Server) addContentVersion(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
+	stored, err := s.storeVersion(r.Context(), item, &v, r.Body)
+	if err != nil {
+		return err
+	}
+	s.log.Info("content version added", "item", item.ID, "version", stored.VersionNo, "bytes", stored.ContentSize, "sha256", stored.SHA256)
+	writeJSON(w, http.StatusCreated, stored)
+	return nil
+}
+
+// storeVersion streams body into the blob store as the bytes of a new
+// version of item and commits the version row.
+func (s *Server) storeVersion(ctx context.Context, item *deploy.ContentItem, meta *deploy.ContentVersion, body io.Reader) (*deploy.ContentVersion, error) {
+	v := *meta
 	v.ID, v.VersionNo, v.Manifest = "", 0, nil
 	now := s.now().Unix()
 	v.CreatedDate, v.LastModifiedDate = now, now
@@ -131,16 +145,16 @@ func (s *Server) addContentVersion(w http.ResponseWriter, r *http.Request) error
 	var hashes []string
 	switch item.Type {
 	case deploy.ContentFile:
-		blob, err := s.blobs.Put(ctx, r.Body, content.PutOptions{ExpectSHA256: v.SHA256})
+		blob, err := s.blobs.Put(ctx, body, content.PutOptions{ExpectSHA256: v.SHA256})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		v.SHA256, v.ContentSize = blob.SHA256, blob.Size
 		hashes = []string{blob.SHA256}
 	case deploy.ContentFolder:
-		m, total, err := s.blobs.PutTar(ctx, r.Body, content.PutOptions{})
+		m, total, err := s.blobs.PutTar(ctx, body, content.PutOptions{})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		v.Manifest, v.ContentSize, v.SHA256 = m, total, content.ManifestHash(m)
 		for _, f := range m.Files {
@@ -149,7 +163,7 @@ func (s *Server) addContentVersion(w http.ResponseWriter, r *http.Request) error
 	case deploy.ContentURL:
 		u, err := url.Parse(deploy.Str(v.ExternalURL))
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return deploy.Errorf(deploy.KindInvalid, "externalURL: %q is not an http or https URL", deploy.Str(v.ExternalURL))
+			return nil, deploy.Errorf(deploy.KindInvalid, "externalURL: %q is not an http or https URL", deploy.Str(v.ExternalURL))
 		}
 	}
 
@@ -158,16 +172,14 @@ func (s *Server) addContentVersion(w http.ResponseWriter, r *http.Request) error
 	defer s.gc.RUnlock()
 	for _, h := range hashes {
 		if _, err := s.blobs.Stat(ctx, h); err != nil {
-			return deploy.Wrap(deploy.KindConflict, err, "content changed during the upload; try again")
+			return nil, deploy.Wrap(deploy.KindConflict, err, "content changed during the upload; try again")
 		}
 	}
 	stored, err := s.store.AddContentVersion(ctx, item.ID, &v)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	s.log.Info("content version added", "item", item.ID, "version", stored.VersionNo, "bytes", stored.ContentSize, "sha256", stored.SHA256)
-	writeJSON(w, http.StatusCreated, stored)
-	return nil
+	return stored, nil
 }
 
 // pathVersion resolves {id} and {no} to an item and its version.

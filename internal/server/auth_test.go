@@ -321,3 +321,38 @@ func TestServerSideScript(t *testing.T) {
 	wantError(t, ts.machine(t, "POST", "/v1/runs/"+run.ID+"/server-script", tok, map[string]any{"scriptName": "../../etc/passwd"}, nil), 400, "invalid", "plain file name")
 	wantError(t, ts.machine(t, "POST", "/v1/runs/"+run.ID+"/server-script", tok, map[string]any{"scriptName": "missing.sh"}, nil), 404, "not_found", "missing.sh")
 }
+
+func TestCaptureOnlyIntoTheTargetOfACaptureStep(t *testing.T) {
+	ts := startAuthServer(t)
+	ts.adminJSON(t, "PUT", "/admin/v1/passcode", map[string]string{"passcode": "Correct-Horse-Battery-42"}, nil)
+	target := createItem(t, ts, deploy.ContentFile, deploy.PurposeOperatingSystem)
+	other := createItem(t, ts, deploy.ContentFile, deploy.PurposeOperatingSystem)
+	const id = "41111111-2222-3333-4444-555555555555"
+	doc := `{"id":"` + id + `","name":"Capture","architecture":"Any","versions":[{"id":"v","taskSequenceId":"` + id + `","versionNo":1,"status":"Active","steps":[
+	 {"id":"s1","name":"Capture","isGroup":false,"typeId":"00000001-0000-0000-0000-000000000106","settings":{"TargetContentItem":"` + target.ID + `"},"contentItems":{},"enabled":true,"continueOnError":false,"condition":null}]}]}`
+	if resp := ts.do(t, "POST", "/admin/v1/tasksequences/import", strings.NewReader(doc), nil); resp.StatusCode != 201 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("import: %d %s", resp.StatusCode, b)
+	}
+	_, tok := login(t, ts, "Correct-Horse-Battery-42", "dev-c")
+	ts.machine(t, "GET", "/v1/tasksequences/"+id+"/versions/1", tok, nil, nil)
+	post := func(item string) *http.Response {
+		req, _ := http.NewRequest("POST", ts.apiURL("/v1/content/"+item+"/versions"), strings.NewReader("captured disk bytes"))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := ts.api.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	if resp := post(target.ID); resp.StatusCode != 201 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("capture into target: %d %s", resp.StatusCode, b)
+	}
+	wantError(t, post(other.ID), 404, "not_found", "")
+	var got deploy.ContentItem
+	ts.do(t, "GET", "/admin/v1/content/"+target.ID, nil, &got)
+	if len(got.Versions) != 1 || got.Versions[0].Status != deploy.StatusInDevelopment || got.Versions[0].ContentSize != int64(len("captured disk bytes")) {
+		t.Fatalf("captured version = %+v", got.Versions)
+	}
+}

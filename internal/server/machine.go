@@ -10,6 +10,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/auth"
 	"github.com/imprint-osd/imprint/internal/content"
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/stepdefs"
 )
 
 func (s *Server) handleTime(w http.ResponseWriter, r *http.Request) error {
@@ -304,4 +305,62 @@ func (s *Server) machineContentFile(w http.ResponseWriter, r *http.Request) erro
 		}
 	}
 	return deploy.Errorf(deploy.KindNotFound, "content %s:%d has no file %q", item.ID, v.VersionNo, path)
+}
+
+// machineCapture receives a captured image as a new In_Development version
+// of a content item. Only a session whose task sequence has a Capture
+// image step targeting that item may upload, so a deployment session
+// cannot write arbitrary content.
+func (s *Server) machineCapture(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	sess := sessionFrom(ctx)
+	id := strings.ToLower(r.PathValue("id"))
+	notFound := deploy.Errorf(deploy.KindNotFound, "content item %s not found", id)
+	if sess.TaskSequenceID == "" {
+		return notFound
+	}
+	ts, err := s.store.TaskSequence(ctx, sess.TaskSequenceID)
+	if err != nil {
+		return err
+	}
+	allowed := false
+	var find func(steps []deploy.Step)
+	find = func(steps []deploy.Step) {
+		for _, st := range steps {
+			find(st.GroupMembers)
+			if st.TypeID == nil || !strings.EqualFold(*st.TypeID, stepdefs.TypeCaptureImage) {
+				continue
+			}
+			for k, v := range st.Settings {
+				if strings.EqualFold(k, "TargetContentItem") && strings.EqualFold(strings.TrimSpace(v), id) {
+					allowed = true
+				}
+			}
+		}
+	}
+	for i := range ts.Versions {
+		find(ts.Versions[i].Steps)
+	}
+	if !allowed {
+		return notFound
+	}
+	item, err := s.store.ContentItem(ctx, id)
+	if deploy.IsNotFound(err) {
+		return notFound
+	} else if err != nil {
+		return err
+	}
+	if item.Type != deploy.ContentFile || item.ReadOnly {
+		return deploy.Errorf(deploy.KindConflict, "content item %s cannot receive a captured image (it must be a writable File item)", id)
+	}
+	desc := "Captured on device " + sess.DeviceID + " by task sequence " + ts.Name
+	v := &deploy.ContentVersion{Status: deploy.StatusInDevelopment, Description: &desc}
+	stored, err := s.storeVersion(ctx, item, v, r.Body)
+	if err != nil {
+		return err
+	}
+	s.record(ctx, &deploy.AuditEvent{Action: "content.capture", Outcome: auth.OutcomeSuccess, DeviceID: sess.DeviceID,
+		Details: map[string]string{"item": id, "version": itoa(stored.VersionNo), "sha256": stored.SHA256}})
+	writeJSON(w, http.StatusCreated, stored)
+	return nil
 }

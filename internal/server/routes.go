@@ -16,6 +16,7 @@ func (s *Server) apiRoutes() http.Handler {
 	mux.Handle("GET /v1/content/{id}/{no}", bearer(s.machineContentInfo))
 	mux.Handle("GET /v1/content/{id}/{no}/data", bearer(s.machineContentData))
 	mux.Handle("GET /v1/content/{id}/{no}/files/{path...}", bearer(s.machineContentFile))
+	mux.Handle("POST /v1/content/{id}/versions", bearer(s.machineCapture))
 	mux.Handle("POST /v1/runs", bearer(s.machineCreateRun))
 	mux.Handle("POST /v1/runs/{id}/events", bearer(s.machineRunEvents))
 	mux.Handle("POST /v1/runs/{id}/logs", bearer(s.machineRunLogs))

@@ -34,6 +34,12 @@ type Engine struct {
 	// SecretOption reports whether a step option holds a secret (a
 	// Password option); its variable is then marked secret.
 	SecretOption func(step *deploy.Step, option string) bool
+	// StreamOption reports whether a step reads a content option itself as
+	// a stream (an operating-system image written straight to a disk):
+	// the engine then does not fetch it, puts the parsed reference in
+	// Env.Refs and sets _CONTENT-<Option> to "id:version". Nil fetches
+	// every content option.
+	StreamOption func(step *deploy.Step, option string) bool
 	// Log receives the steps' logs, secrets redacted. Nil discards them.
 	Log io.Writer
 	// Now is the clock; nil means time.Now.
@@ -446,6 +452,7 @@ func (r *runner) prepare(ctx context.Context, s *deploy.Step, id, path string) (
 		Vars:     r.vars,
 		Settings: make(map[string]string, len(s.Settings)),
 		Content:  make(map[string]string),
+		Refs:     make(map[string]deploy.Ref),
 		Log:      r.log,
 		Step:     s,
 		ID:       id,
@@ -469,6 +476,11 @@ func (r *runner) prepare(ctx context.Context, s *deploy.Step, id, path string) (
 		ref, err := deploy.ParseRef(v)
 		if err != nil {
 			return env, fmt.Errorf("content option %q: %w", opt, err)
+		}
+		if r.e.StreamOption != nil && r.e.StreamOption(s, opt) {
+			env.Refs[opt] = ref
+			r.vars.SetInternal("_CONTENT-"+opt, ref.String())
+			continue
 		}
 		if r.e.Fetcher == nil {
 			return env, fmt.Errorf("content option %q needs content %s, but no content fetcher is configured", opt, ref)

@@ -444,3 +444,34 @@ func TestPowerShellConditionHook(t *testing.T) {
 		t.Errorf("expressions (-want +got):\n%s", diff)
 	}
 }
+
+func TestStreamOptionIsNotFetched(t *testing.T) {
+	h := newHarness(t, nil)
+	f := &fetcher{}
+	h.e.Fetcher = f
+	var refs map[string]deploy.Ref
+	h.e.StreamOption = func(s *deploy.Step, opt string) bool { return s.ID == "a" && opt == "Image" }
+	reg := &sequence.Registry{}
+	reg.Register(fakeType, sequence.StepFunc(func(ctx context.Context, env *sequence.Env) (sequence.Result, error) {
+		if env.ID == "a" {
+			refs = env.Refs
+		}
+		return h.rec.Run(ctx, env)
+	}))
+	h.e.Registry = reg
+	vars := sequence.NewVars()
+	ts := tsv("ts", 1, steps(
+		st("a", content("Image", "ABC:2"), content("Unattend", "def:1")),
+		st("b", content("Image", "img:1")),
+	))
+	h.run(t, ts, vars)
+	if diff := cmp.Diff([]string{"def:1", "img:1"}, f.fetched); diff != "" {
+		t.Errorf("fetched (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]deploy.Ref{"Image": {ID: "abc", VersionNo: 2}}, refs); diff != "" {
+		t.Errorf("env.Refs (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]string{"Unattend": "/cache/def/1"}, h.rec.content["a"]); diff != "" {
+		t.Errorf("env.Content (-want +got):\n%s", diff)
+	}
+}

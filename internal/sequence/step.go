@@ -51,6 +51,9 @@ type Env struct {
 	// Content maps each content option with a value to the local path of
 	// the fetched content (the same value as variable _CONTENT-<Option>).
 	Content map[string]string
+	// Refs maps each content option the engine was told not to fetch
+	// (Engine.StreamOption) to its reference; the step streams it itself.
+	Refs map[string]deploy.Ref
 	// Log receives the step's log; secret values are redacted on the way.
 	Log io.Writer
 	// Step is the step as stored in the task sequence.

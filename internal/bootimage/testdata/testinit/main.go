@@ -7,6 +7,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -19,31 +20,41 @@ func main() {
 	syscall.Mount("proc", "/proc", "proc", 0, "")
 	syscall.Mount("sysfs", "/sys", "sysfs", 0, "")
 	syscall.Mount("devtmpfs", "/dev", "devtmpfs", 0, "")
-	fmt.Println("TESTINIT-START")
-	cmdline, _ := os.ReadFile("/proc/cmdline")
-	fmt.Printf("CMDLINE %s", cmdline)
-	var uts syscall.Utsname
-	syscall.Uname(&uts)
-	rel := int8sToString(uts.Release[:])
-	loaded, failed := loadModules("/lib/modules/" + rel)
-	fmt.Printf("MODULES loaded=%d failed=%d\n", loaded, failed)
-	if out, err := exec.Command("/usr/sbin/mkfs.ext4", "-V").CombinedOutput(); err != nil {
-		fmt.Printf("TOOL-FAIL %v %s\n", err, out)
-	} else {
-		fmt.Printf("TOOL-OK %s\n", strings.SplitN(string(out), "\n", 2)[0])
+	// With "console=ttyS0,115200 console=tty0" /dev/console is the screen;
+	// the markers must reach the serial port the test reads too.
+	var out io.Writer = os.Stdout
+	if tty, err := os.OpenFile("/dev/ttyS0", os.O_WRONLY, 0); err == nil {
+		out = io.MultiWriter(os.Stdout, tty)
 	}
-	if _, err := os.Stat("/sys/class/net/eth0"); err == nil {
-		fmt.Println("NIC eth0")
-	}
-	fmt.Println("TESTINIT-END")
+	run(out)
 	syscall.Sync()
 	syscall.Reboot(syscall.LINUX_REBOOT_CMD_POWER_OFF)
 }
 
-func loadModules(dir string) (loaded, failed int) {
+func run(out io.Writer) {
+	fmt.Fprintln(out, "TESTINIT-START")
+	cmdline, _ := os.ReadFile("/proc/cmdline")
+	fmt.Fprintf(out, "CMDLINE %s", cmdline)
+	var uts syscall.Utsname
+	syscall.Uname(&uts)
+	rel := int8sToString(uts.Release[:])
+	loaded, failed := loadModules(out, "/lib/modules/"+rel)
+	fmt.Fprintf(out, "MODULES loaded=%d failed=%d\n", loaded, failed)
+	if b, err := exec.Command("/usr/sbin/mkfs.ext4", "-V").CombinedOutput(); err != nil {
+		fmt.Fprintf(out, "TOOL-FAIL %v %s\n", err, b)
+	} else {
+		fmt.Fprintf(out, "TOOL-OK %s\n", strings.SplitN(string(b), "\n", 2)[0])
+	}
+	if _, err := os.Stat("/sys/class/net/eth0"); err == nil {
+		fmt.Fprintln(out, "NIC eth0")
+	}
+	fmt.Fprintln(out, "TESTINIT-END")
+}
+
+func loadModules(out io.Writer, dir string) (loaded, failed int) {
 	f, err := os.Open("/etc/imprint/modules")
 	if err != nil {
-		fmt.Println("MODULES-FAIL", err)
+		fmt.Fprintln(out, "MODULES-FAIL", err)
 		return 0, 1
 	}
 	defer f.Close()
@@ -55,7 +66,7 @@ func loadModules(dir string) (loaded, failed int) {
 		}
 		m, err := os.Open(dir + "/" + line)
 		if err != nil {
-			fmt.Println("MODULE-FAIL", line, err)
+			fmt.Fprintln(out, "MODULE-FAIL", line, err)
 			failed++
 			continue
 		}
@@ -63,7 +74,7 @@ func loadModules(dir string) (loaded, failed int) {
 		_, _, e := syscall.Syscall(sysFinitModule, m.Fd(), uintptrOf(empty), 0)
 		m.Close()
 		if e != 0 && e != syscall.EEXIST {
-			fmt.Println("MODULE-FAIL", line, e)
+			fmt.Fprintln(out, "MODULE-FAIL", line, e)
 			failed++
 			continue
 		}

@@ -147,9 +147,14 @@ func FetchKernel(ctx context.Context, cacheDir string, log io.Writer) (*Kernel, 
 	if err := os.WriteFile(filepath.Join(tmp, "complete"), []byte(pkg+" "+ver+"\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("fetch kernel: %w", err)
 	}
-	// A concurrent fetch of the same version may have won; either tree is
-	// complete and equal.
-	os.RemoveAll(dir)
+	// A concurrent fetch of the same version may have won; its tree is
+	// complete and equal, so keep it (it may be in use) and drop ours.
+	if _, err := os.Stat(filepath.Join(dir, "complete")); err == nil {
+		return k, nil
+	}
+	if err := os.RemoveAll(dir); err != nil { // an interrupted earlier fetch
+		return nil, fmt.Errorf("fetch kernel: %w", err)
+	}
 	if err := os.Rename(tmp, dir); err != nil {
 		return nil, fmt.Errorf("fetch kernel: %w", err)
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -32,34 +33,34 @@ type command struct {
 	run     func(ctx context.Context, a *app, args []string) error
 }
 
-// commands is the dispatch table of top-level commands. Groups other issues
-// add — passcode, sessions, security, audit, runs, bootimage — go in the
-// second block, each as one file with a run function of this shape.
+// commands is the dispatch table of top-level commands: the content
+// commands first, then client authentication, runs and the boot image. Each
+// group is one file with a run function of this shape.
 func commands() []command {
 	return []command{
 		{"server", "run the Imprint server (the daemon)", runServer},
 		{"content", "manage content items and their versions", runContent},
 		{"stepdef", "list, show and import step definitions", runStepdef},
 		{"ts", "import, export, validate and create task sequences", runTS},
-
-		// Reserved for other issues; add the entries here:
-		// {"passcode", "set, generate, rotate the enrolment passcode", runPasscode},
-		// {"sessions", "list and revoke agent sessions", runSessions},
-		// {"security", "client authentication modes", runSecurity},
-		// {"audit", "show the audit log", runAudit},
-		// {"runs", "list and follow task-sequence runs", runRuns},
-		// {"bootimage", "build boot images", runBootimage},
+		{"passcode", "set, generate, rotate and clear the boot passcode", runPasscode},
+		{"sessions", "list and revoke agent sessions", runSessions},
+		{"security", "show and set the client authentication modes", runSecurity},
+		{"audit", "list and verify the audit log", runAudit},
+		{"runs", "list, show and follow task-sequence runs", runRuns},
+		{"bootimage", "build the boot image and its ISO", runBootimage},
 	}
 }
 
 // app carries what every command needs: the injected streams and
 // environment, and the global flags.
 type app struct {
-	stdin  io.Reader
-	stdout io.Writer
-	stderr io.Writer
-	getenv func(string) string
-	now    func() time.Time
+	stdin io.Reader
+	// stdinLines buffers stdin for line reads (secrets piped in); see lines.
+	stdinLines *bufio.Reader
+	stdout     io.Writer
+	stderr     io.Writer
+	getenv     func(string) string
+	now        func() time.Time
 	// isTerminal reports whether w is an interactive terminal (progress bars).
 	isTerminal func(w io.Writer) bool
 

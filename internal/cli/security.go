@@ -1,0 +1,177 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/imprint-osd/imprint/internal/client"
+)
+
+const usageSecurity = `usage: imprint security SUBCOMMAND [flags]
+
+Clients authenticate in this order, using the first mode that is on:
+anonymous → certificate → Entra ID → passcode. A boot-image client is not
+offered the passcode when Entra ID is on.
+
+Subcommands:
+  show                      the mode order (installed OS and boot image),
+                            each mode on or off, and what is missing
+  set anonymous on|off      anyone who reaches the server may deploy (lab only)
+  set entra --tenant GUID --client GUID [--audience URI] [--role NAME]
+            [--authority URL]
+                            turn Entra ID on: the directory (tenant) id, the
+                            app registration's client id, the accepted token
+                            audience (default the client id), a required app
+                            role, and the identity platform (default
+                            https://login.microsoftonline.com)
+  clear entra               turn Entra ID off
+
+Certificate authentication is set when the server starts (imprint server
+--client-ca FILE --crl FILE); passcodes with 'imprint passcode'.
+`
+
+func runSecurity(ctx context.Context, a *app, args []string) error {
+	return subcommand(ctx, a, "security", args, map[string]func(context.Context, *app, []string) error{
+		"show":  securityShow,
+		"set":   securitySet,
+		"clear": securityClear,
+	}, usageSecurity)
+}
+
+func securityShow(ctx context.Context, a *app, args []string) error {
+	fs := a.flagSet("imprint security show", usageSecurity)
+	if _, err := a.parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	sec, err := a.client().Security(ctx)
+	if err != nil {
+		return fmt.Errorf("security show: %w", err)
+	}
+	return a.printSecurity(sec)
+}
+
+func securitySet(ctx context.Context, a *app, args []string) error {
+	hint := "run 'imprint security -h' for usage"
+	if len(args) == 0 {
+		return usagef("security set: say what to set: anonymous or entra", hint)
+	}
+	switch args[0] {
+	case "anonymous":
+		fs := a.flagSet("imprint security set anonymous", usageSecurity)
+		pos, err := a.parse(fs, args[1:], 1, 1)
+		if err != nil {
+			return err
+		}
+		var on bool
+		switch strings.ToLower(pos[0]) {
+		case "on":
+			on = true
+		case "off":
+		default:
+			return usagef(fmt.Sprintf("security set anonymous: %q is not on or off", pos[0]), hint)
+		}
+		sec, err := a.client().SetAnonymous(ctx, on)
+		if err != nil {
+			return fmt.Errorf("security set anonymous: %w", err)
+		}
+		if on && !a.jsonOut {
+			fmt.Fprintln(a.stderr, "WARNING: anonymous authentication is on: anyone who can reach this server can run any task sequence.")
+		}
+		return a.printSecurity(sec)
+	case "entra":
+		fs := a.flagSet("imprint security set entra", usageSecurity)
+		var cfg client.EntraConfig
+		fs.StringVar(&cfg.TenantID, "tenant", "", "")
+		fs.StringVar(&cfg.ClientID, "client", "", "")
+		fs.StringVar(&cfg.Audience, "audience", "", "")
+		fs.StringVar(&cfg.RequiredRole, "role", "", "")
+		fs.StringVar(&cfg.Authority, "authority", "", "")
+		if _, err := a.parse(fs, args[1:], 0, 0); err != nil {
+			return err
+		}
+		switch {
+		case cfg.TenantID == "":
+			return usagef("security set entra: --tenant is required (the directory id, a GUID)", hint)
+		case cfg.ClientID == "":
+			return usagef("security set entra: --client is required (the application id of the app registration)", hint)
+		}
+		sec, err := a.client().SetEntra(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("security set entra: %w", err)
+		}
+		return a.printSecurity(sec)
+	}
+	return usagef(fmt.Sprintf("security set: unknown setting %q (one of: anonymous, entra)", args[0]), hint)
+}
+
+func securityClear(ctx context.Context, a *app, args []string) error {
+	fs := a.flagSet("imprint security clear", usageSecurity)
+	pos, err := a.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if pos[0] != "entra" {
+		return usagef(fmt.Sprintf("security clear: unknown setting %q (only entra can be cleared; anonymous is 'set anonymous off')", pos[0]), "")
+	}
+	sec, err := a.client().ClearEntra(ctx)
+	if err != nil {
+		return fmt.Errorf("security clear entra: %w", err)
+	}
+	return a.printSecurity(sec)
+}
+
+// printSecurity prints the mode order, each mode and what is missing.
+func (a *app) printSecurity(sec *client.Security) error {
+	if a.jsonOut {
+		return a.printJSON(sec)
+	}
+	order := func(m []string) string {
+		if len(m) == 0 {
+			return "none: clients are refused"
+		}
+		return strings.Join(m, " → ")
+	}
+	onOff := func(b bool) string {
+		if b {
+			return "on"
+		}
+		return "off"
+	}
+	entra := "off"
+	if e := sec.Entra; e != nil {
+		entra = "on (tenant " + e.TenantID + ", client " + e.ClientID
+		if e.Audience != "" {
+			entra += ", audience " + e.Audience
+		}
+		if e.RequiredRole != "" {
+			entra += ", role " + e.RequiredRole
+		}
+		if e.Authority != "" {
+			entra += ", authority " + e.Authority
+		}
+		entra += ")"
+	}
+	if err := fields(a.stdout, [][2]string{
+		{"Installed OS", order(sec.Methods)},
+		{"Boot image", order(sec.BootImageMethods)},
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintln(a.stdout, "\nModes:")
+	if err := table(a.stdout, [][]string{
+		{"  anonymous", onOff(sec.Anonymous)},
+		{"  certificate", onOff(sec.Certificate)},
+		{"  entra", entra},
+		{"  passcode", onOff(sec.Passcode)},
+	}); err != nil {
+		return err
+	}
+	if len(sec.Missing) > 0 {
+		fmt.Fprintln(a.stdout, "\nMissing:")
+		for _, m := range sec.Missing {
+			fmt.Fprintf(a.stdout, "  - %s\n", oneLine(m))
+		}
+	}
+	return nil
+}

@@ -30,19 +30,32 @@ Flags:
   --trusted-proxy CIDR   proxy whose X-Forwarded-For is believed (repeatable)
   --log-format text|json log format on stderr (default text)
   --log-level LEVEL      debug, info, warn or error (default info)
+  --client-ca FILE       PEM bundle of CAs for client certificates (turns
+                         certificate authentication on; needs --crl)
+  --crl FILE             CRL of a client CA (repeatable); checking fails
+                         closed when one is stale
+  --cert-subject REGEX   anchored pattern a client certificate's subject DN
+                         or a SAN must match
+  --scripts DIR          server-side scripts (default DIR/scripts)
+  --boot-url URL         the boot port as machines reach it (default derived)
+  --boot-menu=true|false show the iPXE boot menu before deploying (default true)
+  --kernel-args STR      appended to the boot image's kernel command line
   --config FILE          configuration file (default $IMPRINT_CONFIG, none if unset)
 
 Precedence: defaults < config file < environment < flags.
 
 Environment: IMPRINT_DATA, IMPRINT_LISTEN, IMPRINT_BOOT_LISTEN, IMPRINT_CERT_HOSTS
 (comma-separated), IMPRINT_PUBLIC_URL, IMPRINT_TRUSTED_PROXIES (comma-separated),
-IMPRINT_LOG_FORMAT, IMPRINT_LOG_LEVEL, IMPRINT_CONFIG.
+IMPRINT_LOG_FORMAT, IMPRINT_LOG_LEVEL, IMPRINT_CLIENT_CA, IMPRINT_CRLS
+(comma-separated), IMPRINT_CERT_SUBJECT, IMPRINT_SCRIPTS, IMPRINT_BOOT_URL,
+IMPRINT_BOOT_MENU, IMPRINT_KERNEL_ARGS, IMPRINT_CONFIG.
 
 Config file: either a JSON object or "key = value" lines; keys are the flag
 names (data, listen, boot-listen, cert-host, public-url, trusted-proxy,
-log-format, log-level). Blank lines and lines starting with # are ignored;
-cert-host and trusted-proxy may repeat or hold comma-separated values (in
-JSON: a string or an array of strings). Example:
+log-format, log-level, client-ca, crl, cert-subject, scripts, boot-url,
+boot-menu, kernel-args). Blank lines and lines starting with # are ignored;
+cert-host, trusted-proxy and crl may repeat or hold comma-separated values
+(in JSON: a string or an array of strings). Example:
 
   # /etc/imprint.conf
   data = /var/lib/imprint
@@ -54,7 +67,8 @@ JSON: a string or an array of strings). Example:
 // serverFlags are the flags of `imprint server`; nil/unset means not given.
 type serverFlags struct {
 	listen, bootListen, publicURL, logFormat, logLevel, config optString
-	certHosts, trustedProxies                                  listFlag
+	clientCA, certSubject, scripts, bootURL, bootMenu, kernelArgs optString
+	certHosts, trustedProxies, crls                               listFlag
 }
 
 // serverConfig merges the configuration of `imprint server`:
@@ -93,6 +107,13 @@ func serverConfig(data optString, fl serverFlags, getenv func(string) string, re
 		{"IMPRINT_TRUSTED_PROXIES", "trusted-proxy"},
 		{"IMPRINT_LOG_FORMAT", "log-format"},
 		{"IMPRINT_LOG_LEVEL", "log-level"},
+		{"IMPRINT_CLIENT_CA", "client-ca"},
+		{"IMPRINT_CRLS", "crl"},
+		{"IMPRINT_CERT_SUBJECT", "cert-subject"},
+		{"IMPRINT_SCRIPTS", "scripts"},
+		{"IMPRINT_BOOT_URL", "boot-url"},
+		{"IMPRINT_BOOT_MENU", "boot-menu"},
+		{"IMPRINT_KERNEL_ARGS", "kernel-args"},
 	}
 	for _, e := range envs {
 		if v := getenv(e.name); v != "" {
@@ -108,6 +129,8 @@ func serverConfig(data optString, fl serverFlags, getenv func(string) string, re
 	}{
 		{"data", data}, {"listen", fl.listen}, {"boot-listen", fl.bootListen},
 		{"public-url", fl.publicURL}, {"log-format", fl.logFormat}, {"log-level", fl.logLevel},
+		{"client-ca", fl.clientCA}, {"cert-subject", fl.certSubject}, {"scripts", fl.scripts},
+		{"boot-url", fl.bootURL}, {"boot-menu", fl.bootMenu}, {"kernel-args", fl.kernelArgs},
 	} {
 		if f.v.set {
 			if err := setConfig(&cfg, f.key, []string{f.v.value}, "--"+f.key); err != nil {
@@ -120,6 +143,9 @@ func serverConfig(data optString, fl serverFlags, getenv func(string) string, re
 	}
 	if len(fl.trustedProxies) > 0 {
 		cfg.TrustedProxies = splitList(fl.trustedProxies)
+	}
+	if len(fl.crls) > 0 {
+		cfg.CRLFiles = splitList(fl.crls)
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, err
@@ -154,10 +180,39 @@ func setConfig(cfg *server.Config, key string, values []string, where string) er
 		cfg.CertHosts = splitList(values)
 	case "trusted-proxy":
 		cfg.TrustedProxies = splitList(values)
+	case "client-ca":
+		cfg.ClientCAFile, err = one()
+	case "crl":
+		cfg.CRLFiles = splitList(values)
+	case "cert-subject":
+		cfg.CertSubjectPattern, err = one()
+	case "scripts":
+		cfg.ScriptsDir, err = one()
+	case "boot-url":
+		cfg.BootURL, err = one()
+	case "boot-menu":
+		var v string
+		if v, err = one(); err == nil {
+			cfg.BootMenu, err = parseBool(v, where, key)
+		}
+	case "kernel-args":
+		// Kept as given: spaces inside are the separators of the arguments.
+		cfg.KernelArgs, err = one()
 	default:
-		return fmt.Errorf("config: %s: unknown key %q (known: data, listen, boot-listen, cert-host, public-url, trusted-proxy, log-format, log-level)", where, key)
+		return fmt.Errorf("config: %s: unknown key %q (known: data, listen, boot-listen, cert-host, public-url, trusted-proxy, log-format, log-level, client-ca, crl, cert-subject, scripts, boot-url, boot-menu, kernel-args)", where, key)
 	}
 	return err
+}
+
+// parseBool accepts true/false, yes/no, on/off and 1/0.
+func parseBool(v, where, key string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "true", "yes", "on", "1":
+		return true, nil
+	case "false", "no", "off", "0":
+		return false, nil
+	}
+	return false, fmt.Errorf("config: %s: %s: %q is not true or false", where, key, v)
 }
 
 // splitList splits comma-separated values and drops empty ones.
@@ -236,6 +291,12 @@ func parseConfigJSON(path string, b []byte) ([]configEntry, error) {
 	return out, nil
 }
 
+// boolOpt lets an optString flag be given bare (--boot-menu means true)
+// as well as --boot-menu=false.
+type boolOpt struct{ *optString }
+
+func (b boolOpt) IsBoolFlag() bool { return true }
+
 // newLogger builds the server's logger on stderr.
 func newLogger(a *app, format, level string) *slog.Logger {
 	var lv slog.Level
@@ -258,6 +319,13 @@ func runServer(ctx context.Context, a *app, args []string) error {
 	fs.Var(&fl.logFormat, "log-format", "")
 	fs.Var(&fl.logLevel, "log-level", "")
 	fs.Var(&fl.config, "config", "")
+	fs.Var(&fl.clientCA, "client-ca", "")
+	fs.Var(&fl.crls, "crl", "")
+	fs.Var(&fl.certSubject, "cert-subject", "")
+	fs.Var(&fl.scripts, "scripts", "")
+	fs.Var(&fl.bootURL, "boot-url", "")
+	fs.Var(&boolOpt{&fl.bootMenu}, "boot-menu", "")
+	fs.Var(&fl.kernelArgs, "kernel-args", "")
 	if _, err := a.parse(fs, args, 0, 0); err != nil {
 		return err
 	}

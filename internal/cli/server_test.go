@@ -131,3 +131,117 @@ func TestServerUsageErrors(t *testing.T) {
 		t.Errorf("stderr = %q, want %q", r.stderr, want)
 	}
 }
+
+// TestServerConfigAuthAndBoot covers the certificate, scripts and boot keys
+// through every source: file < environment < flags.
+func TestServerConfigAuthAndBoot(t *testing.T) {
+	with := func(f func(*server.Config)) server.Config {
+		c := server.DefaultConfig()
+		f(&c)
+		return c
+	}
+	set := func(v string) optString { return optString{value: v, set: true} }
+	files := map[string]string{
+		"auth.conf": `client-ca = /etc/imprint/clients.pem
+crl = /etc/imprint/a.crl
+crl = /etc/imprint/b.crl, /etc/imprint/c.crl
+cert-subject = CN=.*\.lab\.example
+scripts = /srv/scripts
+boot-url = http://10.0.0.1:7282
+boot-menu = false
+kernel-args = console=ttyS0,115200 quiet
+`,
+		"auth.json":     `{"crl":["/x.crl"],"boot-menu":"off","kernel-args":"ip=dhcp"}`,
+		"bad-menu.conf": "boot-menu = maybe\n",
+	}
+	readFile := func(p string) ([]byte, error) {
+		s, ok := files[p]
+		if !ok {
+			return nil, &fs.PathError{Op: "open", Path: p, Err: fs.ErrNotExist}
+		}
+		return []byte(s), nil
+	}
+	fromFile := with(func(c *server.Config) {
+		c.ClientCAFile = "/etc/imprint/clients.pem"
+		c.CRLFiles = []string{"/etc/imprint/a.crl", "/etc/imprint/b.crl", "/etc/imprint/c.crl"}
+		c.CertSubjectPattern = `CN=.*\.lab\.example`
+		c.ScriptsDir, c.BootURL, c.BootMenu = "/srv/scripts", "http://10.0.0.1:7282", false
+		c.KernelArgs = "console=ttyS0,115200 quiet"
+	})
+	env := map[string]string{
+		"IMPRINT_CONFIG": "auth.conf", "IMPRINT_CLIENT_CA": "/env/ca.pem", "IMPRINT_CRLS": "/env/1.crl,/env/2.crl",
+		"IMPRINT_CERT_SUBJECT": "CN=env", "IMPRINT_SCRIPTS": "/env/scripts", "IMPRINT_BOOT_URL": "http://env:7282",
+		"IMPRINT_BOOT_MENU": "true", "IMPRINT_KERNEL_ARGS": "env=1",
+	}
+	tests := []struct {
+		name    string
+		flags   serverFlags
+		env     map[string]string
+		want    server.Config
+		wantErr string
+	}{
+		{name: "file", flags: serverFlags{config: set("auth.conf")}, want: fromFile},
+		{name: "JSON file", flags: serverFlags{config: set("auth.json")}, want: with(func(c *server.Config) {
+			c.CRLFiles, c.BootMenu, c.KernelArgs = []string{"/x.crl"}, false, "ip=dhcp"
+		})},
+		{name: "environment beats file", env: env, want: with(func(c *server.Config) {
+			c.ClientCAFile, c.CRLFiles, c.CertSubjectPattern = "/env/ca.pem", []string{"/env/1.crl", "/env/2.crl"}, "CN=env"
+			c.ScriptsDir, c.BootURL, c.BootMenu, c.KernelArgs = "/env/scripts", "http://env:7282", true, "env=1"
+		})},
+		{name: "flags beat environment", env: env, flags: serverFlags{
+			clientCA: set("/f/ca.pem"), crls: listFlag{"/f/1.crl", "/f/2.crl"}, certSubject: set("CN=flag"),
+			scripts: set("/f/scripts"), bootURL: set("http://f:1"), bootMenu: set("false"), kernelArgs: set("f=1 g=2"),
+		}, want: with(func(c *server.Config) {
+			c.ClientCAFile, c.CRLFiles, c.CertSubjectPattern = "/f/ca.pem", []string{"/f/1.crl", "/f/2.crl"}, "CN=flag"
+			c.ScriptsDir, c.BootURL, c.BootMenu, c.KernelArgs = "/f/scripts", "http://f:1", false, "f=1 g=2"
+		})},
+		{name: "bad boot-menu in file", flags: serverFlags{config: set("bad-menu.conf")}, wantErr: `bad-menu.conf:1: boot-menu: "maybe" is not true or false`},
+		{name: "bad boot-menu in env", env: map[string]string{"IMPRINT_BOOT_MENU": "sometimes"}, wantErr: `IMPRINT_BOOT_MENU: boot-menu: "sometimes" is not true or false`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := serverConfig(optString{}, tt.flags, func(k string) string { return tt.env[k] }, readFile)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want it to contain %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("config (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestServerBootMenuFlag checks --boot-menu works bare and with a value
+// through the real flag parsing.
+func TestServerBootMenuFlag(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want bool
+	}{
+		{nil, true},
+		{[]string{"--boot-menu"}, true},
+		{[]string{"--boot-menu=false"}, false},
+		{[]string{"--boot-menu=true"}, true},
+	} {
+		var fl serverFlags
+		a := &app{getenv: func(string) string { return "" }}
+		fs := a.flagSet("imprint server", usageServer)
+		fs.Var(&boolOpt{&fl.bootMenu}, "boot-menu", "")
+		if _, err := a.parse(fs, tt.args, 0, 0); err != nil {
+			t.Fatalf("%v: %v", tt.args, err)
+		}
+		cfg, err := serverConfig(optString{}, fl, a.getenv, nil)
+		if err != nil {
+			t.Fatalf("%v: %v", tt.args, err)
+		}
+		if cfg.BootMenu != tt.want {
+			t.Errorf("%v: BootMenu = %v, want %v", tt.args, cfg.BootMenu, tt.want)
+		}
+	}
+}

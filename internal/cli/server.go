@@ -66,7 +66,7 @@ cert-host, trusted-proxy and crl may repeat or hold comma-separated values
 
 // serverFlags are the flags of `imprint server`; nil/unset means not given.
 type serverFlags struct {
-	listen, bootListen, publicURL, logFormat, logLevel, config optString
+	listen, bootListen, publicURL, logFormat, logLevel, config    optString
 	clientCA, certSubject, scripts, bootURL, bootMenu, kernelArgs optString
 	certHosts, trustedProxies, crls                               listFlag
 }

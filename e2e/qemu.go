@@ -1,0 +1,185 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+)
+
+// Firmware is the machine's firmware.
+type Firmware int
+
+const (
+	UEFI Firmware = iota // OVMF on q35
+	BIOS                 // SeaBIOS on i440fx
+)
+
+const (
+	ovmfCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+	ovmfVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+	romDir   = "/usr/lib/ipxe/qemu" // Debian's ipxe-qemu
+)
+
+// VMOptions describe the emulated machine.
+type VMOptions struct {
+	Name     string // names the console log file
+	Firmware Firmware
+	Disk     string // raw disk image, created sparse with DiskSize when missing
+	DiskSize int64
+	// NIC is the QEMU network device: virtio-net-pci (default) or e1000.
+	NIC string
+	// ISO, when set, is attached as a CD that the firmware boots first.
+	ISO string
+	// NoReboot makes a guest reboot end QEMU instead.
+	NoReboot bool
+}
+
+// VM is a running QEMU.
+type VM struct {
+	Console *Console
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	err     error
+}
+
+// romFile is the iPXE option ROM for a NIC (the efi-*.rom files hold both
+// the legacy PXE and the EFI driver).
+func romFile(nic string) string {
+	switch nic {
+	case "e1000":
+		return filepath.Join(romDir, "efi-e1000.rom")
+	default:
+		return filepath.Join(romDir, "efi-virtio.rom")
+	}
+}
+
+// StartVM starts QEMU in the test's namespace; it is killed in t.Cleanup
+// if still running.
+func (e *Env) StartVM(o VMOptions) *VM {
+	t := e.t
+	t.Helper()
+	if o.NIC == "" {
+		o.NIC = "virtio-net-pci"
+	}
+	if o.Name == "" {
+		o.Name = "vm"
+	}
+	if _, err := os.Stat(o.Disk); os.IsNotExist(err) {
+		f, err := os.Create(o.Disk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Truncate(o.DiskSize); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	rom := romFile(o.NIC)
+	if _, err := os.Stat(rom); err != nil {
+		t.Skipf("host prerequisite missing: %s (install ipxe-qemu)", rom)
+	}
+	args := []string{"netns", "exec", e.NS, "qemu-system-x86_64",
+		"-cpu", "max", // RDRAND: without it the guest's getrandom blocks DHCP for minutes
+		"-m", "1024", "-smp", "1",
+		"-nographic", "-serial", "stdio", "-monitor", "none",
+		"-netdev", fmt.Sprintf("user,id=n0,bootfile=http://%s:%d/boot.ipxe", guestHost, bootPort),
+		"-drive", "file=" + o.Disk + ",if=none,id=d0,format=raw",
+	}
+	nicIndex, diskIndex := 2, 1
+	if o.ISO != "" {
+		args = append(args, "-drive", "file="+o.ISO+",if=none,id=cd0,media=cdrom,readonly=on")
+		nicIndex, diskIndex = 3, 2
+	}
+	switch o.Firmware {
+	case UEFI:
+		if _, err := os.Stat(ovmfCode); err != nil {
+			t.Skipf("host prerequisite missing: %s (install ovmf)", ovmfCode)
+		}
+		vars := filepath.Join(e.Dir, o.Name+"-vars.fd")
+		b, err := os.ReadFile(ovmfVars)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(vars, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "-machine", "q35",
+			"-drive", "if=pflash,format=raw,readonly=on,file="+ovmfCode,
+			"-drive", "if=pflash,format=raw,file="+vars)
+		if o.ISO != "" {
+			args = append(args, "-device", "ide-cd,drive=cd0,bootindex=1")
+		}
+		args = append(args,
+			"-device", fmt.Sprintf("virtio-blk-pci,drive=d0,bootindex=%d", diskIndex),
+			"-device", fmt.Sprintf("%s,netdev=n0,bootindex=%d,romfile=%s", o.NIC, nicIndex, rom))
+	case BIOS:
+		args = append(args, "-machine", "pc")
+		if o.ISO != "" {
+			args = append(args, "-device", "ide-cd,drive=cd0,bootindex=1",
+				"-device", fmt.Sprintf("virtio-blk-pci,drive=d0,bootindex=%d", diskIndex),
+				"-device", fmt.Sprintf("%s,netdev=n0,romfile=%s", o.NIC, rom))
+		} else {
+			// -boot n: SeaBIOS tries the network first, so the empty disk
+			// is not even considered.
+			args = append(args, "-boot", "n",
+				"-device", "virtio-blk-pci,drive=d0",
+				"-device", fmt.Sprintf("%s,netdev=n0,romfile=%s", o.NIC, rom))
+		}
+	}
+	if o.NoReboot {
+		args = append(args, "-no-reboot")
+	}
+	cmd := exec.Command("ip", args...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout // QEMU's own warnings go into the console log too
+	t.Logf("qemu: %v", cmd.Args[4:])
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start qemu: %v", err)
+	}
+	con, err := newConsole(t, stdin, stdout, filepath.Join(e.Dir, o.Name+"-console.log"))
+	if err != nil {
+		cmd.Process.Kill()
+		t.Fatal(err)
+	}
+	vm := &VM{Console: con, cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		<-con.done // stdout must be drained before Wait closes it
+		vm.err = cmd.Wait()
+		close(vm.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-vm.exited:
+		default:
+			cmd.Process.Kill()
+		}
+		con.close(10 * time.Second)
+		<-vm.exited
+		if t.Failed() {
+			t.Logf("console log kept in %s", con.logf.Name())
+		}
+	})
+	return vm
+}
+
+// Wait waits for QEMU to exit and returns its exit error.
+func (vm *VM) Wait(ctx context.Context) error {
+	select {
+	case <-vm.exited:
+		return vm.err
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for QEMU to exit after %.0fs: %w", vm.Console.Elapsed().Seconds(), ctx.Err())
+	}
+}

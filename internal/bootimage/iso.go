@@ -16,8 +16,10 @@ import (
 var ISOPackages = []string{"grub-common", "grub-pc-bin", "grub-efi-amd64-bin", "xorriso", "mtools"}
 
 // ConsoleArgs are the console settings on every boot image command line:
-// the serial port for headless machines and VMs, the screen for people.
-const ConsoleArgs = "console=ttyS0,115200 console=tty0"
+// the screen for people and the serial port for headless machines and VMs.
+// The serial port comes last because the kernel makes the last console=
+// /dev/console, where the agent asks for the passcode.
+const ConsoleArgs = "console=tty0 console=ttyS0,115200"
 
 var grubCfg = template.Must(template.New("grub.cfg").Parse(`# Imprint boot image (generated)
 serial --unit=0 --speed=115200

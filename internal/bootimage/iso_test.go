@@ -52,7 +52,7 @@ func checkISO(t *testing.T, iso string) {
 	b, _ := os.ReadFile(cfg)
 	for _, want := range []string{
 		"set timeout=1",
-		"linux /boot/vmlinuz imprint.server=https://imprint.example:7281 imprint.ca=abcd00112233445566778899aabbccddeeff00112233445566778899aabbccdd console=ttyS0,115200 console=tty0\n",
+		"linux /boot/vmlinuz imprint.server=https://imprint.example:7281 imprint.ca=abcd00112233445566778899aabbccddeeff00112233445566778899aabbccdd console=tty0 console=ttyS0,115200\n",
 		"initrd /boot/initrd.img",
 	} {
 		if !strings.Contains(string(b), want) {
@@ -102,7 +102,7 @@ func TestKernelArgsRejects(t *testing.T) {
 		})
 	}
 	got, err := bootimage.KernelArgs("https://[fd00::1]:7281", testFP)
-	want := "imprint.server=https://[fd00::1]:7281 imprint.ca=abcd00112233445566778899aabbccddeeff00112233445566778899aabbccdd console=ttyS0,115200 console=tty0"
+	want := "imprint.server=https://[fd00::1]:7281 imprint.ca=abcd00112233445566778899aabbccddeeff00112233445566778899aabbccdd console=tty0 console=ttyS0,115200"
 	if err != nil || got != want {
 		t.Errorf("KernelArgs = %q, %v; want %q", got, err, want)
 	}

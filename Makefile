@@ -6,11 +6,15 @@ DATA      ?= imprint-data
 GOFLAGS   ?=
 export CGO_ENABLED ?= 0
 
-# Debian packages the test suite uses, as command:package pairs. `make deps`
-# installs the package of every command that is missing, and nothing else.
-TEST_TOOLS := zstd:zstd xz:xz-utils sgdisk:gdisk sfdisk:fdisk mdir:mtools \
+# Debian packages the test suite uses, as need:package pairs, where need is
+# a command or an absolute path. `make deps` installs the package of every
+# need that is missing, and nothing else.
+TEST_NEEDS := zstd:zstd xz:xz-utils sgdisk:gdisk sfdisk:fdisk mdir:mtools \
 	fsck.fat:dosfstools mkfs.ext4:e2fsprogs debugfs:e2fsprogs mkntfs:ntfs-3g ntfsinfo:ntfs-3g \
-	wimlib-imagex:wimtools cpio:cpio depmod:kmod curl:curl
+	wimlib-imagex:wimtools cpio:cpio depmod:kmod curl:curl partprobe:parted objcopy:binutils \
+	grub-mkrescue:grub-common xorriso:xorriso /usr/lib/grub/i386-pc:grub-pc-bin \
+	/usr/lib/grub/x86_64-efi:grub-efi-amd64-bin qemu-system-x86_64:qemu-system-x86 \
+	/usr/share/OVMF/OVMF_CODE_4M.fd:ovmf /usr/lib/ipxe/qemu/efi-virtio.rom:ipxe-qemu
 
 .PHONY: build run test deps vet unit bench clean
 
@@ -23,9 +27,12 @@ run: build
 
 deps:
 	@pkgs=""; \
-	for pair in $(TEST_TOOLS); do \
-		cmd=$${pair%%:*}; pkg=$${pair#*:}; \
-		PATH="$$PATH:/usr/sbin:/sbin" command -v $$cmd >/dev/null 2>&1 || pkgs="$$pkgs $$pkg"; \
+	for pair in $(TEST_NEEDS); do \
+		need=$${pair%%:*}; pkg=$${pair#*:}; \
+		case $$need in \
+		/*) [ -e $$need ] || pkgs="$$pkgs $$pkg" ;; \
+		*) PATH="$$PATH:/usr/sbin:/sbin" command -v $$need >/dev/null 2>&1 || pkgs="$$pkgs $$pkg" ;; \
+		esac; \
 	done; \
 	if [ -n "$$pkgs" ]; then \
 		echo "installing test dependencies:$$pkgs"; \

@@ -1,0 +1,273 @@
+package cli_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/imprint-osd/imprint/internal/auth"
+	"github.com/imprint-osd/imprint/internal/client"
+	"github.com/imprint-osd/imprint/internal/server"
+)
+
+// startAuthServer is startServer with a cheap Argon2 cost; it also returns
+// a machine client of the HTTPS API that trusts DIR/tls/ca.crt.
+func startAuthServer(t *testing.T) (string, *client.Machine) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := server.DefaultConfig()
+	cfg.DataDir = dir
+	cfg.Listen, cfg.BootListen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.PasscodeArgon2 = auth.Argon2Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan *server.Server, 1)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- server.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), func(s *server.Server) { ready <- s })
+	}()
+	var srv *server.Server
+	select {
+	case srv = <-ready:
+	case err := <-errc:
+		cancel()
+		t.Fatalf("server did not start: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-errc; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("server: %v", err)
+		}
+	})
+	ca, err := os.ReadFile(filepath.Join(dir, "tls", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := client.NewMachine("https://"+srv.APIAddr().String(), ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, m
+}
+
+func TestPasscodeEndToEnd(t *testing.T) {
+	dir, m := startAuthServer(t)
+	const canary = "Canary-Lab-7731-xq"
+	var all strings.Builder // every byte imprint printed
+	run := func(stdin string, args ...string) result {
+		t.Helper()
+		r := imprint(t, dir, strings.NewReader(stdin), args...)
+		all.WriteString(r.stdout + r.stderr)
+		return r
+	}
+
+	tests := []struct {
+		name    string
+		stdin   string
+		code    int
+		wantErr string
+	}{
+		{"mismatch", canary + "\nsomething-else-42\n", 1, "imprint: passcode set: passcodes do not match"},
+		{"weak", "password\npassword\n", 1, "imprint: passcode set: "},
+		{"one line only", canary + "\n", 1, "verify passcode: end of input"},
+		{"match", canary + "\n" + canary + "\n", 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := run(tt.stdin, "passcode", "set")
+			if r.code != tt.code {
+				t.Fatalf("exit = %d, want %d; stderr: %s", r.code, tt.code, r.stderr)
+			}
+			if tt.wantErr != "" {
+				wantContains(t, "stderr", r.stderr, tt.wantErr)
+			}
+		})
+	}
+	if r := run("password\npassword\n", "passcode", "set"); !strings.Contains(r.stderr, "too common") {
+		t.Errorf("weak passcode error %q does not give the server's policy reason", r.stderr)
+	}
+
+	st := run("", "passcode", "status")
+	if st.code != 0 {
+		t.Fatalf("status: exit %d: %s", st.code, st.stderr)
+	}
+	wantContains(t, "status", st.stdout, "Passcode:", "set (chosen by an admin)", "Generation:")
+
+	// A session minted by the passcode, seen and revoked by the CLI.
+	tok, err := m.Token(context.Background(), client.TokenRequest{Method: "passcode", Passcode: canary,
+		Device: client.DeviceInfo{UUID: "4c4c4544-0000-1000-8000-000000000001"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := run("", "sessions", "list")
+	wantContains(t, "sessions list", list.stdout, tok.SessionID, "passcode")
+	if r := run("", "sessions", "revoke", tok.SessionID); r.code != 0 {
+		t.Fatalf("revoke: exit %d: %s", r.code, r.stderr)
+	}
+	if r := run("", "sessions", "list"); strings.Contains(r.stdout, tok.SessionID) {
+		t.Errorf("revoked session still listed:\n%s", r.stdout)
+	}
+	if r := run("", "sessions", "list", "--all"); !strings.Contains(r.stdout, tok.SessionID) {
+		t.Errorf("sessions list --all lacks the revoked session:\n%s", r.stdout)
+	}
+	if r := run("", "sessions", "revoke", tok.SessionID); r.code != 1 {
+		t.Errorf("revoking twice: exit %d, want 1", r.code)
+	}
+
+	// rotate --grace 0 revokes what the old passcode opened.
+	tok, err = m.Token(context.Background(), client.TokenRequest{Method: "passcode", Passcode: canary,
+		Device: client.DeviceInfo{UUID: "4c4c4544-0000-1000-8000-000000000002"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rot := run("", "passcode", "rotate", "--grace", "0", "--generate")
+	if rot.code != 0 {
+		t.Fatalf("rotate: exit %d: %s", rot.code, rot.stderr)
+	}
+	wantContains(t, "rotate", rot.stdout, "New passcode: ", "shown only now", "Sessions revoked: 1")
+	if r := run("", "sessions", "list"); strings.Contains(r.stdout, tok.SessionID) {
+		t.Errorf("session of the rotated-out passcode still live:\n%s", r.stdout)
+	}
+	if r := run("", "passcode", "rotate", "--generate"); r.code != 2 {
+		t.Errorf("rotate without --grace: exit %d, want 2", r.code)
+	}
+	if r := run("", "passcode", "rotate", "--grace", "soon"); r.code != 2 {
+		t.Errorf("rotate --grace soon: exit %d, want 2", r.code)
+	}
+	grace := run("", "passcode", "rotate", "--grace", "2h", "--generate")
+	wantContains(t, "rotate with grace", grace.stdout, "keeps working until")
+	wantContains(t, "status with grace", run("", "passcode", "status").stdout, "Previous: generation")
+
+	gen := run("", "passcode", "generate")
+	if gen.code != 0 {
+		t.Fatalf("generate: exit %d: %s", gen.code, gen.stderr)
+	}
+	wantContains(t, "generate", gen.stdout, "New passcode: ", "shown only now")
+
+	if r := run("", "passcode", "clear"); r.code != 2 || !strings.Contains(r.stderr, "--yes") {
+		t.Errorf("clear without --yes on a pipe: exit %d, stderr %q; want 2 asking for --yes", r.code, r.stderr)
+	}
+	if r := run("", "passcode", "clear", "--yes"); r.code != 0 {
+		t.Fatalf("clear: exit %d: %s", r.code, r.stderr)
+	}
+	wantContains(t, "status after clear", run("", "passcode", "status").stdout, "not set")
+
+	// The audit log saw all of it, and its chain holds.
+	audit := run("", "audit")
+	wantContains(t, "audit", audit.stdout, "SEQ", "passcode.set", "passcode.rotate", "session.revoke", "passcode.clear")
+	if r := run("", "audit", "--after", "1", "--limit", "1"); strings.Count(r.stdout, "\n") != 2 {
+		t.Errorf("audit --after 1 --limit 1 printed:\n%s", r.stdout)
+	}
+	v := run("", "audit", "verify")
+	if v.code != 0 {
+		t.Fatalf("audit verify: exit %d: %s", v.code, v.stderr)
+	}
+	wantContains(t, "audit verify", v.stdout, "audit log intact")
+
+	if strings.Contains(all.String(), canary) {
+		t.Errorf("the chosen passcode appears in the output of imprint")
+	}
+}
+
+func TestSecurityEndToEnd(t *testing.T) {
+	dir, _ := startAuthServer(t)
+	show := ok(t, dir, "security", "show")
+	wantContains(t, "security show", show, "Installed OS:", "none: clients are refused", "anonymous", "off", "Missing:")
+
+	r := imprint(t, dir, nil, "security", "set", "anonymous", "on")
+	if r.code != 0 {
+		t.Fatalf("set anonymous on: exit %d: %s", r.code, r.stderr)
+	}
+	wantContains(t, "set anonymous on", r.stdout, "anonymous")
+	wantContains(t, "warning", r.stderr, "WARNING")
+	var sec client.Security
+	okJSON(t, dir, &sec, "security", "show")
+	if !sec.Anonymous || len(sec.Methods) == 0 || sec.Methods[0] != "anonymous" {
+		t.Errorf("after anonymous on: %+v", sec)
+	}
+	if r := imprint(t, dir, nil, "security", "set", "anonymous", "maybe"); r.code != 2 {
+		t.Errorf("anonymous maybe: exit %d, want 2", r.code)
+	}
+
+	const tenant, app = "11111111-2222-3333-4444-555555555555", "66666666-7777-8888-9999-000000000000"
+	out := ok(t, dir, "security", "set", "entra", "--tenant", tenant, "--client", app, "--role", "Imprint.Deploy")
+	wantContains(t, "set entra", out, "on (tenant "+tenant, "role Imprint.Deploy")
+	if r := imprint(t, dir, nil, "security", "set", "entra", "--tenant", "contoso.com", "--client", app); r.code != 1 || !strings.Contains(r.stderr, "TenantID") {
+		t.Errorf("domain tenant: exit %d, stderr %q; want 1 naming TenantID", r.code, r.stderr)
+	}
+	if r := imprint(t, dir, nil, "security", "set", "entra", "--client", app); r.code != 2 {
+		t.Errorf("entra without --tenant: exit %d, want 2", r.code)
+	}
+	ok(t, dir, "security", "clear", "entra")
+	ok(t, dir, "security", "set", "anonymous", "off")
+	okJSON(t, dir, &sec, "security", "show")
+	if sec.Anonymous || sec.Entra != nil {
+		t.Errorf("after clear and off: %+v", sec)
+	}
+}
+
+func TestRunsEndToEnd(t *testing.T) {
+	dir, m := startAuthServer(t)
+	ctx := context.Background()
+	ok(t, dir, "security", "set", "anonymous", "on")
+	tok, err := m.Token(ctx, client.TokenRequest{Method: "anonymous", Device: client.DeviceInfo{UUID: "4c4c4544-0000-1000-8000-000000000003"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SetToken(tok.Token)
+	var ts struct {
+		TaskSequence struct {
+			ID       string `json:"id"`
+			Versions []struct {
+				VersionNo int `json:"versionNo"`
+			} `json:"versions"`
+		} `json:"taskSequence"`
+	}
+	okJSON(t, dir, &ts, "ts", "new", "--template", "linux-bare-metal", "--name", "Lab")
+	run, err := m.CreateRun(ctx, client.CreateRunRequest{TaskSequenceID: ts.TaskSequence.ID, VersionNo: ts.TaskSequence.Versions[0].VersionNo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := 3
+	err = m.SendEvents(ctx, run.ID, []client.AgentEvent{
+		{Type: "step-start", Path: "Disk/Format", Name: "Format"},
+		{Type: "step-end", Path: "Disk/Format", Name: "Format", Outcome: "failed", ExitCode: &code, Message: "no disk fits", DurationSeconds: 1.5},
+		{Type: "run-end", State: "failed", Message: "Format failed"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.UploadLogs(ctx, run.ID, strings.NewReader("log bundle bytes")); err != nil {
+		t.Fatal(err)
+	}
+
+	wantContains(t, "runs list", ok(t, dir, "runs", "list", "--state", "failed"), run.ID, "failed")
+	if out := ok(t, dir, "runs", "list", "--state", "succeeded"); strings.Contains(out, run.ID) {
+		t.Errorf("runs list --state succeeded lists the failed run:\n%s", out)
+	}
+	if r := imprint(t, dir, nil, "runs", "list", "--state", "done"); r.code != 2 {
+		t.Errorf("--state done: exit %d, want 2", r.code)
+	}
+	show := ok(t, dir, "runs", "show", run.ID)
+	wantContains(t, "runs show", show, "State:", "failed", "Disk/Format", "3", "1.5s", "no disk fits", "Format failed")
+
+	ev := ok(t, dir, "runs", "events", run.ID, "--follow") // terminal: prints and ends
+	wantContains(t, "runs events", ev, "step-start", "step-end  Disk/Format  failed  exit 3", "run-end")
+
+	names := strings.Fields(ok(t, dir, "runs", "logs", run.ID))
+	if len(names) != 1 {
+		t.Fatalf("runs logs = %q, want one bundle", names)
+	}
+	out := filepath.Join(t.TempDir(), "bundle.tar.gz")
+	ok(t, dir, "runs", "logs", run.ID, "--name", names[0], "-o", out)
+	if b, err := os.ReadFile(out); err != nil || string(b) != "log bundle bytes" {
+		t.Errorf("downloaded bundle = %q, %v", b, err)
+	}
+	if r := imprint(t, dir, nil, "runs", "show", "no-such-run"); r.code != 1 {
+		t.Errorf("unknown run: exit %d, want 1", r.code)
+	}
+}

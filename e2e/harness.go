@@ -59,28 +59,15 @@ type suite struct {
 
 var shared suite
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "imprint-e2e-*")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		os.Exit(1)
-	}
-	shared.dir = dir
-	code := m.Run()
-	if os.Getenv("IMPRINT_E2E_KEEP") == "" {
-		os.RemoveAll(dir)
-	} else {
-		fmt.Fprintln(os.Stderr, "e2e: kept", dir)
-	}
-	os.Exit(code)
-}
-
 // artifacts returns the shared build, building it on the first call.
 func artifacts(t *testing.T) *Artifacts {
 	t.Helper()
 	requireRoot(t)
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
+	if shared.dir == "" {
+		t.Fatal("e2e: no artifact directory (TestMain did not run)")
+	}
 	if !shared.done {
 		start := time.Now()
 		shared.art, shared.err = buildArtifacts(t, shared.dir)
@@ -301,24 +288,18 @@ func linkOrCopy(src, dst string) error {
 	return os.WriteFile(dst, b, 0o644)
 }
 
-// serverArgs are the flags of `imprint server`; flags the lead adds later
-// (--boot-url, --boot-menu) are passed when the binary knows them.
+// serverArgs are the flags of `imprint server`: no boot menu, so the
+// deploy entry boots at once.
 func (e *Env) serverArgs() []string {
-	help, _ := exec.Command(e.A.Imprint, "server", "-h").CombinedOutput()
-	args := []string{"--data", e.Data, "server",
+	return []string{"--data", e.Data, "server",
 		"--listen", fmt.Sprintf("127.0.0.1:%d", apiPort),
 		"--boot-listen", fmt.Sprintf("127.0.0.1:%d", bootPort),
 		"--cert-host", guestHost,
 		"--public-url", fmt.Sprintf("https://%s:%d", guestHost, apiPort),
+		"--boot-url", fmt.Sprintf("http://%s:%d", guestHost, bootPort),
+		"--boot-menu=false",
 		"--log-level", "debug",
 	}
-	if bytes.Contains(help, []byte("--boot-url")) {
-		args = append(args, "--boot-url", fmt.Sprintf("http://%s:%d", guestHost, bootPort))
-	}
-	if bytes.Contains(help, []byte("--boot-menu")) {
-		args = append(args, "--boot-menu=false")
-	}
-	return args
 }
 
 func (e *Env) startServer() {

@@ -167,3 +167,80 @@ func sameFile(a, b string) (bool, error) {
 	}
 	return ha == hb, nil
 }
+
+// linuxDiskProblems checks a disk the Linux layout was deployed to and
+// returns what is wrong. UEFI: GPT with an ESP (EF00) holding the UKI as
+// \EFI\BOOT\BOOTX64.EFI and a Linux root (8300); BIOS: MBR with one
+// bootable Linux (0x83) partition. Either way the root partition's first
+// bytes must be the image, and e2fsck must find the filesystem clean.
+func linuxDiskProblems(ctx context.Context, disk string, osimg *TestOS, fw Firmware) []string {
+	var problems []string
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	pt, err := readTable(ctx, disk)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	wantLabel, wantParts := "gpt", 2
+	if fw == BIOS {
+		wantLabel, wantParts = "dos", 1
+	}
+	if pt.Label != wantLabel || len(pt.Partitions) != wantParts {
+		return []string{fmt.Sprintf("partition table %s with %d partitions %+v, want %s with %d", pt.Label, len(pt.Partitions), pt.Partitions, wantLabel, wantParts)}
+	}
+	root := pt.Partitions[wantParts-1]
+	if fw == UEFI {
+		if err := sgdiskVerify(ctx, disk); err != nil {
+			bad("%v", err)
+		}
+		codes, table, err := sgdiskCodes(ctx, disk)
+		if err != nil {
+			return append(problems, err.Error())
+		}
+		if strings.Join(codes, ",") != "EF00,8300" {
+			bad("partition type codes %v, want [EF00 8300]:\n%s", codes, table)
+		}
+	} else if root.Type != "83" {
+		bad("MBR partition type %s, want 83", root.Type)
+	}
+	if root.Bytes() < osimg.Size {
+		return append(problems, fmt.Sprintf("root partition holds %d bytes, less than the %d-byte image", root.Bytes(), osimg.Size))
+	}
+	got, err := rangeSHA256(disk, root.Offset(), osimg.Size)
+	if err != nil {
+		return append(problems, err.Error())
+	}
+	if got != osimg.SHA256 {
+		bad("root partition: SHA-256 of the first %d bytes is %s, want the image's %s", osimg.Size, got, osimg.SHA256)
+	}
+	part := disk + ".root"
+	defer os.Remove(part)
+	if err := extract(disk, root.Offset(), osimg.Size, part); err != nil {
+		return append(problems, err.Error())
+	}
+	if out, err := e2fsckClean(ctx, part); err != nil {
+		bad("e2fsck -fn on the root partition: %v\n%s", err, out)
+	}
+	if m, err := debugfsCat(ctx, part, "/etc/imprint-marker"); err != nil || strings.TrimSpace(m) != osimg.Marker {
+		bad("root partition /etc/imprint-marker = %q (%v), want %q", m, err, osimg.Marker)
+	}
+	if fw != UEFI {
+		return problems
+	}
+	espOff := pt.Partitions[0].Offset()
+	list, err := mdir(ctx, disk, espOff, "/")
+	if err != nil {
+		return append(problems, err.Error())
+	}
+	if !strings.Contains(list, "EFI") {
+		bad("ESP root has no EFI directory:\n%s", list)
+	}
+	boot := disk + ".bootx64"
+	defer os.Remove(boot)
+	if err := mcopyOut(ctx, disk, espOff, "/EFI/BOOT/BOOTX64.EFI", boot); err != nil {
+		return append(problems, err.Error())
+	}
+	if same, err := sameFile(boot, osimg.UKI); err != nil || !same {
+		bad("ESP \\EFI\\BOOT\\BOOTX64.EFI differs from the deployed root's UKI (%v)", err)
+	}
+	return problems
+}

@@ -1,0 +1,124 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/imprint-osd/imprint/internal/disk"
+)
+
+// TestHostDiskChecks proves the host checks on a disk written on the host
+// with internal/disk (no VM): a correct deployment passes, and each kind
+// of damage is reported.
+func TestHostDiskChecks(t *testing.T) {
+	a := artifacts(t)
+	e := &Env{t: t, A: a, Dir: t.TempDir()}
+	ctx := context.Background()
+	osimg := e.buildTestOS(ctx, 64)
+
+	write := func(t *testing.T) string {
+		t.Helper()
+		img := filepath.Join(t.TempDir(), "disk.img")
+		if err := os.WriteFile(img, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(img, 1<<30); err != nil {
+			t.Fatal(err)
+		}
+		res, err := disk.Format(ctx, img, disk.LinuxUEFI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		root, ok := res.Part("root")
+		if !ok {
+			t.Fatalf("layout has no root partition: %+v", res.Partitions)
+		}
+		zst, err := os.Open(osimg.Zst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer zst.Close()
+		if _, err := disk.ApplyRaw(ctx, img, root.Start, root.Size, zst, disk.Zstd, "", nil); err != nil {
+			t.Fatal(err)
+		}
+		esp, _ := res.Part("ESP")
+		// What Prepare operating system does: the root's /boot/efi tree
+		// into the ESP.
+		fat := img + "@@" + itoa(esp.Start)
+		for _, d := range []string{"::/EFI", "::/EFI/BOOT"} {
+			if _, err := run(ctx, "mmd", "-i", fat, d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := run(ctx, "mcopy", "-i", fat, osimg.UKI, "::/EFI/BOOT/BOOTX64.EFI"); err != nil {
+			t.Fatal(err)
+		}
+		return img
+	}
+
+	t.Run("good", func(t *testing.T) {
+		if p := linuxDiskProblems(ctx, write(t), osimg, UEFI); len(p) > 0 {
+			t.Errorf("problems on a correct disk:\n%s", strings.Join(p, "\n"))
+		}
+	})
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, img string)
+		want   string
+	}{
+		{"flipped byte in root", func(t *testing.T, img string) {
+			pt, err := readTable(ctx, img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			flip(t, img, pt.Partitions[1].Offset()+osimg.Size/2)
+		}, "SHA-256"},
+		{"no BOOTX64.EFI", func(t *testing.T, img string) {
+			pt, _ := readTable(ctx, img)
+			if _, err := run(ctx, "mdel", "-i", img+"@@"+itoa(pt.Partitions[0].Offset()), "::/EFI/BOOT/BOOTX64.EFI"); err != nil {
+				t.Fatal(err)
+			}
+		}, "BOOTX64.EFI"},
+		{"primary GPT header damaged", func(t *testing.T, img string) { flip(t, img, 512+20) }, "sgdisk"},
+		{"BIOS check on a GPT disk", nil, "want dos"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img := write(t)
+			fw := UEFI
+			if tc.damage == nil {
+				fw = BIOS
+			} else {
+				tc.damage(t, img)
+			}
+			p := strings.Join(linuxDiskProblems(ctx, img, osimg, fw), "\n")
+			if !strings.Contains(p, tc.want) {
+				t.Errorf("problems %q, want one mentioning %q", p, tc.want)
+			}
+		})
+	}
+}
+
+func flip(t *testing.T, path string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0xff
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

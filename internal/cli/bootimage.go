@@ -29,7 +29,7 @@ Subcommands:
         where the running server's boot port serves it at once. When the
         server is running, the image is also registered as a BootImage
         content item ("Imprint boot image VERSION").
-  iso --out FILE --server URL [--image DIR]
+  iso --out FILE [--server URL] [--image DIR]
         write a hybrid BIOS+UEFI ISO of the boot image in --image (default
         DIR/boot/images/x86_64) with the server URL (the https URL machines
         use to reach the API, as in imprint server --public-url) and the
@@ -211,7 +211,12 @@ func bootimageISO(ctx context.Context, a *app, args []string) error {
 		return usagef("bootimage iso: --out FILE is required", hint)
 	}
 	if *serverURL == "" {
-		return usagef("bootimage iso: --server URL is required: the https URL machines use to reach the API, e.g. https://imprint.example.org:7281 (the server's --public-url)", hint)
+		if info, err := a.client().Info(ctx); err == nil {
+			*serverURL = info.PublicURL
+		}
+	}
+	if *serverURL == "" {
+		return usagef("bootimage iso: --server URL is required when the server is not running: the https URL machines use to reach the API, e.g. https://imprint.example.org:7281 (the server's --public-url)", hint)
 	}
 	if *imageDir == "" {
 		*imageDir = filepath.Join(server.BootImagesDir(a.data()), "x86_64")

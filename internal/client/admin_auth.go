@@ -281,3 +281,20 @@ func (a *Admin) DownloadRunLog(ctx context.Context, id, name string, w io.Writer
 	}
 	return n, nil
 }
+
+// ServerInfo is GET /admin/v1/info.
+type ServerInfo struct {
+	PublicURL string `json:"publicURL"`
+	BootURL   string `json:"bootURL"`
+	CASHA256  string `json:"caSHA256"`
+}
+
+// Info returns the running server's public API URL, boot URL and CA
+// fingerprint.
+func (a *Admin) Info(ctx context.Context) (*ServerInfo, error) {
+	var out ServerInfo
+	if err := a.get(ctx, "/admin/v1/info", &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

@@ -36,3 +36,12 @@ func TestBootChainCarriesServerAndPin(t *testing.T) {
 		t.Errorf("ca.crt = %q", ca)
 	}
 }
+
+func TestAdminInfoForBootMedia(t *testing.T) {
+	ts := startServer(t, t.TempDir())
+	var info struct{ PublicURL, BootURL, CASHA256 string }
+	ts.do(t, "GET", "/admin/v1/info", nil, &info)
+	if info.PublicURL != ts.PublicURL() || info.CASHA256 != ts.CAFingerprint() || !strings.HasPrefix(info.BootURL, "http://") {
+		t.Fatalf("info = %+v", info)
+	}
+}

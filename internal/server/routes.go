@@ -43,6 +43,7 @@ func (s *Server) adminRoutes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", s.adapt(s.handleHealth))
 
+	mux.Handle("GET /admin/v1/info", s.adapt(s.handleInfo))
 	mux.Handle("GET /admin/v1/content", s.adapt(s.listContent))
 	mux.Handle("POST /admin/v1/content", s.adapt(s.createContent))
 	mux.Handle("GET /admin/v1/content/{id}", s.adapt(s.getContent))
@@ -114,5 +115,17 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) handleCACert(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "application/x-pem-file")
 	w.Write(s.tls.CAPEM)
+	return nil
+}
+
+// ServerInfo is what local tools need to build boot media for this server.
+type ServerInfo struct {
+	PublicURL string `json:"publicURL"`
+	BootURL   string `json:"bootURL"`
+	CASHA256  string `json:"caSHA256"`
+}
+
+func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, ServerInfo{PublicURL: s.PublicURL(), BootURL: s.BootURL(), CASHA256: s.CAFingerprint()})
 	return nil
 }

@@ -1,0 +1,236 @@
+package disksteps
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/imprint-osd/imprint/internal/client"
+	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/stepdefs"
+)
+
+// Content streams content versions (*client.Machine implements it).
+type Content interface {
+	OpenContent(ctx context.Context, id string, no int) (io.ReadCloser, *client.ContentInfo, error)
+}
+
+// Uploader sends a captured image (*client.Machine implements it).
+type Uploader interface {
+	UploadCapture(ctx context.Context, itemID string, body io.Reader) (*deploy.ContentVersion, error)
+}
+
+var (
+	_ Content  = (*client.Machine)(nil)
+	_ Uploader = (*client.Machine)(nil)
+)
+
+// Deps are what the disk steps need. Only Content (for the apply steps)
+// and Uploader (for Capture image) are required.
+type Deps struct {
+	Content  Content
+	Uploader Uploader
+	// Disks lists the machine's disks; nil reads /sys (disk.Lister{}).
+	// Tests return an image file as the only disk.
+	Disks func() ([]DiskInfo, error)
+	// Progress is told about an image being written (may be nil).
+	Progress func(name string, done, total int64)
+	// TempDir holds scratch space (a non-pipable WIM, rdump output);
+	// "" means os.TempDir().
+	TempDir string
+	// MountRoot mounts a Linux root partition read-only and returns its
+	// directory and an unmount function; nil mounts ext4 with mount(2) on a
+	// block device and reads an image file with debugfs.
+	MountRoot func(ctx context.Context, part string) (dir string, unmount func() error, err error)
+}
+
+// DiskInfo is one disk as Deps.Disks reports it (the fields of
+// disk.Disk, portable).
+type DiskInfo struct {
+	Path      string
+	Size      int64
+	Bus       string
+	Model     string
+	Serial    string
+	Removable bool
+	ReadOnly  bool
+	IsBoot    bool
+}
+
+// Streamed reports whether option of a step of type typeID is read by the
+// step as a stream, so the engine must not fetch it
+// (sequence.Engine.StreamOption).
+func Streamed(typeID, option string) bool {
+	if !strings.EqualFold(option, "Image") {
+		return false
+	}
+	switch strings.ToLower(typeID) {
+	case stepdefs.TypeApplyOS, stepdefs.TypeApplyChromeOSFlex, stepdefs.TypeApplyIGEL:
+		return true
+	}
+	return false
+}
+
+// Variables Format disk sets.
+const (
+	VarOSDisk        = "OSDisk"
+	VarOSDiskLayout  = "OSDiskLayout"
+	VarOSPartition   = "OSPartition"
+	VarESPPartition  = "ESPPartition"
+	VarBootPartition = "BootPartition"
+	VarDiskIndex     = "DiskIndex"
+	VarOSImageName   = "OSIMAGENAME"
+	VarOSImageVer    = "OSIMAGEVERSION"
+)
+
+// LayoutFor turns Format disk's Layout (Windows or Linux, or one of
+// disk's layout names such as linux-uefi) and PartitionStyle (Auto, GPT,
+// MBR; Auto is GPT when isUEFI) into a disk layout name.
+func LayoutFor(layout, style string, isUEFI bool) (string, error) {
+	l := strings.ToLower(strings.TrimSpace(layout))
+	switch l {
+	case "linux-uefi", "linux-bios", "windows-uefi", "windows-bios":
+		return l, nil
+	case "", "windows", "linux":
+	default:
+		return "", deploy.Errorf(deploy.KindInvalid, "Format disk: Layout %q is not Windows or Linux", layout)
+	}
+	if l == "" {
+		l = "windows"
+	}
+	var fw string
+	switch strings.ToUpper(strings.TrimSpace(style)) {
+	case "", "AUTO":
+		fw = map[bool]string{true: "uefi", false: "bios"}[isUEFI]
+	case "GPT":
+		fw = "uefi"
+	case "MBR":
+		fw = "bios"
+	default:
+		return "", deploy.Errorf(deploy.KindInvalid, "Format disk: PartitionStyle %q is not Auto, GPT or MBR", style)
+	}
+	return l + "-" + fw, nil
+}
+
+// catalogueClause is one clause of the catalogue's disk-rule syntax.
+var catalogueClause = regexp.MustCompile(`^\s*(size|bus|model|serial|vendor|rotational)\s*(!=|<=|>=|=|<|>|~)\s*(.+?)\s*$`)
+
+// DiskRuleSpec builds a rule in disk.ParseRule's syntax from DiskRule
+// (the catalogue's "size>=100G,bus=nvme,model~Samsung*"; disk's own
+// syntax is accepted too), DiskIndex (used when DiskRule is empty) and
+// AllowRemovable.
+func DiskRuleSpec(rule, index, allowRemovable string) (string, error) {
+	var terms []string
+	rule = strings.TrimSpace(rule)
+	if rule != "" {
+		for _, c := range strings.Split(rule, ",") {
+			if strings.TrimSpace(c) == "" {
+				continue
+			}
+			m := catalogueClause.FindStringSubmatch(c)
+			if m == nil {
+				terms = append(terms, strings.TrimSpace(c)) // disk's own syntax
+				continue
+			}
+			key, op, val := m[1], m[2], m[3]
+			switch key {
+			case "size":
+				if op == "!=" || op == "~" {
+					return "", deploy.Errorf(deploy.KindInvalid, "DiskRule %q: size takes = < > <= >=, not %s", strings.TrimSpace(c), op)
+				}
+				terms = append(terms, "size"+op+val)
+			case "bus", "model":
+				if op != "=" && op != "~" {
+					return "", deploy.Errorf(deploy.KindInvalid, "DiskRule %q: %s takes = or ~ (glob)", strings.TrimSpace(c), key)
+				}
+				terms = append(terms, key+"="+val)
+			default:
+				return "", deploy.Errorf(deploy.KindInvalid, "DiskRule %q: the Linux agent cannot select disks by %s yet (use size, bus or model)", strings.TrimSpace(c), key)
+			}
+		}
+	} else if s := strings.TrimSpace(index); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return "", deploy.Errorf(deploy.KindInvalid, "DiskIndex %q is not a disk number (0 is the first disk)", index)
+		}
+		terms = append(terms, "index="+strconv.Itoa(n))
+	}
+	if b, _ := strconv.ParseBool(strings.TrimSpace(allowRemovable)); b {
+		terms = append(terms, "removable=true")
+	}
+	return strings.Join(terms, ","), nil
+}
+
+// PartitionSpec names partition n of diskPath the way the disk steps pass
+// partitions in variables: the device node on a block device, "IMAGE#N"
+// for an image file.
+func PartitionSpec(diskPath, device string, n int) string {
+	if device != "" {
+		return device
+	}
+	return diskPath + "#" + strconv.Itoa(n)
+}
+
+// SplitImageSpec splits "IMAGE#N"; ok is false for a device node.
+func SplitImageSpec(spec string) (image string, n int, ok bool) {
+	i := strings.LastIndexByte(spec, '#')
+	if i < 0 {
+		return "", 0, false
+	}
+	n, err := strconv.Atoi(spec[i+1:])
+	if err != nil || n < 1 {
+		return "", 0, false
+	}
+	return spec[:i], n, true
+}
+
+// ImageFormat is the Apply operating system ImageFormat option.
+func ImageFormat(s string) (string, error) {
+	switch f := strings.ToLower(strings.TrimSpace(s)); f {
+	case "", "auto":
+		return "auto", nil
+	case "raw", "wim", "tar":
+		return f, nil
+	}
+	return "", deploy.Errorf(deploy.KindInvalid, "ImageFormat %q is not Auto, Raw, WIM or Tar", s)
+}
+
+// formatFromName guesses an image's format from its file name (Auto).
+func formatFromName(name string) string {
+	n := strings.ToLower(name)
+	switch {
+	case strings.HasSuffix(n, ".wim") || strings.HasSuffix(n, ".esd") || strings.HasSuffix(n, ".swm"):
+		return "wim"
+	case strings.Contains(n, ".tar") || strings.HasSuffix(n, ".tgz") || strings.HasSuffix(n, ".txz") || strings.HasSuffix(n, ".tzst"):
+		return "tar"
+	}
+	return "raw"
+}
+
+// CaptureLevel maps Capture image's Compression to a zstd level: the
+// captured form is always a zstd raw image in the Linux boot image (WIM
+// capture needs the Windows agent).
+func CaptureLevel(s string) (int, error) {
+	switch strings.ToUpper(strings.TrimSpace(s)) {
+	case "", "ZSTD", "LZX", "XPRESS", "LZMS":
+		// WIM compressions fall back to zstd: documented above.
+		return 3, nil
+	case "NONE":
+		return 1, nil
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && n >= 1 && n <= 22 {
+		return n, nil
+	}
+	return 0, deploy.Errorf(deploy.KindInvalid, "Compression %q is not Zstd, None, a WIM compression or a zstd level 1-22", s)
+}
+
+func parseRef(s string) (deploy.Ref, error) {
+	ref, err := deploy.ParseRef(strings.TrimSpace(s))
+	if err != nil {
+		return deploy.Ref{}, fmt.Errorf("content option Image: %w", err)
+	}
+	return ref, nil
+}

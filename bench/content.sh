@@ -35,7 +35,7 @@ id=$(curl -sf --unix-socket "$sock" -X POST http://imprint/admin/v1/content \
 
 t0=$(now)
 curl -sf --unix-socket "$sock" -X POST -H 'Content-Type: application/octet-stream' \
-	--data-binary @"$work/src.bin" "http://imprint/admin/v1/content/$id/versions" >/dev/null
+	-T "$work/src.bin" "http://imprint/admin/v1/content/$id/versions" >/dev/null
 t1=$(now)
 up_rate=$(rate "$t0" "$t1")
 

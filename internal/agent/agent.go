@@ -19,6 +19,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/client"
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/sequence"
+	"github.com/imprint-osd/imprint/internal/steps/disksteps"
 )
 
 // MachineAPI is the part of the machine client the agent uses
@@ -80,6 +81,9 @@ type Agent struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Disks lists the target disks for the disk steps; nil reads /sys.
+	// Tests give an image file.
+	Disks func() ([]disksteps.DiskInfo, error)
 	// Registry, when set, replaces DefaultRegistry (custom script steps
 	// are still added to it).
 	Registry *sequence.Registry

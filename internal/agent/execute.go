@@ -14,6 +14,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/sequence"
 	"github.com/imprint-osd/imprint/internal/stepdefs"
+	"github.com/imprint-osd/imprint/internal/steps/disksteps"
 )
 
 // runServer binds server-side scripts to the current run.
@@ -46,6 +47,15 @@ func (a *Agent) execute(ctx context.Context, tsv *deploy.TSVersion) error {
 		return err
 	}
 	deps := Deps{Source: fetcher, Server: runServer{a}, TempDir: tmp, Agent: a.Executable, Sleep: a.Sleep}
+	// The disk steps stream their images (never staged in the boot
+	// image's RAM), so the engine must not fetch those options; they need
+	// a client that can stream (*client.Machine).
+	streamer, canStream := a.Client.(disksteps.Content)
+	if canStream {
+		up, _ := a.Client.(disksteps.Uploader)
+		deps.Disk = &disksteps.Deps{Content: streamer, Uploader: up, TempDir: tmp, Disks: a.Disks,
+			Progress: func(name string, done, total int64) { a.progress(deploy.Ref{}, name, done, total) }}
+	}
 	reg := a.Registry
 	if reg == nil {
 		reg = DefaultRegistry(deps)
@@ -76,8 +86,11 @@ func (a *Agent) execute(ctx context.Context, tsv *deploy.TSVersion) error {
 		OnEvent:      a.onEvent,
 		PowerShell:   a.PowerShell,
 		SecretOption: a.secretOption,
-		Log:          a.logs.Writer("step"),
-		Now:          a.Now,
+		StreamOption: func(s *deploy.Step, opt string) bool {
+			return canStream && s.TypeID != nil && disksteps.Streamed(*s.TypeID, opt)
+		},
+		Log: a.logs.Writer("step"),
+		Now: a.Now,
 	}
 	a.Console.Printf("Running %s\n", a.st.Name)
 	out, err := eng.Run(ctx, tsv, a.vars)
@@ -86,9 +99,60 @@ func (a *Agent) execute(ctx context.Context, tsv *deploy.TSVersion) error {
 		return err
 	}
 	if out.Reboot {
+		if LastReboot(tsv.Steps, journalDone(a.journalPath())) {
+			// Nothing would run after the restart: the run is over.
+			a.logf(SevInfo, "The reboot is the last step: finishing the run before restarting")
+			return a.finish(ctx, sequence.Outcome{State: deploy.RunSucceeded}, "reboot")
+		}
 		return a.rebootForResume(ctx)
 	}
-	return a.finish(ctx, out)
+	return a.finish(ctx, out, "")
+}
+
+// journalDone returns the ids of the steps the journal records complete.
+func journalDone(path string) map[string]bool {
+	done := map[string]bool{}
+	st, err := (&sequence.FileJournal{Path: path}).Load()
+	if err != nil || st == nil {
+		return done
+	}
+	for _, c := range st.Completed {
+		done[c.ID] = true
+	}
+	return done
+}
+
+// LastReboot reports whether no enabled step is left to run in walk order
+// once the steps in done have completed: a Reboot that requested the
+// restart was then the last thing that would run. Conditions are not
+// evaluated (a step whose condition might be false still counts), and a
+// Run task sequence step not yet completed counts as work left.
+func LastReboot(steps []deploy.Step, done map[string]bool) bool {
+	var left func(steps []deploy.Step, parent string) bool
+	left = func(steps []deploy.Step, parent string) bool {
+		for i := range steps {
+			s := &steps[i]
+			id := s.ID
+			if id == "" {
+				id = fmt.Sprintf("#%d", i+1)
+			}
+			if parent != "" {
+				id = parent + "/" + id
+			}
+			if done[id] || !s.Enabled {
+				continue
+			}
+			if s.IsGroup {
+				if left(s.GroupMembers, id) {
+					return true
+				}
+				continue
+			}
+			return true
+		}
+		return false
+	}
+	return !left(steps, "")
 }
 
 // countSteps counts the non-group steps (a Run task sequence step counts
@@ -293,7 +357,18 @@ func (a *Agent) uploadLogs(ctx context.Context) {
 
 func (a *Agent) rebootForResume(ctx context.Context) error {
 	a.logf(SevInfo, "Restarting to continue the sequence after boot")
-	if a.Resume != nil {
+	if vr, ok := a.Resume.(VarsResumer); ok {
+		// The journal on disk records every step before the reboot as
+		// done; that is the state the deployed OS continues from. Events
+		// are sent first so that the copied outbox holds none twice.
+		a.report("progress", "rebooting", "")
+		a.flush(ctx)
+		if err := vr.InstallVars(ctx, a.vars, a.Executable, a.StateDir); err != nil {
+			a.logf(SevError, "Arrange resume: %v", err)
+			a.Console.Printf("Cannot arrange to continue after the reboot: %v\n", err)
+			return fmt.Errorf("arrange resume: %w", err)
+		}
+	} else if a.Resume != nil {
 		if err := a.Resume.Install(ctx, a.Executable, a.StateDir); err != nil {
 			a.logf(SevError, "Arrange resume: %v", err)
 			a.Console.Printf("Cannot arrange to resume after a reboot: %v\nRestart the machine and run `imprint-agent resume --state %s`.\n", err, a.StateDir)
@@ -302,8 +377,10 @@ func (a *Agent) rebootForResume(ctx context.Context) error {
 	if err := a.saveState(); err != nil {
 		return err
 	}
-	a.report("progress", "rebooting", "")
-	a.flush(ctx)
+	if _, staged := a.Resume.(VarsResumer); !staged {
+		a.report("progress", "rebooting", "")
+		a.flush(ctx)
+	}
 	a.Console.Printf("Restarting the machine; the sequence continues after boot.\n")
 	if a.Power != nil {
 		if err := a.Power(ctx, "reboot"); err != nil {
@@ -313,13 +390,14 @@ func (a *Agent) rebootForResume(ctx context.Context) error {
 	return nil
 }
 
-func (a *Agent) finish(ctx context.Context, out sequence.Outcome) error {
+func (a *Agent) finish(ctx context.Context, out sequence.Outcome, forceAction string) error {
 	state := string(out.State)
+	failed := out.State == deploy.RunFailed
 	msg := "Task sequence finished successfully"
-	if out.State == deploy.RunFailed {
+	if failed {
 		msg = fmt.Sprintf("Task sequence failed at %s: %s", out.FailedPath, out.Message)
 	}
-	a.logf(map[bool]Severity{true: SevError, false: SevInfo}[out.State == deploy.RunFailed], "%s", msg)
+	a.logf(map[bool]Severity{true: SevError, false: SevInfo}[failed], "%s", msg)
 	a.Console.Printf("%s\n", msg)
 	a.report("run-end", out.Message, state)
 	a.flush(ctx)
@@ -332,20 +410,41 @@ func (a *Agent) finish(ctx context.Context, out sequence.Outcome) error {
 	// The run is over: a later `run` starts afresh.
 	_ = os.Rename(a.statePath(), filepath.Join(a.StateDir, "agent.done.json"))
 	_ = os.Rename(a.journalPath(), filepath.Join(a.StateDir, "journal.done.json"))
-	if s := strings.TrimSpace(a.vars.Value("ProgressTimeout")); s != "" {
-		if n, err := strconv.Atoi(s); err == nil && n > 0 {
-			a.Console.Printf("Closing in %d seconds.\n", n)
-			if err := a.sleep(ctx, time.Duration(n)*time.Second); err != nil {
-				return err
-			}
+	if a.BootImage {
+		// The e2e harness and people at the console look for these lines.
+		if failed {
+			a.Console.Printf("\n%s %s\n", MarkerFailed, oneLine(msg))
+		} else {
+			a.Console.Printf("\n%s\n", MarkerSucceeded)
+		}
+	}
+	timeout := strings.TrimSpace(a.vars.Value("ProgressTimeout"))
+	if timeout == "" && a.BootImage && failed {
+		timeout = strconv.Itoa(DefaultBootImageFailWait)
+	}
+	if n, err := strconv.Atoi(timeout); err == nil && n > 0 && forceAction == "" {
+		a.Console.Printf("Closing in %d seconds.\n", n)
+		if err := a.sleep(ctx, time.Duration(n)*time.Second); err != nil {
+			return err
 		}
 	}
 	action := strings.ToLower(strings.TrimSpace(a.vars.Value("FinishAction")))
+	if forceAction != "" {
+		action = forceAction
+	} else if action == "" && a.BootImage {
+		// In the boot image: restart into the deployed OS on success; on
+		// failure leave the machine off rather than boot into a half-written
+		// disk or loop through the boot image.
+		action = map[bool]string{true: "shutdown", false: "reboot"}[failed]
+	}
 	switch action {
 	case "", "none", "nothing":
-	case "reboot", "restart", "shutdown":
+	case "reboot", "restart", "shutdown", "poweroff":
 		if action == "restart" {
 			action = "reboot"
+		}
+		if action == "poweroff" {
+			action = "shutdown"
 		}
 		a.logf(SevInfo, "FinishAction: %s", action)
 		if a.Power != nil {
@@ -356,8 +455,23 @@ func (a *Agent) finish(ctx context.Context, out sequence.Outcome) error {
 	default:
 		a.logf(SevWarning, "FinishAction %q is not supported; doing nothing", action)
 	}
-	if out.State == deploy.RunFailed {
+	if failed {
 		return fmt.Errorf("%w: %s: %s", ErrRunFailed, out.FailedPath, out.Message)
 	}
 	return nil
+}
+
+// Console markers printed in the boot image at the end of a run, each on
+// a line of its own (the failure marker is followed by the reason).
+const (
+	MarkerSucceeded = "IMPRINT-RUN-SUCCEEDED"
+	MarkerFailed    = "IMPRINT-RUN-FAILED:"
+)
+
+// DefaultBootImageFailWait is how long (seconds) the boot image shows a
+// failure before powering off when ProgressTimeout is not set.
+const DefaultBootImageFailWait = 30
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
 }

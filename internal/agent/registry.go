@@ -10,6 +10,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/stepdefs"
 	"github.com/imprint-osd/imprint/internal/steps/app"
 	"github.com/imprint-osd/imprint/internal/steps/cmdline"
+	"github.com/imprint-osd/imprint/internal/steps/disksteps"
 	"github.com/imprint-osd/imprint/internal/steps/powershell"
 	"github.com/imprint-osd/imprint/internal/steps/reboot"
 	"github.com/imprint-osd/imprint/internal/steps/script"
@@ -24,9 +25,14 @@ type Deps struct {
 	TempDir string              // inline scripts, variables files
 	Agent   string              // the imprint-agent executable (for `var set`)
 	Sleep   func(ctx context.Context, d time.Duration) error
+	// Disk, when set, adds the disk steps (Format disk, Apply operating
+	// system, Prepare operating system, Apply ChromeOS Flex, Apply IGEL
+	// image, Capture image).
+	Disk *disksteps.Deps
 }
 
-// DefaultRegistry returns the built-in steps that work in an installed OS.
+// DefaultRegistry returns the built-in steps that work in an installed OS,
+// and the disk steps when d.Disk is set.
 func DefaultRegistry(d Deps) *sequence.Registry {
 	r := &sequence.Registry{}
 	r.Register(stepdefs.TypeSetVariable, setvar.Step{})
@@ -36,6 +42,14 @@ func DefaultRegistry(d Deps) *sequence.Registry {
 	r.Register(stepdefs.TypeInstallMultipleApps, app.Step{Source: d.Source, Multiple: true})
 	r.Register(stepdefs.TypeReboot, reboot.Step{Sleep: d.Sleep})
 	r.Register(stepdefs.TypeRunServerScript, serverscript.Step{Server: d.Server})
+	if d.Disk != nil {
+		r.Register(stepdefs.TypeFormatDisk, disksteps.Format{D: d.Disk})
+		r.Register(stepdefs.TypeApplyOS, disksteps.ApplyOS{D: d.Disk})
+		r.Register(stepdefs.TypePrepareOS, disksteps.PrepareOS{D: d.Disk})
+		r.Register(stepdefs.TypeApplyChromeOSFlex, disksteps.WholeDisk{D: d.Disk, What: "ChromeOS Flex"})
+		r.Register(stepdefs.TypeApplyIGEL, disksteps.WholeDisk{D: d.Disk, What: "IGEL OS"})
+		r.Register(stepdefs.TypeCaptureImage, disksteps.Capture{D: d.Disk})
+	}
 	return r
 }
 

@@ -18,10 +18,10 @@ var (
 	reWrong     = regexp.MustCompile(`Wrong passcode\.`)
 	rePicker    = regexp.MustCompile(`(?s)Task sequences:\r?\n(.*?)Choose 1-\d+: `)
 	reSucceeded = regexp.MustCompile(`IMPRINT-RUN-SUCCEEDED`)
-	reFailed    = regexp.MustCompile(`IMPRINT-RUN-FAILED:[^\r\n]*`)
-	rePanic     = regexp.MustCompile(`Kernel panic[^\r\n]*`)
+	reFailed    = regexp.MustCompile(`IMPRINT-RUN-FAILED:[^\r\n]*\r?\n`)
+	rePanic     = regexp.MustCompile(`Kernel panic[^\r\n]*\r?\n`)
 	reDeployed  = regexp.MustCompile(`IMPRINT-DEPLOYED-OK hostname=(\S+) marker=(\S+)`)
-	reOSFailed  = regexp.MustCompile(`IMPRINT-DEPLOYED-FAILED:[^\r\n]*`)
+	reOSFailed  = regexp.MustCompile(`IMPRINT-DEPLOYED-FAILED:[^\r\n]*\r?\n`)
 )
 
 // setPasscode sets the enrolment passcode over the admin API.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 )
@@ -43,9 +44,12 @@ const (
 
 // readTable reads the partition table of a disk image with sfdisk.
 func readTable(ctx context.Context, disk string) (*PartitionTable, error) {
-	out, err := run(ctx, "sfdisk", "--json", disk)
+	cmd := exec.CommandContext(ctx, "sfdisk", "--json", disk)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output() // warnings (a damaged primary GPT) go to stderr
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sfdisk --json %s: %w: %s", disk, err, stderr.String())
 	}
 	var doc struct {
 		PT PartitionTable `json:"partitiontable"`
@@ -59,13 +63,17 @@ func readTable(ctx context.Context, disk string) (*PartitionTable, error) {
 	return &doc.PT, nil
 }
 
-// sgdiskVerify runs `sgdisk -v` and wants "No problems found".
+// sgdiskVerify runs `sgdisk -v` and wants "No problems found" and no
+// complaint about the headers: sgdisk says "No problems found" even when
+// it had to load the backup table because the main header is corrupt.
 func sgdiskVerify(ctx context.Context, disk string) error {
 	out, err := run(ctx, "sgdisk", "-v", disk)
 	if err != nil {
 		return err
 	}
-	if !strings.Contains(string(out), "No problems found") {
+	low := strings.ToLower(string(out))
+	if !strings.Contains(string(out), "No problems found") || strings.Contains(low, "corrupt") ||
+		strings.Contains(low, "crc") || strings.Contains(low, "invalid") || strings.Contains(low, "error") {
 		return fmt.Errorf("sgdisk -v %s found problems:\n%s", disk, out)
 	}
 	return nil
@@ -176,22 +184,24 @@ func sameFile(a, b string) (bool, error) {
 func linuxDiskProblems(ctx context.Context, disk string, osimg *TestOS, fw Firmware) []string {
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	if fw == UEFI {
+		if err := sgdiskVerify(ctx, disk); err != nil {
+			bad("%v", err)
+		}
+	}
 	pt, err := readTable(ctx, disk)
 	if err != nil {
-		return []string{err.Error()}
+		return append(problems, err.Error())
 	}
 	wantLabel, wantParts := "gpt", 2
 	if fw == BIOS {
 		wantLabel, wantParts = "dos", 1
 	}
 	if pt.Label != wantLabel || len(pt.Partitions) != wantParts {
-		return []string{fmt.Sprintf("partition table %s with %d partitions %+v, want %s with %d", pt.Label, len(pt.Partitions), pt.Partitions, wantLabel, wantParts)}
+		return append(problems, fmt.Sprintf("partition table %s with %d partitions %+v, want %s with %d", pt.Label, len(pt.Partitions), pt.Partitions, wantLabel, wantParts))
 	}
 	root := pt.Partitions[wantParts-1]
 	if fw == UEFI {
-		if err := sgdiskVerify(ctx, disk); err != nil {
-			bad("%v", err)
-		}
 		codes, table, err := sgdiskCodes(ctx, disk)
 		if err != nil {
 			return append(problems, err.Error())

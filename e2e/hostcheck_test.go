@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imprint-osd/imprint/internal/disk"
 )
@@ -25,40 +26,7 @@ func TestHostDiskChecks(t *testing.T) {
 	write := func(t *testing.T) string {
 		t.Helper()
 		img := filepath.Join(t.TempDir(), "disk.img")
-		if err := os.WriteFile(img, nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Truncate(img, 1<<30); err != nil {
-			t.Fatal(err)
-		}
-		res, err := disk.Format(ctx, img, disk.LinuxUEFI)
-		if err != nil {
-			t.Fatal(err)
-		}
-		root, ok := res.Part("root")
-		if !ok {
-			t.Fatalf("layout has no root partition: %+v", res.Partitions)
-		}
-		zst, err := os.Open(osimg.Zst)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer zst.Close()
-		if _, err := disk.ApplyRaw(ctx, img, root.Start, root.Size, zst, disk.Zstd, "", nil); err != nil {
-			t.Fatal(err)
-		}
-		esp, _ := res.Part("ESP")
-		// What Prepare operating system does: the root's /boot/efi tree
-		// into the ESP.
-		fat := img + "@@" + itoa(esp.Start)
-		for _, d := range []string{"::/EFI", "::/EFI/BOOT"} {
-			if _, err := run(ctx, "mmd", "-i", fat, d); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if _, err := run(ctx, "mcopy", "-i", fat, osimg.UKI, "::/EFI/BOOT/BOOTX64.EFI"); err != nil {
-			t.Fatal(err)
-		}
+		hostDeploy(t, ctx, osimg, img)
 		return img
 	}
 
@@ -122,3 +90,70 @@ func flip(t *testing.T, path string, off int64) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// hostDeploy does on the host what the linux-bare-metal template does in
+// the guest, with the same library: the Linux UEFI layout on a 1 GiB image
+// file, the zstd image into the root partition, the UKI into the ESP.
+func hostDeploy(t *testing.T, ctx context.Context, osimg *TestOS, img string) {
+	t.Helper()
+	if err := os.WriteFile(img, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	res, err := disk.Format(ctx, img, disk.LinuxUEFI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, ok := res.Part("root")
+	if !ok {
+		t.Fatalf("layout has no root partition: %+v", res.Partitions)
+	}
+	zst, err := os.Open(osimg.Zst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zst.Close()
+	if _, err := disk.ApplyRaw(ctx, img, root.Start, root.Size, zst, disk.Zstd, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	esp, _ := res.Part("ESP")
+	// What Prepare operating system does: the root's /boot/efi tree
+	// into the ESP.
+	fat := img + "@@" + itoa(esp.Start)
+	for _, d := range []string{"::/EFI", "::/EFI/BOOT"} {
+		if _, err := run(ctx, "mmd", "-i", fat, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := run(ctx, "mcopy", "-i", fat, osimg.UKI, "::/EFI/BOOT/BOOTX64.EFI"); err != nil {
+		t.Fatal(err)
+	}
+
+}
+
+// TestDeployedOSBoots boots a disk deployed on the host in OVMF: the test
+// OS (UKI, osinit) itself works, so a failure of TestUEFIBareMetal after
+// IMPRINT-RUN-SUCCEEDED is the deployment's.
+func TestDeployedOSBoots(t *testing.T) {
+	start := time.Now()
+	e := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	osimg := e.buildTestOS(ctx, 64)
+	img := filepath.Join(e.Dir, "disk.img")
+	hostDeploy(t, ctx, osimg, img)
+	vm := e.StartVM(VMOptions{Name: "testos", Firmware: UEFI, Disk: img})
+	i, m, err := vm.Console.ExpectFirst(ctx, reDeployed, reOSFailed, rePanic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "IMPRINT-DEPLOYED-OK hostname=" + osimg.Hostname + " marker=" + osimg.Marker; i != 0 || m != want {
+		t.Fatalf("deployed OS printed %q, want %q", m, want)
+	}
+	if err := vm.Wait(ctx); err != nil {
+		t.Fatalf("qemu: %v", err)
+	}
+	t.Logf("TestDeployedOSBoots took %.1fs", time.Since(start).Seconds())
+}

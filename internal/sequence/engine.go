@@ -40,6 +40,11 @@ type Engine struct {
 	// Env.Refs and sets _CONTENT-<Option> to "id:version". Nil fetches
 	// every content option.
 	StreamOption func(step *deploy.Step, option string) bool
+	// Stopping, when it returns true, stops the run at the next step
+	// boundary (the running step finishes; Run returns an error wrapping
+	// ErrStopped and the journal resumes at the next step). An operator's
+	// first Ctrl-C uses it; cancelling ctx aborts the running step too.
+	Stopping func() bool
 	// Log receives the steps' logs, secrets redacted. Nil discards them.
 	Log io.Writer
 	// Now is the clock; nil means time.Now.
@@ -255,6 +260,9 @@ func (r *runner) node(ctx context.Context, s *deploy.Step, id, path string, dept
 	}
 	if err := ctx.Err(); err != nil {
 		return walkResult{}, fmt.Errorf("run stopped before %s: %w", path, err)
+	}
+	if r.e.Stopping != nil && r.e.Stopping() {
+		return walkResult{}, fmt.Errorf("run stopped before %s: %w", path, ErrStopped)
 	}
 	if !s.Enabled {
 		return walkResult{}, r.skip(s, id, path, depth, deploy.StepDisabled, "disabled")

@@ -475,3 +475,30 @@ func TestStreamOptionIsNotFetched(t *testing.T) {
 		t.Errorf("env.Content (-want +got):\n%s", diff)
 	}
 }
+
+func TestStoppingEndsAtStepBoundary(t *testing.T) {
+	j := fileJournal(t)
+	h := newHarness(t, j)
+	stop := false
+	h.e.OnEvent = func(ev sequence.Event) {
+		if ev.Type == sequence.EventStart && ev.ID == "b" {
+			stop = true // asked while b runs: b finishes, c does not start
+		}
+	}
+	h.e.Stopping = func() bool { return stop }
+	ts := tsv("ts", 1, steps(st("a"), st("b"), st("c")))
+	_, err := h.e.Run(context.Background(), ts, sequence.NewVars())
+	if !errors.Is(err, sequence.ErrStopped) {
+		t.Fatalf("err = %v, want ErrStopped", err)
+	}
+	if diff := cmp.Diff([]string{"a", "b"}, h.rec.Calls()); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
+	}
+	stop = false
+	if out := h.run(t, ts, nil); out.State != deploy.RunSucceeded {
+		t.Errorf("resumed outcome = %+v", out)
+	}
+	if diff := cmp.Diff([]string{"a", "b", "c"}, h.rec.Calls()); diff != "" {
+		t.Errorf("calls after resume (-want +got):\n%s", diff)
+	}
+}

@@ -34,6 +34,10 @@ var _ Step = StepFunc(nil)
 // machine restarted before the sequence goes on.
 var ErrReboot = errors.New("step requested a reboot")
 
+// ErrStopped is wrapped by Engine.Run when Engine.Stopping asked it to
+// stop at a step boundary.
+var ErrStopped = errors.New("stop requested")
+
 // Result is what a step reports.
 type Result struct {
 	ExitCode        int

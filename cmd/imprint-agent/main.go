@@ -3,6 +3,7 @@
 //
 //	imprint-agent run --server URL --ca FILE [--ca-sha256 HEX] [--ts ID|NAME] [--var NAME=VALUE]… [--state DIR] [--boot-image] [--dry-run]
 //	imprint-agent resume --state DIR
+//	imprint-agent pe
 //	imprint-agent var set NAME VALUE
 //	imprint-agent version
 package main
@@ -14,11 +15,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 
 	"github.com/imprint-osd/imprint/internal/agent"
 	"github.com/imprint-osd/imprint/internal/client"
@@ -29,8 +28,12 @@ import (
 var version = "dev"
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	if os.Getpid() == 1 {
+		initMain() // never returns: PID 1 must not exit
+	}
+	st := &stopper{}
+	ctx, stop := st.watch(context.Background(), os.Stderr)
+	err := run(withStopper(ctx, st), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "imprint-agent:", err)
@@ -41,6 +44,7 @@ func main() {
 const usage = `usage:
   imprint-agent run --server URL (--ca FILE | --ca-sha256 HEX) [--ts ID|NAME] [--var NAME=VALUE]... [--state DIR] [--boot-image] [--dry-run]
   imprint-agent resume --state DIR
+  imprint-agent pe      (the boot image's /init; also when started as PID 1)
   imprint-agent var set NAME VALUE
   imprint-agent version`
 
@@ -58,6 +62,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch args[0] {
 	case "run":
 		return runCmd(ctx, args[1:], stdin, stdout)
+	case "pe":
+		return peCmd(ctx, args[1:])
 	case "resume":
 		return resumeCmd(ctx, args[1:], stdin, stdout)
 	case "var":
@@ -87,9 +93,23 @@ func (v varsFlag) Set(s string) error {
 	return nil
 }
 
-func newAgent(c *client.Machine, stdin io.Reader, stdout io.Writer, stateDir string) *agent.Agent {
+type stopperKey struct{}
+
+func withStopper(ctx context.Context, s *stopper) context.Context {
+	return context.WithValue(ctx, stopperKey{}, s)
+}
+
+func stoppingFunc(ctx context.Context) func() bool {
+	if s, ok := ctx.Value(stopperKey{}).(*stopper); ok {
+		return s.Stopping
+	}
+	return nil
+}
+
+func newAgent(ctx context.Context, c *client.Machine, stdin io.Reader, stdout io.Writer, stateDir string) *agent.Agent {
 	exe, _ := os.Executable()
 	return &agent.Agent{
+		Stopping:   stoppingFunc(ctx),
 		Client:     c,
 		Console:    agent.NewConsole(stdin, stdout),
 		StateDir:   stateDir,
@@ -142,7 +162,7 @@ func runCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Write
 	if err != nil {
 		return err
 	}
-	a := newAgent(c, stdin, stdout, *stateDir)
+	a := newAgent(ctx, c, stdin, stdout, *stateDir)
 	a.Vars, a.TS, a.BootImage = vars, *ts, *bootImage
 	return a.Run(ctx, st, *dryRun)
 }
@@ -167,5 +187,5 @@ func resumeCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	if err != nil {
 		return err
 	}
-	return newAgent(c, stdin, stdout, *stateDir).ResumeRun(ctx)
+	return newAgent(ctx, c, stdin, stdout, *stateDir).ResumeRun(ctx)
 }

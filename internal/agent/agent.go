@@ -81,6 +81,9 @@ type Agent struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Stopping, when it returns true, stops the run at the next step
+	// boundary (the first SIGINT/SIGTERM); the run can be resumed.
+	Stopping func() bool
 	// Disks lists the target disks for the disk steps; nil reads /sys.
 	// Tests give an image file.
 	Disks func() ([]disksteps.DiskInfo, error)

@@ -86,6 +86,7 @@ func (a *Agent) execute(ctx context.Context, tsv *deploy.TSVersion) error {
 		OnEvent:      a.onEvent,
 		PowerShell:   a.PowerShell,
 		SecretOption: a.secretOption,
+		Stopping:     a.Stopping,
 		StreamOption: func(s *deploy.Step, opt string) bool {
 			return canStream && s.TypeID != nil && disksteps.Streamed(*s.TypeID, opt)
 		},

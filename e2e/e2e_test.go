@@ -6,10 +6,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestMain gives the shared artifacts a directory and removes it at the
@@ -88,4 +91,148 @@ func TestUEFIBareMetal(t *testing.T) {
 		t.Error(p)
 	}
 	t.Logf("TestUEFIBareMetal took %.1fs", time.Since(start).Seconds())
+}
+
+// deployToEnd authenticates (wrong passcode, then right), picks ts when
+// asked, and waits for the run's success marker and for QEMU to exit (the
+// VM runs with NoReboot, so the agent's restart ends it).
+func deployToEnd(t *testing.T, ctx context.Context, vm *VM, tsName string) {
+	t.Helper()
+	c := vm.Console
+	if err := authenticate(ctx, c, passcode); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("passcode accepted at %.1fs", c.Elapsed().Seconds())
+	if err := awaitRun(ctx, c, tsName); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("run succeeded at %.1fs", c.Elapsed().Seconds())
+	if err := vm.Wait(ctx); err != nil {
+		t.Fatalf("qemu: %v", err)
+	}
+}
+
+// TestBIOSBareMetal runs the Linux template on a legacy-BIOS machine
+// (SeaBIOS, iPXE's PXE ROM): MBR layout. A Linux image cannot be made
+// BIOS-bootable by Prepare operating system (its boot loader must be in
+// the image), so the disk is checked on the host after the run.
+func TestBIOSBareMetal(t *testing.T) {
+	start := time.Now()
+	e := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	osimg := e.buildTestOS(ctx, 64)
+	imageID := e.uploadImage(ctx, "e2e test OS", osimg.Zst)
+	e.setPasscode(ctx, passcode)
+	ts := e.newTaskSequence(ctx, "linux-bare-metal", "E2E Linux BIOS", imageID, nil)
+	disk := filepath.Join(e.Dir, "disk.img")
+	vm := e.StartVM(VMOptions{Name: "bios", Firmware: BIOS, Disk: disk, DiskSize: 1 << 30, NoReboot: true})
+	deployToEnd(t, ctx, vm, ts.Name)
+	run, err := e.lastRun(ctx, ts.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkRun(run, linuxSteps); err != nil {
+		t.Error(err)
+	}
+	for _, p := range linuxDiskProblems(ctx, disk, osimg, BIOS) {
+		t.Error(p)
+	}
+	t.Logf("TestBIOSBareMetal took %.1fs", time.Since(start).Seconds())
+}
+
+// TestWIMOnNTFS applies a pipable WIM onto NTFS with DeployR's Windows
+// layout (GPT on UEFI: ESP, MSR, Windows, Recovery). Prepare operating
+// system needs bcdboot, which only the Windows agent has, so the sequence
+// leaves it out; the host checks the Windows partition with ntfs-3g's
+// tools.
+func TestWIMOnNTFS(t *testing.T) {
+	start := time.Now()
+	e := newEnv(t)
+	for _, tool := range []string{"wimlib-imagex", "ntfsls", "ntfscat"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("host prerequisite missing: %s (see e2e/README.md)", tool)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	wim := e.buildWIM(ctx)
+	imageID := e.uploadImage(ctx, "e2e Windows WIM", wim.Path)
+	e.setPasscode(ctx, passcode)
+	ts := e.newTaskSequence(ctx, "linux-bare-metal", "E2E Windows WIM", imageID,
+		map[string]string{"Layout": "Windows", "ImageFormat": "WIM", "ImageIndex": "1"}, "Prepare operating system")
+	disk := filepath.Join(e.Dir, "disk.img")
+	vm := e.StartVM(VMOptions{Name: "wim", Firmware: UEFI, Disk: disk, DiskSize: 3 << 30, NoReboot: true})
+	deployToEnd(t, ctx, vm, ts.Name)
+	run, err := e.lastRun(ctx, ts.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkRun(run, []string{"Format disk", "Apply operating system", "Reboot"}); err != nil {
+		t.Error(err)
+	}
+	if err := sgdiskVerify(ctx, disk); err != nil {
+		t.Error(err)
+	}
+	pt, err := readTable(ctx, disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, p := range pt.Partitions {
+		types = append(types, p.Type)
+	}
+	if diff := cmp.Diff([]string{GUIDESP, GUIDMSR, GUIDBasic, "DE94BBA4-06D1-4D40-A16A-BFD50179D6AC"}, types); diff != "" {
+		t.Fatalf("Windows layout partition types (-want +got):\n%s", diff)
+	}
+	win := pt.Partitions[2]
+	vol := filepath.Join(e.Dir, "windows.ntfs")
+	if err := extractSparse(disk, win.Offset(), win.Bytes(), vol); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ntfsProblems(ctx, vol, wim) {
+		t.Error(p)
+	}
+	t.Logf("TestWIMOnNTFS took %.1fs", time.Since(start).Seconds())
+}
+
+// TestISOBoot boots the boot image from `imprint bootimage iso` as a CD
+// (no network boot) on an empty UEFI machine: the agent finds the server
+// from the ISO's command line, asks for the passcode and runs the Linux
+// template to the end.
+func TestISOBoot(t *testing.T) {
+	start := time.Now()
+	e := newEnv(t)
+	for _, tool := range []string{"grub-mkrescue", "xorriso", "mformat"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("host prerequisite missing: %s (see e2e/README.md)", tool)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	iso := filepath.Join(e.Dir, "imprint.iso")
+	if _, err := e.imprint(ctx, "", "bootimage", "iso", "--out", iso); err != nil {
+		t.Fatal(err)
+	}
+	osimg := e.buildTestOS(ctx, 64)
+	imageID := e.uploadImage(ctx, "e2e test OS", osimg.Zst)
+	e.setPasscode(ctx, passcode)
+	ts := e.newTaskSequence(ctx, "linux-bare-metal", "E2E Linux ISO", imageID, nil)
+	disk := filepath.Join(e.Dir, "disk.img")
+	vm := e.StartVM(VMOptions{Name: "iso", Firmware: UEFI, Disk: disk, DiskSize: 1 << 30, ISO: iso, NoReboot: true})
+	deployToEnd(t, ctx, vm, ts.Name)
+	if b, _ := os.ReadFile(e.srvLog); strings.Contains(string(b), "boot script") {
+		t.Errorf("the machine network-booted; it should have booted from the ISO")
+	}
+	run, err := e.lastRun(ctx, ts.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkRun(run, linuxSteps); err != nil {
+		t.Error(err)
+	}
+	for _, p := range linuxDiskProblems(ctx, disk, osimg, UEFI) {
+		t.Error(p)
+	}
+	t.Logf("TestISOBoot took %.1fs", time.Since(start).Seconds())
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,8 +36,9 @@ func (e *Env) setPasscode(ctx context.Context, pc string) {
 // newTaskSequence creates a task sequence from template with the CLI,
 // sets the Image content option of every step that has one to
 // "imageID:1", applies settings (option name -> value, on every step that
-// has that option) and makes the version Active, so agents see it.
-func (e *Env) newTaskSequence(ctx context.Context, template, name, imageID string, settings map[string]string) *deploy.TaskSequence {
+// has that option), removes the steps named in drop and makes the version
+// Active, so agents see it.
+func (e *Env) newTaskSequence(ctx context.Context, template, name, imageID string, settings map[string]string, drop ...string) *deploy.TaskSequence {
 	t := e.t
 	t.Helper()
 	out, err := e.imprint(ctx, "", "--json", "ts", "new", "--template", template, "--name", name)
@@ -58,10 +60,13 @@ func (e *Env) newTaskSequence(ctx context.Context, template, name, imageID strin
 	}
 	v := &ts.Versions[len(ts.Versions)-1]
 	found := false
-	var walk func(steps []deploy.Step)
-	walk = func(steps []deploy.Step) {
-		for i := range steps {
-			s := &steps[i]
+	var walk func(steps []deploy.Step) []deploy.Step
+	walk = func(steps []deploy.Step) []deploy.Step {
+		kept := steps[:0]
+		for _, s := range steps {
+			if slices.Contains(drop, s.Name) {
+				continue
+			}
 			if _, ok := s.ContentItems["Image"]; ok {
 				s.ContentItems["Image"] = imageID + ":1"
 				found = true
@@ -71,10 +76,12 @@ func (e *Env) newTaskSequence(ctx context.Context, template, name, imageID strin
 					s.Settings[k] = val
 				}
 			}
-			walk(s.GroupMembers)
+			s.GroupMembers = walk(s.GroupMembers)
+			kept = append(kept, s)
 		}
+		return kept
 	}
-	walk(v.Steps)
+	v.Steps = walk(v.Steps)
 	if !found {
 		t.Fatalf("template %s has no step with an Image option", template)
 	}

@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -156,4 +157,43 @@ func TestDeployedOSBoots(t *testing.T) {
 		t.Fatalf("qemu: %v", err)
 	}
 	t.Logf("TestDeployedOSBoots took %.1fs", time.Since(start).Seconds())
+}
+
+// TestHostNTFSChecks proves the NTFS checks on a volume made on the host:
+// mkntfs and wimlib-imagex apply of the test WIM pass, a changed file is
+// reported.
+func TestHostNTFSChecks(t *testing.T) {
+	a := artifacts(t)
+	for _, tool := range []string{"wimlib-imagex", "mkntfs", "ntfsls", "ntfscat"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("host prerequisite missing: %s (see e2e/README.md)", tool)
+		}
+	}
+	e := &Env{t: t, A: a, Dir: t.TempDir()}
+	ctx := context.Background()
+	wim := e.buildWIM(ctx)
+	vol := filepath.Join(e.Dir, "vol.ntfs")
+	if err := os.WriteFile(vol, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(vol, 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(ctx, "mkntfs", "-q", "-F", "-f", vol); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(ctx, "wimlib-imagex", "apply", wim.Path, "1", vol); err != nil {
+		t.Fatal(err)
+	}
+	if p := ntfsProblems(ctx, vol, wim); len(p) > 0 {
+		t.Errorf("problems on a correct volume:\n%s", strings.Join(p, "\n"))
+	}
+	wim.Files["/Windows/win.ini"] = strings.Repeat("0", 64)
+	wim.Files["/Windows/missing.dll"] = strings.Repeat("0", 64)
+	p := strings.Join(ntfsProblems(ctx, vol, wim), "\n")
+	for _, want := range []string{"/Windows/win.ini on NTFS has SHA-256", "does not list /Windows/missing.dll"} {
+		if !strings.Contains(p, want) {
+			t.Errorf("problems %q, want one with %q", p, want)
+		}
+	}
 }

@@ -35,15 +35,54 @@ func main() {
 	ctx, stop := st.watch(context.Background(), os.Stderr)
 	err := run(withStopper(ctx, st), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
+	if errors.Is(err, errRebootRequested) {
+		fmt.Fprintln(os.Stderr, "imprint-agent: the sequence asked for a reboot (--power exit): restart the machine, or run `imprint-agent resume` to continue")
+		os.Exit(exitReboot)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "imprint-agent:", err)
 		os.Exit(1)
 	}
 }
 
+// exitReboot is the exit status of `run` and `resume` with --power exit
+// when the sequence asks for a reboot.
+const exitReboot = 3
+
+var errRebootRequested = errors.New("reboot requested")
+
+// powerFlag selects what the agent does where the sequence reboots or
+// shuts down: "system" does it, "exit" (for labs and tests on a machine
+// that must not restart) journals and exits with status 3 instead, and
+// installs nothing to resume at boot — run `imprint-agent resume` by hand.
+func powerFlag(fs *flag.FlagSet) *string {
+	def := os.Getenv("IMPRINT_AGENT_POWER")
+	if def == "" {
+		def = "system"
+	}
+	return fs.String("power", def, "system: reboot and shut down for real; exit: stop with status 3 where the sequence would reboot (env IMPRINT_AGENT_POWER)")
+}
+
+func applyPower(a *agent.Agent, mode string) error {
+	switch mode {
+	case "system":
+		return nil
+	case "exit":
+		a.Resume = nil
+		a.Power = func(ctx context.Context, action string) error {
+			if action == "reboot" {
+				return errRebootRequested
+			}
+			return nil
+		}
+		return nil
+	}
+	return fmt.Errorf("--power %q: want system or exit", mode)
+}
+
 const usage = `usage:
-  imprint-agent run --server URL (--ca FILE | --ca-sha256 HEX) [--ts ID|NAME] [--var NAME=VALUE]... [--state DIR] [--boot-image] [--dry-run]
-  imprint-agent resume --state DIR
+  imprint-agent run --server URL (--ca FILE | --ca-sha256 HEX) [--ts ID|NAME] [--var NAME=VALUE]... [--state DIR] [--boot-image] [--dry-run] [--power system|exit]
+  imprint-agent resume --state DIR [--power system|exit]
   imprint-agent pe      (the boot image's /init; also when started as PID 1)
   imprint-agent var set NAME VALUE
   imprint-agent version`
@@ -150,6 +189,7 @@ func runCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Write
 	stateDir := fs.String("state", defaultStateDir(), "state directory (journal, content cache, logs)")
 	bootImage := fs.Bool("boot-image", false, "running in Imprint's boot image (OSVERSION=ImprintPE, boot-image auth methods)")
 	dryRun := fs.Bool("dry-run", false, "print the plan with every condition evaluated; run nothing")
+	power := powerFlag(fs)
 	vars := varsFlag{}
 	fs.Var(vars, "var", "NAME=VALUE variable, repeatable")
 	if err := fs.Parse(args); err != nil {
@@ -164,6 +204,9 @@ func runCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Write
 	}
 	a := newAgent(ctx, c, stdin, stdout, *stateDir)
 	a.Vars, a.TS, a.BootImage = vars, *ts, *bootImage
+	if err := applyPower(a, *power); err != nil {
+		return err
+	}
 	return a.Run(ctx, st, *dryRun)
 }
 
@@ -171,6 +214,7 @@ func resumeCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	fs := flag.NewFlagSet("resume", flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	stateDir := fs.String("state", defaultStateDir(), "state directory of the run to resume")
+	power := powerFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -187,5 +231,9 @@ func resumeCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	if err != nil {
 		return err
 	}
-	return newAgent(ctx, c, stdin, stdout, *stateDir).ResumeRun(ctx)
+	a := newAgent(ctx, c, stdin, stdout, *stateDir)
+	if err := applyPower(a, *power); err != nil {
+		return err
+	}
+	return a.ResumeRun(ctx)
 }

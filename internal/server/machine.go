@@ -64,7 +64,14 @@ func (s *Server) machineGetTS(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if sess.TaskSequenceID != "" && sess.TaskSequenceID != ts.ID {
-		return deploy.Errorf(deploy.KindForbidden, "this session runs another task sequence; authenticate again to run a different one")
+		// A child the bound sequence runs (Run task sequence) is part of it.
+		sc, err := s.scope(ctx, sess)
+		if err != nil {
+			return err
+		}
+		if !sc.children[deploy.Ref{ID: ts.ID, VersionNo: v.VersionNo}] {
+			return deploy.Errorf(deploy.KindForbidden, "this session runs another task sequence; authenticate again to run a different one")
+		}
 	}
 	if sess.TaskSequenceID == "" {
 		if err := s.sessions.Bind(ctx, sess, ts.ID); err != nil {
@@ -143,19 +150,34 @@ func (s *Server) machineGetStepDef(w http.ResponseWriter, r *http.Request) error
 	return nil
 }
 
-// contentScope is every "guid:version" the session's task sequence may
-// need: its steps' content options (and their definitions' defaults),
-// child sequences, and application dependencies, transitively.
+// sessionScope is what a session's task sequence may reach: every content
+// "guid:version" its steps reference (with their definitions' default
+// content and application dependencies, transitively) and every child
+// sequence it runs.
+type sessionScope struct {
+	content  map[deploy.Ref]bool
+	children map[deploy.Ref]bool
+}
+
 func (s *Server) contentScope(ctx context.Context, sess *deploy.Session) (map[deploy.Ref]bool, error) {
+	sc, err := s.scope(ctx, sess)
+	if err != nil {
+		return nil, err
+	}
+	return sc.content, nil
+}
+
+func (s *Server) scope(ctx context.Context, sess *deploy.Session) (*sessionScope, error) {
 	scope := map[deploy.Ref]bool{}
+	seen := map[deploy.Ref]bool{}
+	sc := &sessionScope{content: scope, children: seen}
 	if sess.TaskSequenceID == "" {
-		return scope, nil
+		return sc, nil
 	}
 	ts, err := s.store.TaskSequence(ctx, sess.TaskSequenceID)
 	if err != nil {
 		return nil, err
 	}
-	seen := map[deploy.Ref]bool{}
 	var walkTS func(ts *deploy.TaskSequence, v *deploy.TSVersion) error
 	var walk func(steps []deploy.Step) error
 	addContent := func(ref string) {
@@ -236,7 +258,7 @@ func (s *Server) contentScope(ctx context.Context, sess *deploy.Session) (map[de
 			}
 		}
 	}
-	return scope, nil
+	return sc, nil
 }
 
 // scopedVersion resolves {id}/{no} for a session. Content outside the

@@ -234,6 +234,18 @@ func pipeWrite(ctx context.Context, f *os.File, offset, limit int64, src io.Read
 			}
 		}
 	}()
+	// A third goroutine hashes what was written, so hashing overlaps the
+	// next write; it hands each buffer back to the reader when done.
+	toHash := make(chan []byte, nbuf)
+	hashed := make(chan struct{})
+	go func() {
+		defer close(hashed)
+		for b := range toHash {
+			h.Write(b)
+			free <- b[:cap(b)]
+		}
+	}()
+	defer func() { close(toHash); <-hashed }()
 	var written int64
 	for {
 		var c chunk
@@ -246,12 +258,12 @@ func pipeWrite(ctx context.Context, f *os.File, offset, limit int64, src io.Read
 			if _, err := f.WriteAt(c.b[:c.n], offset+written); err != nil {
 				return written, fmt.Errorf("write at %d: %w", offset+written, err)
 			}
-			h.Write(c.b[:c.n])
 			written += int64(c.n)
 			if progress != nil {
 				progress(written)
 			}
 		}
+		toHash <- c.b[:c.n]
 		if c.err == io.EOF {
 			return written, nil
 		}
@@ -261,7 +273,6 @@ func pipeWrite(ctx context.Context, f *os.File, offset, limit int64, src io.Read
 		if err := ctx.Err(); err != nil {
 			return written, err
 		}
-		free <- c.b
 	}
 }
 

@@ -35,8 +35,9 @@ func TestMain(m *testing.M) {
 
 const passcode = "e2e-Passcode-4821"
 
-// linuxSteps are the steps of the linux-bare-metal template, in order.
-var linuxSteps = []string{"Format disk", "Apply operating system", "Prepare operating system", "Reboot"}
+// linuxSteps are the steps of the linux-bare-metal template as the run
+// record lists them: the group, then its steps.
+var linuxSteps = []string{"Linux", "Format disk", "Apply operating system", "Prepare operating system", "Reboot"}
 
 // TestUEFIBareMetal is the whole promise: an empty UEFI machine
 // network-boots, is refused a wrong passcode and accepts the right one,
@@ -168,7 +169,7 @@ func TestWIMOnNTFS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := checkRun(run, []string{"Format disk", "Apply operating system", "Reboot"}); err != nil {
+	if err := checkRun(run, []string{"Linux", "Format disk", "Apply operating system", "Reboot"}); err != nil {
 		t.Error(err)
 	}
 	if err := sgdiskVerify(ctx, disk); err != nil {

@@ -20,7 +20,7 @@ var (
 	rePicker    = regexp.MustCompile(`(?s)Task sequences:\r?\n(.*?)Choose 1-\d+: `)
 	reSucceeded = regexp.MustCompile(`IMPRINT-RUN-SUCCEEDED`)
 	reFailed    = regexp.MustCompile(`IMPRINT-RUN-FAILED:[^\r\n]*\r?\n`)
-	rePanic     = regexp.MustCompile(`Kernel panic[^\r\n]*\r?\n`)
+	rePanic     = regexp.MustCompile(`Kernel panic[^\r\n]*\r?\n|No bootable device\.`)
 	reDeployed  = regexp.MustCompile(`IMPRINT-DEPLOYED-OK hostname=(\S+) marker=(\S+)`)
 	reOSFailed  = regexp.MustCompile(`IMPRINT-DEPLOYED-FAILED:[^\r\n]*\r?\n`)
 )

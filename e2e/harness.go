@@ -238,6 +238,7 @@ func newEnv(t *testing.T) *Env {
 	for _, f := range []struct{ src, name string }{
 		{a.BootImage.Vmlinuz(), bootimage.VmlinuzName},
 		{a.BootImage.Initrd(), bootimage.InitrdName},
+		{filepath.Join(a.BootImage.Dir, bootimage.ManifestName), bootimage.ManifestName},
 	} {
 		if err := linkOrCopy(f.src, filepath.Join(images, f.name)); err != nil {
 			t.Fatal(err)

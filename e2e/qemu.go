@@ -47,14 +47,19 @@ type VM struct {
 	err     error
 }
 
-// romFile is the iPXE option ROM for a NIC (the efi-*.rom files hold both
-// the legacy PXE and the EFI driver).
-func romFile(nic string) string {
+// romFile is the iPXE option ROM for a NIC: efi-*.rom for OVMF, and
+// pxe-*.rom for SeaBIOS, which does not run the legacy part of an
+// efi-*.rom given as romfile.
+func romFile(nic string, fw Firmware) string {
+	prefix := "efi-"
+	if fw == BIOS {
+		prefix = "pxe-"
+	}
 	switch nic {
 	case "e1000":
-		return filepath.Join(romDir, "efi-e1000.rom")
+		return filepath.Join(romDir, prefix+"e1000.rom")
 	default:
-		return filepath.Join(romDir, "efi-virtio.rom")
+		return filepath.Join(romDir, prefix+"virtio.rom")
 	}
 }
 
@@ -79,7 +84,7 @@ func (e *Env) StartVM(o VMOptions) *VM {
 		}
 		f.Close()
 	}
-	rom := romFile(o.NIC)
+	rom := romFile(o.NIC, o.Firmware)
 	if _, err := os.Stat(rom); err != nil {
 		t.Skipf("host prerequisite missing: %s (install ipxe-qemu)", rom)
 	}

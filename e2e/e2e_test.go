@@ -114,9 +114,10 @@ func deployToEnd(t *testing.T, ctx context.Context, vm *VM, tsName string) {
 }
 
 // TestBIOSBareMetal runs the Linux template on a legacy-BIOS machine
-// (SeaBIOS, iPXE's PXE ROM): MBR layout. A Linux image cannot be made
-// BIOS-bootable by Prepare operating system (its boot loader must be in
-// the image), so the disk is checked on the host after the run.
+// (SeaBIOS, iPXE's PXE ROM): MBR layout. Prepare operating system refuses
+// a Linux BIOS target whose image carries no boot loader of its own (the
+// test image has none), so the sequence leaves that step out and the disk
+// is checked on the host after the run.
 func TestBIOSBareMetal(t *testing.T) {
 	start := time.Now()
 	e := newEnv(t)
@@ -125,7 +126,7 @@ func TestBIOSBareMetal(t *testing.T) {
 	osimg := e.buildTestOS(ctx, 64)
 	imageID := e.uploadImage(ctx, "e2e test OS", osimg.Zst)
 	e.setPasscode(ctx, passcode)
-	ts := e.newTaskSequence(ctx, "linux-bare-metal", "E2E Linux BIOS", imageID, nil)
+	ts := e.newTaskSequence(ctx, "linux-bare-metal", "E2E Linux BIOS", imageID, nil, "Prepare operating system")
 	disk := filepath.Join(e.Dir, "disk.img")
 	vm := e.StartVM(VMOptions{Name: "bios", Firmware: BIOS, Disk: disk, DiskSize: 1 << 30, NoReboot: true})
 	deployToEnd(t, ctx, vm, ts.Name)
@@ -133,7 +134,7 @@ func TestBIOSBareMetal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := checkRun(run, linuxSteps); err != nil {
+	if err := checkRun(run, []string{"Linux", "Format disk", "Apply operating system", "Reboot"}); err != nil {
 		t.Error(err)
 	}
 	for _, p := range linuxDiskProblems(ctx, disk, osimg, BIOS) {

@@ -47,9 +47,11 @@ type VM struct {
 	err     error
 }
 
-// romFile is the iPXE option ROM for a NIC: efi-*.rom for OVMF, and
-// pxe-*.rom for SeaBIOS, which does not run the legacy part of an
-// efi-*.rom given as romfile.
+// romFile is the iPXE option ROM for a NIC: for OVMF the efi-*.rom file
+// (QEMU's default for q35 too, given explicitly). SeaBIOS never ran the
+// ROM when romfile was given (the NIC was not even offered as a boot
+// device, with efi-*.rom or pxe-*.rom), so a BIOS machine uses QEMU's
+// default and only the file's presence is checked.
 func romFile(nic string, fw Firmware) string {
 	prefix := "efi-"
 	if fw == BIOS {
@@ -127,13 +129,13 @@ func (e *Env) StartVM(o VMOptions) *VM {
 		if o.ISO != "" {
 			args = append(args, "-device", "ide-cd,drive=cd0,bootindex=1",
 				"-device", fmt.Sprintf("virtio-blk-pci,drive=d0,bootindex=%d", diskIndex),
-				"-device", fmt.Sprintf("%s,netdev=n0,romfile=%s", o.NIC, rom))
+				"-device", o.NIC+",netdev=n0")
 		} else {
 			// -boot n: SeaBIOS tries the network first, so the empty disk
 			// is not even considered.
 			args = append(args, "-boot", "n",
 				"-device", "virtio-blk-pci,drive=d0",
-				"-device", fmt.Sprintf("%s,netdev=n0,romfile=%s", o.NIC, rom))
+				"-device", o.NIC+",netdev=n0")
 		}
 	}
 	if o.NoReboot {

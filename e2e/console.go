@@ -34,7 +34,7 @@ type Console struct {
 }
 
 // ansiRE matches terminal escape sequences (OVMF and iPXE draw with them).
-var ansiRE = regexp.MustCompile(`\x1b(\[[0-9;?]*[A-Za-z]|[()][0-9A-Za-z]|[=>c])`)
+var ansiRE = regexp.MustCompile(`\x1b(\[[0-9;?=]*[A-Za-z]|[()][0-9A-Za-z]|[=>c])`)
 
 // newConsole starts reading out; lines are also written to logPath.
 func newConsole(t testing.TB, in io.Writer, out io.Reader, logPath string) (*Console, error) {
@@ -80,7 +80,13 @@ func (c *Console) read(out io.Reader) {
 
 // emit logs the current line; c.mu is held.
 func (c *Console) emit() {
-	s := ansiRE.ReplaceAllString(string(bytes.ReplaceAll(c.line, []byte("\r"), nil)), "")
+	// A line redrawn with \r (progress bars) is logged as a terminal
+	// would show it: the text after the last \r.
+	line := bytes.TrimRight(c.line, "\r")
+	if i := bytes.LastIndexByte(line, '\r'); i >= 0 {
+		line = line[i+1:]
+	}
+	s := ansiRE.ReplaceAllString(string(line), "")
 	c.line = c.line[:0]
 	stamp := fmt.Sprintf("[%7.2fs] %s", time.Since(c.start).Seconds(), s)
 	fmt.Fprintln(c.logf, stamp)

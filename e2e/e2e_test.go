@@ -73,7 +73,7 @@ func TestUEFIBareMetal(t *testing.T) {
 	if i != 0 {
 		t.Fatalf("after the reboot the machine did not come up in the deployed OS: %s", m)
 	}
-	if want := "hostname=" + osimg.Hostname + " marker=" + osimg.Marker; !strings.Contains(m, want) {
+	if want := "IMPRINT-DEPLOYED-OK hostname=" + osimg.Hostname + " marker=" + osimg.Marker; strings.TrimSpace(m) != want {
 		t.Fatalf("deployed OS printed %q, want %q", m, want)
 	}
 	if err := vm.Wait(ctx); err != nil {

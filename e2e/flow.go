@@ -21,7 +21,7 @@ var (
 	reSucceeded = regexp.MustCompile(`IMPRINT-RUN-SUCCEEDED`)
 	reFailed    = regexp.MustCompile(`IMPRINT-RUN-FAILED:[^\r\n]*\r?\n`)
 	rePanic     = regexp.MustCompile(`Kernel panic[^\r\n]*\r?\n|No bootable device\.`)
-	reDeployed  = regexp.MustCompile(`IMPRINT-DEPLOYED-OK hostname=(\S+) marker=(\S+)`)
+	reDeployed  = regexp.MustCompile(`IMPRINT-DEPLOYED-OK hostname=(\S+) marker=(\S+)\r?\n`)
 	reOSFailed  = regexp.MustCompile(`IMPRINT-DEPLOYED-FAILED:[^\r\n]*\r?\n`)
 )
 

@@ -150,7 +150,7 @@ func TestDeployedOSBoots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "IMPRINT-DEPLOYED-OK hostname=" + osimg.Hostname + " marker=" + osimg.Marker; i != 0 || m != want {
+	if want := "IMPRINT-DEPLOYED-OK hostname=" + osimg.Hostname + " marker=" + osimg.Marker; i != 0 || strings.TrimSpace(m) != want {
 		t.Fatalf("deployed OS printed %q, want %q", m, want)
 	}
 	if err := vm.Wait(ctx); err != nil {

@@ -356,3 +356,27 @@ func TestCaptureOnlyIntoTheTargetOfACaptureStep(t *testing.T) {
 		t.Fatalf("captured version = %+v", got.Versions)
 	}
 }
+
+func TestRunEndClosesOpenGroups(t *testing.T) {
+	ts := startAuthServer(t)
+	ts.adminJSON(t, "PUT", "/admin/v1/passcode", map[string]string{"passcode": "Correct-Horse-Battery-42"}, nil)
+	const id = "51111111-2222-3333-4444-555555555555"
+	ts.do(t, "POST", "/admin/v1/tasksequences/import", strings.NewReader(`{"id":"`+id+`","name":"G","architecture":"Any","versions":[{"id":"v","taskSequenceId":"`+id+`","versionNo":1,"status":"Active","steps":[]}]}`), nil)
+	_, tok := login(t, ts, "Correct-Horse-Battery-42", "dev-g")
+	var run deploy.Run
+	ts.machine(t, "POST", "/v1/runs", tok, map[string]any{"taskSequenceId": id, "versionNo": 1}, &run)
+	events := []map[string]any{
+		{"type": "step-start", "stepId": "g", "path": "Linux", "name": "Linux"},
+		{"type": "step-start", "stepId": "r", "path": "Linux/Reboot", "name": "Reboot"},
+		{"type": "step-end", "stepId": "r", "path": "Linux/Reboot", "outcome": "succeeded"},
+		{"type": "run-end", "state": "succeeded"},
+	}
+	ts.machine(t, "POST", "/v1/runs/"+run.ID+"/events", tok, events, nil)
+	var got deploy.Run
+	ts.do(t, "GET", "/admin/v1/runs/"+run.ID, nil, &got)
+	for _, s := range got.Steps {
+		if s.Outcome != deploy.StepSucceeded {
+			t.Errorf("step %s = %s after the run succeeded", s.Path, s.Outcome)
+		}
+	}
+}

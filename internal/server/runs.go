@@ -169,6 +169,21 @@ func applyEvent(run *deploy.Run, e agentEvent) {
 			run.EndedAt = &t
 			run.Error = e.Message
 			run.CurrentStep = ""
+			// Steps still open when the run ends (the groups around a final
+			// Reboot, or a step the agent was killed in) take the run's end.
+			for i := range run.Steps {
+				st := &run.Steps[i]
+				if st.Outcome != deploy.StepRunning {
+					continue
+				}
+				st.Outcome = deploy.StepFailed
+				if e.State == deploy.RunSucceeded {
+					st.Outcome = deploy.StepSucceeded
+				}
+				if !st.StartedAt.IsZero() {
+					st.Duration = e.Time.Sub(st.StartedAt).Seconds()
+				}
+			}
 		}
 	}
 }

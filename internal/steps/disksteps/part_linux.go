@@ -156,7 +156,9 @@ func MountRW(spec, tmpDir string) (string, func() error, error) {
 // of partition esp, reading each file whole and writing it in one call
 // (go-diskfs's FAT32 is slow with small writes; EFI files are small).
 func copyToESP(src string, esp disk.Partition) ([]string, error) {
-	d, err := diskfs.Open(esp.DiskPath)
+	// Not exclusive: the root partition of the same disk is mounted while
+	// we copy out of it, and the kernel refuses O_EXCL on a busy disk.
+	d, err := diskfs.Open(esp.DiskPath, diskfs.WithOpenMode(diskfs.ReadWrite))
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", esp.DiskPath, err)
 	}

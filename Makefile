@@ -14,9 +14,10 @@ TEST_NEEDS := zstd:zstd xz:xz-utils sgdisk:gdisk sfdisk:fdisk mdir:mtools \
 	wimlib-imagex:wimtools cpio:cpio depmod:kmod curl:curl partprobe:parted objcopy:binutils \
 	grub-mkrescue:grub-common xorriso:xorriso /usr/lib/grub/i386-pc:grub-pc-bin \
 	/usr/lib/grub/x86_64-efi:grub-efi-amd64-bin qemu-system-x86_64:qemu-system-x86 \
-	/usr/share/OVMF/OVMF_CODE_4M.fd:ovmf /usr/lib/ipxe/qemu/efi-virtio.rom:ipxe-qemu
+	/usr/share/OVMF/OVMF_CODE_4M.fd:ovmf /usr/lib/ipxe/qemu/efi-virtio.rom:ipxe-qemu \
+	/usr/share/seabios/bios-256k.bin:seabios ip:iproute2 dpkg-deb:dpkg
 
-.PHONY: build run test deps vet unit bench clean
+.PHONY: build run test deps vet unit e2e bench clean
 
 build:
 	$(GO) build -trimpath -o bin/imprint ./cmd/imprint
@@ -42,11 +43,17 @@ deps:
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags e2e ./e2e/
 
 unit:
 	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
 
-test: deps vet build unit
+# The QEMU end-to-end tests: a VM network-boots, types its passcode, writes
+# its disk and boots what was deployed. Needs root (network namespaces).
+e2e: build
+	$(GO) test -tags e2e -count=1 -v -timeout 20m ./e2e/
+
+test: deps vet build unit e2e
 
 bench:
 	./bench/run.sh

@@ -95,6 +95,7 @@ func (a *Agent) passcodeLogin(ctx context.Context, dev client.DeviceInfo) error 
 	}
 	pc := a.vars.Value("Passcode")
 	fromVar := pc != ""
+	defer a.Console.Hush()()
 	for prompts := 0; ; {
 		if pc == "" {
 			if prompts >= tries {

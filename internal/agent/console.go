@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"golang.org/x/term"
+
+	"github.com/imprint-osd/imprint/internal/pe"
 )
 
 // Console is where the agent talks to the person at the machine: prompts,
@@ -18,9 +20,30 @@ type Console struct {
 	In  io.Reader
 	Out io.Writer
 
-	once sync.Once
-	br   *bufio.Reader
-	mu   sync.Mutex
+	once   sync.Once
+	br     *bufio.Reader
+	mu     sync.Mutex
+	hushed bool // terminal echo is off (Hush)
+}
+
+// Hush turns terminal echo off until the returned function is called, so
+// a passcode is not shown even when it is typed before its prompt appears
+// (after "Wrong passcode.", say). It does nothing when the input is not a
+// terminal or echo cannot be changed (then ReadSecret hides each line).
+func (c *Console) Hush() (restore func()) {
+	f, ok := c.In.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return func() {}
+	}
+	undo, err := pe.NoEcho(f)
+	if err != nil {
+		return func() {}
+	}
+	c.hushed = true
+	return func() {
+		undo()
+		c.hushed = false
+	}
 }
 
 // NewConsole returns a console on in and out.
@@ -66,6 +89,11 @@ func (c *Console) ReadLine(prompt string) (string, error) {
 // ReadSecret shows prompt and reads a line without echo when the input is
 // a terminal.
 func (c *Console) ReadSecret(prompt string) (string, error) {
+	if c.hushed {
+		s, err := c.ReadLine(prompt)
+		c.Printf("\n")
+		return s, err
+	}
 	if f, ok := c.In.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		c.Printf("%s", prompt)
 		b, err := term.ReadPassword(int(f.Fd()))

@@ -66,6 +66,9 @@ func TestUEFIBareMetal(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("run succeeded at %.1fs; rebooting into the deployed disk", c.Elapsed().Seconds())
+	if strings.Contains(c.Output(), passcode) {
+		t.Errorf("the passcode was echoed on the console")
+	}
 	i, m, err := c.ExpectFirst(ctx, reDeployed, reOSFailed, rePanic, rePasscode)
 	if err != nil {
 		t.Fatal(err)
@@ -108,6 +111,9 @@ func deployToEnd(t *testing.T, ctx context.Context, vm *VM, tsName string) {
 		t.Fatal(err)
 	}
 	t.Logf("run succeeded at %.1fs", c.Elapsed().Seconds())
+	if strings.Contains(c.Output(), passcode) {
+		t.Errorf("the passcode was echoed on the console")
+	}
 	if err := vm.Wait(ctx); err != nil {
 		t.Fatalf("qemu: %v", err)
 	}

@@ -23,22 +23,45 @@ import (
 // Machine is a client of the machine API (HTTPS, bearer session token),
 // used by imprint-agent. It is safe for concurrent use.
 type Machine struct {
-	base string
-	hc   *http.Client
+	base       string
+	hc         *http.Client
+	clientCert bool // presents a client certificate (WithClientCert)
 
 	mu         sync.Mutex
 	token      string
 	retryDelay *time.Duration
 }
 
+// MachineOption adjusts a Machine client at construction.
+type MachineOption func(*machineOptions) error
+
+type machineOptions struct {
+	cert *tls.Certificate
+}
+
+// WithClientCert presents cert whenever the server asks for a client
+// certificate (the certificate authentication method). It is presented even
+// when the server does not name its issuer among the CAs it accepts, so a
+// wrong certificate is refused by the server with a clear TLS alert rather
+// than silently left out.
+func WithClientCert(cert tls.Certificate) MachineOption {
+	return func(o *machineOptions) error {
+		if len(cert.Certificate) == 0 || cert.PrivateKey == nil {
+			return deploy.Errorf(deploy.KindInvalid, "client certificate: needs a certificate and its private key")
+		}
+		o.cert = &cert
+		return nil
+	}
+}
+
 // NewMachine returns a client of the server at baseURL (https://host:7281)
 // that trusts only the CA in caPEM.
-func NewMachine(baseURL string, caPEM []byte) (*Machine, error) {
+func NewMachine(baseURL string, caPEM []byte, opts ...MachineOption) (*Machine, error) {
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return nil, deploy.Errorf(deploy.KindInvalid, "CA file holds no PEM certificate")
 	}
-	return newMachine(baseURL, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
+	return newMachine(baseURL, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, opts)
 }
 
 // NewMachinePinned returns a client that trusts the server when some
@@ -46,7 +69,7 @@ func NewMachine(baseURL string, caPEM []byte) (*Machine, error) {
 // caSHA256 (hex, colons allowed) and the leaf verifies up to that
 // certificate. The boot image gets the fingerprint on the kernel command
 // line and has no CA file.
-func NewMachinePinned(baseURL, caSHA256 string) (*Machine, error) {
+func NewMachinePinned(baseURL, caSHA256 string, opts ...MachineOption) (*Machine, error) {
 	want, err := parseFingerprint(caSHA256)
 	if err != nil {
 		return nil, err
@@ -59,7 +82,7 @@ func NewMachinePinned(baseURL, caSHA256 string) (*Machine, error) {
 			return verifyPinned(cs, want)
 		},
 	}
-	return newMachine(baseURL, cfg)
+	return newMachine(baseURL, cfg, opts)
 }
 
 func parseFingerprint(s string) ([]byte, error) {
@@ -104,10 +127,20 @@ func verifyPinned(cs tls.ConnectionState, want []byte) error {
 	return nil
 }
 
-func newMachine(baseURL string, cfg *tls.Config) (*Machine, error) {
+func newMachine(baseURL string, cfg *tls.Config, opts []MachineOption) (*Machine, error) {
 	base := strings.TrimRight(strings.TrimSpace(baseURL), "/")
 	if !strings.HasPrefix(base, "https://") && !strings.HasPrefix(base, "http://") {
 		return nil, deploy.Errorf(deploy.KindInvalid, "server URL %q must start with https://", baseURL)
+	}
+	var o machineOptions
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	if o.cert != nil {
+		cert := o.cert
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
 	}
 	tr := &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
@@ -116,8 +149,11 @@ func newMachine(baseURL string, cfg *tls.Config) (*Machine, error) {
 		MaxIdleConns:        4,
 		DisableCompression:  true, // downloads are hashed and resumed byte for byte
 	}
-	return &Machine{base: base, hc: &http.Client{Transport: tr}}, nil
+	return &Machine{base: base, hc: &http.Client{Transport: tr}, clientCert: o.cert != nil}, nil
 }
+
+// HasClientCert reports whether the client presents a client certificate.
+func (m *Machine) HasClientCert() bool { return m.clientCert }
 
 // BaseURL is the server URL the client talks to.
 func (m *Machine) BaseURL() string { return m.base }
@@ -166,6 +202,10 @@ func (m *Machine) do(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		if req.Context().Err() != nil {
 			return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Path, req.Context().Err())
+		}
+		if m.clientCert && isCertAlert(err) {
+			return nil, deploy.Wrap(deploy.KindUnauthorized, err,
+				fmt.Sprintf("the imprint server at %s refused the client certificate: %v", m.base, err))
 		}
 		return nil, deploy.Wrap(deploy.KindUnavailable, err,
 			fmt.Sprintf("cannot reach the imprint server at %s", m.base))
@@ -424,4 +464,13 @@ func (m *Machine) ServerScript(ctx context.Context, runID string, req ServerScri
 		return nil, err
 	}
 	return &out, nil
+}
+
+// isCertAlert reports whether err is a certificate alert the server sent
+// ("remote error: tls: bad certificate", "… expired certificate", "… unknown
+// certificate authority"): for a client with a certificate, the server
+// refused it.
+func isCertAlert(err error) bool {
+	_, alert, ok := strings.Cut(err.Error(), "remote error: tls: ")
+	return ok && strings.Contains(alert, "certificate")
 }

@@ -61,7 +61,9 @@ type Agent struct {
 	// BootImage selects the server's bootImageMethods and OSVERSION
 	// ImprintPE.
 	BootImage bool
-	// ClientCert says a client certificate is configured.
+	// ClientCert says a client certificate is configured (also true when
+	// Client has HasClientCert() returning true, as *client.Machine does
+	// with client.WithClientCert).
 	ClientCert bool
 	// PasscodeTries bounds passcode prompts (0: DefaultPasscodeTries).
 	PasscodeTries int

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,6 +26,7 @@ func (a *Agent) authenticate(ctx context.Context, dev client.DeviceInfo) error {
 	if a.BootImage && len(am.BootImageMethods) > 0 {
 		methods = am.BootImageMethods
 	}
+	methods = passcodeVarFirst(methods, a.vars != nil && a.vars.Value("Passcode") != "")
 	if len(methods) == 0 {
 		msg := "the server accepts no authentication method"
 		if am.Hint != "" {
@@ -39,7 +41,7 @@ func (a *Agent) authenticate(ctx context.Context, dev client.DeviceInfo) error {
 		case "anonymous":
 			_, err = a.getToken(ctx, client.TokenRequest{Method: "anonymous", Device: dev})
 		case "certificate":
-			if !a.ClientCert {
+			if !a.hasClientCert() {
 				continue
 			}
 			_, err = a.getToken(ctx, client.TokenRequest{Method: "certificate", Device: dev})
@@ -67,11 +69,13 @@ func (a *Agent) entraLogin(ctx context.Context, es *client.EntraSettings, dev cl
 	if es == nil {
 		return fmt.Errorf("server offers entra without its settings")
 	}
-	cfg := entra.Config{TenantID: es.TenantID, ClientID: es.ClientID, Authority: es.Authority}
+	cfg := entra.Config{TenantID: es.TenantID, ClientID: es.ClientID, Authority: entraAuthority(es)}
 	dc, err := entra.StartDeviceCode(ctx, a.HTTPClient, cfg, es.Scope)
 	if err != nil {
 		return err
 	}
+	dc.Sleep, dc.Now = a.sleep, a.now
+	dc.ExpiresAt = a.now().Add(dc.ExpiresIn)
 	if dc.Message != "" {
 		a.Console.Printf("%s\n", dc.Message)
 	} else {
@@ -83,6 +87,45 @@ func (a *Agent) entraLogin(ctx context.Context, es *client.EntraSettings, dev cl
 	}
 	_, err = a.getToken(ctx, client.TokenRequest{Method: "entra", AccessToken: tok, Device: dev})
 	return err
+}
+
+// passcodeVarFirst moves passcode ahead of entra when the Passcode
+// variable is set: a passcode the admin handed over is used at once, where
+// the device-code flow would wait for someone to sign in at another device.
+// Certificate and anonymous keep their place before both.
+func passcodeVarFirst(methods []string, haveVar bool) []string {
+	if !haveVar {
+		return methods
+	}
+	e := slices.IndexFunc(methods, func(m string) bool { return strings.EqualFold(m, "entra") })
+	p := slices.IndexFunc(methods, func(m string) bool { return strings.EqualFold(m, "passcode") })
+	if e < 0 || p < e {
+		return methods
+	}
+	out := slices.Clone(methods)
+	out = slices.Delete(out, p, p+1)
+	return slices.Insert(out, e, methods[p])
+}
+
+// entraAuthority is the identity platform's base URL. The server names the
+// tenant's issuer ({authority}/{tenant}/v2.0) in its hints; entra.Config
+// wants the base, to which it adds the tenant itself.
+func entraAuthority(es *client.EntraSettings) string {
+	a := strings.TrimRight(es.Authority, "/")
+	if base, ok := strings.CutSuffix(strings.ToLower(a), "/"+strings.ToLower(es.TenantID)+"/v2.0"); ok && es.TenantID != "" {
+		return a[:len(base)]
+	}
+	return a
+}
+
+// hasClientCert reports whether a client certificate is configured: the
+// ClientCert field, or a client that says it presents one.
+func (a *Agent) hasClientCert() bool {
+	if a.ClientCert {
+		return true
+	}
+	c, ok := a.Client.(interface{ HasClientCert() bool })
+	return ok && c.HasClientCert()
 }
 
 // passcodeLogin uses the Passcode variable first, then prompts without

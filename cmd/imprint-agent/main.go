@@ -1,7 +1,7 @@
 // Command imprint-agent runs task sequences on a machine, in Imprint's boot
 // image or in an installed OS:
 //
-//	imprint-agent run --server URL --ca FILE [--ca-sha256 HEX] [--ts ID|NAME] [--var NAME=VALUE]… [--state DIR] [--boot-image] [--dry-run]
+//	imprint-agent run --server URL --ca FILE [--ca-sha256 HEX] [--cert FILE --key FILE] [--ts ID|NAME] [--var NAME=VALUE]… [--state DIR] [--boot-image] [--dry-run]
 //	imprint-agent resume --state DIR
 //	imprint-agent pe
 //	imprint-agent var set NAME VALUE
@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -81,7 +82,7 @@ func applyPower(a *agent.Agent, mode string) error {
 }
 
 const usage = `usage:
-  imprint-agent run --server URL (--ca FILE | --ca-sha256 HEX) [--ts ID|NAME] [--var NAME=VALUE]... [--state DIR] [--boot-image] [--dry-run] [--power system|exit]
+  imprint-agent run --server URL (--ca FILE | --ca-sha256 HEX) [--cert FILE --key FILE] [--ts ID|NAME] [--var NAME=VALUE]... [--state DIR] [--boot-image] [--dry-run] [--power system|exit]
   imprint-agent resume --state DIR [--power system|exit]
   imprint-agent pe      (the boot image's /init; also when started as PID 1)
   imprint-agent var set NAME VALUE
@@ -158,8 +159,30 @@ func newAgent(ctx context.Context, c *client.Machine, stdin io.Reader, stdout io
 	}
 }
 
-func dial(server, caFile, caSHA string) (*client.Machine, agent.State, error) {
-	st := agent.State{Server: server}
+// clientCert loads the client certificate for certificate authentication;
+// both files or neither.
+func clientCert(certFile, keyFile string) ([]client.MachineOption, error) {
+	switch {
+	case certFile == "" && keyFile == "":
+		return nil, nil
+	case certFile == "":
+		return nil, errors.New("--key needs --cert (the client certificate, PEM)")
+	case keyFile == "":
+		return nil, errors.New("--cert needs --key (the certificate's private key, PEM)")
+	}
+	c, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--cert %s --key %s: %w", certFile, keyFile, err)
+	}
+	return []client.MachineOption{client.WithClientCert(c)}, nil
+}
+
+func dial(server, caFile, caSHA, certFile, keyFile string) (*client.Machine, agent.State, error) {
+	st := agent.State{Server: server, CertFile: certFile, KeyFile: keyFile}
+	opts, err := clientCert(certFile, keyFile)
+	if err != nil {
+		return nil, st, err
+	}
 	switch {
 	case server == "":
 		return nil, st, errors.New("--server is required (e.g. https://imprint.example:7281)")
@@ -169,11 +192,11 @@ func dial(server, caFile, caSHA string) (*client.Machine, agent.State, error) {
 			return nil, st, fmt.Errorf("--ca: %w", err)
 		}
 		st.CAPEM = string(pem)
-		c, err := client.NewMachine(server, pem)
+		c, err := client.NewMachine(server, pem, opts...)
 		return c, st, err
 	case caSHA != "":
 		st.CASHA256 = caSHA
-		c, err := client.NewMachinePinned(server, caSHA)
+		c, err := client.NewMachinePinned(server, caSHA, opts...)
 		return c, st, err
 	}
 	return nil, st, errors.New("--ca FILE or --ca-sha256 HEX is required: the agent trusts only the Imprint server's CA")
@@ -185,6 +208,8 @@ func runCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Write
 	server := fs.String("server", os.Getenv("IMPRINT_SERVER"), "server URL, e.g. https://imprint:7281 (env IMPRINT_SERVER)")
 	caFile := fs.String("ca", os.Getenv("IMPRINT_CA"), "PEM file of the server's CA (env IMPRINT_CA)")
 	caSHA := fs.String("ca-sha256", os.Getenv("IMPRINT_CA_SHA256"), "SHA-256 fingerprint of the server's CA, instead of --ca (env IMPRINT_CA_SHA256)")
+	certFile := fs.String("cert", os.Getenv("IMPRINT_CERT"), "client certificate (PEM) for certificate authentication, with --key (env IMPRINT_CERT)")
+	keyFile := fs.String("key", os.Getenv("IMPRINT_KEY"), "private key (PEM) of --cert (env IMPRINT_KEY)")
 	ts := fs.String("ts", "", "task sequence id (id:version) or name; skips the picker")
 	stateDir := fs.String("state", defaultStateDir(), "state directory (journal, content cache, logs)")
 	bootImage := fs.Bool("boot-image", false, "running in Imprint's boot image (OSVERSION=ImprintPE, boot-image auth methods)")
@@ -198,7 +223,7 @@ func runCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Write
 	if fs.NArg() > 0 {
 		return fmt.Errorf("run: unexpected argument %q", fs.Arg(0))
 	}
-	c, st, err := dial(*server, *caFile, *caSHA)
+	c, st, err := dial(*server, *caFile, *caSHA, *certFile, *keyFile)
 	if err != nil {
 		return err
 	}
@@ -222,11 +247,15 @@ func resumeCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	if err != nil {
 		return err
 	}
+	opts, err := clientCert(st.CertFile, st.KeyFile)
+	if err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
 	var c *client.Machine
 	if st.CAPEM != "" {
-		c, err = client.NewMachine(st.Server, []byte(st.CAPEM))
+		c, err = client.NewMachine(st.Server, []byte(st.CAPEM), opts...)
 	} else {
-		c, err = client.NewMachinePinned(st.Server, st.CASHA256)
+		c, err = client.NewMachinePinned(st.Server, st.CASHA256, opts...)
 	}
 	if err != nil {
 		return err

@@ -108,9 +108,13 @@ type Agent struct {
 // State is what the agent keeps in StateDir/agent.json between a reboot
 // and the resume.
 type State struct {
-	Server         string `json:"server"`
-	CAPEM          string `json:"caPEM,omitempty"`
-	CASHA256       string `json:"caSHA256,omitempty"`
+	Server   string `json:"server"`
+	CAPEM    string `json:"caPEM,omitempty"`
+	CASHA256 string `json:"caSHA256,omitempty"`
+	// CertFile and KeyFile are the client certificate (--cert, --key), so
+	// that a resumed run can authenticate again the same way.
+	CertFile       string `json:"certFile,omitempty"`
+	KeyFile        string `json:"keyFile,omitempty"`
 	BootImage      bool   `json:"bootImage,omitempty"`
 	Token          string `json:"token,omitempty"`
 	RunID          string `json:"runId"`

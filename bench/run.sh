@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Every benchmark with its baseline; results go into docs/performance.md by hand.
+set -euo pipefail
+cd "$(dirname "$0")"
+echo "== content store through the server (2 GiB) =="
+./content.sh "${1:-2048}"
+echo
+echo "== raw image apply =="
+./apply.sh

@@ -40,6 +40,12 @@ Flags:
   --boot-url URL         the boot port as machines reach it (default derived)
   --boot-menu=true|false show the iPXE boot menu before deploying (default true)
   --kernel-args STR      appended to the boot image's kernel command line
+  --pxe=true|false       run the built-in proxyDHCP (UDP 67, 4011) and TFTP
+                         (UDP 69) beside the site's DHCP server (default false;
+                         needs root or CAP_NET_BIND_SERVICE)
+  --pxe-interface IFACE  answer PXE only on this interface (default all)
+  --pxe-address IP       the IPv4 address machines reach the boot port and
+                         TFTP on (default that of the receiving interface)
   --config FILE          configuration file (default $IMPRINT_CONFIG, none if unset)
 
 Precedence: defaults < config file < environment < flags.
@@ -48,12 +54,13 @@ Environment: IMPRINT_DATA, IMPRINT_LISTEN, IMPRINT_BOOT_LISTEN, IMPRINT_CERT_HOS
 (comma-separated), IMPRINT_PUBLIC_URL, IMPRINT_TRUSTED_PROXIES (comma-separated),
 IMPRINT_LOG_FORMAT, IMPRINT_LOG_LEVEL, IMPRINT_CLIENT_CA, IMPRINT_CRLS
 (comma-separated), IMPRINT_CERT_SUBJECT, IMPRINT_SCRIPTS, IMPRINT_BOOT_URL,
-IMPRINT_BOOT_MENU, IMPRINT_KERNEL_ARGS, IMPRINT_CONFIG.
+IMPRINT_BOOT_MENU, IMPRINT_KERNEL_ARGS, IMPRINT_PXE, IMPRINT_PXE_INTERFACE,
+IMPRINT_PXE_ADDRESS, IMPRINT_CONFIG.
 
 Config file: either a JSON object or "key = value" lines; keys are the flag
 names (data, listen, boot-listen, cert-host, public-url, trusted-proxy,
 log-format, log-level, client-ca, crl, cert-subject, scripts, boot-url,
-boot-menu, kernel-args). Blank lines and lines starting with # are ignored;
+boot-menu, kernel-args, pxe, pxe-interface, pxe-address). Blank lines and lines starting with # are ignored;
 cert-host, trusted-proxy and crl may repeat or hold comma-separated values
 (in JSON: a string or an array of strings). Example:
 
@@ -68,6 +75,7 @@ cert-host, trusted-proxy and crl may repeat or hold comma-separated values
 type serverFlags struct {
 	listen, bootListen, publicURL, logFormat, logLevel, config    optString
 	clientCA, certSubject, scripts, bootURL, bootMenu, kernelArgs optString
+	pxe, pxeInterface, pxeAddress                                 optString
 	certHosts, trustedProxies, crls                               listFlag
 }
 
@@ -114,6 +122,9 @@ func serverConfig(data optString, fl serverFlags, getenv func(string) string, re
 		{"IMPRINT_BOOT_URL", "boot-url"},
 		{"IMPRINT_BOOT_MENU", "boot-menu"},
 		{"IMPRINT_KERNEL_ARGS", "kernel-args"},
+		{"IMPRINT_PXE", "pxe"},
+		{"IMPRINT_PXE_INTERFACE", "pxe-interface"},
+		{"IMPRINT_PXE_ADDRESS", "pxe-address"},
 	}
 	for _, e := range envs {
 		if v := getenv(e.name); v != "" {
@@ -131,6 +142,7 @@ func serverConfig(data optString, fl serverFlags, getenv func(string) string, re
 		{"public-url", fl.publicURL}, {"log-format", fl.logFormat}, {"log-level", fl.logLevel},
 		{"client-ca", fl.clientCA}, {"cert-subject", fl.certSubject}, {"scripts", fl.scripts},
 		{"boot-url", fl.bootURL}, {"boot-menu", fl.bootMenu}, {"kernel-args", fl.kernelArgs},
+		{"pxe", fl.pxe}, {"pxe-interface", fl.pxeInterface}, {"pxe-address", fl.pxeAddress},
 	} {
 		if f.v.set {
 			if err := setConfig(&cfg, f.key, []string{f.v.value}, "--"+f.key); err != nil {
@@ -198,8 +210,17 @@ func setConfig(cfg *server.Config, key string, values []string, where string) er
 	case "kernel-args":
 		// Kept as given: spaces inside are the separators of the arguments.
 		cfg.KernelArgs, err = one()
+	case "pxe":
+		var v string
+		if v, err = one(); err == nil {
+			cfg.PXE, err = parseBool(v, where, key)
+		}
+	case "pxe-interface":
+		cfg.PXEInterface, err = one()
+	case "pxe-address":
+		cfg.PXEServerIP, err = one()
 	default:
-		return fmt.Errorf("config: %s: unknown key %q (known: data, listen, boot-listen, cert-host, public-url, trusted-proxy, log-format, log-level, client-ca, crl, cert-subject, scripts, boot-url, boot-menu, kernel-args)", where, key)
+		return fmt.Errorf("config: %s: unknown key %q (known: data, listen, boot-listen, cert-host, public-url, trusted-proxy, log-format, log-level, client-ca, crl, cert-subject, scripts, boot-url, boot-menu, kernel-args, pxe, pxe-interface, pxe-address)", where, key)
 	}
 	return err
 }
@@ -326,6 +347,9 @@ func runServer(ctx context.Context, a *app, args []string) error {
 	fs.Var(&fl.bootURL, "boot-url", "")
 	fs.Var(&boolOpt{&fl.bootMenu}, "boot-menu", "")
 	fs.Var(&fl.kernelArgs, "kernel-args", "")
+	fs.Var(&boolOpt{&fl.pxe}, "pxe", "")
+	fs.Var(&fl.pxeInterface, "pxe-interface", "")
+	fs.Var(&fl.pxeAddress, "pxe-address", "")
 	if _, err := a.parse(fs, args, 0, 0); err != nil {
 		return err
 	}

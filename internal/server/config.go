@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/imprint-osd/imprint/internal/auth"
@@ -27,6 +28,15 @@ type Config struct {
 	BootURL string // --boot-url, IMPRINT_BOOT_URL
 	// BootMenu shows the iPXE menu (deploy, local disk, shell) before deploying.
 	BootMenu bool // --boot-menu, IMPRINT_BOOT_MENU
+	// PXE runs the built-in proxyDHCP (UDP 67 and 4011) and TFTP (UDP 69)
+	// service beside the site's unchanged DHCP server.
+	PXE bool // --pxe, IMPRINT_PXE
+	// PXEInterface binds the PXE service to one network interface; empty
+	// means all of them.
+	PXEInterface string // --pxe-interface, IMPRINT_PXE_INTERFACE
+	// PXEServerIP is the IPv4 address machines reach the boot port and
+	// TFTP on; empty means the address of the interface a request came in on.
+	PXEServerIP string // --pxe-address, IMPRINT_PXE_ADDRESS
 	// KernelArgs are appended to the boot image's kernel command line.
 	KernelArgs string // --kernel-args, IMPRINT_KERNEL_ARGS
 	// TrustedProxies are CIDRs whose X-Forwarded-For is believed.
@@ -78,6 +88,9 @@ func (c Config) Validate() error {
 			return fmt.Errorf("config: trusted-proxy: %q is not a CIDR", p)
 		}
 	}
+	if err := c.validatePXE(); err != nil {
+		return err
+	}
 	switch c.LogFormat {
 	case "text", "json":
 	default:
@@ -87,6 +100,28 @@ func (c Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("config: log-level: %q is not debug, info, warn or error", c.LogLevel)
+	}
+	return nil
+}
+
+func (c Config) validatePXE() error {
+	if !c.PXE {
+		if c.PXEInterface != "" {
+			return fmt.Errorf("config: pxe-interface: set without pxe (add --pxe)")
+		}
+		if c.PXEServerIP != "" {
+			return fmt.Errorf("config: pxe-address: set without pxe (add --pxe)")
+		}
+		return nil
+	}
+	if c.PXEServerIP != "" {
+		ip := net.ParseIP(c.PXEServerIP)
+		if ip == nil || ip.To4() == nil || ip.IsUnspecified() {
+			return fmt.Errorf("config: pxe-address: %q is not an IPv4 address", c.PXEServerIP)
+		}
+	}
+	if strings.ContainsAny(c.PXEInterface, "/ \t") || len(c.PXEInterface) > 15 {
+		return fmt.Errorf("config: pxe-interface: %q is not a network interface name", c.PXEInterface)
 	}
 	return nil
 }

@@ -223,6 +223,13 @@ func (s *Server) PublicURL() string {
 func (s *Server) Serve(ctx context.Context) error {
 	defer s.close()
 	g, gctx := errgroup.WithContext(ctx)
+	// --pxe: proxyDHCP + TFTP (pxe.go); bound before anything runs, so a
+	// bind error stops start-up cleanly.
+	if s.cfg.PXE {
+		if err := s.startPXE(gctx, g); err != nil {
+			return err
+		}
+	}
 	serve := func(name string, srv *http.Server, ln net.Listener, useTLS bool) {
 		g.Go(func() error {
 			var err error

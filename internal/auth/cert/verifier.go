@@ -135,7 +135,12 @@ func (v *Verifier) TLSConfig(base *tls.Config) *tls.Config {
 	} else {
 		c = base.Clone()
 	}
-	c.ClientAuth = tls.VerifyClientCertIfGiven
+	// Request, not verify: crypto/tls's own check would refuse expired,
+	// unknown-CA and wrong-EKU certificates before VerifyConnection runs,
+	// and OnReject (the audit log) would never see them. verify checks the
+	// chain, validity, EKU, subject rule and revocation itself, so nothing
+	// is lost; ClientCAs still tells clients which CAs we accept.
+	c.ClientAuth = tls.RequestClientCert
 	c.ClientCAs = v.roots
 	c.Time = v.now
 	if c.MinVersion < tls.VersionTLS12 {

@@ -27,7 +27,9 @@ type Config struct {
 	// ServerIP is the IPv4 address machines reach TFTP and the boot port
 	// on. When nil, the answer to a broadcast uses the first IPv4 address
 	// of the interface the request arrived on, and the answer on PortProxy
-	// the address the request was sent to.
+	// the address the request was sent to. The interface is looked up in
+	// the network namespace of the thread handling the packet, so a process
+	// must run the Service wholly inside one namespace.
 	ServerIP net.IP
 	// BootPort is the TCP port of the HTTP boot port.
 	BootPort int

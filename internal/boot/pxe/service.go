@@ -16,7 +16,6 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sys/unix"
 )
 
 // Config configures a Service.
@@ -99,24 +98,10 @@ func Listen(cfg Config) (_ *Service, err error) {
 // SO_REUSEADDR, so it can share port 67 with a DHCP server on this host,
 // and SO_BINDTODEVICE when an interface is configured.
 func (s *Service) listen(port int) (net.PacketConn, error) {
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); serr != nil {
-				return
-			}
-			if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_BROADCAST, 1); serr != nil {
-				return
-			}
-			if s.cfg.Interface != "" {
-				serr = unix.BindToDevice(int(fd), s.cfg.Interface)
-			}
-		})
-		return errors.Join(err, serr)
-	}}
+	lc := net.ListenConfig{Control: socketOptions(s.cfg.Interface)}
 	pc, err := lc.ListenPacket(context.Background(), "udp4", ":"+strconv.Itoa(port))
 	if err != nil {
-		if errors.Is(err, unix.EACCES) {
+		if errors.Is(err, syscall.EACCES) {
 			return nil, fmt.Errorf("pxe: listen on UDP %d: %w (needs root or CAP_NET_BIND_SERVICE)", port, err)
 		}
 		return nil, fmt.Errorf("pxe: listen on UDP %d: %w", port, err)

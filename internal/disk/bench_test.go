@@ -34,6 +34,19 @@ func BenchmarkApplyZstd(b *testing.B) {
 			f.Close()
 		}
 	})
+	b.Run("imprint-no-readback", func(b *testing.B) {
+		b.SetBytes(size)
+		for b.Loop() {
+			f, err := os.Open(zst)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := ApplyRaw(context.Background(), disk, 0, size+2<<20, f, Auto, "", nil, WithoutReadBack()); err != nil {
+				b.Fatal(err)
+			}
+			f.Close()
+		}
+	})
 	b.Run("zstd-dd", func(b *testing.B) {
 		b.SetBytes(size)
 		for b.Loop() {

@@ -35,7 +35,7 @@ func (s *Server) clientCertTLS(base *tls.Config) *tls.Config {
 				if err != nil && len(cs.PeerCertificates) > 0 {
 					s.record(context.Background(), &deploy.AuditEvent{
 						Action: "auth.attempt", Outcome: auth.OutcomeFailure, Source: src,
-						Actor: cs.PeerCertificates[0].Subject.String(),
+						Actor:   cs.PeerCertificates[0].Subject.String(),
 						Details: map[string]string{"method": auth.MethodCertificate, "reason": err.Error()},
 					})
 				}

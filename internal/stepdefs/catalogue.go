@@ -102,6 +102,7 @@ func catalogue() []def {
 				dropdown("ImageFormat", "Image format", "Format of the image; Auto detects it",
 					"Auto", "Auto", "WIM", "WIM", "Raw", "Raw disk image (optionally zstd-compressed)", "Tar", "Tar archive").withDefault("Auto"),
 				text("TargetPartition", "Target partition", "Partition to apply to; empty uses the one Format disk created"),
+				boolean("VerifyWrite", "Read back and compare", "After writing a raw image, read it back from the disk and compare (slower; catches disks that lose writes). The image's SHA-256 is always checked", false),
 				content("Unattend", "Unattend file", "Custom unattend.xml (Windows)", deploy.PurposeOther),
 				dropdown("ContinueMethod", "Continuation method", "How the sequence resumes in the new Windows installation",
 					continueMethods...).withDefault("1"),
@@ -122,10 +123,12 @@ func catalogue() []def {
 		{TypeApplyChromeOSFlex, ourVersion(TypeApplyChromeOSFlex), "Apply ChromeOS Flex", "Operating system",
 			"Writes a ChromeOS Flex image to the whole target disk.", append([]opt{
 				content("Image", "Image", "ChromeOS Flex image (raw .bin, optionally zstd-compressed)", deploy.PurposeOperatingSystem).required(),
+				boolean("VerifyWrite", "Read back and compare", "Read the written image back from the disk and compare (slower)", false),
 			}, diskSelection()...)},
 		{TypeApplyIGEL, ourVersion(TypeApplyIGEL), "Apply IGEL image", "Operating system",
 			"Writes an IGEL OS 12 image to the whole target disk.", append([]opt{
 				content("Image", "Image", "IGEL OS image (raw, optionally zstd-compressed)", deploy.PurposeOperatingSystem).required(),
+				boolean("VerifyWrite", "Read back and compare", "Read the written image back from the disk and compare (slower)", false),
 			}, diskSelection()...)},
 		{TypeCaptureImage, ourVersion(TypeCaptureImage), "Capture image", "Operating system",
 			"Captures a partition into a new version of an operating-system content item.", []opt{

@@ -237,11 +237,11 @@ func (s ApplyOS) Run(ctx context.Context, env *sequence.Env) (sequence.Result, e
 	switch format {
 	case "raw":
 		dst, off, limit := rawTarget(part)
-		w, err := disk.ApplyRaw(ctx, dst, off, limit, in, disk.Auto, sha, nil)
+		w, err := disk.ApplyRaw(ctx, dst, off, limit, in, disk.Auto, sha, nil, readBack(env)...)
 		if err != nil {
 			return sequence.Result{}, err
 		}
-		msg = fmt.Sprintf("Wrote %d bytes (%s, %d stored bytes, SHA-256 %s), verified", w.Bytes, w.Format, w.InputBytes, w.InputSHA256)
+		msg = fmt.Sprintf("Wrote %d bytes (%s, %d stored bytes, SHA-256 %s verified%s)", w.Bytes, w.Format, w.InputBytes, w.InputSHA256, readBackNote(w))
 	case "tar":
 		hr := &hashingReader{r: in, h: sha256.New()}
 		if err := disk.ApplyTar(ctx, part, hr, disk.TarOptions{TempDir: s.D.TempDir}); err != nil {
@@ -345,7 +345,7 @@ func (s WholeDisk) Run(ctx context.Context, env *sequence.Env) (sequence.Result,
 	}
 	defer rc.Close()
 	fmt.Fprintf(env.Log, "Writing %s image %s to %s\n", s.What, info.Item.Name, d)
-	w, err := disk.ApplyRaw(ctx, d.Path, 0, d.Size, s.D.withProgress(rc, info), disk.Auto, info.Version.SHA256, nil)
+	w, err := disk.ApplyRaw(ctx, d.Path, 0, d.Size, s.D.withProgress(rc, info), disk.Auto, info.Version.SHA256, nil, readBack(env)...)
 	if err != nil {
 		return sequence.Result{}, err
 	}
@@ -353,7 +353,7 @@ func (s WholeDisk) Run(ctx context.Context, env *sequence.Env) (sequence.Result,
 	env.Vars.SetInternal(VarDiskIndex, strconv.Itoa(idx))
 	env.Vars.SetInternal(VarOSImageName, info.Item.Name)
 	env.Vars.SetInternal(VarOSImageVer, strconv.Itoa(info.Version.VersionNo))
-	msg := fmt.Sprintf("Wrote %d bytes (%s) to %s, verified", w.Bytes, w.Format, d.Path)
+	msg := fmt.Sprintf("Wrote %d bytes (%s) to %s, SHA-256 verified%s", w.Bytes, w.Format, d.Path, readBackNote(w))
 	fmt.Fprintln(env.Log, msg)
 	return sequence.Result{Output: msg}, nil
 }
@@ -424,4 +424,21 @@ func (s Capture) Run(ctx context.Context, env *sequence.Env) (sequence.Result, e
 	msg := fmt.Sprintf("Captured %s as version %d of %s (%d bytes, SHA-256 %s)", src, v.VersionNo, item, c.n, c.sha)
 	fmt.Fprintln(env.Log, msg)
 	return sequence.Result{Output: msg}, nil
+}
+
+// readBack reads the VerifyWrite option: by default a raw image is trusted
+// once its SHA-256 matches and fsync succeeds; with VerifyWrite the disk is
+// read back and compared too.
+func readBack(env *sequence.Env) []disk.ApplyOption {
+	if strings.EqualFold(strings.TrimSpace(env.Setting("VerifyWrite")), "true") {
+		return nil
+	}
+	return []disk.ApplyOption{disk.WithoutReadBack()}
+}
+
+func readBackNote(w disk.Written) string {
+	if w.SHA256 != "" {
+		return ", read back and compared"
+	}
+	return ""
 }

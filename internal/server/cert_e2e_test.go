@@ -218,18 +218,17 @@ func TestCertificateAuthenticationOverMutualTLS(t *testing.T) {
 		t.Fatalf("sessions = %+v, want one certificate session for CN=pc-01,O=Contoso", sessions)
 	}
 
-	// Every bad certificate is refused in the handshake (the TLS alert is
-	// the reason): it never falls back to an unauthenticated connection.
+	// Every bad certificate is refused in the handshake by the verifier
+	// (chain, validity, usage and the CRL), so it is audited; it never falls
+	// back to an unauthenticated connection.
 	refused := []struct {
 		name  string
 		cert  tls.Certificate
 		alert string
 	}{
-		// Go's own chain check: not yet at the CRL.
-		{"expired", p.expired, "tls: expired certificate"},
-		{"signed by another CA", p.other, "tls: unknown certificate authority"},
+		{"expired", p.expired, "tls: bad certificate"},
+		{"signed by another CA", p.other, "tls: bad certificate"},
 		{"server-auth EKU only", p.srvEKU, "tls: bad certificate"},
-		// The verifier's VerifyConnection: the CRL lists the serial.
 		{"revoked", p.revoked, "tls: bad certificate"},
 	}
 	for _, tc := range refused {
@@ -258,8 +257,9 @@ func TestCertificateAuthenticationOverMutualTLS(t *testing.T) {
 		t.Errorf("no-certificate answer %s differs from the mode-off answer %s", noCert, anonBody)
 	}
 
-	// The audit log has the success with the subject and the refusal, both
-	// under method certificate.
+	// The audit log has the success with the subject, each handshake
+	// refusal with the certificate's subject, and the no-certificate
+	// refusals, all under method certificate.
 	var events []deploy.AuditEvent
 	ts.do(t, "GET", "/admin/v1/audit", nil, &events)
 	type row struct{ Outcome, Actor, Device string }
@@ -271,6 +271,10 @@ func TestCertificateAuthenticationOverMutualTLS(t *testing.T) {
 	}
 	want := []row{
 		{auth.OutcomeSuccess, "CN=pc-01,O=Contoso", "cert-good"},
+		{auth.OutcomeFailure, p.expired.Leaf.Subject.String(), ""},
+		{auth.OutcomeFailure, p.other.Leaf.Subject.String(), ""},
+		{auth.OutcomeFailure, p.srvEKU.Leaf.Subject.String(), ""},
+		{auth.OutcomeFailure, p.revoked.Leaf.Subject.String(), ""},
 		{auth.OutcomeFailure, "", "cert-none"},
 		{auth.OutcomeFailure, "", "cert-none"},
 	}
@@ -383,4 +387,26 @@ func TestCertificateModeAndPrecedence(t *testing.T) {
 			t.Fatalf("certificate outside the subject rule: err = %v, want a bad-certificate alert", err)
 		}
 	})
+}
+
+// A certificate revoked while the server runs stops working once the CRL
+// files are read again, with no restart (CT-3).
+func TestRevocationTakesEffectWithoutRestart(t *testing.T) {
+	p := newDevicePKI(t, time.Now().Add(7*24*time.Hour))
+	ts := startCertServer(t, p, func(c *server.Config) { c.CRLReload = 50 * time.Millisecond })
+	if resp, body, err := certLogin(t, ts, ts.certClient(&p.good, nil), "pc"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("good certificate before revocation: %v %v %s", err, resp, body)
+	}
+	p.ca.writeCRL(t, p.crlFile, 2, time.Now().Add(-time.Minute), time.Now().Add(7*24*time.Hour), p.revoked, p.good)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, _, err := certLogin(t, ts, ts.certClient(&p.good, nil), "pc")
+		if err != nil && strings.Contains(err.Error(), "bad certificate") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the revoked certificate still works after the CRL changed (last err %v)", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -55,7 +55,11 @@ func (s *Server) reloadCRLs(ctx context.Context) {
 	if s.certs == nil {
 		return
 	}
-	t := time.NewTicker(time.Minute)
+	every := s.cfg.CRLReload
+	if every <= 0 {
+		every = time.Minute
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {

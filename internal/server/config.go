@@ -48,6 +48,8 @@ type Config struct {
 	ClientCAFile       string   // --client-ca, IMPRINT_CLIENT_CA
 	CRLFiles           []string // --crl (repeatable), IMPRINT_CRLS (comma-separated)
 	CertSubjectPattern string   // --cert-subject, IMPRINT_CERT_SUBJECT: anchored regexp on subject DN or a SAN
+	// CRLReload is how often the CRL files are read again (default 1m).
+	CRLReload time.Duration
 	// ScriptsDir holds server-side scripts; default DIR/scripts.
 	ScriptsDir string // --scripts, IMPRINT_SCRIPTS
 	// PasscodeArgon2 overrides the Argon2id cost (tests use a cheap one);

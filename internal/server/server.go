@@ -102,9 +102,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 		MinVersion:   tls.VersionTLS12,
 		Certificates: []tls.Certificate{s.tls.Certificate},
 	}
-	if s.certs != nil {
-		tlsCfg = s.certs.TLSConfig(tlsCfg)
-	}
+	tlsCfg = s.clientCertTLS(tlsCfg)
 	s.api = &http.Server{
 		Handler:           s.apiRoutes(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -248,6 +246,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	serve("boot", s.boot, s.bootLn, false)
 	serve("admin", s.admin, s.adminLn, false)
 	g.Go(func() error { s.janitor(gctx); return nil })
+	g.Go(func() error { s.reloadCRLs(gctx); return nil })
 	s.log.Info("imprint server started",
 		"api", "https://"+s.apiLn.Addr().String(), "boot", "http://"+s.bootLn.Addr().String(),
 		"socket", s.Socket(), "ca", CACertPath(s.cfg.DataDir), "ca_sha256", s.CAFingerprint())

@@ -245,25 +245,10 @@ func (db *DB) AuditEvents(ctx context.Context, afterSeq int64, limit int) ([]*de
 		q += ` LIMIT ?`
 		args = append(args, limit)
 	}
-	events := []*deploy.AuditEvent{}
-	err := db.read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var doc string
-			if err := rows.Scan(&doc); err != nil {
-				return err
-			}
-			e := new(deploy.AuditEvent)
-			if err := decode(doc, e); err != nil {
-				return err
-			}
-			events = append(events, e)
-		}
-		return rows.Err()
+	var events []*deploy.AuditEvent
+	err := db.read(ctx, func(tx *sql.Tx) (err error) {
+		events, err = queryDocs[deploy.AuditEvent](ctx, tx, q, args...)
+		return err
 	})
 	if err != nil {
 		return nil, err

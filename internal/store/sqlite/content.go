@@ -91,23 +91,8 @@ func (db *DB) ContentItem(ctx context.Context, id string) (*deploy.ContentItem, 
 func (db *DB) ContentItems(ctx context.Context) ([]*deploy.ContentItem, error) {
 	var items []*deploy.ContentItem
 	err := db.read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT doc FROM content_items ORDER BY name, id`)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var doc string
-			if err := rows.Scan(&doc); err != nil {
-				return err
-			}
-			c := new(deploy.ContentItem)
-			if err := decode(doc, c); err != nil {
-				return err
-			}
-			items = append(items, c)
-		}
-		if err := rows.Err(); err != nil {
+		var err error
+		if items, err = queryDocs[deploy.ContentItem](ctx, tx, `SELECT doc FROM content_items ORDER BY name, id`); err != nil {
 			return err
 		}
 		vs, err := queryVersions(ctx, tx, `SELECT doc FROM content_versions ORDER BY item_id, version_no`)
@@ -378,24 +363,15 @@ func putVersion(ctx context.Context, tx *sql.Tx, v *deploy.ContentVersion) error
 
 // queryVersions runs a SELECT of version docs and groups them by item.
 func queryVersions(ctx context.Context, tx *sql.Tx, query string, args ...any) (map[string][]deploy.ContentVersion, error) {
-	rows, err := tx.QueryContext(ctx, query, args...)
+	vs, err := queryDocs[deploy.ContentVersion](ctx, tx, query, args...)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
 	out := map[string][]deploy.ContentVersion{}
-	for rows.Next() {
-		var doc string
-		if err := rows.Scan(&doc); err != nil {
-			return nil, err
-		}
-		var v deploy.ContentVersion
-		if err := decode(doc, &v); err != nil {
-			return nil, err
-		}
-		out[v.ContentItemID] = append(out[v.ContentItemID], v)
+	for _, v := range vs {
+		out[v.ContentItemID] = append(out[v.ContentItemID], *v)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func blobHashes(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]string, error) {

@@ -254,23 +254,8 @@ func (db *DB) RunEvents(ctx context.Context, runID string, afterSeq int64) ([]*d
 		if !found {
 			return errNotFound("run", runID)
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT doc FROM run_events WHERE run_id = ? AND seq > ? ORDER BY seq`, runID, afterSeq)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var doc string
-			if err := rows.Scan(&doc); err != nil {
-				return err
-			}
-			e := new(deploy.RunEvent)
-			if err := decode(doc, e); err != nil {
-				return err
-			}
-			events = append(events, e)
-		}
-		return rows.Err()
+		events, err = queryDocs[deploy.RunEvent](ctx, tx, `SELECT doc FROM run_events WHERE run_id = ? AND seq > ? ORDER BY seq`, runID, afterSeq)
+		return err
 	})
 	if err != nil {
 		return nil, err

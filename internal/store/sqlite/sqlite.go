@@ -244,6 +244,29 @@ func decode(s string, v any) error {
 	return nil
 }
 
+// queryDocs runs query (selecting one doc column) and decodes every row
+// into a new T.
+func queryDocs[T any](ctx context.Context, tx *sql.Tx, query string, args ...any) ([]*T, error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []*T{}
+	for rows.Next() {
+		var doc string
+		if err := rows.Scan(&doc); err != nil {
+			return nil, err
+		}
+		v := new(T)
+		if err := decode(doc, v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 // exists reports whether query (a SELECT of one row) finds anything.
 func exists(ctx context.Context, tx *sql.Tx, query string, args ...any) (bool, error) {
 	var one int

@@ -2,7 +2,6 @@ package pe_test
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -11,31 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/imprint-osd/imprint/internal/pe"
+	"github.com/imprint-osd/imprint/internal/ptytest"
 )
-
-// newPTY opens a pseudo-terminal pair: the master plays the technician's
-// keyboard and screen, the slave is the agent's console.
-func newPTY(t *testing.T) (master, slave *os.File) {
-	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals here: %v", err)
-	}
-	t.Cleanup(func() { m.Close() })
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return m, s
-}
 
 // readUntil reads the master until want appears or the (generous)
 // deadline passes, and returns everything read.
@@ -58,7 +34,7 @@ func readUntil(t *testing.T, m *os.File, want string) string {
 }
 
 func TestReadSecretOnTerminal(t *testing.T) {
-	m, s := newPTY(t)
+	m, s := ptytest.Open(t)
 	type result struct {
 		line string
 		err  error
@@ -94,7 +70,7 @@ func TestReadSecretOnTerminal(t *testing.T) {
 }
 
 func TestNoEcho(t *testing.T) {
-	m, s := newPTY(t)
+	m, s := ptytest.Open(t)
 	restore, err := pe.NoEcho(s)
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +122,7 @@ func TestShellOnTerminal(t *testing.T) {
 	if _, err := os.Stat(pe.ShellPath); err != nil {
 		t.Skipf("no %s here", pe.ShellPath)
 	}
-	m, s := newPTY(t)
+	m, s := ptytest.Open(t)
 	done := make(chan error, 1)
 	go func() { done <- pe.Shell(s.Name()) }()
 	readUntil(t, m, "type exit to return")

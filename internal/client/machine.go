@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,12 +75,19 @@ func NewMachinePinned(baseURL, caSHA256 string, opts ...MachineOption) (*Machine
 	if err != nil {
 		return nil, err
 	}
+	// The name to check comes from the URL: the TLS state has no server
+	// name when the URL holds an IP address, and the check must not lapse.
+	u, err := url.Parse(strings.TrimSpace(baseURL))
+	if err != nil || u.Hostname() == "" {
+		return nil, deploy.Errorf(deploy.KindInvalid, "server URL %q has no host", baseURL)
+	}
+	host := u.Hostname()
 	cfg := &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		// Verification is done by VerifyConnection against the pinned root.
 		InsecureSkipVerify: true, //nolint:gosec // replaced by the pin check below
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			return verifyPinned(cs, want)
+			return verifyPinned(cs, want, host)
 		},
 	}
 	return newMachine(baseURL, cfg, opts)
@@ -95,7 +103,7 @@ func parseFingerprint(s string) ([]byte, error) {
 }
 
 // verifyPinned checks the chain against the pinned certificate.
-func verifyPinned(cs tls.ConnectionState, want []byte) error {
+func verifyPinned(cs tls.ConnectionState, want []byte, host string) error {
 	if len(cs.PeerCertificates) == 0 {
 		return errors.New("server presented no certificate")
 	}
@@ -121,7 +129,7 @@ func verifyPinned(cs tls.ConnectionState, want []byte) error {
 		// A self-signed server certificate pinned directly.
 		return nil
 	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: cs.ServerName}); err != nil {
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: host}); err != nil {
 		return fmt.Errorf("server certificate does not verify against the pinned CA: %w", err)
 	}
 	return nil

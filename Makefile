@@ -15,7 +15,8 @@ TEST_NEEDS := zstd:zstd xz:xz-utils sgdisk:gdisk sfdisk:fdisk mdir:mtools \
 	grub-mkrescue:grub-common xorriso:xorriso /usr/lib/grub/i386-pc:grub-pc-bin \
 	/usr/lib/grub/x86_64-efi:grub-efi-amd64-bin qemu-system-x86_64:qemu-system-x86 \
 	/usr/share/OVMF/OVMF_CODE_4M.fd:ovmf /usr/lib/ipxe/qemu/efi-virtio.rom:ipxe-qemu \
-	/usr/share/seabios/bios-256k.bin:seabios ip:iproute2 dpkg-deb:dpkg
+	/usr/share/seabios/bios-256k.bin:seabios ip:iproute2 dpkg-deb:dpkg \
+	dnsmasq:dnsmasq-base /usr/lib/ipxe/ipxe.efi:ipxe
 
 .PHONY: build run test deps vet unit e2e bench clean
 

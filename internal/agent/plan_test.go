@@ -37,7 +37,7 @@ func loadCompat(t *testing.T) compatLoader {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(compatDir, "*.json"))
 	if err != nil || len(files) == 0 {
-		t.Skipf("compat corpus not found at %s: %v", compatDir, err)
+		t.Fatalf("compat corpus not found at %s (../shared must sit beside the repository): %v", compatDir, err)
 	}
 	l := compatLoader{}
 	for _, f := range files {

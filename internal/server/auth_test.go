@@ -380,3 +380,51 @@ func TestRunEndClosesOpenGroups(t *testing.T) {
 		}
 	}
 }
+
+// loginFrom posts a wrong passcode with an X-Forwarded-For header.
+func loginFrom(t *testing.T, ts *testServer, xff string) int {
+	t.Helper()
+	req, _ := http.NewRequest("POST", ts.apiURL("/v1/auth/token"),
+		strings.NewReader(`{"method":"passcode","passcode":"Wrong-Horse-Battery-42"}`))
+	req.Header.Set("X-Forwarded-For", xff)
+	resp, err := ts.api.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// X-Forwarded-For decides the throttled source only when the direct peer
+// is a configured proxy; otherwise a client cannot escape the throttle by
+// inventing addresses.
+func TestForwardedForOnlyFromTrustedProxies(t *testing.T) {
+	t.Run("untrusted peer", func(t *testing.T) {
+		ts := startAuthServer(t)
+		ts.adminJSON(t, "PUT", "/admin/v1/passcode", map[string]string{"passcode": "Correct-Horse-Battery-42"}, nil)
+		last := 0
+		for i := 0; i < 8; i++ {
+			last = loginFrom(t, ts, fmt.Sprintf("203.0.113.%d", i+1))
+		}
+		if last != http.StatusTooManyRequests {
+			t.Fatalf("8 failures with invented forwarded addresses: last status %d, want 429", last)
+		}
+	})
+	t.Run("trusted proxy", func(t *testing.T) {
+		ts := startServerWith(t, t.TempDir(), func(c *server.Config) {
+			c.PasscodeArgon2 = testArgon2
+			c.TrustedProxies = []string{"127.0.0.0/8", "::1/128"}
+		})
+		ts.adminJSON(t, "PUT", "/admin/v1/passcode", map[string]string{"passcode": "Correct-Horse-Battery-42"}, nil)
+		last := 0
+		for i := 0; i < 8; i++ {
+			last = loginFrom(t, ts, "203.0.113.7")
+		}
+		if last != http.StatusTooManyRequests {
+			t.Fatalf("8 failures from one forwarded client: last status %d, want 429", last)
+		}
+		if got := loginFrom(t, ts, "203.0.113.8"); got != http.StatusUnauthorized {
+			t.Fatalf("another client behind the same proxy: %d, want 401 (not throttled)", got)
+		}
+	})
+}

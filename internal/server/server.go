@@ -80,6 +80,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	if s.blobs.Cleaned > 0 {
 		log.Info("removed temporary files of interrupted uploads", "count", s.blobs.Cleaned)
 	}
+	if n, err := s.sweepBlobs(ctx); err != nil {
+		return nil, err
+	} else if n > 0 {
+		log.Info("removed content blobs no version references", "count", n)
+	}
 	if s.tls, err = loadOrCreateTLS(filepath.Join(cfg.DataDir, "tls"), s.certHosts(), s.now()); err != nil {
 		return nil, err
 	}

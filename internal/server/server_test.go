@@ -370,3 +370,44 @@ func TestImportExportCompatCorpus(t *testing.T) {
 		})
 	}
 }
+
+// Blobs a rejected folder upload stored before it failed are removed at
+// the next start; blobs a version uses stay.
+func TestStartSweepsUnreferencedBlobs(t *testing.T) {
+	dir := t.TempDir()
+	ts := startServer(t, dir)
+	item := createItem(t, ts, deploy.ContentFolder, deploy.PurposeOther)
+	v, resp := upload(t, ts, item.ID, bytes.NewReader(tarOf(t, map[string]string{"keep.txt": "kept bytes"})), "")
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("upload: %d", resp.StatusCode)
+	}
+	// A tar whose second entry is refused, after the first was stored.
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "a.txt", Mode: 0o644, Size: 12, Typeflag: tar.TypeReg})
+	tw.Write([]byte("orphan bytes"))
+	tw.WriteHeader(&tar.Header{Name: "link", Linkname: "/etc/passwd", Typeflag: tar.TypeSymlink})
+	tw.Close()
+	_, resp = upload(t, ts, item.ID, &buf, "")
+	wantError(t, resp, 400, "invalid", "link")
+	orphan := sha([]byte("orphan bytes"))
+	if _, err := os.Stat(blobPath(dir, orphan)); err != nil {
+		t.Fatalf("expected the rejected upload to leave its first blob: %v", err)
+	}
+	ts.stop()
+	// A crash between a blob's rename and its row's commit leaves one too.
+	crashed := sha([]byte("crashed upload"))
+	os.MkdirAll(filepath.Dir(blobPath(dir, crashed)), 0o755)
+	if err := os.WriteFile(blobPath(dir, crashed), []byte("crashed upload"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	startServer(t, dir)
+	for _, h := range []string{orphan, crashed} {
+		if _, err := os.Stat(blobPath(dir, h)); !os.IsNotExist(err) {
+			t.Errorf("unreferenced blob %s still there after restart: %v", h[:12], err)
+		}
+	}
+	if _, err := os.Stat(blobPath(dir, v.Manifest.Files[0].SHA256)); err != nil {
+		t.Errorf("a used blob was swept: %v", err)
+	}
+}

@@ -202,18 +202,35 @@ func randomHex(n int) string {
 // Env is one test's world: a network namespace and a running server with
 // its own data directory.
 type Env struct {
-	t      *testing.T
-	A      *Artifacts
-	Dir    string // per-test scratch (t.TempDir)
-	Data   string // the server's data directory
-	NS     string
+	t    *testing.T
+	A    *Artifacts
+	Dir  string // per-test scratch (t.TempDir)
+	Data string // the server's data directory
+	NS   string
+	// LAN, when set, is the bridged LAN the server's namespace hangs off
+	// (envOptions.LAN); nil means the server listens on loopback.
+	LAN    *LAN
 	srvLog string
 	admin  *http.Client
+}
+
+// envOptions change the world newEnvWith makes.
+type envOptions struct {
+	// LAN puts the server's namespace on a bridged LAN with dnsmasq as the
+	// site's DHCP server (lan.go) and runs the server there with its
+	// built-in proxyDHCP and TFTP (--pxe).
+	LAN bool
 }
 
 // newEnv creates the namespace, installs the boot image and starts the
 // server; everything is torn down in t.Cleanup.
 func newEnv(t *testing.T) *Env {
+	t.Helper()
+	return newEnvWith(t, envOptions{})
+}
+
+// newEnvWith is newEnv with options.
+func newEnvWith(t *testing.T, o envOptions) *Env {
 	t.Helper()
 	a := artifacts(t)
 	e := &Env{t: t, A: a, Dir: t.TempDir(), NS: "imprint-e2e-" + randomHex(4)}
@@ -230,6 +247,9 @@ func newEnv(t *testing.T) *Env {
 	})
 	if _, err := run(ctx, "ip", "-n", e.NS, "link", "set", "lo", "up"); err != nil {
 		t.Fatal(err)
+	}
+	if o.LAN {
+		e.LAN = newLAN(t, e.Dir, e.NS)
 	}
 	images := filepath.Join(server.BootImagesDir(e.Data), "x86_64")
 	if err := os.MkdirAll(images, 0o755); err != nil {
@@ -292,6 +312,10 @@ func linkOrCopy(src, dst string) error {
 // serverArgs are the flags of `imprint server`: no boot menu, so the
 // deploy entry boots at once.
 func (e *Env) serverArgs() []string {
+	if e.LAN != nil {
+		return append([]string{"--data", e.Data, "server"},
+			append(lanServerArgs(), "--boot-menu=false", "--log-level", "debug")...)
+	}
 	return []string{"--data", e.Data, "server",
 		"--listen", fmt.Sprintf("127.0.0.1:%d", apiPort),
 		"--boot-listen", fmt.Sprintf("127.0.0.1:%d", bootPort),

@@ -37,6 +37,14 @@ type VMOptions struct {
 	ISO string
 	// NoReboot makes a guest reboot end QEMU instead.
 	NoReboot bool
+	// LAN puts the NIC on the test's bridged LAN (envOptions.LAN) through
+	// its tap, with no boot file given: the firmware learns everything
+	// from DHCP. Otherwise the NIC is on QEMU's user network, whose DHCP
+	// names the boot script.
+	LAN bool
+	// NoOptionROM runs the NIC without iPXE's option ROM (UEFI only), so
+	// OVMF's own driver and PXE client boot it instead of iPXE.
+	NoOptionROM bool
 }
 
 // VM is a running QEMU.
@@ -90,11 +98,24 @@ func (e *Env) StartVM(o VMOptions) *VM {
 	if _, err := os.Stat(rom); err != nil {
 		t.Skipf("host prerequisite missing: %s (install ipxe-qemu)", rom)
 	}
-	args := []string{"netns", "exec", e.NS, "qemu-system-x86_64",
+	if o.NoOptionROM {
+		if o.Firmware != UEFI {
+			t.Fatal("VMOptions.NoOptionROM is for UEFI machines: SeaBIOS has no network driver of its own")
+		}
+		rom = "" // romfile= with no file: QEMU loads none
+	}
+	ns, netdev := e.NS, fmt.Sprintf("user,id=n0,bootfile=http://%s:%d/boot.ipxe", guestHost, bootPort)
+	if o.LAN {
+		if e.LAN == nil {
+			t.Fatal("VMOptions.LAN needs an Env made with envOptions{LAN: true}")
+		}
+		ns, netdev = e.LAN.NS, "tap,id=n0,ifname="+lanTap+",script=no,downscript=no"
+	}
+	args := []string{"netns", "exec", ns, "qemu-system-x86_64",
 		"-cpu", "max", // RDRAND: without it the guest's getrandom blocks DHCP for minutes
 		"-m", "1024", "-smp", "1",
 		"-nographic", "-serial", "stdio", "-monitor", "none",
-		"-netdev", fmt.Sprintf("user,id=n0,bootfile=http://%s:%d/boot.ipxe", guestHost, bootPort),
+		"-netdev", netdev,
 		"-drive", "file=" + o.Disk + ",if=none,id=d0,format=raw",
 	}
 	nicIndex, diskIndex := 2, 1

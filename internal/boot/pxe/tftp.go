@@ -161,9 +161,24 @@ func (s *TFTPServer) handle(ctx context.Context, log *slog.Logger, local, remote
 	defer f.Close()
 	log.Info("tftp: read", "remote", remote.String(), "name", name, "size", size, "options", req.options)
 	if err := t.send(req, f, size); err != nil {
+		var ce *clientError
+		if errors.As(err, &ce) && ce.code == errOptionRefuse {
+			// UEFI firmware asks for the size (tsize) and then ends that
+			// transfer to start the real one: normal, not a failure.
+			log.Debug("tftp: client ended the transfer after option negotiation", "remote", remote.String(), "name", name, "err", err)
+			return
+		}
 		log.Warn("tftp: transfer failed", "remote", remote.String(), "name", name, "err", err)
 	}
 }
+
+// clientError is an ERROR packet the client sent.
+type clientError struct {
+	code uint16
+	msg  string
+}
+
+func (e *clientError) Error() string { return fmt.Sprintf("client error %d: %s", e.code, e.msg) }
 
 type transfer struct {
 	conn    *net.UDPConn
@@ -274,7 +289,7 @@ func (t *transfer) exchange(p []byte, block uint16) error {
 					return nil
 				}
 			case opERROR:
-				return fmt.Errorf("client error %d: %s", binary.BigEndian.Uint16(buf[2:]), bytes.TrimRight(buf[4:n], "\x00"))
+				return &clientError{code: binary.BigEndian.Uint16(buf[2:]), msg: string(bytes.TrimRight(buf[4:n], "\x00"))}
 			}
 		}
 	}

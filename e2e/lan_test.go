@@ -22,7 +22,9 @@ var (
 	reFwPXEStart = regexp.MustCompile(`Start PXE over IPv4`)
 	reFwStation  = regexp.MustCompile(`Station IP address is ` + ipv4Group)
 	reFwServer   = regexp.MustCompile(`Server IP address is ` + ipv4Group)
-	reFwNBP      = regexp.MustCompile(`NBP filename is (\S+)`)
+	// The name must end its line: the console arrives in chunks, and a
+	// chunk boundary inside "ipxe.efi" must not match as "ipxe.e".
+	reFwNBP      = regexp.MustCompile(`NBP filename is (\S+)[ \t]*\r?\n`)
 	reIPXEConfig = regexp.MustCompile(`Configuring \(net\d`)
 	reIPXEServer = regexp.MustCompile(`Next server: [^\r\n]*?` + ipv4Group)
 	reIPXEScript = regexp.MustCompile(`http://` + regexp.QuoteMeta(lanServerIP) + `:\d+/boot\.ipxe`)

@@ -36,6 +36,10 @@ deps:
 		*) PATH="$$PATH:/usr/sbin:/sbin" command -v $$need >/dev/null 2>&1 || pkgs="$$pkgs $$pkg" ;; \
 		esac; \
 	done; \
+	if ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then \
+		echo "apt has no package lists (the e2e tests download a kernel with apt-get): apt-get update"; \
+		apt-get update -qq; \
+	fi; \
 	if [ -n "$$pkgs" ]; then \
 		echo "installing test dependencies:$$pkgs"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$pkgs; \

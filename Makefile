@@ -36,7 +36,7 @@ deps:
 		*) PATH="$$PATH:/usr/sbin:/sbin" command -v $$need >/dev/null 2>&1 || pkgs="$$pkgs $$pkg" ;; \
 		esac; \
 	done; \
-	if ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then \
+	if ! ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1; then \
 		echo "apt has no package lists (the e2e tests download a kernel with apt-get): apt-get update"; \
 		apt-get update -qq; \
 	fi; \

@@ -329,7 +329,8 @@ func newLogger(a *app, format, level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(a.stderr, opts))
 }
 
-func runServer(ctx context.Context, a *app, args []string) error {
+// serverFlagSet declares every `imprint server` flag on a new flag set.
+func serverFlagSet(a *app) (*flags, *serverFlags) {
 	var fl serverFlags
 	fs := a.flagSet("imprint server", usageServer)
 	fs.Var(&fl.listen, "listen", "")
@@ -350,10 +351,15 @@ func runServer(ctx context.Context, a *app, args []string) error {
 	fs.Var(&boolOpt{&fl.pxe}, "pxe", "")
 	fs.Var(&fl.pxeInterface, "pxe-interface", "")
 	fs.Var(&fl.pxeAddress, "pxe-address", "")
+	return fs, &fl
+}
+
+func runServer(ctx context.Context, a *app, args []string) error {
+	fs, fl := serverFlagSet(a)
 	if _, err := a.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
-	cfg, err := serverConfig(a.dataDir, fl, a.getenv, os.ReadFile)
+	cfg, err := serverConfig(a.dataDir, *fl, a.getenv, os.ReadFile)
 	if err != nil {
 		return usagef(err.Error(), "run 'imprint server -h' for the flags, variables and file format")
 	}

@@ -2,10 +2,7 @@ package cli
 
 import (
 	"io/fs"
-	"strings"
 	"testing"
-
-	"github.com/google/go-cmp/cmp"
 
 	"github.com/imprint-osd/imprint/internal/server"
 )
@@ -34,13 +31,7 @@ func TestServerConfigPXE(t *testing.T) {
 	}
 	env := map[string]string{"IMPRINT_CONFIG": "pxe.conf", "IMPRINT_PXE": "1",
 		"IMPRINT_PXE_INTERFACE": "env0", "IMPRINT_PXE_ADDRESS": "10.9.9.9"}
-	tests := []struct {
-		name    string
-		flags   serverFlags
-		env     map[string]string
-		want    server.Config
-		wantErr string
-	}{
+	tests := []serverConfigCase{
 		{name: "default off", want: with(false, "", "")},
 		{name: "file", flags: serverFlags{config: set("pxe.conf")}, want: with(true, "eth1", "10.0.0.5")},
 		{name: "JSON file", flags: serverFlags{config: set("pxe.json")}, want: with(true, "br0", "")},
@@ -59,23 +50,7 @@ func TestServerConfigPXE(t *testing.T) {
 		{name: "hostname as address", flags: serverFlags{pxe: set("true"), pxeAddress: set("imprint.lan")}, wantErr: `config: pxe-address: "imprint.lan" is not an IPv4 address`},
 		{name: "bad interface name", flags: serverFlags{pxe: set("true"), pxeInterface: set("../eth0")}, wantErr: `config: pxe-interface: "../eth0" is not a network interface name`},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := serverConfig(optString{}, tt.flags, func(k string) string { return tt.env[k] }, readFile)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error = %v, want it to contain %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("config (-want +got):\n%s", diff)
-			}
-		})
-	}
+	checkServerConfig(t, tests, readFile)
 }
 
 // TestServerPXEFlag checks --pxe works bare and with a value through the
@@ -90,18 +65,7 @@ func TestServerPXEFlag(t *testing.T) {
 		{[]string{"--pxe=false"}, false},
 		{[]string{"--pxe=true", "--pxe-interface", "eth0"}, true},
 	} {
-		var fl serverFlags
-		a := &app{getenv: func(string) string { return "" }}
-		fs := a.flagSet("imprint server", usageServer)
-		fs.Var(&boolOpt{&fl.pxe}, "pxe", "")
-		fs.Var(&fl.pxeInterface, "pxe-interface", "")
-		if _, err := a.parse(fs, tt.args, 0, 0); err != nil {
-			t.Fatalf("%v: %v", tt.args, err)
-		}
-		cfg, err := serverConfig(optString{}, fl, a.getenv, nil)
-		if err != nil {
-			t.Fatalf("%v: %v", tt.args, err)
-		}
+		cfg := parseServerFlags(t, tt.args)
 		if cfg.PXE != tt.want {
 			t.Errorf("%v: PXE = %v, want %v", tt.args, cfg.PXE, tt.want)
 		}

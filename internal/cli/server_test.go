@@ -173,13 +173,7 @@ kernel-args = console=ttyS0,115200 quiet
 		"IMPRINT_CERT_SUBJECT": "CN=env", "IMPRINT_SCRIPTS": "/env/scripts", "IMPRINT_BOOT_URL": "http://env:7282",
 		"IMPRINT_BOOT_MENU": "true", "IMPRINT_KERNEL_ARGS": "env=1",
 	}
-	tests := []struct {
-		name    string
-		flags   serverFlags
-		env     map[string]string
-		want    server.Config
-		wantErr string
-	}{
+	tests := []serverConfigCase{
 		{name: "file", flags: serverFlags{config: set("auth.conf")}, want: fromFile},
 		{name: "JSON file", flags: serverFlags{config: set("auth.json")}, want: with(func(c *server.Config) {
 			c.CRLFiles, c.BootMenu, c.KernelArgs = []string{"/x.crl"}, false, "ip=dhcp"
@@ -198,6 +192,21 @@ kernel-args = console=ttyS0,115200 quiet
 		{name: "bad boot-menu in file", flags: serverFlags{config: set("bad-menu.conf")}, wantErr: `bad-menu.conf:1: boot-menu: "maybe" is not true or false`},
 		{name: "bad boot-menu in env", env: map[string]string{"IMPRINT_BOOT_MENU": "sometimes"}, wantErr: `IMPRINT_BOOT_MENU: boot-menu: "sometimes" is not true or false`},
 	}
+	checkServerConfig(t, tests, readFile)
+}
+
+// serverConfigCase is one row of a serverConfig table.
+type serverConfigCase struct {
+	name    string
+	flags   serverFlags
+	env     map[string]string
+	want    server.Config
+	wantErr string
+}
+
+// checkServerConfig runs serverConfig for each case against readFile.
+func checkServerConfig(t *testing.T, tests []serverConfigCase, readFile func(string) ([]byte, error)) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := serverConfig(optString{}, tt.flags, func(k string) string { return tt.env[k] }, readFile)
@@ -217,6 +226,22 @@ kernel-args = console=ttyS0,115200 quiet
 	}
 }
 
+// parseServerFlags parses args with the real `imprint server` flag set and
+// returns the resulting configuration.
+func parseServerFlags(t *testing.T, args []string) server.Config {
+	t.Helper()
+	a := &app{getenv: func(string) string { return "" }}
+	fs, fl := serverFlagSet(a)
+	if _, err := a.parse(fs, args, 0, 0); err != nil {
+		t.Fatalf("%v: %v", args, err)
+	}
+	cfg, err := serverConfig(optString{}, *fl, a.getenv, nil)
+	if err != nil {
+		t.Fatalf("%v: %v", args, err)
+	}
+	return cfg
+}
+
 // TestServerBootMenuFlag checks --boot-menu works bare and with a value
 // through the real flag parsing.
 func TestServerBootMenuFlag(t *testing.T) {
@@ -229,17 +254,7 @@ func TestServerBootMenuFlag(t *testing.T) {
 		{[]string{"--boot-menu=false"}, false},
 		{[]string{"--boot-menu=true"}, true},
 	} {
-		var fl serverFlags
-		a := &app{getenv: func(string) string { return "" }}
-		fs := a.flagSet("imprint server", usageServer)
-		fs.Var(&boolOpt{&fl.bootMenu}, "boot-menu", "")
-		if _, err := a.parse(fs, tt.args, 0, 0); err != nil {
-			t.Fatalf("%v: %v", tt.args, err)
-		}
-		cfg, err := serverConfig(optString{}, fl, a.getenv, nil)
-		if err != nil {
-			t.Fatalf("%v: %v", tt.args, err)
-		}
+		cfg := parseServerFlags(t, tt.args)
 		if cfg.BootMenu != tt.want {
 			t.Errorf("%v: BootMenu = %v, want %v", tt.args, cfg.BootMenu, tt.want)
 		}

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -84,13 +83,7 @@ func TestUEFIBareMetal(t *testing.T) {
 	}
 	t.Logf("deployed OS booted and powered off at %.1fs", c.Elapsed().Seconds())
 
-	run, err := e.lastRun(ctx, ts.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := checkRun(run, linuxSteps); err != nil {
-		t.Error(err)
-	}
+	e.checkLastRun(t, ctx, ts.ID, linuxSteps)
 	for _, p := range linuxDiskProblems(ctx, disk, osimg, UEFI) {
 		t.Error(p)
 	}
@@ -136,13 +129,7 @@ func TestBIOSBareMetal(t *testing.T) {
 	disk := filepath.Join(e.Dir, "disk.img")
 	vm := e.StartVM(VMOptions{Name: "bios", Firmware: BIOS, Disk: disk, DiskSize: 1 << 30, NoReboot: true})
 	deployToEnd(t, ctx, vm, ts.Name)
-	run, err := e.lastRun(ctx, ts.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := checkRun(run, []string{"Linux", "Format disk", "Apply operating system", "Reboot"}); err != nil {
-		t.Error(err)
-	}
+	e.checkLastRun(t, ctx, ts.ID, []string{"Linux", "Format disk", "Apply operating system", "Reboot"})
 	for _, p := range linuxDiskProblems(ctx, disk, osimg, BIOS) {
 		t.Error(p)
 	}
@@ -157,11 +144,7 @@ func TestBIOSBareMetal(t *testing.T) {
 func TestWIMOnNTFS(t *testing.T) {
 	start := time.Now()
 	e := newEnv(t)
-	for _, tool := range []string{"wimlib-imagex", "ntfsls", "ntfscat"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("host prerequisite missing: %s (see e2e/README.md)", tool)
-		}
-	}
+	needTools(t, "wimlib-imagex", "ntfsls", "ntfscat")
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	wim := e.buildWIM(ctx)
@@ -172,13 +155,7 @@ func TestWIMOnNTFS(t *testing.T) {
 	disk := filepath.Join(e.Dir, "disk.img")
 	vm := e.StartVM(VMOptions{Name: "wim", Firmware: UEFI, Disk: disk, DiskSize: 3 << 30, NoReboot: true})
 	deployToEnd(t, ctx, vm, ts.Name)
-	run, err := e.lastRun(ctx, ts.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := checkRun(run, []string{"Linux", "Format disk", "Apply operating system", "Reboot"}); err != nil {
-		t.Error(err)
-	}
+	e.checkLastRun(t, ctx, ts.ID, []string{"Linux", "Format disk", "Apply operating system", "Reboot"})
 	if err := sgdiskVerify(ctx, disk); err != nil {
 		t.Error(err)
 	}
@@ -211,11 +188,7 @@ func TestWIMOnNTFS(t *testing.T) {
 func TestISOBoot(t *testing.T) {
 	start := time.Now()
 	e := newEnv(t)
-	for _, tool := range []string{"grub-mkrescue", "xorriso", "mformat"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("host prerequisite missing: %s (see e2e/README.md)", tool)
-		}
-	}
+	needTools(t, "grub-mkrescue", "xorriso", "mformat")
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	iso := filepath.Join(e.Dir, "imprint.iso")
@@ -232,13 +205,7 @@ func TestISOBoot(t *testing.T) {
 	if b, _ := os.ReadFile(e.srvLog); strings.Contains(string(b), "boot script") {
 		t.Errorf("the machine network-booted; it should have booted from the ISO")
 	}
-	run, err := e.lastRun(ctx, ts.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := checkRun(run, linuxSteps); err != nil {
-		t.Error(err)
-	}
+	e.checkLastRun(t, ctx, ts.ID, linuxSteps)
 	for _, p := range linuxDiskProblems(ctx, disk, osimg, UEFI) {
 		t.Error(p)
 	}

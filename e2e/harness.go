@@ -85,11 +85,7 @@ func requireRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("e2e tests need root (network namespaces); run them as root")
 	}
-	for _, tool := range []string{"ip", "qemu-system-x86_64", "apt-get", "dpkg-deb", "depmod", "objcopy", "mkfs.ext4", "zstd", "sgdisk", "e2fsck", "mdir"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("host prerequisite missing: %s (see e2e/README.md; make deps installs it)", tool)
-		}
-	}
+	needTools(t, "ip", "qemu-system-x86_64", "apt-get", "dpkg-deb", "depmod", "objcopy", "mkfs.ext4", "zstd", "sgdisk", "e2fsck", "mdir")
 }
 
 // cacheDir is where downloads are kept across runs.
@@ -425,4 +421,28 @@ func (e *Env) imprint(ctx context.Context, stdin string, args ...string) ([]byte
 		return stdout.Bytes(), fmt.Errorf("imprint %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(stderr.Bytes()))
 	}
 	return stdout.Bytes(), nil
+}
+
+// needTools skips the test when a host program it drives is missing;
+// `make deps` installs them all, so under `make test` nothing skips.
+func needTools(t testing.TB, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("host prerequisite missing: %s (see e2e/README.md; make deps installs it)", tool)
+		}
+	}
+}
+
+// checkLastRun checks the server's newest run of ts: succeeded, with
+// exactly the wanted steps, each succeeded.
+func (e *Env) checkLastRun(t *testing.T, ctx context.Context, tsID string, want []string) {
+	t.Helper()
+	run, err := e.lastRun(ctx, tsID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkRun(run, want); err != nil {
+		t.Error(err)
+	}
 }

@@ -5,7 +5,6 @@ package e2e
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -164,11 +163,7 @@ func TestDeployedOSBoots(t *testing.T) {
 // reported.
 func TestHostNTFSChecks(t *testing.T) {
 	a := artifacts(t)
-	for _, tool := range []string{"wimlib-imagex", "mkntfs", "ntfsls", "ntfscat"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("host prerequisite missing: %s (see e2e/README.md)", tool)
-		}
-	}
+	needTools(t, "wimlib-imagex", "mkntfs", "ntfsls", "ntfscat")
 	e := &Env{t: t, A: a, Dir: t.TempDir()}
 	ctx := context.Background()
 	wim := e.buildWIM(ctx)

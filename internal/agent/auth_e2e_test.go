@@ -23,11 +23,11 @@ import (
 	"time"
 
 	"github.com/imprint-osd/imprint/internal/agent"
-	"github.com/imprint-osd/imprint/internal/auth"
 	"github.com/imprint-osd/imprint/internal/auth/entra/entratest"
 	"github.com/imprint-osd/imprint/internal/client"
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/server"
+	"github.com/imprint-osd/imprint/internal/server/servertest"
 )
 
 const (
@@ -49,28 +49,8 @@ type realServer struct {
 
 func startRealServer(t *testing.T, edit func(*server.Config)) *realServer {
 	t.Helper()
-	dir := t.TempDir()
-	cfg := server.DefaultConfig()
-	cfg.DataDir, cfg.Listen, cfg.BootListen = dir, "127.0.0.1:0", "127.0.0.1:0"
-	cfg.PasscodeArgon2 = auth.Argon2Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
-	if edit != nil {
-		edit(&cfg)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := server.Open(ctx, cfg, nil)
-	if err != nil {
-		cancel()
-		t.Fatalf("open server: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	ca, err := os.ReadFile(server.CACertPath(dir))
+	s := servertest.Start(t, edit)
+	ca, err := os.ReadFile(server.CACertPath(s.DataDir()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,48 +2,20 @@ package cli_test
 
 import (
 	"context"
-	"errors"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/imprint-osd/imprint/internal/auth"
 	"github.com/imprint-osd/imprint/internal/client"
 	"github.com/imprint-osd/imprint/internal/server"
+	"github.com/imprint-osd/imprint/internal/server/servertest"
 )
 
-// startAuthServer is startServer with a cheap Argon2 cost; it also returns
-// a machine client of the HTTPS API that trusts DIR/tls/ca.crt.
 func startAuthServer(t *testing.T) (string, *client.Machine) {
 	t.Helper()
-	dir := t.TempDir()
-	cfg := server.DefaultConfig()
-	cfg.DataDir = dir
-	cfg.Listen, cfg.BootListen = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.PasscodeArgon2 = auth.Argon2Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan *server.Server, 1)
-	errc := make(chan error, 1)
-	go func() {
-		errc <- server.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), func(s *server.Server) { ready <- s })
-	}()
-	var srv *server.Server
-	select {
-	case srv = <-ready:
-	case err := <-errc:
-		cancel()
-		t.Fatalf("server did not start: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-errc; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("server: %v", err)
-		}
-	})
-	ca, err := os.ReadFile(filepath.Join(dir, "tls", "ca.crt"))
+	srv := servertest.Start(t, nil)
+	ca, err := os.ReadFile(server.CACertPath(srv.DataDir()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +23,7 @@ func startAuthServer(t *testing.T) (string, *client.Machine) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return dir, m
+	return srv.DataDir(), m
 }
 
 func TestPasscodeEndToEnd(t *testing.T) {

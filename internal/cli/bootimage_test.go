@@ -8,8 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,7 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/imprint-osd/imprint/internal/bootimage"
-	"github.com/imprint-osd/imprint/internal/server"
+	"github.com/imprint-osd/imprint/internal/server/servertest"
 )
 
 func TestBuildPlanDefaults(t *testing.T) {
@@ -121,26 +119,8 @@ func TestRegisterNeedsServer(t *testing.T) {
 // version, twice: the second time as a new version of the same item, and
 // only the image's three files.
 func TestRegisterBootImage(t *testing.T) {
-	dir := t.TempDir()
-	cfg := server.DefaultConfig()
-	cfg.DataDir, cfg.Listen, cfg.BootListen = dir, "127.0.0.1:0", "127.0.0.1:0"
-	ctx, cancel := context.WithCancel(context.Background())
-	ready, errc := make(chan struct{}), make(chan error, 1)
-	go func() {
-		errc <- server.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), func(*server.Server) { close(ready) })
-	}()
-	select {
-	case <-ready:
-	case err := <-errc:
-		cancel()
-		t.Fatalf("server did not start: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-errc; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("server: %v", err)
-		}
-	})
+	dir := servertest.Start(t, nil).DataDir()
+	ctx := context.Background()
 
 	imgDir := t.TempDir()
 	for name, body := range map[string]string{"vmlinuz": "kernel", "initrd.img": "initramfs", "manifest.json": "{}", "stray.tmp": "not uploaded"} {

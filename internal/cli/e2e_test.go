@@ -7,9 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -19,7 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/imprint-osd/imprint/internal/cli"
-	"github.com/imprint-osd/imprint/internal/server"
+	"github.com/imprint-osd/imprint/internal/server/servertest"
 )
 
 // compatDir holds the DeployR exports every import must accept.
@@ -29,31 +27,7 @@ const compatDir = "../../../shared/compat/deployr"
 // loopback listeners on free ports and returns the data directory.
 func startServer(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	cfg := server.DefaultConfig()
-	cfg.DataDir = dir
-	cfg.Listen = "127.0.0.1:0"
-	cfg.BootListen = "127.0.0.1:0"
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	errc := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	go func() {
-		errc <- server.Run(ctx, cfg, log, func(*server.Server) { close(ready) })
-	}()
-	select {
-	case <-ready:
-	case err := <-errc:
-		cancel()
-		t.Fatalf("server did not start: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-errc; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("server: %v", err)
-		}
-	})
-	return dir
+	return servertest.Start(t, nil).DataDir()
 }
 
 // result is the outcome of one imprint invocation.

@@ -3,48 +3,24 @@ package client_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/imprint-osd/imprint/internal/auth"
 	"github.com/imprint-osd/imprint/internal/client"
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/server"
+	"github.com/imprint-osd/imprint/internal/server/servertest"
 )
 
 // startAuthServer runs the real server with a cheap Argon2 cost and
 // returns an admin client and a machine client of its HTTPS API.
 func startAuthServer(t *testing.T) (*client.Admin, *client.Machine) {
 	t.Helper()
-	cfg := server.DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.Listen, cfg.BootListen = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.PasscodeArgon2 = auth.Argon2Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan *server.Server, 1)
-	errc := make(chan error, 1)
-	go func() {
-		errc <- server.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), func(s *server.Server) { ready <- s })
-	}()
-	var srv *server.Server
-	select {
-	case srv = <-ready:
-	case err := <-errc:
-		cancel()
-		t.Fatalf("server did not start: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-errc; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("server: %v", err)
-		}
-	})
-	ca, err := os.ReadFile(server.CACertPath(cfg.DataDir))
+	srv := servertest.Start(t, nil)
+	ca, err := os.ReadFile(server.CACertPath(srv.DataDir()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +28,7 @@ func startAuthServer(t *testing.T) (*client.Admin, *client.Machine) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return client.NewAdmin(server.SocketPath(cfg.DataDir)), m
+	return client.NewAdmin(srv.Socket()), m
 }
 
 func TestPasscodeSessionsAuditRuns(t *testing.T) {

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -14,35 +12,14 @@ import (
 
 	"github.com/imprint-osd/imprint/internal/client"
 	"github.com/imprint-osd/imprint/internal/deploy"
-	"github.com/imprint-osd/imprint/internal/server"
+	"github.com/imprint-osd/imprint/internal/server/servertest"
 )
 
 // startServer runs the real server in-process on a fresh data directory
 // and returns a client of its admin socket.
 func startServer(t *testing.T) *client.Admin {
 	t.Helper()
-	cfg := server.DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.Listen, cfg.BootListen = "127.0.0.1:0", "127.0.0.1:0"
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	errc := make(chan error, 1)
-	go func() {
-		errc <- server.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), func(*server.Server) { close(ready) })
-	}()
-	select {
-	case <-ready:
-	case err := <-errc:
-		cancel()
-		t.Fatalf("server did not start: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-errc; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("server: %v", err)
-		}
-	})
-	return client.NewAdmin(server.SocketPath(cfg.DataDir))
+	return client.NewAdmin(servertest.Start(t, nil).Socket())
 }
 
 func TestContentVersionLifecycle(t *testing.T) {

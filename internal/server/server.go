@@ -202,6 +202,9 @@ func (s *Server) APIAddr() net.Addr  { return s.apiLn.Addr() }
 func (s *Server) BootAddr() net.Addr { return s.bootLn.Addr() }
 func (s *Server) Socket() string     { return SocketPath(s.cfg.DataDir) }
 
+// DataDir is the server's data directory.
+func (s *Server) DataDir() string { return s.cfg.DataDir }
+
 // CAFingerprint is the SHA-256 of the CA certificate agents pin.
 func (s *Server) CAFingerprint() string { return s.tls.Fingerprint() }
 

@@ -18,9 +18,6 @@ var DefaultLibDirs = []string{
 	"/lib64", "/usr/lib64", "/lib", "/usr/lib",
 }
 
-// defaultInterp is the x86-64 glibc dynamic loader.
-const defaultInterp = "/lib64/ld-linux-x86-64.so.2"
-
 // CheckStatic returns nil when path is a statically linked ELF executable
 // (no PT_INTERP program header), as /init must be: nothing in the
 // initramfs would load its libraries.

@@ -6,8 +6,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/google/uuid"
-
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/deployrjson"
 	"github.com/imprint-osd/imprint/internal/sequence/validate"
@@ -306,6 +304,3 @@ func (s *Server) deleteTS(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
-
-// newID returns a lowercase GUID.
-func newID() string { return uuid.NewString() }

@@ -2,7 +2,6 @@ package disksteps
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"regexp"
 	"strconv"
@@ -225,12 +224,4 @@ func CaptureLevel(s string) (int, error) {
 		return n, nil
 	}
 	return 0, deploy.Errorf(deploy.KindInvalid, "Compression %q is not Zstd, None, a WIM compression or a zstd level 1-22", s)
-}
-
-func parseRef(s string) (deploy.Ref, error) {
-	ref, err := deploy.ParseRef(strings.TrimSpace(s))
-	if err != nil {
-		return deploy.Ref{}, fmt.Errorf("content option Image: %w", err)
-	}
-	return ref, nil
 }

@@ -428,3 +428,26 @@ func TestForwardedForOnlyFromTrustedProxies(t *testing.T) {
 		}
 	})
 }
+
+// A burst of failures across many sources writes an alert to the audit
+// log (the throttle's global threshold, 50 a minute by default).
+func TestFailureBurstRaisesAuditAlert(t *testing.T) {
+	ts := startServerWith(t, t.TempDir(), func(c *server.Config) {
+		c.PasscodeArgon2 = testArgon2
+		c.TrustedProxies = []string{"127.0.0.0/8", "::1/128"}
+	})
+	ts.adminJSON(t, "PUT", "/admin/v1/passcode", map[string]string{"passcode": "Correct-Horse-Battery-42"}, nil)
+	for i := 0; i < 60; i++ {
+		if got := loginFrom(t, ts, fmt.Sprintf("198.51.100.%d", i+1)); got != http.StatusUnauthorized {
+			t.Fatalf("attempt %d: %d, want 401", i, got)
+		}
+	}
+	var events []deploy.AuditEvent
+	ts.do(t, "GET", "/admin/v1/audit", nil, &events)
+	for _, e := range events {
+		if e.Action == "auth.alert" && e.Outcome == auth.OutcomeAlert {
+			return
+		}
+	}
+	t.Fatalf("no auth.alert in the audit log after 60 failures from 60 sources")
+}

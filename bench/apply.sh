@@ -2,11 +2,12 @@
 # The agent's raw-image path (internal/disk.ApplyRaw: zstd decode, write,
 # fsync, SHA-256 of the stored image; optionally read-back verification) against
 # `zstd -dc IMAGE | dd of=DISK bs=4M` on the same 256 MiB image and disk
-# file, in one benchmark process. Prints MB/s of each and the ratio.
+# file, in one benchmark process. Prints MB/s of each, the ratio, and the
+# bytes allocated per image (-benchmem).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${1:-3}
-out=$(go test -run '^$' -bench 'BenchmarkApplyZstd' -benchtime 3x -count "$count" ./internal/disk/)
+out=$(go test -run '^$' -bench 'BenchmarkApplyZstd' -benchmem -benchtime 3x -count "$count" ./internal/disk/)
 echo "$out" | grep -E '^Benchmark'
 echo "$out" | awk '
 	function mbs() { for (i = 1; i <= NF; i++) if ($(i+1) == "MB/s") return $i }

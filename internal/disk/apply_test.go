@@ -5,6 +5,7 @@ package disk
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -163,6 +165,38 @@ func TestApplyRawBadInput(t *testing.T) {
 			_, err := ApplyRaw(t.Context(), img, 1<<20, 32<<20, bytes.NewReader(tt.in), tt.format, tt.sha, nil)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestApplyRawDiskFull writes to /dev/full, whose every write fails with
+// ENOSPC: the error must name the disk's failure and the offset, not blame
+// the image stream, for every decoding path (the zstd and gzip decoders
+// write their own blocks; xz goes through a copy buffer).
+func TestApplyRawDiskFull(t *testing.T) {
+	needTools(t, "zstd", "gzip", "xz")
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full")
+	}
+	raw := testImage(t, 3<<20)
+	for _, tool := range []string{"zstd", "gzip", "xz", ""} {
+		file := raw
+		if tool != "" {
+			file = compress(t, raw, tool, "-q")
+		}
+		t.Run(cmp.Or(tool, "raw"), func(t *testing.T) {
+			in, err := os.Open(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer in.Close()
+			w, err := ApplyRaw(t.Context(), "/dev/full", 0, 1<<30, in, Auto, "", nil)
+			if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "write at 0") || strings.Contains(err.Error(), "stream after") {
+				t.Errorf("err = %v, want ENOSPC at offset 0 reported as a write failure", err)
+			}
+			if w.Bytes != 0 {
+				t.Errorf("Bytes = %d, want 0", w.Bytes)
 			}
 		})
 	}

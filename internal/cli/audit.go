@@ -39,7 +39,11 @@ func runAudit(ctx context.Context, a *app, args []string) error {
 	if *after < 0 || *limit < 0 {
 		return usagef("imprint audit: --after and --limit must not be negative", usageAudit)
 	}
-	events, err := a.client().AuditEvents(ctx, *after, *limit)
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	events, err := c.AuditEvents(ctx, *after, *limit)
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
@@ -79,7 +83,11 @@ func details(m map[string]string) string {
 }
 
 func auditVerify(ctx context.Context, a *app) error {
-	n, err := a.client().VerifyAudit(ctx)
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	n, err := c.VerifyAudit(ctx)
 	if err != nil {
 		return fmt.Errorf("audit verify: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 
 	"github.com/imprint-osd/imprint/internal/bootimage"
+	"github.com/imprint-osd/imprint/internal/client"
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/server"
 )
@@ -29,11 +30,12 @@ Subcommands:
         where the running server's boot port serves it at once. When the
         server is running, the image is also registered as a BootImage
         content item ("Imprint boot image VERSION").
-  iso --out FILE [--server URL] [--image DIR]
+  iso --out FILE [--server URL] [--ca FILE] [--image DIR]
         write a hybrid BIOS+UEFI ISO of the boot image in --image (default
         DIR/boot/images/x86_64) with the server URL (the https URL machines
-        use to reach the API, as in imprint server --public-url) and the
-        fingerprint of DIR/tls/ca.crt built in
+        use to reach the API, as in imprint server --public-url; asked of
+        the running server when not given) and the fingerprint of the CA
+        certificate (--ca, default DIR/tls/ca.crt) built in
 
 DIR is the data directory (--data).
 `
@@ -140,7 +142,10 @@ var bootImageFiles = [...]string{bootimage.VmlinuzName, bootimage.InitrdName, bo
 // registerBootImage adds img as a Folder version of the BootImage item
 // named after its kernel, creating the item the first time.
 func (a *app) registerBootImage(ctx context.Context, img *bootimage.Image) (*deploy.ContentItem, *deploy.ContentVersion, error) {
-	c := a.client()
+	c, err := a.client()
+	if err != nil {
+		return nil, nil, err
+	}
 	name := "Imprint boot image " + img.Manifest.KernelVersion
 	items, err := c.ContentItems(ctx)
 	if err != nil {
@@ -201,7 +206,6 @@ func writeFilesTar(ctx context.Context, w io.Writer, dir string, names []string)
 func bootimageISO(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("imprint bootimage iso", usageBootimage)
 	out := fs.String("out", "", "")
-	serverURL := fs.String("server", "", "")
 	imageDir := fs.String("image", "", "")
 	if _, err := a.parse(fs, args, 0, 0); err != nil {
 		return err
@@ -210,18 +214,25 @@ func bootimageISO(ctx context.Context, a *app, args []string) error {
 	if *out == "" {
 		return usagef("bootimage iso: --out FILE is required", hint)
 	}
-	if *serverURL == "" {
-		if info, err := a.client().Info(ctx); err == nil {
-			*serverURL = info.PublicURL
+	// The global --server names the server; without it, a server running
+	// on this data directory tells its public URL.
+	serverURL := a.remoteURL()
+	if serverURL == "" {
+		if info, err := client.NewAdmin(server.SocketPath(a.data())).Info(ctx); err == nil {
+			serverURL = info.PublicURL
 		}
 	}
-	if *serverURL == "" {
+	if serverURL == "" {
 		return usagef("bootimage iso: --server URL is required when the server is not running: the https URL machines use to reach the API, e.g. https://imprint.example.org:7281 (the server's --public-url)", hint)
 	}
 	if *imageDir == "" {
 		*imageDir = filepath.Join(server.BootImagesDir(a.data()), "x86_64")
 	}
-	fp, err := caFingerprint(server.CACertPath(a.data()))
+	caFile := a.caPath()
+	if caFile == "" {
+		caFile = server.CACertPath(a.data())
+	}
+	fp, err := caFingerprint(caFile)
 	if err != nil {
 		return fmt.Errorf("bootimage iso: %w", err)
 	}
@@ -229,13 +240,13 @@ func bootimageISO(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return fmt.Errorf("bootimage iso: %w (run 'imprint bootimage build' first)", err)
 	}
-	if err := bootimage.BuildISO(ctx, *out, img, *serverURL, fp); err != nil {
+	if err := bootimage.BuildISO(ctx, *out, img, serverURL, fp); err != nil {
 		return fmt.Errorf("bootimage iso: %w", err)
 	}
 	if a.jsonOut {
-		return a.printJSON(map[string]string{"iso": *out, "server": *serverURL, "caSHA256": fp, "kernelVersion": img.Manifest.KernelVersion})
+		return a.printJSON(map[string]string{"iso": *out, "server": serverURL, "caSHA256": fp, "kernelVersion": img.Manifest.KernelVersion})
 	}
-	fmt.Fprintf(a.stdout, "wrote %s (kernel %s, server %s, CA sha256 %s)\n", *out, img.Manifest.KernelVersion, *serverURL, fp)
+	fmt.Fprintf(a.stdout, "wrote %s (kernel %s, server %s, CA sha256 %s)\n", *out, img.Manifest.KernelVersion, serverURL, fp)
 	return nil
 }
 

@@ -144,7 +144,11 @@ func TestRegisterBootImage(t *testing.T) {
 		itemID = item.ID
 	}
 	var buf bytes.Buffer
-	if _, err := a.client().DownloadContentVersion(ctx, itemID, 2, &buf); err != nil {
+	c, err := a.client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DownloadContentVersion(ctx, itemID, 2, &buf); err != nil {
 		t.Fatal(err)
 	}
 	var names []string

@@ -74,7 +74,11 @@ func contentAdd(ctx context.Context, a *app, args []string) error {
 	if *desc != "" {
 		item.Description = deploy.StrPtr(*desc)
 	}
-	out, err := a.client().CreateContentItem(ctx, item)
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	out, err := c.CreateContentItem(ctx, item)
 	if err != nil {
 		return fmt.Errorf("content add: %w", err)
 	}
@@ -154,7 +158,10 @@ func contentVersion(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return usagef("content version: "+err.Error(), "run 'imprint content -h' for usage")
 	}
-	c := a.client()
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
 	item, err := c.ContentItem(ctx, id)
 	if err != nil {
 		return fmt.Errorf("content version: %w", err)
@@ -236,7 +243,11 @@ func contentList(ctx context.Context, a *app, args []string) error {
 	if _, err := a.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
-	items, err := a.client().ContentItems(ctx)
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	items, err := c.ContentItems(ctx)
 	if err != nil {
 		return fmt.Errorf("content list: %w", err)
 	}
@@ -261,7 +272,10 @@ func contentShow(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	c := a.client()
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
 	if *no > 0 {
 		v, err := c.ContentVersion(ctx, pos[0], *no)
 		if err != nil {
@@ -341,7 +355,10 @@ func contentRm(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	c := a.client()
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
 	if *no > 0 {
 		if err := c.DeleteContentVersion(ctx, pos[0], *no); err != nil {
 			return fmt.Errorf("content rm: %w", err)
@@ -368,7 +385,10 @@ func contentGet(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	c := a.client()
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
 	if *no <= 0 {
 		item, err := c.ContentItem(ctx, pos[0])
 		if err != nil {

@@ -44,6 +44,7 @@ func commands() []command {
 		{"ts", "import, export, validate and create task sequences", runTS},
 		{"passcode", "set, generate, rotate and clear the boot passcode", runPasscode},
 		{"sessions", "list and revoke agent sessions", runSessions},
+		{"token", "create, list and revoke admin tokens for --server", runToken},
 		{"security", "show and set the client authentication modes", runSecurity},
 		{"audit", "list and verify the audit log", runAudit},
 		{"runs", "list, show and follow task-sequence runs", runRuns},
@@ -64,9 +65,12 @@ type app struct {
 	// isTerminal reports whether w is an interactive terminal (progress bars).
 	isTerminal func(w io.Writer) bool
 
-	dataDir optString // --data
-	jsonOut bool      // --json
-	admin   *client.Admin
+	dataDir   optString // --data
+	jsonOut   bool      // --json
+	serverURL optString // --server: administer a remote server over HTTPS
+	tokenFile optString // --token-file: the admin token for --server
+	caFile    optString // --ca: the CA certificate that --server's certificate chains to
+	admin     *client.Admin
 }
 
 // Main runs the imprint command line with args (without the program name)
@@ -118,11 +122,17 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 
 // usageMain is the help text of the top level; the command list is added
 // from the dispatch table.
-const usageMain = `usage: imprint [--data DIR] [--json] COMMAND [ARGS]
+const usageMain = `usage: imprint [--data DIR | --server URL [--ca FILE] [--token-file FILE]] [--json] COMMAND [ARGS]
 
 Global flags (accepted before or after the command):
-  --data DIR   data directory of the server (default $IMPRINT_DATA, else ./imprint-data)
-  --json       print results as JSON instead of tables
+  --data DIR          data directory of the server (default $IMPRINT_DATA, else ./imprint-data);
+                      commands reach the server through DIR/imprint.sock
+  --server URL        administer the server at URL (https://HOST:7281) instead, with an
+                      admin token (default $IMPRINT_SERVER)
+  --ca FILE           CA certificate the server's certificate chains to: the server's
+                      DIR/tls/ca.crt (default $IMPRINT_CA, else the system's roots)
+  --token-file FILE   file holding the admin token (default: the token in $IMPRINT_TOKEN)
+  --json              print results as JSON instead of tables
 `
 
 func (a *app) mainUsage() string {
@@ -218,6 +228,9 @@ func (a *app) flagSet(name, usage string) *flags {
 	fs.Usage = func() {} // printed by parseFlags, only for -h
 	fs.Var(&a.dataDir, "data", "data directory")
 	fs.BoolVar(&a.jsonOut, "json", a.jsonOut, "print JSON")
+	fs.Var(&a.serverURL, "server", "remote server URL")
+	fs.Var(&a.tokenFile, "token-file", "admin token file")
+	fs.Var(&a.caFile, "ca", "CA certificate file")
 	return &flags{FlagSet: fs, usage: usage}
 }
 
@@ -276,12 +289,70 @@ func (a *app) data() string {
 	return server.DefaultConfig().DataDir
 }
 
-// client returns the admin client for the data directory's socket.
-func (a *app) client() *client.Admin {
-	if a.admin == nil {
-		a.admin = client.NewAdmin(server.SocketPath(a.data()))
+// client returns the admin client: over HTTPS with an admin token when a
+// server URL is given (--server or $IMPRINT_SERVER), else over the data
+// directory's socket.
+func (a *app) client() (*client.Admin, error) {
+	if a.admin != nil {
+		return a.admin, nil
 	}
-	return a.admin
+	url := a.remoteURL()
+	if url == "" {
+		a.admin = client.NewAdmin(server.SocketPath(a.data()))
+		return a.admin, nil
+	}
+	token, err := a.adminToken()
+	if err != nil {
+		return nil, err
+	}
+	var caPEM []byte
+	if ca := a.caPath(); ca != "" {
+		if caPEM, err = os.ReadFile(ca); err != nil {
+			return nil, fmt.Errorf("--ca: %w", err)
+		}
+	}
+	if a.admin, err = client.NewRemoteAdmin(url, token, caPEM); err != nil {
+		return nil, err
+	}
+	return a.admin, nil
+}
+
+// remoteURL is --server, else $IMPRINT_SERVER: the server to administer
+// over HTTPS instead of through the local socket.
+func (a *app) remoteURL() string {
+	if a.serverURL.set {
+		return a.serverURL.value
+	}
+	return a.getenv("IMPRINT_SERVER")
+}
+
+// caPath is --ca, else $IMPRINT_CA.
+func (a *app) caPath() string {
+	if a.caFile.set {
+		return a.caFile.value
+	}
+	return a.getenv("IMPRINT_CA")
+}
+
+// adminToken reads the admin token from --token-file, else $IMPRINT_TOKEN.
+// There is no flag holding the token itself: other users of the machine
+// can read a command line.
+func (a *app) adminToken() (string, error) {
+	if a.tokenFile.set {
+		b, err := os.ReadFile(a.tokenFile.value)
+		if err != nil {
+			return "", fmt.Errorf("--token-file: %w", err)
+		}
+		if tok := strings.TrimSpace(string(b)); tok != "" {
+			return tok, nil
+		}
+		return "", fmt.Errorf("--token-file: %s is empty", a.tokenFile.value)
+	}
+	if tok := strings.TrimSpace(a.getenv("IMPRINT_TOKEN")); tok != "" {
+		return tok, nil
+	}
+	return "", usagef("a remote server needs an admin token: set IMPRINT_TOKEN or pass --token-file FILE",
+		"create one on the server with 'imprint token create NAME'")
 }
 
 // subcommand dispatches args[0] of a group to its function.

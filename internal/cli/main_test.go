@@ -120,7 +120,7 @@ func TestHelp(t *testing.T) {
 	if code := r.run("help"); code != exitOK {
 		t.Fatalf("exit = %d", code)
 	}
-	if !strings.Contains(r.stdout.String(), "usage: imprint [--data DIR] [--json] COMMAND") {
+	if !strings.Contains(r.stdout.String(), "usage: imprint [--data DIR | --server URL [--ca FILE] [--token-file FILE]] [--json] COMMAND") {
 		t.Errorf("stdout = %q", r.stdout)
 	}
 	if code := r.run("ts", "import", "-h"); code != exitOK {

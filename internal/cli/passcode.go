@@ -49,7 +49,11 @@ func passcodeSet(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return fmt.Errorf("passcode set: %w", err)
 	}
-	ch, err := a.client().SetPasscode(ctx, code)
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	ch, err := c.SetPasscode(ctx, code)
 	if err != nil {
 		return fmt.Errorf("passcode set: %w", err)
 	}
@@ -61,7 +65,11 @@ func passcodeGenerate(ctx context.Context, a *app, args []string) error {
 	if _, err := a.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
-	ch, err := a.client().GeneratePasscode(ctx)
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	ch, err := c.GeneratePasscode(ctx)
 	if err != nil {
 		return fmt.Errorf("passcode generate: %w", err)
 	}
@@ -93,7 +101,11 @@ func passcodeRotate(ctx context.Context, a *app, args []string) error {
 			return fmt.Errorf("passcode rotate: %w", err)
 		}
 	}
-	ch, err := a.client().RotatePasscode(ctx, code, d)
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	ch, err := c.RotatePasscode(ctx, code, d)
 	if err != nil {
 		return fmt.Errorf("passcode rotate: %w", err)
 	}
@@ -122,7 +134,11 @@ func passcodeStatus(ctx context.Context, a *app, args []string) error {
 	if _, err := a.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
-	st, err := a.client().PasscodeStatus(ctx)
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	st, err := c.PasscodeStatus(ctx)
 	if err != nil {
 		return fmt.Errorf("passcode status: %w", err)
 	}
@@ -169,7 +185,11 @@ func passcodeClear(ctx context.Context, a *app, args []string) error {
 			return fmt.Errorf("passcode clear: not confirmed; nothing changed")
 		}
 	}
-	ch, err := a.client().ClearPasscode(ctx)
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	ch, err := c.ClearPasscode(ctx)
 	if err != nil {
 		return fmt.Errorf("passcode clear: %w", err)
 	}

@@ -58,7 +58,11 @@ func runsList(ctx context.Context, a *app, args []string) error {
 	default:
 		return usagef(fmt.Sprintf("runs list: --state %q is not pending, running, succeeded, failed, lost or canceled", *state), "run 'imprint runs -h' for usage")
 	}
-	runs, err := a.client().Runs(ctx, f)
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	runs, err := c.Runs(ctx, f)
 	if err != nil {
 		return fmt.Errorf("runs list: %w", err)
 	}
@@ -86,7 +90,11 @@ func runsShow(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	r, err := a.client().Run(ctx, pos[0])
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	r, err := c.Run(ctx, pos[0])
 	if err != nil {
 		return fmt.Errorf("runs show: %w", err)
 	}
@@ -140,7 +148,10 @@ func runsLogs(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	c := a.client()
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
 	if *name == "" {
 		if *out != "" {
 			return usagef("runs logs: -o needs --name (which bundle to download)", "run 'imprint runs logs ID' to list the bundles")
@@ -187,7 +198,10 @@ func runsEvents(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	id := pos[0]
-	c := a.client()
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
 	var after int64
 	print := func() error {
 		evs, err := c.RunEvents(ctx, id, after)

@@ -44,7 +44,11 @@ func securityShow(ctx context.Context, a *app, args []string) error {
 	if _, err := a.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
-	sec, err := a.client().Security(ctx)
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	sec, err := c.Security(ctx)
 	if err != nil {
 		return fmt.Errorf("security show: %w", err)
 	}
@@ -71,7 +75,11 @@ func securitySet(ctx context.Context, a *app, args []string) error {
 		default:
 			return usagef(fmt.Sprintf("security set anonymous: %q is not on or off", pos[0]), hint)
 		}
-		sec, err := a.client().SetAnonymous(ctx, on)
+		c, err := a.client()
+		if err != nil {
+			return err
+		}
+		sec, err := c.SetAnonymous(ctx, on)
 		if err != nil {
 			return fmt.Errorf("security set anonymous: %w", err)
 		}
@@ -96,7 +104,11 @@ func securitySet(ctx context.Context, a *app, args []string) error {
 		case cfg.ClientID == "":
 			return usagef("security set entra: --client is required (the application id of the app registration)", hint)
 		}
-		sec, err := a.client().SetEntra(ctx, cfg)
+		c, err := a.client()
+		if err != nil {
+			return err
+		}
+		sec, err := c.SetEntra(ctx, cfg)
 		if err != nil {
 			return fmt.Errorf("security set entra: %w", err)
 		}
@@ -114,7 +126,11 @@ func securityClear(ctx context.Context, a *app, args []string) error {
 	if pos[0] != "entra" {
 		return usagef(fmt.Sprintf("security clear: unknown setting %q (only entra can be cleared; anonymous is 'set anonymous off')", pos[0]), "")
 	}
-	sec, err := a.client().ClearEntra(ctx)
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	sec, err := c.ClearEntra(ctx)
 	if err != nil {
 		return fmt.Errorf("security clear entra: %w", err)
 	}

@@ -30,7 +30,11 @@ func sessionsList(ctx context.Context, a *app, args []string) error {
 	if _, err := a.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
-	list, err := a.client().Sessions(ctx, *all)
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	list, err := c.Sessions(ctx, *all)
 	if err != nil {
 		return fmt.Errorf("sessions list: %w", err)
 	}
@@ -62,7 +66,11 @@ func sessionsRevoke(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := a.client().RevokeSession(ctx, pos[0]); err != nil {
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	if err := c.RevokeSession(ctx, pos[0]); err != nil {
 		return fmt.Errorf("sessions revoke: %w", err)
 	}
 	if !a.jsonOut {

@@ -32,7 +32,11 @@ func stepdefList(ctx context.Context, a *app, args []string) error {
 	if _, err := a.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
-	defs, err := a.client().StepDefinitions(ctx)
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	defs, err := c.StepDefinitions(ctx)
 	if err != nil {
 		return fmt.Errorf("stepdef list: %w", err)
 	}
@@ -56,7 +60,11 @@ func stepdefShow(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	d, err := a.client().StepDefinition(ctx, pos[0])
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	d, err := c.StepDefinition(ctx, pos[0])
 	if err != nil {
 		return fmt.Errorf("stepdef show: %w", err)
 	}
@@ -105,7 +113,11 @@ func stepdefImport(ctx context.Context, a *app, args []string) error {
 		return fmt.Errorf("stepdef import: %w", err)
 	}
 	defer f.Close()
-	d, err := a.client().ImportStepDefinition(ctx, f)
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	d, err := c.ImportStepDefinition(ctx, f)
 	if err != nil {
 		return fmt.Errorf("stepdef import: %s: %w", pos[0], err)
 	}

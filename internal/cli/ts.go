@@ -74,7 +74,11 @@ func tsImport(ctx context.Context, a *app, args []string) error {
 		return fmt.Errorf("ts import: %w", err)
 	}
 	defer f.Close()
-	ts, warnings, err := a.client().ImportTaskSequence(ctx, f, *clone)
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	ts, warnings, err := c.ImportTaskSequence(ctx, f, *clone)
 	if err != nil {
 		return fmt.Errorf("ts import: %s: %w", pos[0], err)
 	}
@@ -88,7 +92,10 @@ func tsExport(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	c := a.client()
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
 	if *out == "-" {
 		if err := c.ExportTaskSequence(ctx, pos[0], a.stdout); err != nil {
 			return fmt.Errorf("ts export: %w", err)
@@ -122,7 +129,11 @@ func tsList(ctx context.Context, a *app, args []string) error {
 	if _, err := a.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
-	seqs, err := a.client().TaskSequences(ctx)
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	seqs, err := c.TaskSequences(ctx)
 	if err != nil {
 		return fmt.Errorf("ts list: %w", err)
 	}
@@ -147,7 +158,11 @@ func tsShow(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	ts, err := a.client().TaskSequence(ctx, pos[0])
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	ts, err := c.TaskSequence(ctx, pos[0])
 	if err != nil {
 		return fmt.Errorf("ts show: %w", err)
 	}
@@ -255,7 +270,10 @@ func tsValidate(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	arg := pos[0]
-	c := a.client()
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
 	var doc io.Reader
 	if info, statErr := os.Stat(arg); arg == "-" || (statErr == nil && !info.IsDir()) {
 		f, err := a.openArg(arg)
@@ -317,7 +335,11 @@ func tsRm(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := a.client().DeleteTaskSequence(ctx, pos[0]); err != nil {
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	if err := c.DeleteTaskSequence(ctx, pos[0]); err != nil {
 		return fmt.Errorf("ts rm: %w", err)
 	}
 	if !a.jsonOut {
@@ -336,7 +358,11 @@ func tsNew(ctx context.Context, a *app, args []string) error {
 	if *tmpl == "" || strings.TrimSpace(*name) == "" {
 		return usagef("ts new: --template and --name are required", "run 'imprint ts templates' for the templates")
 	}
-	ts, warnings, err := a.client().NewTaskSequence(ctx, *tmpl, *name)
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	ts, warnings, err := c.NewTaskSequence(ctx, *tmpl, *name)
 	if err != nil {
 		return fmt.Errorf("ts new: %w", err)
 	}
@@ -348,7 +374,11 @@ func tsTemplates(ctx context.Context, a *app, args []string) error {
 	if _, err := a.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
-	ts, err := a.client().Templates(ctx)
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	ts, err := c.Templates(ctx)
 	if err != nil {
 		return fmt.Errorf("ts templates: %w", err)
 	}

@@ -3,6 +3,8 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/imprint-osd/imprint/internal/deploy"
 )
@@ -20,11 +23,13 @@ import (
 // since the transport always dials the socket.
 const adminBase = "http://imprint"
 
-// Admin is a client of the admin API over the server's Unix socket.
+// Admin is a client of the admin API: over the server's Unix socket
+// (NewAdmin) or over HTTPS with an admin token (NewRemoteAdmin).
 // It is safe for concurrent use.
 type Admin struct {
-	socket string
+	socket string // empty for a remote client
 	base   string
+	token  string // admin token of a remote client
 	hc     *http.Client
 }
 
@@ -41,8 +46,47 @@ func NewAdmin(socketPath string) *Admin {
 	return &Admin{socket: socketPath, base: adminBase, hc: &http.Client{Transport: tr}}
 }
 
-// SocketPath is the socket the client dials.
+// NewRemoteAdmin returns a client of the admin API of the server at
+// baseURL (https://host:7281) that sends token with every request. With
+// caPEM it trusts only that CA (the server's DIR/tls/ca.crt); without, the
+// system's roots (a server behind a publicly trusted proxy).
+func NewRemoteAdmin(baseURL, token string, caPEM []byte) (*Admin, error) {
+	base := strings.TrimRight(strings.TrimSpace(baseURL), "/")
+	u, err := url.Parse(base)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, deploy.Errorf(deploy.KindInvalid, "server URL %q must be https://HOST[:PORT]", baseURL)
+	}
+	if strings.TrimSpace(token) == "" {
+		return nil, deploy.Errorf(deploy.KindInvalid, "remote administration needs an admin token")
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if len(caPEM) > 0 {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(caPEM) {
+			return nil, deploy.Errorf(deploy.KindInvalid, "CA file holds no PEM certificate")
+		}
+		cfg.RootCAs = pool
+	}
+	tr := &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		TLSClientConfig:     cfg,
+		TLSHandshakeTimeout: 15 * time.Second,
+		MaxIdleConns:        4,
+		DisableCompression:  true,
+	}
+	return &Admin{base: base, token: strings.TrimSpace(token), hc: &http.Client{Transport: tr}}, nil
+}
+
+// SocketPath is the socket the client dials; empty for a remote client.
 func (a *Admin) SocketPath() string { return a.socket }
+
+// where names the server for messages: the socket or the URL.
+func (a *Admin) where() string {
+	if a.socket != "" {
+		return a.socket
+	}
+	return a.base
+}
 
 // request describes one API call.
 type request struct {
@@ -86,6 +130,9 @@ func (a *Admin) send(ctx context.Context, r request) (*http.Response, error) {
 		req.Header.Set("Content-Type", r.contentType)
 	}
 	req.Header.Set("Accept", "application/json")
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
+	}
 	resp, err := a.hc.Do(req)
 	if err != nil {
 		return nil, a.transportError(ctx, r, err)
@@ -103,10 +150,19 @@ func (a *Admin) transportError(ctx context.Context, r request, err error) error 
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s %s: %w", r.method, r.path, ctx.Err())
 	}
+	var cv *tls.CertificateVerificationError
+	if errors.As(err, &cv) {
+		return deploy.Wrap(deploy.KindUnavailable, cv.Err, fmt.Sprintf(
+			"cannot trust the server at %s: its certificate does not verify; pass the server's CA certificate (DIR/tls/ca.crt on the server) with --ca", a.where()))
+	}
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {
+		hint := "is `imprint server` running with this --data directory?"
+		if a.socket == "" {
+			hint = "is the server running and the URL right?"
+		}
 		return deploy.Wrap(deploy.KindUnavailable, dialReason(op.Err), fmt.Sprintf(
-			"cannot reach the imprint server at %s: is `imprint server` running with this --data directory?", a.socket))
+			"cannot reach the imprint server at %s: %s", a.where(), hint))
 	}
 	return fmt.Errorf("%s %s: %w", r.method, r.path, err)
 }

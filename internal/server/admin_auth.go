@@ -35,7 +35,7 @@ func (s *Server) afterChange(r *http.Request, action string, ch auth.PasscodeCha
 	if !ch.GraceUntil.IsZero() {
 		details["graceUntil"] = ch.GraceUntil.UTC().Format(time.RFC3339)
 	}
-	s.record(r.Context(), &deploy.AuditEvent{Action: action, Outcome: auth.OutcomeSuccess, Actor: "admin-socket", Details: details})
+	s.record(r.Context(), &deploy.AuditEvent{Action: action, Outcome: auth.OutcomeSuccess, Actor: actor(r.Context()), Details: details})
 	s.log.Info("passcode changed", "action", action, "generation", ch.Generation, "sessions_revoked", n)
 	return ans, nil
 }
@@ -138,7 +138,7 @@ func (s *Server) adminRevokeSession(w http.ResponseWriter, r *http.Request) erro
 	if n == 0 {
 		return deploy.Errorf(deploy.KindNotFound, "no live session %s", id)
 	}
-	s.record(r.Context(), &deploy.AuditEvent{Action: "session.revoke", Outcome: auth.OutcomeSuccess, Actor: "admin-socket",
+	s.record(r.Context(), &deploy.AuditEvent{Action: "session.revoke", Outcome: auth.OutcomeSuccess, Actor: actor(r.Context()),
 		Details: map[string]string{"session": id}})
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -193,7 +193,7 @@ func (s *Server) adminSetAnonymous(w http.ResponseWriter, r *http.Request) error
 	if err := s.putSecurity(r.Context(), sec); err != nil {
 		return err
 	}
-	s.record(r.Context(), &deploy.AuditEvent{Action: "security.anonymous", Outcome: auth.OutcomeSuccess, Actor: "admin-socket",
+	s.record(r.Context(), &deploy.AuditEvent{Action: "security.anonymous", Outcome: auth.OutcomeSuccess, Actor: actor(r.Context()),
 		Details: map[string]string{"on": strconv.FormatBool(req.On)}})
 	if req.On {
 		s.log.Warn("ANONYMOUS AUTHENTICATION TURNED ON: anyone who can reach this server can run any task sequence")
@@ -217,7 +217,7 @@ func (s *Server) adminSetEntra(w http.ResponseWriter, r *http.Request) error {
 	if err := s.putSecurity(r.Context(), sec); err != nil {
 		return err
 	}
-	s.record(r.Context(), &deploy.AuditEvent{Action: "security.entra", Outcome: auth.OutcomeSuccess, Actor: "admin-socket",
+	s.record(r.Context(), &deploy.AuditEvent{Action: "security.entra", Outcome: auth.OutcomeSuccess, Actor: actor(r.Context()),
 		Details: map[string]string{"tenant": cfg.TenantID, "client": cfg.ClientID}})
 	return s.adminSecurity(w, r)
 }
@@ -231,7 +231,7 @@ func (s *Server) adminClearEntra(w http.ResponseWriter, r *http.Request) error {
 	if err := s.putSecurity(r.Context(), sec); err != nil {
 		return err
 	}
-	s.record(r.Context(), &deploy.AuditEvent{Action: "security.entra.off", Outcome: auth.OutcomeSuccess, Actor: "admin-socket"})
+	s.record(r.Context(), &deploy.AuditEvent{Action: "security.entra.off", Outcome: auth.OutcomeSuccess, Actor: actor(r.Context())})
 	return s.adminSecurity(w, r)
 }
 

@@ -21,6 +21,7 @@ func (s *Server) apiRoutes() http.Handler {
 	mux.Handle("POST /v1/runs/{id}/events", bearer(s.machineRunEvents))
 	mux.Handle("POST /v1/runs/{id}/logs", bearer(s.machineRunLogs))
 	mux.Handle("POST /v1/runs/{id}/server-script", bearer(s.machineServerScript))
+	mux.Handle("/admin/v1/", s.requireAdminToken(s.adminMux(false)))
 	return s.recoverer(mux)
 }
 
@@ -40,8 +41,20 @@ func (s *Server) bootRoutes() (http.Handler, error) {
 
 // adminRoutes is the admin API on the Unix socket.
 func (s *Server) adminRoutes() http.Handler {
-	mux := http.NewServeMux()
+	mux := s.adminMux(true)
 	mux.Handle("GET /healthz", s.adapt(s.handleHealth))
+	return s.recoverer(mux)
+}
+
+// adminMux holds the admin API. The socket (local) also manages admin
+// tokens; over HTTPS (behind requireAdminToken) those routes do not exist.
+func (s *Server) adminMux(local bool) *http.ServeMux {
+	mux := http.NewServeMux()
+	if local {
+		mux.Handle("GET /admin/v1/tokens", s.adapt(s.adminListTokens))
+		mux.Handle("POST /admin/v1/tokens", s.adapt(s.adminCreateToken))
+		mux.Handle("DELETE /admin/v1/tokens/{ref}", s.adapt(s.adminRevokeToken))
+	}
 
 	mux.Handle("GET /admin/v1/info", s.adapt(s.handleInfo))
 	mux.Handle("GET /admin/v1/content", s.adapt(s.listContent))
@@ -87,7 +100,7 @@ func (s *Server) adminRoutes() http.Handler {
 	mux.Handle("GET /admin/v1/runs/{id}", s.adapt(s.adminGetRun))
 	mux.Handle("GET /admin/v1/runs/{id}/events", s.adapt(s.adminRunEvents))
 	mux.Handle("GET /admin/v1/runs/{id}/logs", s.adapt(s.adminRunLogs))
-	return s.recoverer(mux)
+	return mux
 }
 
 // recoverer turns a handler panic into a logged 500 instead of a dropped

@@ -35,13 +35,14 @@ type Server struct {
 	tls   *tlsMaterial
 	now   func() time.Time
 
-	passcodes *auth.Passcodes
-	throttle  *auth.Throttle
-	sessions  *auth.Sessions
-	auditor   *auth.Auditor
-	entra     *entraValidators
-	certs     *cert.Verifier // nil unless --client-ca is set
-	proxies   []*net.IPNet
+	passcodes   *auth.Passcodes
+	throttle    *auth.Throttle
+	adminTokens *auth.AdminTokens
+	sessions    *auth.Sessions
+	auditor     *auth.Auditor
+	entra       *entraValidators
+	certs       *cert.Verifier // nil unless --client-ca is set
+	proxies     []*net.IPNet
 
 	// gc serialises "a blob exists, commit the row that references it"
 	// (shared) against "delete rows, then remove blobs nothing references"
@@ -145,6 +146,7 @@ func (s *Server) openAuth() error {
 		return fmt.Errorf("throttle: %w", err)
 	}
 	s.sessions = &auth.Sessions{Store: s.store}
+	s.adminTokens = &auth.AdminTokens{Store: s.store}
 	s.entra = &entraValidators{http: &http.Client{Timeout: 30 * time.Second}}
 	for _, p := range s.cfg.TrustedProxies {
 		_, n, _ := net.ParseCIDR(p)

@@ -1,0 +1,163 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/imprint-osd/imprint/internal/auth"
+	"github.com/imprint-osd/imprint/internal/deploy"
+)
+
+// Remote administration: the admin API that the Unix socket serves is also
+// served on the HTTPS port under /admin/v1/, to callers that present an
+// admin token. Tokens are minted, listed and revoked only over the socket,
+// so whoever holds one cannot make more or hide their tracks by revoking
+// the others.
+
+// actorKey holds who is administering: "admin-socket" (the default) or
+// "admin-token:NAME".
+const actorKey ctxKey = sessionKey + 1
+
+// actor names the administrator of a request for the audit log.
+func actor(ctx context.Context) string {
+	if a, ok := ctx.Value(actorKey).(string); ok {
+		return a
+	}
+	return "admin-socket"
+}
+
+// requireAdminToken lets a request through to next only with a live admin
+// token. Failures are audited and count against the source in the same
+// throttle as passcode attempts.
+func (s *Server) requireAdminToken(next http.Handler) http.Handler {
+	return s.adapt(func(w http.ResponseWriter, r *http.Request) error {
+		ctx := r.Context()
+		src := s.clientIP(r)
+		if ok, wait := s.throttle.Allow(src, ""); !ok {
+			w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(wait.Seconds()))))
+			return deploy.Errorf(deploy.KindThrottled, "too many failed attempts; try again in %s", wait.Round(time.Second))
+		}
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || strings.TrimSpace(tok) == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="imprint-admin"`)
+			return deploy.Errorf(deploy.KindUnauthorized, "an admin token is required (Authorization: Bearer …); create one with `imprint token create` on the server")
+		}
+		t, err := s.adminTokens.Authenticate(ctx, strings.TrimSpace(tok))
+		if err != nil {
+			if deploy.ErrorKind(err) == deploy.KindUnauthorized {
+				s.throttle.Failure(src, "")
+				s.record(ctx, &deploy.AuditEvent{Action: "admin.token.rejected", Outcome: auth.OutcomeFailure, Source: src,
+					Details: map[string]string{"method": r.Method, "path": r.URL.Path}})
+				w.Header().Set("WWW-Authenticate", `Bearer realm="imprint-admin", error="invalid_token"`)
+			}
+			return err
+		}
+		s.throttle.Success(src, "")
+		who := "admin-token:" + t.Name
+		r = r.WithContext(context.WithValue(ctx, actorKey, who))
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			next.ServeHTTP(w, r)
+			return nil
+		}
+		// Every remote change is audited with its outcome, whatever it
+		// touched (content, sequences, security), so a leaked token
+		// leaves a trail.
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		outcome := auth.OutcomeSuccess
+		if sw.status >= 400 {
+			outcome = auth.OutcomeFailure
+		}
+		s.record(ctx, &deploy.AuditEvent{Action: "admin.request", Outcome: outcome, Actor: who, Source: src,
+			Details: map[string]string{"method": r.Method, "path": r.URL.Path, "status": fmt.Sprint(sw.status)}})
+		return nil
+	})
+}
+
+// statusWriter remembers the status code a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// tokenRequest is the body of POST /admin/v1/tokens. Expires is a Go
+// duration ("2160h"); empty means until revoked.
+type adminTokenRequest struct {
+	Name    string `json:"name"`
+	Expires string `json:"expires"`
+}
+
+// adminTokenAnswer is a created token: shown this once.
+type adminTokenAnswer struct {
+	Token string `json:"token"`
+	*auth.AdminToken
+}
+
+func (s *Server) adminCreateToken(w http.ResponseWriter, r *http.Request) error {
+	var req adminTokenRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	var ttl time.Duration
+	if req.Expires != "" {
+		d, err := time.ParseDuration(req.Expires)
+		if err != nil || d <= 0 {
+			return deploy.Errorf(deploy.KindInvalid, "expires: %q is not a positive duration such as 2160h", req.Expires)
+		}
+		ttl = d
+	}
+	tok, t, err := s.adminTokens.Create(r.Context(), req.Name, ttl)
+	if err != nil {
+		return err
+	}
+	details := map[string]string{"token": t.ID, "name": t.Name}
+	if t.ExpiresAt != nil {
+		details["expiresAt"] = t.ExpiresAt.Format(time.RFC3339)
+	}
+	s.record(r.Context(), &deploy.AuditEvent{Action: "admin.token.create", Outcome: auth.OutcomeSuccess, Actor: actor(r.Context()), Details: details})
+	writeJSON(w, http.StatusCreated, adminTokenAnswer{Token: tok, AdminToken: t})
+	return nil
+}
+
+func (s *Server) adminListTokens(w http.ResponseWriter, r *http.Request) error {
+	ts, err := s.adminTokens.List(r.Context())
+	if err != nil {
+		return err
+	}
+	if ts == nil {
+		ts = []*auth.AdminToken{}
+	}
+	writeJSON(w, http.StatusOK, ts)
+	return nil
+}
+
+func (s *Server) adminRevokeToken(w http.ResponseWriter, r *http.Request) error {
+	t, err := s.adminTokens.Revoke(r.Context(), r.PathValue("ref"))
+	if err != nil {
+		return err
+	}
+	s.record(r.Context(), &deploy.AuditEvent{Action: "admin.token.revoke", Outcome: auth.OutcomeSuccess, Actor: actor(r.Context()),
+		Details: map[string]string{"token": t.ID, "name": t.Name}})
+	writeJSON(w, http.StatusOK, t)
+	return nil
+}

@@ -171,6 +171,14 @@ func TestEntraBadTokensAreRefusedAlike(t *testing.T) {
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			status, body, _ := entraLogin(t, ts, tc.token, caseID(i))
+			if tc.reason == entra.ReasonMissingRole {
+				// A genuine token without the role: 403 naming the role
+				// (security.md EN-4), not the one 401 of bad tokens.
+				if status != 403 || !bytes.Contains(body, []byte(`not assigned the app role \"`+testRole+`\"`)) {
+					t.Errorf("status %d %s, want 403 naming the role", status, body)
+				}
+				return
+			}
 			if status != 401 {
 				t.Fatalf("status %d %s, want 401", status, body)
 			}

@@ -146,7 +146,11 @@ func (v *Validator) Validate(ctx context.Context, rawToken string) (*Identity, e
 		return nil, reject(ReasonClaims, errors.New("token has no oid claim"))
 	}
 	if r := v.cfg.RequiredRole; r != "" && !slices.Contains(c.Roles, r) {
-		return nil, reject(ReasonMissingRole, fmt.Errorf("roles %q lack the required role %q", c.Roles, r))
+		// The token is genuine and ours; the user is just not allowed.
+		// That is 403, not 401, and the message says what to ask for.
+		return nil, deploy.Wrap(deploy.KindForbidden,
+			&RejectError{Reason: ReasonMissingRole, Err: fmt.Errorf("roles %q lack the required role %q", c.Roles, r)},
+			fmt.Sprintf("%s: the account is not assigned the app role %q that this server requires; ask an administrator to assign it", RejectedMessage, r))
 	}
 	upn := c.UPN
 	if upn == "" {

@@ -64,15 +64,21 @@ func wantRejected(t *testing.T, err error) string {
 	if err == nil {
 		t.Fatal("token accepted, want rejected")
 	}
-	if k := deploy.ErrorKind(err); k != deploy.KindUnauthorized {
-		t.Errorf("kind = %q, want %q (err %v)", k, deploy.KindUnauthorized, err)
-	}
-	if m := deploy.ErrorMessage(err); m != entra.RejectedMessage {
-		t.Errorf("caller message = %q, want %q", m, entra.RejectedMessage)
-	}
 	var re *entra.RejectError
 	if !errors.As(err, &re) {
 		t.Fatalf("no *RejectError in %v", err)
+	}
+	// A genuine token of a user without the required role is forbidden
+	// (EN-4) and says which role; every other refusal is one 401.
+	wantKind, wantMsg := deploy.KindUnauthorized, entra.RejectedMessage
+	if re.Reason == entra.ReasonMissingRole {
+		wantKind, wantMsg = deploy.KindForbidden, entra.RejectedMessage+`: the account is not assigned the app role "`+role+`" that this server requires; ask an administrator to assign it`
+	}
+	if k := deploy.ErrorKind(err); k != wantKind {
+		t.Errorf("kind = %q, want %q (err %v)", k, wantKind, err)
+	}
+	if m := deploy.ErrorMessage(err); m != wantMsg {
+		t.Errorf("caller message = %q, want %q", m, wantMsg)
 	}
 	return re.Reason
 }

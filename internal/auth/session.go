@@ -190,6 +190,21 @@ func (m *Sessions) Revoke(ctx context.Context, id string) error {
 	return nil
 }
 
+// ExpireWithin brings s's absolute expiry forward to at most d from now,
+// for a session whose work is done but for a last upload (a finished
+// run's logs). It never extends a session.
+func (m *Sessions) ExpireWithin(ctx context.Context, s *deploy.Session, d time.Duration) error {
+	end := m.now().UTC().Add(d)
+	if !end.Before(s.ExpiresAt) {
+		return nil
+	}
+	s.ExpiresAt = end
+	if err := m.Store.UpdateSession(ctx, s); err != nil {
+		return fmt.Errorf("expire session: %w", err)
+	}
+	return nil
+}
+
 // RevokeGenerations revokes every live session minted by the given
 // passcode generations (PasscodeChange.Retired) and returns how many.
 func (m *Sessions) RevokeGenerations(ctx context.Context, generations []int) (int, error) {

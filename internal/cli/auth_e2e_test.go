@@ -89,6 +89,19 @@ func TestPasscodeEndToEnd(t *testing.T) {
 	if r := run("", "sessions", "revoke", tok.SessionID); r.code != 1 {
 		t.Errorf("revoking twice: exit %d, want 1", r.code)
 	}
+	// A lost laptop: every session of the device at once.
+	for range 2 {
+		if _, err := m.Token(context.Background(), client.TokenRequest{Method: "passcode", Passcode: canary,
+			Device: client.DeviceInfo{UUID: "4c4c4544-0000-1000-8000-00000000000a"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := run("", "sessions", "revoke", "--device", "4C4C4544-0000-1000-8000-00000000000A"); r.code != 0 || !strings.Contains(r.stdout, "revoked 2 session(s)") {
+		t.Errorf("revoke --device: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if r := run("", "sessions", "revoke", "--all", tok.SessionID); r.code != 2 {
+		t.Errorf("revoke with both an ID and --all: exit %d, want 2", r.code)
+	}
 
 	// rotate --grace 0 revokes what the old passcode opened.
 	tok, err = m.Token(context.Background(), client.TokenRequest{Method: "passcode", Passcode: canary,

@@ -13,8 +13,10 @@ Every client authentication ends in a session bound to the device and the
 task sequence it runs.
 
 Subcommands:
-  list [--all]   list live sessions (--all: revoked and expired ones too)
-  revoke ID      end a live session at once
+  list [--all]             list live sessions (--all: revoked and expired ones too)
+  revoke ID                end a live session at once
+  revoke --device DEVICE   end every live session of a device (a lost laptop)
+  revoke --all             end every live session (a leaked passcode)
 `
 
 func runSessions(ctx context.Context, a *app, args []string) error {
@@ -62,19 +64,35 @@ func sessionsList(ctx context.Context, a *app, args []string) error {
 
 func sessionsRevoke(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("imprint sessions revoke", usageSessions)
-	pos, err := a.parse(fs, args, 1, 1)
+	device := fs.String("device", "", "")
+	all := fs.Bool("all", false, "")
+	pos, err := a.parse(fs, args, 0, 1)
 	if err != nil {
 		return err
+	}
+	if (len(pos) == 1) == (*device != "" || *all) || (*device != "" && *all) {
+		return usagef("sessions revoke: give one of ID, --device DEVICE or --all", "run 'imprint sessions -h' for usage")
 	}
 	c, err := a.client()
 	if err != nil {
 		return err
 	}
-	if err := c.RevokeSession(ctx, pos[0]); err != nil {
+	if len(pos) == 1 {
+		if err := c.RevokeSession(ctx, pos[0]); err != nil {
+			return fmt.Errorf("sessions revoke: %w", err)
+		}
+		if !a.jsonOut {
+			fmt.Fprintf(a.stdout, "revoked session %s\n", pos[0])
+		}
+		return nil
+	}
+	n, err := c.RevokeDeviceSessions(ctx, *device)
+	if err != nil {
 		return fmt.Errorf("sessions revoke: %w", err)
 	}
-	if !a.jsonOut {
-		fmt.Fprintf(a.stdout, "revoked session %s\n", pos[0])
+	if a.jsonOut {
+		return a.printJSON(map[string]int{"sessionsRevoked": n})
 	}
+	fmt.Fprintf(a.stdout, "revoked %d session(s)\n", n)
 	return nil
 }

@@ -111,6 +111,22 @@ func (a *Admin) RevokeSession(ctx context.Context, id string) error {
 	return a.del(ctx, "/admin/v1/sessions/"+esc(id))
 }
 
+// RevokeDeviceSessions ends every live session of one device, or with
+// device "" every live session, and returns how many.
+func (a *Admin) RevokeDeviceSessions(ctx context.Context, device string) (int, error) {
+	q := url.Values{"all": {"1"}}
+	if device != "" {
+		q = url.Values{"device": {device}}
+	}
+	var out struct {
+		N int `json:"sessionsRevoked"`
+	}
+	if err := a.call(ctx, request{method: http.MethodDelete, path: "/admin/v1/sessions", query: q}, &out); err != nil {
+		return 0, err
+	}
+	return out.N, nil
+}
+
 // EntraConfig is the Entra ID tenant and app registration (field names as
 // the server's entra.Config encodes them).
 type EntraConfig struct {

@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/imprint-osd/imprint/internal/auth"
@@ -141,6 +142,32 @@ func (s *Server) adminRevokeSession(w http.ResponseWriter, r *http.Request) erro
 	s.record(r.Context(), &deploy.AuditEvent{Action: "session.revoke", Outcome: auth.OutcomeSuccess, Actor: actor(r.Context()),
 		Details: map[string]string{"session": id}})
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// adminRevokeSessions ends every live session of one device (?device=ID)
+// or every live session (?all=1): after a lost laptop, or when a passcode
+// leaked.
+func (s *Server) adminRevokeSessions(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	var f deploy.SessionFilter
+	details := map[string]string{}
+	switch dev := strings.TrimSpace(q.Get("device")); {
+	case dev != "" && q.Get("all") == "":
+		f.DeviceID = strings.ToLower(dev)
+		details["device"] = f.DeviceID
+	case dev == "" && q.Get("all") == "1":
+		details["scope"] = "all"
+	default:
+		return deploy.Errorf(deploy.KindInvalid, "name the sessions to revoke: ?device=ID or ?all=1 (one of them)")
+	}
+	n, err := s.store.RevokeSessions(r.Context(), f, s.now())
+	if err != nil {
+		return err
+	}
+	details["sessionsRevoked"] = strconv.Itoa(n)
+	s.record(r.Context(), &deploy.AuditEvent{Action: "session.revoke", Outcome: auth.OutcomeSuccess, Actor: actor(r.Context()), Details: details})
+	writeJSON(w, http.StatusOK, map[string]int{"sessionsRevoked": n})
 	return nil
 }
 

@@ -38,13 +38,19 @@ func runnableVersion(ts *deploy.TaskSequence) *deploy.TSVersion {
 	return best
 }
 
+// machineListTS lists what a technician may pick: the runnable sequences,
+// or, once the session is bound to one, only that one.
 func (s *Server) machineListTS(w http.ResponseWriter, r *http.Request) error {
 	all, err := s.store.TaskSequences(r.Context())
 	if err != nil {
 		return err
 	}
+	bound := sessionFrom(r.Context()).TaskSequenceID
 	out := []tsSummary{}
 	for _, ts := range all {
+		if bound != "" && ts.ID != bound {
+			continue
+		}
 		if v := runnableVersion(ts); v != nil {
 			out = append(out, tsSummary{ts.ID, ts.Name, deploy.Str(ts.Description), v.VersionNo, v.Status})
 		}
@@ -63,15 +69,20 @@ func (s *Server) machineGetTS(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// Out of scope answers exactly like a sequence that does not exist
+	// (security.md TK-2), so a session cannot probe for others.
 	if sess.TaskSequenceID != "" && sess.TaskSequenceID != ts.ID {
-		// A child the bound sequence runs (Run task sequence) is part of it.
+		// A child the bound sequence runs (Run task sequence) is part of
+		// it, whatever the child version's status.
 		sc, err := s.scope(ctx, sess)
 		if err != nil {
 			return err
 		}
 		if !sc.children[deploy.Ref{ID: ts.ID, VersionNo: v.VersionNo}] {
-			return deploy.Errorf(deploy.KindForbidden, "this session runs another task sequence; authenticate again to run a different one")
+			return errNoTS(r)
 		}
+	} else if v.Status != deploy.StatusActive {
+		return errNoTS(r)
 	}
 	if sess.TaskSequenceID == "" {
 		if err := s.sessions.Bind(ctx, sess, ts.ID); err != nil {
@@ -87,21 +98,28 @@ func (s *Server) machineGetTS(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// pathTSVersion resolves {id}/{no}; only Active versions are runnable
-// (In_Development ones when the sequence has no Active version at all are
-// not offered either).
+// errNoTS is the one answer for a sequence version a session may not have:
+// unknown, out of its scope, or not Active.
+func errNoTS(r *http.Request) error {
+	return deploy.Errorf(deploy.KindNotFound, "task sequence %s version %s not found", strings.ToLower(r.PathValue("id")), r.PathValue("no"))
+}
+
+// pathTSVersion resolves {id}/{no}. Callers check scope and status: only
+// Active versions are runnable, except children of the bound sequence.
 func (s *Server) pathTSVersion(r *http.Request) (*deploy.TaskSequence, *deploy.TSVersion, error) {
 	no, err := strconv.Atoi(r.PathValue("no"))
 	if err != nil || no < 1 {
 		return nil, nil, deploy.Errorf(deploy.KindInvalid, "version %q is not a positive number", r.PathValue("no"))
 	}
 	ts, err := s.store.TaskSequence(r.Context(), strings.ToLower(r.PathValue("id")))
-	if err != nil {
+	if deploy.IsNotFound(err) {
+		return nil, nil, errNoTS(r)
+	} else if err != nil {
 		return nil, nil, err
 	}
 	v, ok := ts.Version(no)
 	if !ok {
-		return nil, nil, deploy.Errorf(deploy.KindNotFound, "task sequence %s has no version %d", ts.ID, no)
+		return nil, nil, errNoTS(r)
 	}
 	return ts, v, nil
 }

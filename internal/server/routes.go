@@ -89,6 +89,7 @@ func (s *Server) adminMux(local bool) *http.ServeMux {
 	mux.Handle("POST /admin/v1/passcode/rotate", s.adapt(s.adminPasscodeRotate))
 	mux.Handle("GET /admin/v1/sessions", s.adapt(s.adminSessions))
 	mux.Handle("DELETE /admin/v1/sessions/{id}", s.adapt(s.adminRevokeSession))
+	mux.Handle("DELETE /admin/v1/sessions", s.adapt(s.adminRevokeSessions))
 	mux.Handle("GET /admin/v1/security", s.adapt(s.adminSecurity))
 	mux.Handle("PUT /admin/v1/security/anonymous", s.adapt(s.adminSetAnonymous))
 	mux.Handle("PUT /admin/v1/security/entra", s.adapt(s.adminSetEntra))

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imprint-osd/imprint/internal/auth"
 	"github.com/imprint-osd/imprint/internal/deploy"
 )
 
@@ -30,15 +32,20 @@ func (s *Server) machineCreateRun(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	tsID := strings.ToLower(req.TaskSequenceID)
+	// Another sequence than the bound one, an unknown one and a version
+	// that is not Active all get the same answer (security.md TK-2).
+	notFound := deploy.Errorf(deploy.KindNotFound, "task sequence %s version %d not found", tsID, req.VersionNo)
 	if sess.TaskSequenceID != "" && sess.TaskSequenceID != tsID {
-		return deploy.Errorf(deploy.KindForbidden, "this session runs another task sequence")
+		return notFound
 	}
 	ts, err := s.store.TaskSequence(ctx, tsID)
-	if err != nil {
+	if deploy.IsNotFound(err) {
+		return notFound
+	} else if err != nil {
 		return err
 	}
-	if _, ok := ts.Version(req.VersionNo); !ok {
-		return deploy.Errorf(deploy.KindNotFound, "task sequence %s has no version %d", ts.ID, req.VersionNo)
+	if v, ok := ts.Version(req.VersionNo); !ok || v.Status != deploy.StatusActive {
+		return notFound
 	}
 	if sess.TaskSequenceID == "" {
 		if err := s.sessions.Bind(ctx, sess, ts.ID); err != nil {
@@ -127,7 +134,48 @@ func (s *Server) machineRunEvents(w http.ResponseWriter, r *http.Request) error 
 	if err := s.store.UpdateRun(ctx, run); err != nil {
 		return err
 	}
+	if ended(events) && run.State.Terminal() {
+		// The session has nothing left to do but upload the logs
+		// (machineRunLogs revokes it then); it must not outlive the run
+		// (security.md TK-4).
+		if err := s.sessions.ExpireWithin(ctx, sessionFrom(ctx), runEndGrace); err != nil {
+			return err
+		}
+	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// runEndGrace is how long a session lives after its run ended, for the
+// agent to upload the run's logs.
+const runEndGrace = 5 * time.Minute
+
+func ended(events []agentEvent) bool {
+	for _, e := range events {
+		if e.Type == "run-end" && e.State.Terminal() {
+			return true
+		}
+	}
+	return false
+}
+
+// revokeFinished revokes the sessions of a run that has ended: the one
+// calling and the one that started the run (they differ after a reboot).
+func (s *Server) revokeFinished(ctx context.Context, run *deploy.Run) error {
+	ids := []string{sessionFrom(ctx).ID}
+	if run.SessionID != "" && run.SessionID != ids[0] {
+		ids = append(ids, run.SessionID)
+	}
+	for _, id := range ids {
+		n, err := s.store.RevokeSessions(ctx, deploy.SessionFilter{ID: id}, s.now())
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			s.record(ctx, &deploy.AuditEvent{Action: "session.revoke", Outcome: auth.OutcomeSuccess, Actor: "run:" + run.ID,
+				DeviceID: run.DeviceID, Details: map[string]string{"session": id, "reason": "run " + string(run.State)}})
+		}
+	}
 	return nil
 }
 
@@ -218,6 +266,12 @@ func (s *Server) machineRunLogs(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.log.Info("run logs received", "run", run.ID, "bytes", n, "file", name)
+	if run.State.Terminal() {
+		// The logs are the last thing a finished run sends.
+		if err := s.revokeFinished(r.Context(), run); err != nil {
+			return err
+		}
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -58,7 +58,9 @@ func TestPasscodeSessionsAuditRuns(t *testing.T) {
 		t.Fatalf("sessions = %v, %v; want the one of %s", sessions, err, tok.SessionID)
 	}
 
-	ts, _, err := c.NewTaskSequence(ctx, "linux-bare-metal", "Lab")
+	// Machines run only Active versions.
+	const tsID = "51111111-2222-3333-4444-555555555555"
+	ts, _, err := c.ImportTaskSequence(ctx, strings.NewReader(`{"id":"`+tsID+`","name":"Lab","architecture":"Any","versions":[{"id":"v1","taskSequenceId":"`+tsID+`","versionNo":1,"status":"Active","steps":[]}]}`), false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -212,7 +212,13 @@ func TestRunsEndToEnd(t *testing.T) {
 			} `json:"versions"`
 		} `json:"taskSequence"`
 	}
-	okJSON(t, dir, &ts, "ts", "new", "--template", "linux-bare-metal", "--name", "Lab")
+	// Machines run only Active versions: import one.
+	const tsID = "61111111-2222-3333-4444-555555555555"
+	doc := filepath.Join(t.TempDir(), "lab.json")
+	if err := os.WriteFile(doc, []byte(`{"id":"`+tsID+`","name":"Lab","architecture":"Any","versions":[{"id":"v1","taskSequenceId":"`+tsID+`","versionNo":1,"status":"Active","steps":[]}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	okJSON(t, dir, &ts, "ts", "import", doc)
 	run, err := m.CreateRun(ctx, client.CreateRunRequest{TaskSequenceID: ts.TaskSequence.ID, VersionNo: ts.TaskSequence.Versions[0].VersionNo})
 	if err != nil {
 		t.Fatal(err)

@@ -137,7 +137,9 @@ func verifyPinned(cs tls.ConnectionState, want []byte, host string) error {
 
 func newMachine(baseURL string, cfg *tls.Config, opts []MachineOption) (*Machine, error) {
 	base := strings.TrimRight(strings.TrimSpace(baseURL), "/")
-	if !strings.HasPrefix(base, "https://") && !strings.HasPrefix(base, "http://") {
+	// Never plain HTTP: the passcode and the session token travel on
+	// this connection (security.md PC-11).
+	if !strings.HasPrefix(strings.ToLower(base), "https://") {
 		return nil, deploy.Errorf(deploy.KindInvalid, "server URL %q must start with https://", baseURL)
 	}
 	var o machineOptions

@@ -292,4 +292,14 @@ func TestMachineErrors(t *testing.T) {
 	if _, err := client.NewMachine(srv.URL, []byte("not pem")); err == nil {
 		t.Error("a CA file without PEM was accepted")
 	}
+	// The passcode and token never travel over plain HTTP (PC-11).
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	for _, u := range []string{"http://127.0.0.1:7281", "HTTP://imprint:7281", "imprint:7281"} {
+		if _, err := client.NewMachine(u, caPEM); deploy.ErrorKind(err) != deploy.KindInvalid {
+			t.Errorf("NewMachine(%q): err = %v, want invalid", u, err)
+		}
+		if _, err := client.NewMachinePinned(u, strings.Repeat("ab", 32)); deploy.ErrorKind(err) != deploy.KindInvalid {
+			t.Errorf("NewMachinePinned(%q): err = %v, want invalid", u, err)
+		}
+	}
 }

@@ -183,11 +183,20 @@ type tokenResponse struct {
 // a mode that is off and an unknown method: nothing to tell them apart.
 var errAuthFailed = auth.ErrBadPasscode
 
+// maxAuthBody bounds a POST /v1/auth/token body (security.md PC-8): a
+// passcode is at most 1 KiB and an Entra access token a few KiB.
+const maxAuthBody = 8 << 10
+
 // handleToken authenticates a client by one method and mints a session.
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	var req tokenRequest
+	r.Body = http.MaxBytesReader(w, r.Body, maxAuthBody)
 	if err := decodeJSON(w, r, &req); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err // 413: says nothing about any credential
+		}
 		// Malformed input costs the same as a wrong passcode.
 		s.passcodes.Refuse(ctx, "")
 		return errAuthFailed

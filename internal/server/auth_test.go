@@ -451,3 +451,34 @@ func TestFailureBurstRaisesAuditAlert(t *testing.T) {
 	}
 	t.Fatalf("no auth.alert in the audit log after 60 failures from 60 sources")
 }
+
+// PC-8: an oversized login body is refused with 413 before any JSON or
+// Argon2 work; a large header block is refused too.
+func TestLoginInputLimits(t *testing.T) {
+	ts := startAuthServer(t)
+	ts.adminJSON(t, "PUT", "/admin/v1/passcode", map[string]string{"passcode": "Correct-Horse-Battery-42"}, nil)
+	huge := `{"method":"passcode","passcode":"` + strings.Repeat("x", 1<<20) + `"}`
+	resp, err := ts.api.Post(ts.apiURL("/v1/auth/token"), "application/json", strings.NewReader(huge))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "too_large") {
+		t.Errorf("1 MiB login body: %d %s, want 413", resp.StatusCode, b)
+	}
+	// A passcode login with a long but sane device record still works.
+	if resp, tok := login(t, ts, "Correct-Horse-Battery-42", strings.Repeat("d", 60)); resp.StatusCode != 200 || tok == "" {
+		t.Errorf("normal login: %d", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("GET", ts.apiURL("/v1/auth/methods"), nil)
+	req.Header.Set("X-Padding", strings.Repeat("p", 200<<10))
+	resp, err = ts.api.Do(req)
+	if err != nil {
+		t.Fatalf("200 KiB of headers: %v, want a 431 answer", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("200 KiB of headers: %d, want 431", resp.StatusCode)
+	}
+}

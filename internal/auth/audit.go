@@ -16,6 +16,7 @@ const (
 	OutcomeFailure   = "failure"
 	OutcomeThrottled = "throttled"
 	OutcomeAlert     = "alert"
+	OutcomeStarted   = "started" // an admin change about to be made
 )
 
 // secretKeyWords are substrings that mark a detail key as secret; such

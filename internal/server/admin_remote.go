@@ -57,24 +57,44 @@ func (s *Server) requireAdminToken(next http.Handler) http.Handler {
 			return err
 		}
 		s.throttle.Success(src, "")
-		who := "admin-token:" + t.Name
-		r = r.WithContext(context.WithValue(ctx, actorKey, who))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, actorKey, "admin-token:"+t.Name)))
+		return nil
+	})
+}
+
+// auditChanges records every admin request that may change something
+// (not GET or HEAD), over the socket or remotely: first that it is about
+// to happen, then how it ended. If the first record cannot be written
+// the request is refused and nothing changes (security.md AU-4: admin
+// writes fail closed when the audit log cannot be written).
+func (s *Server) auditChanges(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
 			next.ServeHTTP(w, r)
-			return nil
+			return
 		}
-		// Every remote change is audited with its outcome, whatever it
-		// touched (content, sequences, security), so a leaked token
-		// leaves a trail.
+		ctx := r.Context()
+		who := actor(ctx)
+		src := ""
+		if who != "admin-socket" {
+			src = s.clientIP(r)
+		}
+		details := map[string]string{"method": r.Method, "path": r.URL.Path}
+		intent := &deploy.AuditEvent{Action: "admin.request", Outcome: auth.OutcomeStarted, Actor: who, Source: src, Details: details}
+		if err := s.auditor.Record(context.WithoutCancel(ctx), intent); err != nil {
+			s.log.Error("audit write failed; admin change refused", "method", r.Method, "path", r.URL.Path, "err", err)
+			s.writeError(w, r, deploy.Wrap(deploy.KindUnavailable, err,
+				"the audit log cannot be written, so no change was made; check the server's log and disk"))
+			return
+		}
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(sw, r)
 		outcome := auth.OutcomeSuccess
 		if sw.status >= 400 {
 			outcome = auth.OutcomeFailure
 		}
-		s.record(ctx, &deploy.AuditEvent{Action: "admin.request", Outcome: outcome, Actor: who, Source: src,
-			Details: map[string]string{"method": r.Method, "path": r.URL.Path, "status": fmt.Sprint(sw.status)}})
-		return nil
+		done := map[string]string{"method": r.Method, "path": r.URL.Path, "status": fmt.Sprint(sw.status)}
+		s.record(ctx, &deploy.AuditEvent{Action: "admin.request", Outcome: outcome, Actor: who, Source: src, Details: done})
 	})
 }
 

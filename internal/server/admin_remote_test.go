@@ -83,7 +83,7 @@ func TestRemoteAdminNeedsALiveAdminToken(t *testing.T) {
 	}
 
 	// A remote change is audited under the token's name.
-	if resp := ts.machine(t, "PUT", "/admin/v1/security/anonymous", tok.Token, map[string]bool{"enabled": true}, nil); resp.StatusCode != http.StatusOK {
+	if resp := ts.machine(t, "PUT", "/admin/v1/security/anonymous", tok.Token, map[string]bool{"on": true}, nil); resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("PUT anonymous over HTTPS: %d %s", resp.StatusCode, b)
 	}

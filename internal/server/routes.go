@@ -21,7 +21,7 @@ func (s *Server) apiRoutes() http.Handler {
 	mux.Handle("POST /v1/runs/{id}/events", bearer(s.machineRunEvents))
 	mux.Handle("POST /v1/runs/{id}/logs", bearer(s.machineRunLogs))
 	mux.Handle("POST /v1/runs/{id}/server-script", bearer(s.machineServerScript))
-	mux.Handle("/admin/v1/", s.requireAdminToken(s.adminMux(false)))
+	mux.Handle("/admin/v1/", s.requireAdminToken(s.auditChanges(s.adminMux(false))))
 	return s.recoverer(mux)
 }
 
@@ -41,7 +41,8 @@ func (s *Server) bootRoutes() (http.Handler, error) {
 
 // adminRoutes is the admin API on the Unix socket.
 func (s *Server) adminRoutes() http.Handler {
-	mux := s.adminMux(true)
+	mux := http.NewServeMux()
+	mux.Handle("/admin/v1/", s.auditChanges(s.adminMux(true)))
 	mux.Handle("GET /healthz", s.adapt(s.handleHealth))
 	return s.recoverer(mux)
 }

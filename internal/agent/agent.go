@@ -121,6 +121,11 @@ type State struct {
 	TaskSequenceID string `json:"taskSequenceId"`
 	VersionNo      int    `json:"versionNo"`
 	Name           string `json:"name"`
+	// Secrets are the run's secret variables (values of Password options)
+	// and the variables whose value holds one, kept here rather than in
+	// the journal; never staged into the deployed OS, dropped at the end
+	// of the run (see secrets.go).
+	Secrets []sequence.Var `json:"secrets,omitempty"`
 }
 
 // ErrRunFailed is returned by Run and ResumeRun when the sequence failed.
@@ -176,12 +181,18 @@ func LoadState(stateDir string) (*State, error) {
 	return &st, nil
 }
 
-func (a *Agent) saveState() error {
-	b, err := json.MarshalIndent(a.st, "", "  ")
+func (a *Agent) saveState() error { return writeState(a.statePath(), a.st) }
+
+// writeState writes st to path (mode 0600), replacing it atomically.
+func writeState(path string, st *State) error {
+	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
-		return err
+		return fmt.Errorf("encode state: %w", err)
 	}
-	return writeFileAtomic(a.statePath(), b, 0o600)
+	if err := writeFileAtomic(path, b, 0o600); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	return nil
 }
 
 func (a *Agent) open() error {

@@ -27,6 +27,9 @@ func (r runServer) ServerScript(ctx context.Context, req client.ServerScriptRequ
 // execute runs tsv with the engine and reports; it is shared by Run and
 // ResumeRun.
 func (a *Agent) execute(ctx context.Context, tsv *deploy.TSVersion) error {
+	// The passcode was needed for the session only: no step, journal or
+	// log gets it (PC-10).
+	_ = a.vars.Delete(passcodeVar)
 	a.vars.SetInternal("_IMPRINTRUNID", a.st.RunID)
 	a.vars.SetInternal("TSID", a.st.TaskSequenceID+":"+strconv.Itoa(a.st.VersionNo))
 	a.vars.SetInternal("IMPRINTSTATE", a.StateDir)
@@ -82,7 +85,7 @@ func (a *Agent) execute(ctx context.Context, tsv *deploy.TSVersion) error {
 			return child, nil
 		}),
 		Fetcher:      fetcher,
-		Journal:      &sequence.FileJournal{Path: a.journalPath()},
+		Journal:      stateJournal{a: a, file: &sequence.FileJournal{Path: a.journalPath()}},
 		OnEvent:      a.onEvent,
 		PowerShell:   a.PowerShell,
 		SecretOption: a.secretOption,
@@ -408,9 +411,9 @@ func (a *Agent) finish(ctx context.Context, out sequence.Outcome, forceAction st
 			a.logf(SevWarning, "%v", err)
 		}
 	}
-	// The run is over: a later `run` starts afresh.
-	_ = os.Rename(a.statePath(), filepath.Join(a.StateDir, "agent.done.json"))
-	_ = os.Rename(a.journalPath(), filepath.Join(a.StateDir, "journal.done.json"))
+	// The run is over: a later `run` starts afresh, and nothing of the
+	// session or of the secrets stays on disk (TK-7).
+	a.retire()
 	if a.BootImage {
 		// The e2e harness and people at the console look for these lines.
 		if failed {

@@ -2,13 +2,13 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 
+	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/sequence"
 	"github.com/imprint-osd/imprint/internal/steps/disksteps"
 )
@@ -23,7 +23,8 @@ const (
 // read-write at root continue the run after it boots: it copies the agent
 // binary exe to root/usr/local/sbin/imprint-agent, the state directory
 // (journal, variables, logs, content cache) to root/var/lib/imprint-agent
-// with the state marked as no longer in the boot image, and installs and
+// with the state marked as no longer in the boot image and without secret
+// variables (the session token stays, to resume with), and installs and
 // enables imprint-agent-resume.service (the multi-user.target.wants
 // symlink that `systemctl enable` would make).
 func StageResume(root, exe, stateDir string) error {
@@ -34,6 +35,10 @@ func StageResume(root, exe, stateDir string) error {
 	if err := os.RemoveAll(dst); err != nil {
 		return fmt.Errorf("stage state: %w", err)
 	}
+	// agent.json and journal.json are written, not copied: the deployed
+	// disk gets the session token to resume with, but no secret variable
+	// (a step there gets its Password options from the task sequence
+	// again) and no copy of the passcode.
 	err := filepath.WalkDir(stateDir, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -43,6 +48,8 @@ func StageResume(root, exe, stateDir string) error {
 		switch {
 		case e.IsDir():
 			return os.MkdirAll(t, 0o700)
+		case rel == "agent.json" || rel == "journal.json":
+			return nil
 		case e.Type().IsRegular():
 			return copyFile(p, t, 0o600)
 		}
@@ -51,12 +58,21 @@ func StageResume(root, exe, stateDir string) error {
 	if err != nil {
 		return fmt.Errorf("stage state: %w", err)
 	}
-	if st, err := LoadState(dst); err == nil {
-		st.BootImage = false
-		b, _ := json.MarshalIndent(st, "", "  ")
-		if err := writeFileAtomic(filepath.Join(dst, "agent.json"), b, 0o600); err != nil {
+	if st, err := LoadState(stateDir); err == nil {
+		st.BootImage, st.Secrets = false, nil
+		if err := writeState(filepath.Join(dst, "agent.json"), st); err != nil {
 			return fmt.Errorf("stage state: %w", err)
 		}
+	} else if !deploy.IsNotFound(err) {
+		return fmt.Errorf("stage state: %w", err)
+	}
+	if j, err := (&sequence.FileJournal{Path: filepath.Join(stateDir, "journal.json")}).Load(); err == nil {
+		j.Vars, _ = splitSecrets(j.Vars)
+		if err := (&sequence.FileJournal{Path: filepath.Join(dst, "journal.json")}).Save(j); err != nil {
+			return fmt.Errorf("stage state: %w", err)
+		}
+	} else if !deploy.IsNotFound(err) {
+		return fmt.Errorf("stage state: %w", err)
 	}
 	unitDir := filepath.Join(root, "etc/systemd/system")
 	if err := os.MkdirAll(filepath.Join(unitDir, "multi-user.target.wants"), 0o755); err != nil {

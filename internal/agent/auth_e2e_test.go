@@ -202,7 +202,10 @@ func TestAgentClientCertificateAgainstRealServer(t *testing.T) {
 	}
 	os.WriteFile(crlFile, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: crl}), 0o600)
 	rs := startRealServer(t, func(c *server.Config) { c.ClientCAFile, c.CRLFiles = caFile, []string{crlFile} })
-	rs.setPasscode(t) // offered too, after the certificate
+	rs.setPasscode(t) // offered too, after the certificate, once allowed alongside it
+	if _, err := rs.admin.SetPasscodeAlongside(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
 
 	var out syncBuffer
 	a := newE2EAgent(t, rs.machine(t, client.WithClientCert(agentTestLeaf(t, ca, caKey, "pc-07"))), &out)
@@ -257,6 +260,11 @@ func TestAgentPrecedenceEntraOverPasscode(t *testing.T) {
 		}
 	})
 	t.Run("installed OS uses the Passcode variable", func(t *testing.T) {
+		// The server refuses the passcode next to Entra ID unless the
+		// admin allows it for installed OSes (security.md GN-3).
+		if _, err := rs.admin.SetPasscodeAlongside(context.Background(), true); err != nil {
+			t.Fatal(err)
+		}
 		var out syncBuffer
 		a := newE2EAgent(t, rs.machine(t), &out)
 		a.Vars = map[string]string{"Passcode": e2ePasscode}

@@ -11,8 +11,10 @@ import (
 const usageSecurity = `usage: imprint security SUBCOMMAND [flags]
 
 Clients authenticate in this order, using the first mode that is on:
-anonymous → certificate → Entra ID → passcode. A boot-image client is not
-offered the passcode when Entra ID is on.
+anonymous → certificate → Entra ID → passcode. While Entra ID or
+certificates are on, the server refuses the passcode (the boot image is
+never offered it); 'set passcode-alongside on' lets an agent in an
+installed OS still use it.
 
 Subcommands:
   show                      the mode order (installed OS and boot image),
@@ -25,6 +27,9 @@ Subcommands:
                             audience (default the client id), a required app
                             role, and the identity platform (default
                             https://login.microsoftonline.com)
+  set passcode-alongside on|off
+                            accept the passcode from an installed OS while
+                            Entra ID or certificates are on (default off)
   clear entra               turn Entra ID off
 
 Certificate authentication is set when the server starts (imprint server
@@ -61,6 +66,25 @@ func securitySet(ctx context.Context, a *app, args []string) error {
 		return usagef("security set: say what to set: anonymous or entra", hint)
 	}
 	switch args[0] {
+	case "passcode-alongside":
+		fs := a.flagSet("imprint security set passcode-alongside", usageSecurity)
+		pos, err := a.parse(fs, args[1:], 1, 1)
+		if err != nil {
+			return err
+		}
+		on, ok := map[string]bool{"on": true, "off": false}[strings.ToLower(pos[0])]
+		if !ok {
+			return usagef(fmt.Sprintf("security set passcode-alongside: %q is not on or off", pos[0]), hint)
+		}
+		c, err := a.client()
+		if err != nil {
+			return err
+		}
+		sec, err := c.SetPasscodeAlongside(ctx, on)
+		if err != nil {
+			return fmt.Errorf("security set passcode-alongside: %w", err)
+		}
+		return a.printSecurity(sec)
 	case "anonymous":
 		fs := a.flagSet("imprint security set anonymous", usageSecurity)
 		pos, err := a.parse(fs, args[1:], 1, 1)
@@ -114,7 +138,7 @@ func securitySet(ctx context.Context, a *app, args []string) error {
 		}
 		return a.printSecurity(sec)
 	}
-	return usagef(fmt.Sprintf("security set: unknown setting %q (one of: anonymous, entra)", args[0]), hint)
+	return usagef(fmt.Sprintf("security set: unknown setting %q (one of: anonymous, entra, passcode-alongside)", args[0]), hint)
 }
 
 func securityClear(ctx context.Context, a *app, args []string) error {
@@ -179,7 +203,7 @@ func (a *app) printSecurity(sec *client.Security) error {
 		{"  anonymous", onOff(sec.Anonymous)},
 		{"  certificate", onOff(sec.Certificate)},
 		{"  entra", entra},
-		{"  passcode", onOff(sec.Passcode)},
+		{"  passcode", onOff(sec.Passcode) + map[bool]string{true: " (also alongside Entra ID or certificates)"}[sec.PasscodeAlongside]},
 	}); err != nil {
 		return err
 	}

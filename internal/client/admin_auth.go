@@ -140,10 +140,13 @@ type EntraConfig struct {
 
 // Security is the effective client-authentication setup.
 type Security struct {
-	Anonymous   bool         `json:"anonymous"`
-	Entra       *EntraConfig `json:"entra,omitempty"`
-	Certificate bool         `json:"certificate"`
-	Passcode    bool         `json:"passcode"`
+	Anonymous bool         `json:"anonymous"`
+	Entra     *EntraConfig `json:"entra,omitempty"`
+	// PasscodeAlongside: an installed OS may use the passcode while Entra
+	// ID or certificates are on.
+	PasscodeAlongside bool `json:"passcodeAlongside,omitempty"`
+	Certificate       bool `json:"certificate"`
+	Passcode          bool `json:"passcode"`
 	// Methods is the mode order for an agent in an installed OS,
 	// BootImageMethods the one for the boot image.
 	Methods          []string `json:"methods"`
@@ -162,6 +165,19 @@ func (a *Admin) Security(ctx context.Context) (*Security, error) {
 }
 
 // SetAnonymous turns anonymous authentication on or off.
+// SetPasscodeAlongside allows or refuses passcode logins while Entra ID or
+// certificates are on.
+func (a *Admin) SetPasscodeAlongside(ctx context.Context, on bool) (*Security, error) {
+	var out Security
+	in := struct {
+		On bool `json:"on"`
+	}{on}
+	if err := a.sendJSON(ctx, http.MethodPut, "/admin/v1/security/passcode-alongside", in, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 func (a *Admin) SetAnonymous(ctx context.Context, on bool) (*Security, error) {
 	var out Security
 	in := struct {

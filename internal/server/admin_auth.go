@@ -228,6 +228,26 @@ func (s *Server) adminSetAnonymous(w http.ResponseWriter, r *http.Request) error
 	return s.adminSecurity(w, r)
 }
 
+func (s *Server) adminSetPasscodeAlongside(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		On bool `json:"on"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	sec, err := s.security(r.Context())
+	if err != nil {
+		return err
+	}
+	sec.PasscodeAlongside = req.On
+	if err := s.putSecurity(r.Context(), sec); err != nil {
+		return err
+	}
+	s.record(r.Context(), &deploy.AuditEvent{Action: "security.passcode-alongside", Outcome: auth.OutcomeSuccess, Actor: actor(r.Context()),
+		Details: map[string]string{"on": strconv.FormatBool(req.On)}})
+	return s.adminSecurity(w, r)
+}
+
 func (s *Server) adminSetEntra(w http.ResponseWriter, r *http.Request) error {
 	var cfg entra.Config
 	if err := decodeJSON(w, r, &cfg); err != nil {

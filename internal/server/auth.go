@@ -25,6 +25,18 @@ const securitySettingKey = "security"
 type Security struct {
 	Anonymous bool          `json:"anonymous"`
 	Entra     *entra.Config `json:"entra,omitempty"`
+	// PasscodeAlongside lets an agent in an installed OS still log in
+	// with the passcode while Entra ID or certificates are on. Off, the
+	// server refuses the passcode then (security.md GN-3); the boot
+	// image is never offered it.
+	PasscodeAlongside bool `json:"passcodeAlongside,omitempty"`
+}
+
+// passcodeAllowed reports whether a passcode login may succeed: always
+// when it is the strongest mode on, alongside a stronger one only if the
+// admin allowed it.
+func (s *Server) passcodeAllowed(sec Security) bool {
+	return (sec.Entra == nil && s.certs == nil) || sec.PasscodeAlongside
 }
 
 func (s *Server) security(ctx context.Context) (Security, error) {
@@ -138,7 +150,7 @@ func (s *Server) authMethods(ctx context.Context) (authMethods, error) {
 		}
 		m.Entra = &entraHints{Authority: sec.Entra.Issuer(), TenantID: sec.Entra.TenantID, ClientID: sec.Entra.ClientID, Scope: scope + "/.default"}
 	}
-	if st.Set {
+	if st.Set && s.passcodeAllowed(sec) {
 		m.Methods = append(m.Methods, auth.MethodPasscode)
 	}
 	// Entra ID and certificates take precedence over the passcode in the
@@ -210,7 +222,16 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) error {
 	var err error
 	switch req.Method {
 	case auth.MethodPasscode:
-		err = s.checkPasscode(ctx, w, src, dev, req.Passcode, sess)
+		if sec, serr := s.security(ctx); serr != nil {
+			err = serr
+		} else if !s.passcodeAllowed(sec) {
+			// Refused like a wrong passcode, after the same work.
+			s.passcodes.Refuse(ctx, "")
+			err = errAuthFailed
+			audit.Details["reason"] = "passcode not allowed while a stronger mode is on"
+		} else {
+			err = s.checkPasscode(ctx, w, src, dev, req.Passcode, sess)
+		}
 	case auth.MethodAnonymous:
 		err = s.checkAnonymous(ctx, sess)
 	case auth.MethodEntra:

@@ -63,8 +63,25 @@ func TestEntraModeListedWithPrecedence(t *testing.T) {
 		Entra *hints `json:"entra"`
 	}
 	ts.machine(t, "GET", "/v1/auth/methods", "", nil, &m)
-	if d := cmp.Diff(methodsAnswer{Methods: []string{"entra", "passcode"}, BootImageMethods: []string{"entra"}}, m.methodsAnswer); d != "" {
+	if d := cmp.Diff(methodsAnswer{Methods: []string{"entra"}, BootImageMethods: []string{"entra"}}, m.methodsAnswer); d != "" {
 		t.Errorf("methods (-want +got):\n%s", d)
+	}
+	// GN-3: with Entra ID on, the passcode is refused exactly like a
+	// wrong one, unless the admin allows it for installed OSes.
+	refused, _ := login(t, ts, "Correct-Horse-Battery-42", "4c4c4544-0000-1000-8000-0000000000e1")
+	wrong, _ := login(t, ts, "Wrong-Horse-Battery-42", "4c4c4544-0000-1000-8000-0000000000e2")
+	rb, _ := io.ReadAll(refused.Body)
+	wb, _ := io.ReadAll(wrong.Body)
+	if refused.StatusCode != 401 || !bytes.Equal(rb, wb) {
+		t.Errorf("right passcode with Entra on: %d %s; want the wrong passcode's %d %s", refused.StatusCode, rb, wrong.StatusCode, wb)
+	}
+	ts.adminJSON(t, "PUT", "/admin/v1/security/passcode-alongside", map[string]bool{"on": true}, nil)
+	if r, tok := login(t, ts, "Correct-Horse-Battery-42", "4c4c4544-0000-1000-8000-0000000000e3"); r.StatusCode != 200 || tok == "" {
+		t.Errorf("passcode alongside Entra, allowed: %d", r.StatusCode)
+	}
+	ts.machine(t, "GET", "/v1/auth/methods", "", nil, &m)
+	if d := cmp.Diff(methodsAnswer{Methods: []string{"entra", "passcode"}, BootImageMethods: []string{"entra"}}, m.methodsAnswer); d != "" {
+		t.Errorf("methods with passcode-alongside (-want +got):\n%s", d)
 	}
 	if m.Entra == nil || m.Entra.TenantID != testTenant || m.Entra.ClientID != testClientID || m.Entra.Scope != testAudience+"/.default" {
 		t.Errorf("entra hints = %+v", m.Entra)

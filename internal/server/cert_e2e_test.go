@@ -368,12 +368,21 @@ func TestCertificateModeAndPrecedence(t *testing.T) {
 		ts.adminJSON(t, "PUT", "/admin/v1/passcode", map[string]string{"passcode": code}, nil)
 		var m methodsAnswer
 		ts.machine(t, "GET", "/v1/auth/methods", "", nil, &m)
-		if d := cmp.Diff(methodsAnswer{Methods: []string{"certificate", "passcode"}, BootImageMethods: []string{"certificate"}}, m); d != "" {
+		if d := cmp.Diff(methodsAnswer{Methods: []string{"certificate"}, BootImageMethods: []string{"certificate"}}, m); d != "" {
 			t.Errorf("methods (-want +got):\n%s", d)
 		}
-		// The installed OS may still use the passcode.
+		// The stronger mode is on: the passcode is refused like a wrong
+		// one (GN-3) until the admin allows it alongside.
+		if r, _ := login(t, ts, code, "os-1"); r.StatusCode != 401 {
+			t.Errorf("passcode next to certificates: %d, want 401", r.StatusCode)
+		}
+		ts.adminJSON(t, "PUT", "/admin/v1/security/passcode-alongside", map[string]bool{"on": true}, nil)
+		ts.machine(t, "GET", "/v1/auth/methods", "", nil, &m)
+		if d := cmp.Diff(methodsAnswer{Methods: []string{"certificate", "passcode"}, BootImageMethods: []string{"certificate"}}, m); d != "" {
+			t.Errorf("methods with passcode-alongside (-want +got):\n%s", d)
+		}
 		if r, _ := login(t, ts, code, "os-1"); r.StatusCode != 200 {
-			t.Errorf("passcode next to certificates: %d", r.StatusCode)
+			t.Errorf("passcode next to certificates, allowed: %d", r.StatusCode)
 		}
 	})
 	t.Run("subject pattern", func(t *testing.T) {

@@ -94,6 +94,7 @@ func (s *Server) adminMux(local bool) *http.ServeMux {
 	mux.Handle("GET /admin/v1/security", s.adapt(s.adminSecurity))
 	mux.Handle("PUT /admin/v1/security/anonymous", s.adapt(s.adminSetAnonymous))
 	mux.Handle("PUT /admin/v1/security/entra", s.adapt(s.adminSetEntra))
+	mux.Handle("PUT /admin/v1/security/passcode-alongside", s.adapt(s.adminSetPasscodeAlongside))
 	mux.Handle("DELETE /admin/v1/security/entra", s.adapt(s.adminClearEntra))
 	mux.Handle("GET /admin/v1/audit", s.adapt(s.adminAudit))
 	mux.Handle("GET /admin/v1/audit/verify", s.adapt(s.adminAuditVerify))

@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf16"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -203,9 +205,26 @@ func TestAgentRunsSequenceAcrossReboot(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "after")); err == nil {
 		t.Fatalf("the step after the reboot ran before the restart")
 	}
+	// What survives the reboot: the session token (to resume with), never
+	// the passcode (PC-10).
+	var saved struct{ Token string }
+	if b, err := os.ReadFile(filepath.Join(state, "agent.json")); err != nil || json.Unmarshal(b, &saved) != nil || saved.Token == "" {
+		t.Fatalf("agent.json at the reboot: %s %v", b, err)
+	}
+	if hits := filesHolding(t, state, passcode); len(hits) > 0 {
+		t.Errorf("the passcode is on disk at the reboot: %q", hits)
+	}
 	log2, code := agentCmd("resume", "--state", state, "--power", "exit")
 	if code != 0 {
 		t.Fatalf("resume: exit %d\n%s\n--- first run ---\n%s", code, log2, log)
+	}
+
+	// After the run neither the passcode nor the token is anywhere in the
+	// state directory (TK-7).
+	for what, secret := range map[string]string{"passcode": passcode, "session token": saved.Token} {
+		if hits := filesHolding(t, state, secret); len(hits) > 0 {
+			t.Errorf("the %s is on disk after the run: %q", what, hits)
+		}
 	}
 
 	for file, want := range map[string]string{"app": "installed-from-content", "child": "from-child", "after": "1"} {
@@ -252,3 +271,35 @@ func TestAgentRunsSequenceAcrossReboot(t *testing.T) {
 }
 
 func lastElem(p string) string { return p[strings.LastIndex(p, "/")+1:] }
+
+// filesHolding returns the files under root that hold secret as it is,
+// JSON-escaped or in UTF-16LE.
+func filesHolding(t *testing.T, root, secret string) []string {
+	t.Helper()
+	js, _ := json.Marshal(secret)
+	var le []byte
+	for _, c := range utf16.Encode([]rune(secret)) {
+		le = append(le, byte(c), byte(c>>8))
+	}
+	var hits []string
+	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || !e.Type().IsRegular() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, f := range [][]byte{[]byte(secret), js[1 : len(js)-1], le} {
+			if bytes.Contains(b, f) {
+				hits = append(hits, p)
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hits
+}

@@ -132,28 +132,168 @@ func (t *Throttle) Allow(source, device string) (ok bool, retryAfter time.Durati
 	return wait <= 0, wait
 }
 
-// Failure records an evaluated, failed attempt.
-func (t *Throttle) Failure(source, device string) {
+// Attempt is an attempt admitted by Begin. Exactly one of Fail, Succeed
+// or Abandon ends it; later calls do nothing.
+type Attempt struct {
+	t              *Throttle
+	source, device string
+	ended          bool
+}
+
+// Begin is Allow for an attempt about to be evaluated, made atomic: the
+// admitted attempt counts as a failure in every other decision until it
+// ends, so parallel guesses cannot all slip through a check meant to let
+// them through one at a time (security.md PC-6). Refused, it returns nil
+// and the wait (> 0).
+func (t *Throttle) Begin(source, device string) (*Attempt, time.Duration) {
 	now := t.cfg.Now()
 	t.mu.Lock()
-	t.fail(t.sources.touch(sourceKey(source), t.cfg.MaxKeys), now, true)
-	if device != "" {
-		t.fail(t.devices.touch(device, t.cfg.MaxKeys), now, false)
+	defer t.mu.Unlock()
+	var wait time.Duration
+	src := t.sources.get(sourceKey(source))
+	if src != nil {
+		wait = max(wait, t.pendingWait(src, now, true))
 	}
-	alert := t.countGlobal(now)
+	var dev *keyState
+	if device != "" {
+		if dev = t.devices.get(device); dev != nil {
+			wait = max(wait, t.pendingWait(dev, now, false))
+		}
+	}
+	if wait > 0 {
+		return nil, wait
+	}
+	t.sources.touch(sourceKey(source), t.cfg.MaxKeys).inflight++
+	if device != "" {
+		t.devices.touch(device, t.cfg.MaxKeys).inflight++
+	}
+	return &Attempt{t: t, source: source, device: device}, 0
+}
+
+// pendingWait is the wait for e counting its in-flight attempts as
+// failures: while they run, one more is admitted only if it would still be
+// free of backoff and within the window.
+func (t *Throttle) pendingWait(e *keyState, now time.Time, windowed bool) time.Duration {
+	wait := t.backoffWait(e, now)
+	if windowed {
+		wait = max(wait, t.windowWait(e, now))
+	}
+	if wait > 0 || e.inflight == 0 {
+		return wait
+	}
+	consecutive := e.consecutive
+	if !e.lastFailure.IsZero() && now.Sub(e.lastFailure) >= t.cfg.Forget {
+		consecutive = 0
+	}
+	over := consecutive+e.inflight >= t.cfg.FreeFailures
+	if windowed {
+		total := 0
+		for _, n := range e.buckets {
+			total += n
+		}
+		over = over || total+e.inflight >= t.cfg.HourlyLimit
+	}
+	if over {
+		return t.cfg.BaseDelay // the attempts in flight decide; ask again soon
+	}
+	return 0
+}
+
+// Fail records the attempt as an evaluated failure.
+func (a *Attempt) Fail() { a.end(endFail) }
+
+// Succeed forgets the failures of the attempt's source and device.
+func (a *Attempt) Succeed() { a.end(endSucceed) }
+
+// Abandon ends an attempt that was not evaluated (the server was busy):
+// it counts neither way.
+func (a *Attempt) Abandon() { a.end(endAbandon) }
+
+type attemptEnd int
+
+const (
+	endAbandon attemptEnd = iota
+	endFail
+	endSucceed
+)
+
+// end releases the reservation and records the outcome in one step under
+// the lock, so no other Begin sees the attempt neither pending nor
+// counted. Only the first end of an attempt counts.
+func (a *Attempt) end(how attemptEnd) {
+	if a == nil || a.ended {
+		return
+	}
+	a.ended = true
+	t := a.t
+	now := t.cfg.Now()
+	t.mu.Lock()
+	if e := t.sources.get(sourceKey(a.source)); e != nil && e.inflight > 0 {
+		e.inflight--
+	}
+	if a.device != "" {
+		if e := t.devices.get(a.device); e != nil && e.inflight > 0 {
+			e.inflight--
+		}
+	}
+	alert := 0
+	switch how {
+	case endFail:
+		alert = t.failLocked(a.source, a.device, now)
+	case endSucceed:
+		t.successLocked(a.source, a.device)
+	}
 	t.mu.Unlock()
 	if alert > 0 && t.cfg.Alert != nil {
 		t.cfg.Alert(alert, t.cfg.GlobalWindow)
 	}
 }
 
+// Failure records an evaluated, failed attempt.
+func (t *Throttle) Failure(source, device string) {
+	now := t.cfg.Now()
+	t.mu.Lock()
+	alert := t.failLocked(source, device, now)
+	t.mu.Unlock()
+	if alert > 0 && t.cfg.Alert != nil {
+		t.cfg.Alert(alert, t.cfg.GlobalWindow)
+	}
+}
+
+// failLocked counts a failure and returns the global count to alert
+// about (0: none). t.mu is held.
+func (t *Throttle) failLocked(source, device string, now time.Time) int {
+	t.fail(t.sources.touch(sourceKey(source), t.cfg.MaxKeys), now, true)
+	if device != "" {
+		t.fail(t.devices.touch(device, t.cfg.MaxKeys), now, false)
+	}
+	return t.countGlobal(now)
+}
+
 // Success forgets the failures of source and device.
 func (t *Throttle) Success(source, device string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.sources.remove(sourceKey(source))
+	t.successLocked(source, device)
+}
+
+// successLocked forgets source and device, keeping the count of attempts
+// still in flight for them. t.mu is held.
+func (t *Throttle) successLocked(source, device string) {
+	forget := func(k *keyTable, key string) {
+		e := k.get(key)
+		if e == nil {
+			return
+		}
+		if e.inflight == 0 {
+			k.remove(key)
+			return
+		}
+		*e = keyState{key: key, inflight: e.inflight}
+	}
+	forget(&t.sources, sourceKey(source))
 	if device != "" {
-		t.devices.remove(device)
+		forget(&t.devices, device)
 	}
 }
 
@@ -169,6 +309,7 @@ func (t *Throttle) Tracked() (sources, devices int) {
 type keyState struct {
 	key         string
 	consecutive int       // failures since the last success or quiet period
+	inflight    int       // attempts admitted by Begin and not yet ended
 	lastFailure time.Time // for backoff and Forget
 	// window counts failures in buckets of Window/60 for the rolling limit
 	// (sources only): bucketStart[i] is the start of bucket i.

@@ -3,6 +3,7 @@ package auth_test
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -274,5 +275,79 @@ func TestNewThrottleRejectsNegative(t *testing.T) {
 				t.Error("accepted")
 			}
 		})
+	}
+}
+
+// PC-6: parallel guesses cannot all pass a check meant to let them through
+// one at a time. With the clock frozen, 200 concurrent attempts from one
+// source get exactly FreeFailures evaluations; the rest wait.
+func TestThrottleBeginIsAtomicUnderConcurrency(t *testing.T) {
+	clock := newClock()
+	th := newThrottle(t, clock, nil)
+	const n = 200
+	var admitted atomic.Int32
+	var begun, ended sync.WaitGroup
+	start, evaluate := make(chan struct{}), make(chan struct{})
+	for i := range n {
+		begun.Add(1)
+		ended.Add(1)
+		go func() {
+			defer ended.Done()
+			<-start
+			att, wait := th.Begin("198.51.100.7", fmt.Sprintf("dev-%d", i))
+			begun.Done()
+			if att == nil {
+				if wait <= 0 {
+					t.Errorf("refused with wait %v", wait)
+				}
+				return
+			}
+			admitted.Add(1)
+			// Every attempt is still being evaluated when the last one
+			// asks: the worst case for a check-then-count throttle.
+			<-evaluate
+			att.Fail()
+			att.Fail() // a second end counts nothing
+		}()
+	}
+	close(start)
+	begun.Wait()
+	close(evaluate)
+	ended.Wait()
+	if got := admitted.Load(); got != 5 {
+		t.Errorf("%d of %d parallel guesses were evaluated, want 5 (FreeFailures)", got, n)
+	}
+	if att, _ := th.Begin("198.51.100.7", ""); att != nil {
+		t.Error("admitted after the free failures were used up")
+	}
+}
+
+// An attempt that ends without being evaluated (Abandon) or succeeds
+// frees its place; success also forgets earlier failures.
+func TestThrottleAttemptEnds(t *testing.T) {
+	clock := newClock()
+	th := newThrottle(t, clock, nil)
+	var held []*auth.Attempt
+	for range 5 {
+		att, _ := th.Begin("198.51.100.8", "")
+		if att == nil {
+			t.Fatal("refused within the free failures")
+		}
+		held = append(held, att)
+	}
+	if att, wait := th.Begin("198.51.100.8", ""); att != nil || wait <= 0 {
+		t.Fatalf("sixth attempt while five are in flight: admitted %v, wait %v", att != nil, wait)
+	}
+	held[0].Abandon()
+	sixth, _ := th.Begin("198.51.100.8", "")
+	if sixth == nil {
+		t.Fatal("an abandoned attempt did not free its place")
+	}
+	for _, a := range held[1:] {
+		a.Fail()
+	}
+	sixth.Succeed()
+	if att, _ := th.Begin("198.51.100.8", ""); att == nil {
+		t.Error("a success did not forget the failures")
 	}
 }

@@ -37,10 +37,12 @@ func (s *Server) requireAdminToken(next http.Handler) http.Handler {
 	return s.adapt(func(w http.ResponseWriter, r *http.Request) error {
 		ctx := r.Context()
 		src := s.clientIP(r)
-		if ok, wait := s.throttle.Allow(src, ""); !ok {
+		att, wait := s.throttle.Begin(src, "")
+		if att == nil {
 			w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(wait.Seconds()))))
 			return deploy.Errorf(deploy.KindThrottled, "too many failed attempts; try again in %s", wait.Round(time.Second))
 		}
+		defer att.Abandon()
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || strings.TrimSpace(tok) == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="imprint-admin"`)
@@ -49,14 +51,14 @@ func (s *Server) requireAdminToken(next http.Handler) http.Handler {
 		t, err := s.adminTokens.Authenticate(ctx, strings.TrimSpace(tok))
 		if err != nil {
 			if deploy.ErrorKind(err) == deploy.KindUnauthorized {
-				s.throttle.Failure(src, "")
+				att.Fail()
 				s.record(ctx, &deploy.AuditEvent{Action: "admin.token.rejected", Outcome: auth.OutcomeFailure, Source: src,
 					Details: map[string]string{"method": r.Method, "path": r.URL.Path}})
 				w.Header().Set("WWW-Authenticate", `Bearer realm="imprint-admin", error="invalid_token"`)
 			}
 			return err
 		}
-		s.throttle.Success(src, "")
+		att.Succeed()
 		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, actorKey, "admin-token:"+t.Name)))
 		return nil
 	})

@@ -200,28 +200,43 @@ var errAuthFailed = auth.ErrBadPasscode
 const maxAuthBody = 8 << 10
 
 // handleToken authenticates a client by one method and mints a session.
+// Every method goes through the throttle: a failure of any kind counts
+// against the source and the claimed device, and an attempt is admitted
+// only while the attempts in flight leave room (security.md PC-6, PC-7).
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	var req tokenRequest
 	r.Body = http.MaxBytesReader(w, r.Body, maxAuthBody)
-	if err := decodeJSON(w, r, &req); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return err // 413: says nothing about any credential
-		}
-		// Malformed input costs the same as a wrong passcode.
-		s.passcodes.Refuse(ctx, "")
-		return errAuthFailed
+	decErr := decodeJSON(w, r, &req)
+	var mbe *http.MaxBytesError
+	if errors.As(decErr, &mbe) {
+		return decErr // 413: says nothing about any credential
 	}
 	src := s.clientIP(r)
-	dev := deviceID(&req.Device)
+	dev := ""
+	if decErr == nil {
+		dev = deviceID(&req.Device)
+	}
 	audit := &deploy.AuditEvent{Action: "auth.attempt", Source: src, DeviceID: dev,
 		Details: map[string]string{"method": req.Method}}
+	att, wait := s.throttle.Begin(src, dev)
+	if att == nil {
+		w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(wait.Seconds()))))
+		audit.Outcome = auth.OutcomeThrottled
+		s.record(ctx, audit)
+		return deploy.Errorf(deploy.KindThrottled, "too many failed attempts; try again in %s", wait.Round(time.Second))
+	}
+	defer att.Abandon() // ends an attempt nothing below ended (a store error)
 
 	sess := &deploy.Session{Method: req.Method, DeviceID: dev, Source: src}
 	var err error
-	switch req.Method {
-	case auth.MethodPasscode:
+	switch {
+	case decErr != nil:
+		// Malformed input costs the same as a wrong passcode.
+		s.passcodes.Refuse(ctx, "")
+		err = errAuthFailed
+		audit.Details["reason"] = "malformed request"
+	case req.Method == auth.MethodPasscode:
 		if sec, serr := s.security(ctx); serr != nil {
 			err = serr
 		} else if !s.passcodeAllowed(sec) {
@@ -230,13 +245,13 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) error {
 			err = errAuthFailed
 			audit.Details["reason"] = "passcode not allowed while a stronger mode is on"
 		} else {
-			err = s.checkPasscode(ctx, w, src, dev, req.Passcode, sess)
+			err = s.checkPasscode(ctx, w, req.Passcode, sess)
 		}
-	case auth.MethodAnonymous:
+	case req.Method == auth.MethodAnonymous:
 		err = s.checkAnonymous(ctx, sess)
-	case auth.MethodEntra:
+	case req.Method == auth.MethodEntra:
 		err = s.checkEntra(ctx, req.AccessToken, sess, audit)
-	case auth.MethodCertificate:
+	case req.Method == auth.MethodCertificate:
 		err = s.checkCertificate(r, sess)
 	default:
 		s.passcodes.Refuse(ctx, "")
@@ -244,13 +259,21 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) error {
 		audit.Details["reason"] = "unknown method"
 	}
 	if err != nil {
-		audit.Outcome = auth.OutcomeFailure
-		if deploy.ErrorKind(err) == deploy.KindThrottled {
+		switch deploy.ErrorKind(err) {
+		case deploy.KindUnauthorized, deploy.KindForbidden:
+			att.Fail()
+			audit.Outcome = auth.OutcomeFailure
+		case deploy.KindThrottled: // the Argon2 queue is full: not evaluated
+			att.Abandon()
 			audit.Outcome = auth.OutcomeThrottled
+		default:
+			att.Abandon()
+			audit.Outcome = auth.OutcomeFailure
 		}
 		s.record(ctx, audit)
 		return err
 	}
+	att.Succeed()
 	if dev != "" {
 		d := req.Device
 		d.ID = dev
@@ -273,22 +296,17 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// checkPasscode: throttle first, then Argon2, then count the outcome.
-func (s *Server) checkPasscode(ctx context.Context, w http.ResponseWriter, src, dev, passcode string, sess *deploy.Session) error {
-	if ok, wait := s.throttle.Allow(src, dev); !ok {
-		w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(wait.Seconds()))))
-		return deploy.Errorf(deploy.KindThrottled, "too many failed attempts; try again in %s", wait.Round(time.Second))
-	}
+// checkPasscode runs Argon2 (the caller has admitted the attempt through
+// the throttle and counts its outcome).
+func (s *Server) checkPasscode(ctx context.Context, w http.ResponseWriter, passcode string, sess *deploy.Session) error {
 	gen, err := s.passcodes.Check(ctx, passcode)
 	if deploy.ErrorKind(err) == deploy.KindThrottled {
 		w.Header().Set("Retry-After", "1")
 		return err
 	}
 	if err != nil {
-		s.throttle.Failure(src, dev)
 		return errAuthFailed
 	}
-	s.throttle.Success(src, dev)
 	sess.Generation = gen
 	return nil
 }

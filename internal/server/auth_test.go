@@ -482,3 +482,26 @@ func TestLoginInputLimits(t *testing.T) {
 		t.Errorf("200 KiB of headers: %d, want 431", resp.StatusCode)
 	}
 }
+
+// PC-6/PC-7: failures of every method count, not just wrong passcodes, so
+// bogus requests cannot keep Argon2 busy or probe without limit.
+func TestEveryFailedMethodIsThrottled(t *testing.T) {
+	for _, body := range []string{`{"method":"anonymous"}`, `{"method":"no-such-method"}`, `not json`} {
+		t.Run(body, func(t *testing.T) {
+			ts := startAuthServer(t)
+			var codes []int
+			for len(codes) < 40 && (len(codes) == 0 || codes[len(codes)-1] != 429) {
+				resp, err := ts.api.Post(ts.apiURL("/v1/auth/token"), "application/json", strings.NewReader(body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				codes = append(codes, resp.StatusCode)
+			}
+			// Five free failures, then the backoff answers 429.
+			if fmt.Sprint(codes[:5]) != "[401 401 401 401 401]" || codes[len(codes)-1] != 429 {
+				t.Errorf("answers %v, want five 401 and then 429", codes)
+			}
+		})
+	}
+}

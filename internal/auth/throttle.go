@@ -138,6 +138,7 @@ type Attempt struct {
 	t              *Throttle
 	source, device string
 	ended          bool
+	free           bool // admitted by Admit: holds no place
 }
 
 // Begin is Allow for an attempt about to be evaluated, made atomic: the
@@ -168,6 +169,18 @@ func (t *Throttle) Begin(source, device string) (*Attempt, time.Duration) {
 		t.devices.touch(device, t.cfg.MaxKeys).inflight++
 	}
 	return &Attempt{t: t, source: source, device: device}, 0
+}
+
+// Admit is Begin for attempts at something that cannot usefully be
+// guessed (a certificate, an Entra token, a 256-bit admin token): it
+// applies the backoff and window of earlier failures and counts this
+// attempt's outcome, but does not hold a place while it runs, so many
+// machines behind one address may log in at once.
+func (t *Throttle) Admit(source, device string) (*Attempt, time.Duration) {
+	if ok, wait := t.Allow(source, device); !ok {
+		return nil, wait
+	}
+	return &Attempt{t: t, source: source, device: device, free: true}, 0
 }
 
 // pendingWait is the wait for e counting its in-flight attempts as
@@ -228,12 +241,14 @@ func (a *Attempt) end(how attemptEnd) {
 	t := a.t
 	now := t.cfg.Now()
 	t.mu.Lock()
-	if e := t.sources.get(sourceKey(a.source)); e != nil && e.inflight > 0 {
-		e.inflight--
-	}
-	if a.device != "" {
-		if e := t.devices.get(a.device); e != nil && e.inflight > 0 {
+	if !a.free {
+		if e := t.sources.get(sourceKey(a.source)); e != nil && e.inflight > 0 {
 			e.inflight--
+		}
+		if a.device != "" {
+			if e := t.devices.get(a.device); e != nil && e.inflight > 0 {
+				e.inflight--
+			}
 		}
 	}
 	alert := 0

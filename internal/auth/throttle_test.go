@@ -351,3 +351,24 @@ func TestThrottleAttemptEnds(t *testing.T) {
 		t.Error("a success did not forget the failures")
 	}
 }
+
+// Admit (certificates, Entra and admin tokens) holds no place: a lab of
+// machines behind one address logs in at once; failures still count.
+func TestThrottleAdmitHoldsNoPlace(t *testing.T) {
+	clock := newClock()
+	th := newThrottle(t, clock, nil)
+	var held []*auth.Attempt
+	for i := range 30 {
+		att, wait := th.Admit("203.0.113.9", fmt.Sprintf("pc-%d", i))
+		if att == nil {
+			t.Fatalf("machine %d behind the address refused (wait %v)", i, wait)
+		}
+		held = append(held, att)
+	}
+	for _, a := range held {
+		a.Fail()
+	}
+	if att, wait := th.Admit("203.0.113.9", ""); att != nil || wait <= 0 {
+		t.Errorf("after 30 failures: admitted %v, wait %v; want the backoff", att != nil, wait)
+	}
+}

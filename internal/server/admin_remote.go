@@ -37,7 +37,7 @@ func (s *Server) requireAdminToken(next http.Handler) http.Handler {
 	return s.adapt(func(w http.ResponseWriter, r *http.Request) error {
 		ctx := r.Context()
 		src := s.clientIP(r)
-		att, wait := s.throttle.Begin(src, "")
+		att, wait := s.throttle.Admit(src, "") // 256-bit tokens: parallel requests are fine
 		if att == nil {
 			w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(wait.Seconds()))))
 			return deploy.Errorf(deploy.KindThrottled, "too many failed attempts; try again in %s", wait.Round(time.Second))

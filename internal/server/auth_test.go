@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/imprint-osd/imprint/internal/auth"
@@ -503,5 +504,36 @@ func TestEveryFailedMethodIsThrottled(t *testing.T) {
 				t.Errorf("answers %v, want five 401 and then 429", codes)
 			}
 		})
+	}
+}
+
+// Many machines behind one address (a NAT) log in at the same moment with
+// a method that cannot be guessed: none is turned away by the throttle.
+func TestParallelLoginsFromOneAddress(t *testing.T) {
+	ts := startAuthServer(t)
+	ts.adminJSON(t, "PUT", "/admin/v1/security/anonymous", map[string]bool{"on": true}, nil)
+	const n = 24
+	codes := make(chan int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := fmt.Sprintf(`{"method":"anonymous","device":{"uuid":"4c4c4544-0000-1000-8000-%012d"}}`, i)
+			resp, err := ts.api.Post(ts.apiURL("/v1/auth/token"), "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != 200 {
+			t.Errorf("a parallel login got %d, want 200", c)
+		}
 	}
 }

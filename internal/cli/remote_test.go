@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imprint-osd/imprint/internal/cli"
 	"github.com/imprint-osd/imprint/internal/server"
@@ -82,6 +83,21 @@ func TestRemoteAdministration(t *testing.T) {
 		t.Errorf("token create with --server: exit %d, stderr %q", r.code, r.stderr)
 	}
 	wantContains(t, "token list", ok(t, dir, "token", "list"), "laptop")
+	// Tokens expire after 90 days unless told otherwise.
+	var toks []struct {
+		Name      string
+		ExpiresAt *time.Time
+	}
+	ok(t, dir, "token", "create", "pipeline", "--expires", "0")
+	okJSON(t, dir, &toks, "token", "list")
+	for _, tk := range toks {
+		switch {
+		case tk.Name == "laptop" && (tk.ExpiresAt == nil || time.Until(*tk.ExpiresAt) < 89*24*time.Hour || time.Until(*tk.ExpiresAt) > 90*24*time.Hour):
+			t.Errorf("default expiry of %s = %v, want 90 days", tk.Name, tk.ExpiresAt)
+		case tk.Name == "pipeline" && tk.ExpiresAt != nil:
+			t.Errorf("--expires 0 gave an expiry %v", tk.ExpiresAt)
+		}
+	}
 
 	// Bad remote settings: each a clear message, nothing done.
 	t.Setenv("IMPRINT_TOKEN", "")

@@ -15,8 +15,9 @@ Admin tokens let 'imprint --server URL' administer the server over HTTPS
 and revoked only on the server itself, through its socket.
 
 Subcommands:
-  create NAME [--expires DURATION]   mint a token (shown once); --expires
-                                     e.g. 720h (default: until revoked)
+  create NAME [--expires DURATION]   mint a token (shown once), valid for
+                                     --expires (default 2160h, 90 days;
+                                     0: until revoked)
   list                               list tokens, live and ended
   revoke ID|NAME                     end a live token at once
 `
@@ -40,13 +41,13 @@ func localOnly(a *app, what string) error {
 
 func tokenCreate(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("imprint token create", usageToken)
-	expires := fs.Duration("expires", 0, "")
+	expires := fs.Duration("expires", 90*24*time.Hour, "")
 	pos, err := a.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}
 	if *expires < 0 {
-		return usagef("token create: --expires must be positive", "run 'imprint token -h' for usage")
+		return usagef("token create: --expires must not be negative (0: until revoked)", "run 'imprint token -h' for usage")
 	}
 	if err := localOnly(a, "create"); err != nil {
 		return err

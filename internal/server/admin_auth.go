@@ -198,6 +198,9 @@ func (s *Server) adminSecurity(w http.ResponseWriter, r *http.Request) error {
 	if len(m.Methods) == 0 {
 		v.Missing = append(v.Missing, m.Hint)
 	}
+	if sec.Entra != nil && sec.Entra.RequiredRole == "" {
+		v.Missing = append(v.Missing, "Entra ID has no required app role: every user of the tenant can deploy; set one with `imprint security set entra … --role NAME` and assign it to the technicians")
+	}
 	if st.Set && st.Age > 180*24*time.Hour {
 		v.Missing = append(v.Missing, "the passcode is older than 180 days: rotate it with `imprint passcode rotate --grace 24h`")
 	}

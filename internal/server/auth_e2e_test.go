@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,6 +111,22 @@ func TestEntraModeListedWithPrecedence(t *testing.T) {
 	}
 	if m.Entra == nil || m.Entra.TenantID != testTenant || m.Entra.ClientID != testClientID || m.Entra.Scope != testAudience+"/.default" {
 		t.Errorf("entra hints = %+v", m.Entra)
+	}
+
+	// Entra ID without a required role lets the whole tenant deploy: the
+	// security view says so.
+	noRole := entraConfig(iss)
+	noRole.RequiredRole = ""
+	var view struct{ Missing []string }
+	ts.adminJSON(t, "PUT", "/admin/v1/security/entra", noRole, &view)
+	if !strings.Contains(strings.Join(view.Missing, "\n"), "no required app role") {
+		t.Errorf("missing = %q, want a warning about the role", view.Missing)
+	}
+	setEntra(t, ts, entraConfig(iss))
+	view.Missing = nil
+	ts.adminJSON(t, "GET", "/admin/v1/security", nil, &view)
+	if strings.Contains(strings.Join(view.Missing, "\n"), "app role") {
+		t.Errorf("missing = %q with a role set", view.Missing)
 	}
 
 	// An Authority that is not an http(s) URL is refused by name.

@@ -537,3 +537,24 @@ func TestParallelLoginsFromOneAddress(t *testing.T) {
 		}
 	}
 }
+
+// TK-5: a session token is taken from the Authorization header only; in
+// the query string (where logs and proxies keep it) it does not count.
+func TestTokenOnlyFromTheAuthorizationHeader(t *testing.T) {
+	ts := startAuthServer(t)
+	ts.adminJSON(t, "PUT", "/admin/v1/passcode", map[string]string{"passcode": "Correct-Horse-Battery-42"}, nil)
+	_, tok := login(t, ts, "Correct-Horse-Battery-42", "dev-q")
+	for _, q := range []string{"access_token", "token", "bearer"} {
+		resp, err := ts.api.Get(ts.apiURL("/v1/tasksequences?" + q + "=" + tok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 {
+			t.Errorf("token in ?%s=: %d, want 401", q, resp.StatusCode)
+		}
+	}
+	if resp := ts.machine(t, "GET", "/v1/tasksequences", tok, nil, nil); resp.StatusCode != 200 {
+		t.Errorf("token in the header: %d", resp.StatusCode)
+	}
+}

@@ -268,6 +268,11 @@ func CheckPasscodePolicy(p string) error {
 			return deploy.Errorf(deploy.KindInvalid, "passcode contains a control character (tab, newline or similar)")
 		}
 	}
+	// The boot console (and the agent's Passcode variable) drop spaces
+	// around what is typed, so such a passcode could never be entered.
+	if strings.TrimSpace(n) != n {
+		return deploy.Errorf(deploy.KindInvalid, "passcode starts or ends with a space, which cannot be typed at the boot console; remove it")
+	}
 	if shortPeriod(runes) {
 		return deploy.Errorf(deploy.KindInvalid, "passcode is one character or a short pattern repeated")
 	}

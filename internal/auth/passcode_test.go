@@ -138,6 +138,9 @@ func TestCheckPasscodePolicy(t *testing.T) {
 		{strings.Repeat("ab3", 43), "too long"}, // 129 characters
 		{"tab\there-ok-no", "control character"},
 		{"new\nline-passcode", "control character"},
+		{" leading-space-77", "starts or ends with a space"},
+		{"trailing-space-77 ", "starts or ends with a space"},
+		{"ideographic-space-77\u3000", "starts or ends with a space"},
 		{"aaaaaaaa", "repeated"},
 		{"abababab", "repeated"},
 		{"xyzxyzxyz", "repeated"},

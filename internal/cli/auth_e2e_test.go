@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -187,8 +188,20 @@ func TestSecurityEndToEnd(t *testing.T) {
 	if r := imprint(t, dir, nil, "security", "set", "entra", "--client", app); r.code != 2 {
 		t.Errorf("entra without --tenant: exit %d, want 2", r.code)
 	}
+	// The passcode beside Entra ID: off by default, on when asked.
+	ok(t, dir, "passcode", "generate")
+	okJSON(t, dir, &sec, "security", "show")
+	if sec.PasscodeAlongside || slices.Contains(sec.Methods, "passcode") {
+		t.Errorf("passcode offered beside Entra ID by default: %+v", sec)
+	}
+	out = ok(t, dir, "security", "set", "passcode-alongside", "on")
+	wantContains(t, "set passcode-alongside on", out, "also alongside Entra ID or certificates", "entra → passcode")
+	if r := imprint(t, dir, nil, "security", "set", "passcode-alongside", "sometimes"); r.code != 2 {
+		t.Errorf("passcode-alongside sometimes: exit %d, want 2", r.code)
+	}
 	ok(t, dir, "security", "clear", "entra")
 	ok(t, dir, "security", "set", "anonymous", "off")
+	sec = client.Security{}
 	okJSON(t, dir, &sec, "security", "show")
 	if sec.Anonymous || sec.Entra != nil {
 		t.Errorf("after clear and off: %+v", sec)

@@ -63,54 +63,14 @@ func securityShow(ctx context.Context, a *app, args []string) error {
 func securitySet(ctx context.Context, a *app, args []string) error {
 	hint := "run 'imprint security -h' for usage"
 	if len(args) == 0 {
-		return usagef("security set: say what to set: anonymous or entra", hint)
+		return usagef("security set: say what to set: anonymous, entra or passcode-alongside", hint)
 	}
 	switch args[0] {
 	case "passcode-alongside":
-		fs := a.flagSet("imprint security set passcode-alongside", usageSecurity)
-		pos, err := a.parse(fs, args[1:], 1, 1)
-		if err != nil {
-			return err
-		}
-		on, ok := map[string]bool{"on": true, "off": false}[strings.ToLower(pos[0])]
-		if !ok {
-			return usagef(fmt.Sprintf("security set passcode-alongside: %q is not on or off", pos[0]), hint)
-		}
-		c, err := a.client()
-		if err != nil {
-			return err
-		}
-		sec, err := c.SetPasscodeAlongside(ctx, on)
-		if err != nil {
-			return fmt.Errorf("security set passcode-alongside: %w", err)
-		}
-		return a.printSecurity(sec)
+		return a.setSwitch(ctx, args, (*client.Admin).SetPasscodeAlongside, "")
 	case "anonymous":
-		fs := a.flagSet("imprint security set anonymous", usageSecurity)
-		pos, err := a.parse(fs, args[1:], 1, 1)
-		if err != nil {
-			return err
-		}
-		var on bool
-		switch strings.ToLower(pos[0]) {
-		case "on":
-			on = true
-		case "off":
-		default:
-			return usagef(fmt.Sprintf("security set anonymous: %q is not on or off", pos[0]), hint)
-		}
-		c, err := a.client()
-		if err != nil {
-			return err
-		}
-		sec, err := c.SetAnonymous(ctx, on)
-		if err != nil {
-			return fmt.Errorf("security set anonymous: %w", err)
-		}
-		if on && !a.jsonOut {
-			fmt.Fprintln(a.stderr, "WARNING: anonymous authentication is on: anyone who can reach this server can run any task sequence.")
-		}
-		return a.printSecurity(sec)
+		return a.setSwitch(ctx, args, (*client.Admin).SetAnonymous,
+			"WARNING: anonymous authentication is on: anyone who can reach this server can run any task sequence.")
 	case "entra":
 		fs := a.flagSet("imprint security set entra", usageSecurity)
 		var cfg client.EntraConfig
@@ -139,6 +99,33 @@ func securitySet(ctx context.Context, a *app, args []string) error {
 		return a.printSecurity(sec)
 	}
 	return usagef(fmt.Sprintf("security set: unknown setting %q (one of: anonymous, entra, passcode-alongside)", args[0]), hint)
+}
+
+// setSwitch runs `security set NAME on|off` (args[0] is NAME) with set;
+// warnOn is printed when the switch is turned on.
+func (a *app) setSwitch(ctx context.Context, args []string, set func(*client.Admin, context.Context, bool) (*client.Security, error), warnOn string) error {
+	name := args[0]
+	fs := a.flagSet("imprint security set "+name, usageSecurity)
+	pos, err := a.parse(fs, args[1:], 1, 1)
+	if err != nil {
+		return err
+	}
+	on, ok := map[string]bool{"on": true, "off": false}[strings.ToLower(pos[0])]
+	if !ok {
+		return usagef(fmt.Sprintf("security set %s: %q is not on or off", name, pos[0]), "run 'imprint security -h' for usage")
+	}
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	sec, err := set(c, ctx, on)
+	if err != nil {
+		return fmt.Errorf("security set %s: %w", name, err)
+	}
+	if on && warnOn != "" && !a.jsonOut {
+		fmt.Fprintln(a.stderr, warnOn)
+	}
+	return a.printSecurity(sec)
 }
 
 func securityClear(ctx context.Context, a *app, args []string) error {

@@ -164,26 +164,24 @@ func (a *Admin) Security(ctx context.Context) (*Security, error) {
 	return &out, nil
 }
 
-// SetAnonymous turns anonymous authentication on or off.
 // SetPasscodeAlongside allows or refuses passcode logins while Entra ID or
 // certificates are on.
 func (a *Admin) SetPasscodeAlongside(ctx context.Context, on bool) (*Security, error) {
-	var out Security
-	in := struct {
-		On bool `json:"on"`
-	}{on}
-	if err := a.sendJSON(ctx, http.MethodPut, "/admin/v1/security/passcode-alongside", in, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return a.setSwitch(ctx, "/admin/v1/security/passcode-alongside", on)
 }
 
+// SetAnonymous turns anonymous authentication on or off.
 func (a *Admin) SetAnonymous(ctx context.Context, on bool) (*Security, error) {
+	return a.setSwitch(ctx, "/admin/v1/security/anonymous", on)
+}
+
+// setSwitch PUTs {"on":on} to an on/off security setting.
+func (a *Admin) setSwitch(ctx context.Context, path string, on bool) (*Security, error) {
 	var out Security
 	in := struct {
 		On bool `json:"on"`
 	}{on}
-	if err := a.sendJSON(ctx, http.MethodPut, "/admin/v1/security/anonymous", in, &out); err != nil {
+	if err := a.sendJSON(ctx, http.MethodPut, path, in, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

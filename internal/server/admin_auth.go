@@ -209,29 +209,21 @@ func (s *Server) adminSecurity(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) adminSetAnonymous(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		On bool `json:"on"`
-	}
-	if err := decodeJSON(w, r, &req); err != nil {
-		return err
-	}
-	sec, err := s.security(r.Context())
-	if err != nil {
-		return err
-	}
-	sec.Anonymous = req.On
-	if err := s.putSecurity(r.Context(), sec); err != nil {
-		return err
-	}
-	s.record(r.Context(), &deploy.AuditEvent{Action: "security.anonymous", Outcome: auth.OutcomeSuccess, Actor: actor(r.Context()),
-		Details: map[string]string{"on": strconv.FormatBool(req.On)}})
-	if req.On {
-		s.log.Warn("ANONYMOUS AUTHENTICATION TURNED ON: anyone who can reach this server can run any task sequence")
-	}
-	return s.adminSecurity(w, r)
+	return s.setSecuritySwitch(w, r, "security.anonymous", func(sec *Security, on bool) {
+		sec.Anonymous = on
+		if on {
+			s.log.Warn("ANONYMOUS AUTHENTICATION TURNED ON: anyone who can reach this server can run any task sequence")
+		}
+	})
 }
 
 func (s *Server) adminSetPasscodeAlongside(w http.ResponseWriter, r *http.Request) error {
+	return s.setSecuritySwitch(w, r, "security.passcode-alongside", func(sec *Security, on bool) { sec.PasscodeAlongside = on })
+}
+
+// setSecuritySwitch turns one on/off security setting ({"on":bool}) with
+// set, audits it as action and answers the security view.
+func (s *Server) setSecuritySwitch(w http.ResponseWriter, r *http.Request, action string, set func(*Security, bool)) error {
 	var req struct {
 		On bool `json:"on"`
 	}
@@ -242,11 +234,11 @@ func (s *Server) adminSetPasscodeAlongside(w http.ResponseWriter, r *http.Reques
 	if err != nil {
 		return err
 	}
-	sec.PasscodeAlongside = req.On
+	set(&sec, req.On)
 	if err := s.putSecurity(r.Context(), sec); err != nil {
 		return err
 	}
-	s.record(r.Context(), &deploy.AuditEvent{Action: "security.passcode-alongside", Outcome: auth.OutcomeSuccess, Actor: actor(r.Context()),
+	s.record(r.Context(), &deploy.AuditEvent{Action: action, Outcome: auth.OutcomeSuccess, Actor: actor(r.Context()),
 		Details: map[string]string{"on": strconv.FormatBool(req.On)}})
 	return s.adminSecurity(w, r)
 }

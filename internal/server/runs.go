@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -63,6 +64,8 @@ func (s *Server) machineCreateRun(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	s.log.Info("run started", "run", run.ID, "device", dev, "task_sequence", ts.Name, "version", req.VersionNo)
+	s.record(ctx, &deploy.AuditEvent{Action: "run.start", Outcome: auth.OutcomeSuccess, Actor: sess.Subject, DeviceID: dev,
+		Source: s.clientIP(r), Details: map[string]string{"run": run.ID, "taskSequence": ts.ID, "version": strconv.Itoa(req.VersionNo), "method": sess.Method}})
 	writeJSON(w, http.StatusCreated, run)
 	return nil
 }
@@ -135,6 +138,12 @@ func (s *Server) machineRunEvents(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	if ended(events) && run.State.Terminal() {
+		outcome := auth.OutcomeSuccess
+		if run.State != deploy.RunSucceeded {
+			outcome = auth.OutcomeFailure
+		}
+		s.record(ctx, &deploy.AuditEvent{Action: "run.end", Outcome: outcome, DeviceID: run.DeviceID, Source: s.clientIP(r),
+			Details: map[string]string{"run": run.ID, "taskSequence": run.TaskSequenceID, "version": strconv.Itoa(run.VersionNo), "state": string(run.State)}})
 		// The session has nothing left to do but upload the logs
 		// (machineRunLogs revokes it then); it must not outlive the run
 		// (security.md TK-4).

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -123,6 +124,14 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	}
 	s.boot = &http.Server{Handler: bootMux, ReadHeaderTimeout: 10 * time.Second}
 	s.admin = &http.Server{Handler: s.adminRoutes(), ReadHeaderTimeout: 10 * time.Second}
+	startup := map[string]string{"api": s.apiLn.Addr().String(), "caSHA256": s.CAFingerprint()}
+	if m, err := s.authMethods(ctx); err == nil {
+		startup["methods"] = strings.Join(m.Methods, ",")
+		if len(m.Methods) == 0 {
+			s.log.Warn("no client authentication is configured: every machine will be refused", "hint", m.Hint)
+		}
+	}
+	s.record(ctx, &deploy.AuditEvent{Action: "sys.startup", Outcome: auth.OutcomeSuccess, Details: startup})
 	return s, nil
 }
 
@@ -271,6 +280,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		for _, srv := range []*http.Server{s.api, s.boot, s.admin} {
 			errs = append(errs, srv.Shutdown(sctx))
 		}
+		s.record(sctx, &deploy.AuditEvent{Action: "sys.shutdown", Outcome: auth.OutcomeSuccess})
 		return errors.Join(errs...)
 	})
 	return g.Wait()

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/imprint-osd/imprint/internal/deploy"
 )
 
@@ -129,6 +131,41 @@ func TestFinishedRunRevokesItsSession(t *testing.T) {
 	}
 	if resp := ts.machine(t, "GET", "/v1/tasksequences", tok, nil, nil); resp.StatusCode != 401 {
 		t.Errorf("token after the run finished: %d, want 401", resp.StatusCode)
+	}
+	// The audit log has the run's start and end (AU-1) and the revocation.
+	var events []deploy.AuditEvent
+	ts.adminJSON(t, "GET", "/admin/v1/audit", nil, &events)
+	got := map[string]string{}
+	for _, e := range events {
+		if e.Details["run"] == run.ID || e.Action == "session.revoke" {
+			got[e.Action] = e.Outcome + " " + e.DeviceID + " " + e.Details["state"] + e.Details["reason"]
+		}
+	}
+	want := map[string]string{
+		"run.start":      "success dev-end ",
+		"run.end":        "success dev-end succeeded",
+		"session.revoke": "success dev-end run succeeded",
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("audit of the run (-want +got):\n%s", d)
+	}
+}
+
+// The audit log records the server starting and stopping (AU-1).
+func TestAuditRecordsStartAndStop(t *testing.T) {
+	dir := t.TempDir()
+	startServerWith(t, dir, nil).stop()
+	ts := startServerWith(t, dir, nil)
+	var events []deploy.AuditEvent
+	ts.adminJSON(t, "GET", "/admin/v1/audit", nil, &events)
+	var got []string
+	for _, e := range events {
+		if strings.HasPrefix(e.Action, "sys.") {
+			got = append(got, e.Action)
+		}
+	}
+	if d := cmp.Diff([]string{"sys.startup", "sys.shutdown", "sys.startup"}, got); d != "" {
+		t.Errorf("system events (-want +got):\n%s", d)
 	}
 }
 

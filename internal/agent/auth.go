@@ -39,7 +39,11 @@ func (a *Agent) authenticate(ctx context.Context, dev client.DeviceInfo) error {
 		var err error
 		switch strings.ToLower(m) {
 		case "anonymous":
-			_, err = a.getToken(ctx, client.TokenRequest{Method: "anonymous", Device: dev})
+			if _, err = a.getToken(ctx, client.TokenRequest{Method: "anonymous", Device: dev}); err == nil {
+				// security.md GN-1: whoever stands at the console should
+				// know this server asks nobody for anything.
+				a.Console.Printf("WARNING: this server lets anyone deploy: anonymous authentication is on.\n")
+			}
 		case "certificate":
 			if !a.hasClientCert() {
 				continue

@@ -311,3 +311,30 @@ func agentTestLeaf(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, 
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
+
+// GN-1: an agent that got in anonymously says so on the console, and a
+// server limiting anonymous to other networks neither offers nor accepts
+// it from here.
+func TestAgentAnonymousBannerAndNetworks(t *testing.T) {
+	rs := startRealServer(t, nil)
+	if _, err := rs.admin.SetAnonymous(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	a := newE2EAgent(t, rs.machine(t), &out)
+	if err := a.Run(context.Background(), agent.State{}, true); err != nil {
+		t.Fatalf("run: %v\nconsole:\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "anonymous authentication is on") {
+		t.Errorf("no anonymous banner on the console:\n%s", out.String())
+	}
+
+	if _, err := rs.admin.SetAnonymous(context.Background(), true, "192.0.2.0/24"); err != nil {
+		t.Fatal(err)
+	}
+	out = syncBuffer{}
+	b := newE2EAgent(t, rs.machine(t), &out)
+	if err := b.Run(context.Background(), agent.State{}, true); deploy.ErrorKind(err) != deploy.KindUnavailable {
+		t.Errorf("anonymous limited to another network: err = %v, want no method offered\nconsole:\n%s", err, out.String())
+	}
+}

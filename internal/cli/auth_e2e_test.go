@@ -178,9 +178,18 @@ func TestSecurityEndToEnd(t *testing.T) {
 	if r := imprint(t, dir, nil, "security", "set", "anonymous", "maybe"); r.code != 2 {
 		t.Errorf("anonymous maybe: exit %d, want 2", r.code)
 	}
+	// Limited to a lab network.
+	out := ok(t, dir, "security", "set", "anonymous", "on", "--from", "10.20.0.0/16", "--from", "10.30.0.0/16")
+	wantContains(t, "anonymous from", out, "on (from 10.20.0.0/16, 10.30.0.0/16 only)")
+	if r := imprint(t, dir, nil, "security", "set", "anonymous", "on", "--from", "lab"); r.code != 1 || !strings.Contains(r.stderr, `"lab" is not a network`) {
+		t.Errorf("--from lab: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := imprint(t, dir, nil, "security", "set", "anonymous", "off", "--from", "10.20.0.0/16"); r.code != 2 {
+		t.Errorf("off --from: exit %d, want 2", r.code)
+	}
 
 	const tenant, app = "11111111-2222-3333-4444-555555555555", "66666666-7777-8888-9999-000000000000"
-	out := ok(t, dir, "security", "set", "entra", "--tenant", tenant, "--client", app, "--role", "Imprint.Deploy")
+	out = ok(t, dir, "security", "set", "entra", "--tenant", tenant, "--client", app, "--role", "Imprint.Deploy")
 	wantContains(t, "set entra", out, "on (tenant "+tenant, "role Imprint.Deploy")
 	if r := imprint(t, dir, nil, "security", "set", "entra", "--tenant", "contoso.com", "--client", app); r.code != 1 || !strings.Contains(r.stderr, "TenantID") {
 		t.Errorf("domain tenant: exit %d, stderr %q; want 1 naming TenantID", r.code, r.stderr)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -19,7 +20,9 @@ installed OS still use it.
 Subcommands:
   show                      the mode order (installed OS and boot image),
                             each mode on or off, and what is missing
-  set anonymous on|off      anyone who reaches the server may deploy (lab only)
+  set anonymous on|off [--from CIDR]...
+                            anyone who reaches the server (from those
+                            networks, e.g. a lab VLAN) may deploy (lab only)
   set entra --tenant GUID --client GUID [--audience URI] [--role NAME]
             [--authority URL]
                             turn Entra ID on: the directory (tenant) id, the
@@ -67,10 +70,19 @@ func securitySet(ctx context.Context, a *app, args []string) error {
 	}
 	switch args[0] {
 	case "passcode-alongside":
-		return a.setSwitch(ctx, args, (*client.Admin).SetPasscodeAlongside, "")
+		return a.setSwitch(ctx, args, func(c *client.Admin, on bool, from []string) (*client.Security, error) {
+			if len(from) > 0 {
+				return nil, usagef("security set passcode-alongside: --from goes with anonymous only", hint)
+			}
+			return c.SetPasscodeAlongside(ctx, on)
+		}, "")
 	case "anonymous":
-		return a.setSwitch(ctx, args, (*client.Admin).SetAnonymous,
-			"WARNING: anonymous authentication is on: anyone who can reach this server can run any task sequence.")
+		return a.setSwitch(ctx, args, func(c *client.Admin, on bool, from []string) (*client.Security, error) {
+			if !on && len(from) > 0 {
+				return nil, usagef("security set anonymous off: --from goes with on", hint)
+			}
+			return c.SetAnonymous(ctx, on, from...)
+		}, "WARNING: anonymous authentication is on: anyone who can reach this server (from the networks given) can run any task sequence.")
 	case "entra":
 		fs := a.flagSet("imprint security set entra", usageSecurity)
 		var cfg client.EntraConfig
@@ -103,9 +115,11 @@ func securitySet(ctx context.Context, a *app, args []string) error {
 
 // setSwitch runs `security set NAME on|off` (args[0] is NAME) with set;
 // warnOn is printed when the switch is turned on.
-func (a *app) setSwitch(ctx context.Context, args []string, set func(*client.Admin, context.Context, bool) (*client.Security, error), warnOn string) error {
+func (a *app) setSwitch(ctx context.Context, args []string, set func(c *client.Admin, on bool, from []string) (*client.Security, error), warnOn string) error {
 	name := args[0]
 	fs := a.flagSet("imprint security set "+name, usageSecurity)
+	var from listFlag
+	fs.Var(&from, "from", "")
 	pos, err := a.parse(fs, args[1:], 1, 1)
 	if err != nil {
 		return err
@@ -118,7 +132,11 @@ func (a *app) setSwitch(ctx context.Context, args []string, set func(*client.Adm
 	if err != nil {
 		return err
 	}
-	sec, err := set(c, ctx, on)
+	sec, err := set(c, on, from)
+	var u *usageError
+	if errors.As(err, &u) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("security set %s: %w", name, err)
 	}
@@ -187,7 +205,7 @@ func (a *app) printSecurity(sec *client.Security) error {
 	}
 	fmt.Fprintln(a.stdout, "\nModes:")
 	if err := table(a.stdout, [][]string{
-		{"  anonymous", onOff(sec.Anonymous)},
+		{"  anonymous", onOff(sec.Anonymous) + map[bool]string{true: " (from " + strings.Join(sec.AnonymousFrom, ", ") + " only)"}[len(sec.AnonymousFrom) > 0]},
 		{"  certificate", onOff(sec.Certificate)},
 		{"  entra", entra},
 		{"  passcode", onOff(sec.Passcode) + map[bool]string{true: " (also alongside Entra ID or certificates)"}[sec.PasscodeAlongside]},

@@ -140,8 +140,10 @@ type EntraConfig struct {
 
 // Security is the effective client-authentication setup.
 type Security struct {
-	Anonymous bool         `json:"anonymous"`
-	Entra     *EntraConfig `json:"entra,omitempty"`
+	Anonymous bool `json:"anonymous"`
+	// AnonymousFrom limits anonymous logins to these networks (CIDRs).
+	AnonymousFrom []string     `json:"anonymousFrom,omitempty"`
+	Entra         *EntraConfig `json:"entra,omitempty"`
 	// PasscodeAlongside: an installed OS may use the passcode while Entra
 	// ID or certificates are on.
 	PasscodeAlongside bool `json:"passcodeAlongside,omitempty"`
@@ -167,20 +169,22 @@ func (a *Admin) Security(ctx context.Context) (*Security, error) {
 // SetPasscodeAlongside allows or refuses passcode logins while Entra ID or
 // certificates are on.
 func (a *Admin) SetPasscodeAlongside(ctx context.Context, on bool) (*Security, error) {
-	return a.setSwitch(ctx, "/admin/v1/security/passcode-alongside", on)
+	return a.setSwitch(ctx, "/admin/v1/security/passcode-alongside", on, nil)
 }
 
-// SetAnonymous turns anonymous authentication on or off.
-func (a *Admin) SetAnonymous(ctx context.Context, on bool) (*Security, error) {
-	return a.setSwitch(ctx, "/admin/v1/security/anonymous", on)
+// SetAnonymous turns anonymous authentication on or off; turned on with
+// networks (CIDRs), only clients from those may use it.
+func (a *Admin) SetAnonymous(ctx context.Context, on bool, from ...string) (*Security, error) {
+	return a.setSwitch(ctx, "/admin/v1/security/anonymous", on, from)
 }
 
-// setSwitch PUTs {"on":on} to an on/off security setting.
-func (a *Admin) setSwitch(ctx context.Context, path string, on bool) (*Security, error) {
+// setSwitch PUTs {"on":on,"from":[…]} to an on/off security setting.
+func (a *Admin) setSwitch(ctx context.Context, path string, on bool, from []string) (*Security, error) {
 	var out Security
 	in := struct {
-		On bool `json:"on"`
-	}{on}
+		On   bool     `json:"on"`
+		From []string `json:"from,omitempty"`
+	}{on, from}
 	if err := a.sendJSON(ctx, http.MethodPut, path, in, &out); err != nil {
 		return nil, err
 	}

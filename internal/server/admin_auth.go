@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -209,24 +210,42 @@ func (s *Server) adminSecurity(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) adminSetAnonymous(w http.ResponseWriter, r *http.Request) error {
-	return s.setSecuritySwitch(w, r, "security.anonymous", func(sec *Security, on bool) {
-		sec.Anonymous = on
-		if on {
-			s.log.Warn("ANONYMOUS AUTHENTICATION TURNED ON: anyone who can reach this server can run any task sequence")
+	return s.setSecuritySwitch(w, r, "security.anonymous", func(sec *Security, req switchRequest) error {
+		for _, c := range req.From {
+			if _, err := netip.ParsePrefix(c); err != nil {
+				return deploy.Errorf(deploy.KindInvalid, "from: %q is not a network such as 10.20.0.0/16", c)
+			}
 		}
+		sec.Anonymous, sec.AnonymousFrom = req.On, nil
+		if req.On {
+			sec.AnonymousFrom = req.From
+			s.log.Warn("ANONYMOUS AUTHENTICATION TURNED ON: anyone who can reach this server can run any task sequence", "from", req.From)
+		}
+		return nil
 	})
 }
 
 func (s *Server) adminSetPasscodeAlongside(w http.ResponseWriter, r *http.Request) error {
-	return s.setSecuritySwitch(w, r, "security.passcode-alongside", func(sec *Security, on bool) { sec.PasscodeAlongside = on })
+	return s.setSecuritySwitch(w, r, "security.passcode-alongside", func(sec *Security, req switchRequest) error {
+		if len(req.From) > 0 {
+			return deploy.Errorf(deploy.KindInvalid, "from: only anonymous can be limited to networks")
+		}
+		sec.PasscodeAlongside = req.On
+		return nil
+	})
 }
 
-// setSecuritySwitch turns one on/off security setting ({"on":bool}) with
-// set, audits it as action and answers the security view.
-func (s *Server) setSecuritySwitch(w http.ResponseWriter, r *http.Request, action string, set func(*Security, bool)) error {
-	var req struct {
-		On bool `json:"on"`
-	}
+// switchRequest turns a security setting on or off; From limits
+// anonymous to networks.
+type switchRequest struct {
+	On   bool     `json:"on"`
+	From []string `json:"from,omitempty"`
+}
+
+// setSecuritySwitch changes one on/off security setting with set, audits
+// it as action and answers the security view.
+func (s *Server) setSecuritySwitch(w http.ResponseWriter, r *http.Request, action string, set func(*Security, switchRequest) error) error {
+	var req switchRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
@@ -234,12 +253,17 @@ func (s *Server) setSecuritySwitch(w http.ResponseWriter, r *http.Request, actio
 	if err != nil {
 		return err
 	}
-	set(&sec, req.On)
+	if err := set(&sec, req); err != nil {
+		return err
+	}
 	if err := s.putSecurity(r.Context(), sec); err != nil {
 		return err
 	}
-	s.record(r.Context(), &deploy.AuditEvent{Action: action, Outcome: auth.OutcomeSuccess, Actor: actor(r.Context()),
-		Details: map[string]string{"on": strconv.FormatBool(req.On)}})
+	details := map[string]string{"on": strconv.FormatBool(req.On)}
+	if len(req.From) > 0 {
+		details["from"] = strings.Join(req.From, ",")
+	}
+	s.record(r.Context(), &deploy.AuditEvent{Action: action, Outcome: auth.OutcomeSuccess, Actor: actor(r.Context()), Details: details})
 	return s.adminSecurity(w, r)
 }
 

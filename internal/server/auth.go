@@ -8,6 +8,8 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -23,8 +25,12 @@ const securitySettingKey = "security"
 
 // Security is what `imprint security show` reports and `security set` changes.
 type Security struct {
-	Anonymous bool          `json:"anonymous"`
-	Entra     *entra.Config `json:"entra,omitempty"`
+	Anonymous bool `json:"anonymous"`
+	// AnonymousFrom, when set, limits anonymous logins to these networks
+	// (CIDRs, e.g. a lab VLAN); from elsewhere anonymous is neither offered
+	// nor accepted (security.md GN-1).
+	AnonymousFrom []string      `json:"anonymousFrom,omitempty"`
+	Entra         *entra.Config `json:"entra,omitempty"`
 	// PasscodeAlongside lets an agent in an installed OS still log in
 	// with the passcode while Entra ID or certificates are on. Off, the
 	// server refuses the passcode then (security.md GN-3); the boot
@@ -174,8 +180,37 @@ func (s *Server) handleAuthMethods(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
+	sec, err := s.security(r.Context())
+	if err != nil {
+		return err
+	}
+	if sec.Anonymous && !anonymousFrom(sec, s.clientIP(r)) {
+		// Not offered where it would be refused.
+		without := func(ms []string) []string {
+			return slices.DeleteFunc(slices.Clone(ms), func(x string) bool { return x == auth.MethodAnonymous })
+		}
+		m.Methods, m.BootImageMethods = without(m.Methods), without(m.BootImageMethods)
+	}
 	writeJSON(w, http.StatusOK, m)
 	return nil
+}
+
+// anonymousFrom reports whether src may log in anonymously under sec's
+// network limit (no limit: anywhere).
+func anonymousFrom(sec Security, src string) bool {
+	if len(sec.AnonymousFrom) == 0 {
+		return true
+	}
+	addr, err := netip.ParseAddr(src)
+	if err != nil {
+		return false
+	}
+	for _, c := range sec.AnonymousFrom {
+		if p, err := netip.ParsePrefix(c); err == nil && p.Contains(addr.Unmap()) {
+			return true
+		}
+	}
+	return false
 }
 
 type tokenRequest struct {
@@ -255,7 +290,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) error {
 			err = s.checkPasscode(ctx, w, req.Passcode, sess)
 		}
 	case req.Method == auth.MethodAnonymous:
-		err = s.checkAnonymous(ctx, sess)
+		err = s.checkAnonymous(ctx, sess, src, audit)
 	case req.Method == auth.MethodEntra:
 		err = s.checkEntra(ctx, req.AccessToken, sess, audit)
 	case req.Method == auth.MethodCertificate:
@@ -318,13 +353,18 @@ func (s *Server) checkPasscode(ctx context.Context, w http.ResponseWriter, passc
 	return nil
 }
 
-func (s *Server) checkAnonymous(ctx context.Context, sess *deploy.Session) error {
+func (s *Server) checkAnonymous(ctx context.Context, sess *deploy.Session, src string, audit *deploy.AuditEvent) error {
 	sec, err := s.security(ctx)
 	if err != nil {
 		return err
 	}
 	if !sec.Anonymous {
 		s.passcodes.Refuse(ctx, "")
+		return errAuthFailed
+	}
+	if !anonymousFrom(sec, src) {
+		s.passcodes.Refuse(ctx, "")
+		audit.Details["reason"] = "anonymous not allowed from this address"
 		return errAuthFailed
 	}
 	return nil

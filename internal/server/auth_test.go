@@ -558,3 +558,40 @@ func TestTokenOnlyFromTheAuthorizationHeader(t *testing.T) {
 		t.Errorf("token in the header: %d", resp.StatusCode)
 	}
 }
+
+// GN-1: anonymous limited to networks is accepted and offered only there.
+func TestAnonymousLimitedToNetworks(t *testing.T) {
+	ts := startServerWith(t, t.TempDir(), func(c *server.Config) {
+		c.PasscodeArgon2 = testArgon2
+		c.TrustedProxies = []string{"127.0.0.1/32"}
+	})
+	if resp := ts.adminJSON(t, "PUT", "/admin/v1/security/anonymous", map[string]any{"on": true, "from": []string{"not-a-net"}}, nil); resp.StatusCode != 400 {
+		t.Errorf("bad network: %d, want 400", resp.StatusCode)
+	}
+	ts.adminJSON(t, "PUT", "/admin/v1/security/anonymous", map[string]any{"on": true, "from": []string{"10.20.0.0/16", "2001:db8::/48"}}, nil)
+	from := func(method, path, src string, body string) (int, string) {
+		var rd io.Reader
+		if body != "" {
+			rd = strings.NewReader(body)
+		}
+		req, _ := http.NewRequest(method, ts.apiURL(path), rd)
+		req.Header.Set("X-Forwarded-For", src)
+		resp, err := ts.api.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, c := range []struct {
+		src  string
+		want int
+	}{{"10.20.3.4", 200}, {"2001:db8::7", 200}, {"10.21.0.1", 401}, {"198.51.100.1", 401}} {
+		code, _ := from("POST", "/v1/auth/token", c.src, `{"method":"anonymous"}`)
+		_, methods := from("GET", "/v1/auth/methods", c.src, "")
+		if code != c.want || strings.Contains(methods, "anonymous") != (c.want == 200) {
+			t.Errorf("from %s: login %d (want %d), methods %s", c.src, code, c.want, methods)
+		}
+	}
+}

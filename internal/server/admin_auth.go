@@ -199,6 +199,9 @@ func (s *Server) adminSecurity(w http.ResponseWriter, r *http.Request) error {
 	if len(m.Methods) == 0 {
 		v.Missing = append(v.Missing, m.Hint)
 	}
+	if s.certs != nil && s.cfg.CertSubjectPattern == "" {
+		v.Missing = append(v.Missing, "certificates have no subject rule: any certificate the client CA issued is accepted; restart with --cert-subject PATTERN (e.g. `pc-\\d+\\.corp\\.example`) to accept only device certificates")
+	}
 	if sec.Entra != nil && sec.Entra.RequiredRole == "" {
 		v.Missing = append(v.Missing, "Entra ID has no required app role: every user of the tenant can deploy; set one with `imprint security set entra … --role NAME` and assign it to the technicians")
 	}

@@ -384,12 +384,24 @@ func TestCertificateModeAndPrecedence(t *testing.T) {
 		if r, _ := login(t, ts, code, "os-1"); r.StatusCode != 200 {
 			t.Errorf("passcode next to certificates, allowed: %d", r.StatusCode)
 		}
+		// No subject rule: any certificate of the CA is accepted, and the
+		// security view says so (CT-2).
+		var view struct{ Missing []string }
+		ts.adminJSON(t, "GET", "/admin/v1/security", nil, &view)
+		if !strings.Contains(strings.Join(view.Missing, "\n"), "no subject rule") {
+			t.Errorf("missing = %q, want the subject-rule warning", view.Missing)
+		}
 	})
 	t.Run("subject pattern", func(t *testing.T) {
 		p := newDevicePKI(t, time.Now().Add(24*time.Hour))
 		ts := startCertServer(t, p, func(c *server.Config) { c.CertSubjectPattern = `pc-\d+\.corp\.contoso\.example` })
 		if resp, body, err := certLogin(t, ts, ts.certClient(&p.good, nil), "d"); err != nil || resp.StatusCode != 200 {
 			t.Fatalf("matching SAN: %v %v %s", err, resp, body)
+		}
+		var view struct{ Missing []string }
+		ts.adminJSON(t, "GET", "/admin/v1/security", nil, &view)
+		if strings.Contains(strings.Join(view.Missing, "\n"), "subject rule") {
+			t.Errorf("missing = %q with a subject rule set", view.Missing)
 		}
 		odd := p.ca.leaf(t, "kiosk", nil)
 		if _, _, err := certLogin(t, ts, ts.certClient(&odd, nil), "d"); err == nil || !strings.Contains(err.Error(), "tls: bad certificate") {

@@ -9,16 +9,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf16"
 
 	"github.com/imprint-osd/imprint/internal/agent"
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/secrettest"
 	"github.com/imprint-osd/imprint/internal/stepdefs"
 )
 
@@ -122,46 +121,11 @@ func readSnapshot(t *testing.T, dir string) string {
 	return tokenIn(t, dir)
 }
 
-// secretForms are the encodings in which a secret could sit in a file.
-func secretForms(s string) [][]byte {
-	js, _ := json.Marshal(s)
-	u := utf16.Encode([]rune(s))
-	le := make([]byte, 0, 2*len(u))
-	for _, c := range u {
-		le = append(le, byte(c), byte(c>>8))
-	}
-	return [][]byte{[]byte(s), js[1 : len(js)-1], le}
-}
-
 // filesWith returns the files under root (relative, slash-separated) that
 // hold secret in any of its forms.
 func filesWith(t *testing.T, root, secret string) []string {
 	t.Helper()
-	if secret == "" {
-		t.Fatal("searching for an empty secret")
-	}
-	var hits []string
-	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
-		if err != nil || !e.Type().IsRegular() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		for _, f := range secretForms(secret) {
-			if bytes.Contains(b, f) {
-				rel, _ := filepath.Rel(root, p)
-				hits = append(hits, filepath.ToSlash(rel))
-				break
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return hits
+	return secrettest.FilesWith(t, root, secret)
 }
 
 func wantNone(t *testing.T, root, what, secret string) {

@@ -7,18 +7,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf16"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/secrettest"
 )
 
 // binaries builds imprint and imprint-agent once per test binary run.
@@ -276,30 +275,5 @@ func lastElem(p string) string { return p[strings.LastIndex(p, "/")+1:] }
 // JSON-escaped or in UTF-16LE.
 func filesHolding(t *testing.T, root, secret string) []string {
 	t.Helper()
-	js, _ := json.Marshal(secret)
-	var le []byte
-	for _, c := range utf16.Encode([]rune(secret)) {
-		le = append(le, byte(c), byte(c>>8))
-	}
-	var hits []string
-	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
-		if err != nil || !e.Type().IsRegular() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		for _, f := range [][]byte{[]byte(secret), js[1 : len(js)-1], le} {
-			if bytes.Contains(b, f) {
-				hits = append(hits, p)
-				break
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return hits
+	return secrettest.FilesWith(t, root, secret)
 }

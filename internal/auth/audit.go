@@ -40,6 +40,10 @@ func looksSecret(key string) bool {
 type Auditor struct {
 	Store deploy.Store
 	Now   func() time.Time // nil: time.Now
+	// Forward, when set, gets every event once it is stored (with its
+	// Seq and hashes), to copy it off the machine (a syslog or SIEM). It
+	// must not block.
+	Forward func(*deploy.AuditEvent)
 }
 
 // Record appends e. Details whose keys look secret (passcode, password,
@@ -82,6 +86,9 @@ func (a *Auditor) Record(ctx context.Context, e *deploy.AuditEvent) error {
 	}
 	if err := a.Store.AppendAudit(ctx, e); err != nil {
 		return fmt.Errorf("record audit event %s: %w", e.Action, err)
+	}
+	if a.Forward != nil {
+		a.Forward(e)
 	}
 	return nil
 }

@@ -46,6 +46,8 @@ Flags:
   --pxe-interface IFACE  answer PXE only on this interface (default all)
   --pxe-address IP       the IPv4 address machines reach the boot port and
                          TFTP on (default that of the receiving interface)
+  --audit-syslog URL     copy every audit event to a syslog server or SIEM:
+                         udp://HOST:PORT, tcp://HOST:PORT or unix:///dev/log
   --config FILE          configuration file (default $IMPRINT_CONFIG, none if unset)
 
 Precedence: defaults < config file < environment < flags.
@@ -55,12 +57,12 @@ Environment: IMPRINT_DATA, IMPRINT_LISTEN, IMPRINT_BOOT_LISTEN, IMPRINT_CERT_HOS
 IMPRINT_LOG_FORMAT, IMPRINT_LOG_LEVEL, IMPRINT_CLIENT_CA, IMPRINT_CRLS
 (comma-separated), IMPRINT_CERT_SUBJECT, IMPRINT_SCRIPTS, IMPRINT_BOOT_URL,
 IMPRINT_BOOT_MENU, IMPRINT_KERNEL_ARGS, IMPRINT_PXE, IMPRINT_PXE_INTERFACE,
-IMPRINT_PXE_ADDRESS, IMPRINT_CONFIG.
+IMPRINT_PXE_ADDRESS, IMPRINT_AUDIT_SYSLOG, IMPRINT_CONFIG.
 
 Config file: either a JSON object or "key = value" lines; keys are the flag
 names (data, listen, boot-listen, cert-host, public-url, trusted-proxy,
 log-format, log-level, client-ca, crl, cert-subject, scripts, boot-url,
-boot-menu, kernel-args, pxe, pxe-interface, pxe-address). Blank lines and lines starting with # are ignored;
+boot-menu, kernel-args, pxe, pxe-interface, pxe-address, audit-syslog). Blank lines and lines starting with # are ignored;
 cert-host, trusted-proxy and crl may repeat or hold comma-separated values
 (in JSON: a string or an array of strings). Example:
 
@@ -75,6 +77,7 @@ cert-host, trusted-proxy and crl may repeat or hold comma-separated values
 type serverFlags struct {
 	listen, bootListen, publicURL, logFormat, logLevel, config    optString
 	clientCA, certSubject, scripts, bootURL, bootMenu, kernelArgs optString
+	auditSyslog                                                   optString
 	pxe, pxeInterface, pxeAddress                                 optString
 	certHosts, trustedProxies, crls                               listFlag
 }
@@ -125,6 +128,7 @@ func serverConfig(data optString, fl serverFlags, getenv func(string) string, re
 		{"IMPRINT_PXE", "pxe"},
 		{"IMPRINT_PXE_INTERFACE", "pxe-interface"},
 		{"IMPRINT_PXE_ADDRESS", "pxe-address"},
+		{"IMPRINT_AUDIT_SYSLOG", "audit-syslog"},
 	}
 	for _, e := range envs {
 		if v := getenv(e.name); v != "" {
@@ -143,6 +147,7 @@ func serverConfig(data optString, fl serverFlags, getenv func(string) string, re
 		{"client-ca", fl.clientCA}, {"cert-subject", fl.certSubject}, {"scripts", fl.scripts},
 		{"boot-url", fl.bootURL}, {"boot-menu", fl.bootMenu}, {"kernel-args", fl.kernelArgs},
 		{"pxe", fl.pxe}, {"pxe-interface", fl.pxeInterface}, {"pxe-address", fl.pxeAddress},
+		{"audit-syslog", fl.auditSyslog},
 	} {
 		if f.v.set {
 			if err := setConfig(&cfg, f.key, []string{f.v.value}, "--"+f.key); err != nil {
@@ -219,8 +224,10 @@ func setConfig(cfg *server.Config, key string, values []string, where string) er
 		cfg.PXEInterface, err = one()
 	case "pxe-address":
 		cfg.PXEServerIP, err = one()
+	case "audit-syslog":
+		cfg.AuditSyslog, err = one()
 	default:
-		return fmt.Errorf("config: %s: unknown key %q (known: data, listen, boot-listen, cert-host, public-url, trusted-proxy, log-format, log-level, client-ca, crl, cert-subject, scripts, boot-url, boot-menu, kernel-args, pxe, pxe-interface, pxe-address)", where, key)
+		return fmt.Errorf("config: %s: unknown key %q (known: data, listen, boot-listen, cert-host, public-url, trusted-proxy, log-format, log-level, client-ca, crl, cert-subject, scripts, boot-url, boot-menu, kernel-args, pxe, pxe-interface, pxe-address, audit-syslog)", where, key)
 	}
 	return err
 }
@@ -348,6 +355,7 @@ func serverFlagSet(a *app) (*flags, *serverFlags) {
 	fs.Var(&fl.bootURL, "boot-url", "")
 	fs.Var(&boolOpt{&fl.bootMenu}, "boot-menu", "")
 	fs.Var(&fl.kernelArgs, "kernel-args", "")
+	fs.Var(&fl.auditSyslog, "audit-syslog", "")
 	fs.Var(&boolOpt{&fl.pxe}, "pxe", "")
 	fs.Var(&fl.pxeInterface, "pxe-interface", "")
 	fs.Var(&fl.pxeAddress, "pxe-address", "")

@@ -189,6 +189,10 @@ kernel-args = console=ttyS0,115200 quiet
 			c.ClientCAFile, c.CRLFiles, c.CertSubjectPattern = "/f/ca.pem", []string{"/f/1.crl", "/f/2.crl"}, "CN=flag"
 			c.ScriptsDir, c.BootURL, c.BootMenu, c.KernelArgs = "/f/scripts", "http://f:1", false, "f=1 g=2"
 		})},
+		{name: "audit-syslog from env, flag wins", env: map[string]string{"IMPRINT_AUDIT_SYSLOG": "udp://env:514"},
+			flags: serverFlags{auditSyslog: set("tcp://siem.example.org:6514")},
+			want:  with(func(c *server.Config) { c.AuditSyslog = "tcp://siem.example.org:6514" })},
+		{name: "bad audit-syslog", env: map[string]string{"IMPRINT_AUDIT_SYSLOG": "siem:514"}, wantErr: `audit-syslog: "siem:514"`},
 		{name: "bad boot-menu in file", flags: serverFlags{config: set("bad-menu.conf")}, wantErr: `bad-menu.conf:1: boot-menu: "maybe" is not true or false`},
 		{name: "bad boot-menu in env", env: map[string]string{"IMPRINT_BOOT_MENU": "sometimes"}, wantErr: `IMPRINT_BOOT_MENU: boot-menu: "sometimes" is not true or false`},
 	}

@@ -50,6 +50,9 @@ type Config struct {
 	CertSubjectPattern string   // --cert-subject, IMPRINT_CERT_SUBJECT: anchored regexp on subject DN or a SAN
 	// CRLReload is how often the CRL files are read again (default 1m).
 	CRLReload time.Duration
+	// AuditSyslog copies every audit event to a syslog server or SIEM:
+	// udp://HOST:PORT, tcp://HOST:PORT or unix:///dev/log.
+	AuditSyslog string // --audit-syslog, IMPRINT_AUDIT_SYSLOG
 	// ScriptsDir holds server-side scripts; default DIR/scripts.
 	ScriptsDir string // --scripts, IMPRINT_SCRIPTS
 	// PasscodeArgon2 overrides the Argon2id cost (tests use a cheap one);
@@ -92,6 +95,11 @@ func (c Config) Validate() error {
 	}
 	if err := c.validatePXE(); err != nil {
 		return err
+	}
+	if c.AuditSyslog != "" {
+		if _, _, err := syslogTarget(c.AuditSyslog); err != nil {
+			return fmt.Errorf("config: audit-syslog: %w", err)
+		}
 	}
 	switch c.LogFormat {
 	case "text", "json":

@@ -39,6 +39,7 @@ type Server struct {
 	passcodes   *auth.Passcodes
 	throttle    *auth.Throttle
 	adminTokens *auth.AdminTokens
+	auditFwd    *auditForwarder // nil unless --audit-syslog
 	sessions    *auth.Sessions
 	auditor     *auth.Auditor
 	entra       *entraValidators
@@ -146,6 +147,12 @@ func (s *Server) openAuth() error {
 		return fmt.Errorf("passcode: %w", err)
 	}
 	s.auditor = &auth.Auditor{Store: s.store}
+	if s.cfg.AuditSyslog != "" {
+		if s.auditFwd, err = newAuditForwarder(s.cfg.AuditSyslog, s.log); err != nil {
+			return fmt.Errorf("audit-syslog: %w", err)
+		}
+		s.auditor.Forward = s.auditFwd.Forward
+	}
 	tc := auth.DefaultThrottleConfig()
 	tc.Alert = func(n int, window time.Duration) {
 		s.log.Warn("authentication failure rate above threshold", "failures", n, "window", window)
@@ -313,6 +320,9 @@ func (s *Server) close() {
 	}
 	if s.adminLn != nil {
 		os.Remove(SocketPath(s.cfg.DataDir))
+	}
+	if s.auditFwd != nil {
+		s.auditFwd.close()
 	}
 	if s.blobs != nil {
 		s.blobs.Close()

@@ -240,10 +240,7 @@ func contentVersion(ctx context.Context, a *app, args []string) error {
 
 func contentList(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("imprint content list", usageContent)
-	if _, err := a.parse(fs, args, 0, 0); err != nil {
-		return err
-	}
-	c, err := a.client()
+	_, c, err := a.connect(fs, args, 0, 0)
 	if err != nil {
 		return err
 	}
@@ -268,11 +265,7 @@ func contentList(ctx context.Context, a *app, args []string) error {
 func contentShow(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("imprint content show", usageContent)
 	no := fs.Int("version", 0, "")
-	pos, err := a.parse(fs, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	c, err := a.client()
+	pos, c, err := a.connect(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -351,11 +344,7 @@ func printVersion(w io.Writer, v *deploy.ContentVersion) error {
 func contentRm(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("imprint content rm", usageContent)
 	no := fs.Int("version", 0, "")
-	pos, err := a.parse(fs, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	c, err := a.client()
+	pos, c, err := a.connect(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -381,11 +370,7 @@ func contentGet(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("imprint content get", usageContent)
 	no := fs.Int("version", 0, "")
 	out := fs.String("o", "-", "")
-	pos, err := a.parse(fs, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	c, err := a.client()
+	pos, c, err := a.connect(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}

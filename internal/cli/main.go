@@ -317,6 +317,17 @@ func (a *app) client() (*client.Admin, error) {
 	return a.admin, nil
 }
 
+// connect parses args like parse, then returns the admin client: the
+// start of every command that talks to the server.
+func (a *app) connect(fs *flags, args []string, min, max int) ([]string, *client.Admin, error) {
+	pos, err := a.parse(fs, args, min, max)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := a.client()
+	return pos, c, err
+}
+
 // remoteURL is --server, else $IMPRINT_SERVER: the server to administer
 // over HTTPS instead of through the local socket.
 func (a *app) remoteURL() string {

@@ -62,10 +62,7 @@ func passcodeSet(ctx context.Context, a *app, args []string) error {
 
 func passcodeGenerate(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("imprint passcode generate", usagePasscode)
-	if _, err := a.parse(fs, args, 0, 0); err != nil {
-		return err
-	}
-	c, err := a.client()
+	_, c, err := a.connect(fs, args, 0, 0)
 	if err != nil {
 		return err
 	}
@@ -131,10 +128,7 @@ func (a *app) printChange(what string, ch *client.PasscodeChange) error {
 
 func passcodeStatus(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("imprint passcode status", usagePasscode)
-	if _, err := a.parse(fs, args, 0, 0); err != nil {
-		return err
-	}
-	c, err := a.client()
+	_, c, err := a.connect(fs, args, 0, 0)
 	if err != nil {
 		return err
 	}

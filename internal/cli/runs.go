@@ -86,11 +86,7 @@ func runsList(ctx context.Context, a *app, args []string) error {
 
 func runsShow(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("imprint runs show", usageRuns)
-	pos, err := a.parse(fs, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	c, err := a.client()
+	pos, c, err := a.connect(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -144,11 +140,7 @@ func runsLogs(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("imprint runs logs", usageRuns)
 	name := fs.String("name", "", "")
 	out := fs.String("o", "", "")
-	pos, err := a.parse(fs, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	c, err := a.client()
+	pos, c, err := a.connect(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}

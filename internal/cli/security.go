@@ -49,10 +49,7 @@ func runSecurity(ctx context.Context, a *app, args []string) error {
 
 func securityShow(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("imprint security show", usageSecurity)
-	if _, err := a.parse(fs, args, 0, 0); err != nil {
-		return err
-	}
-	c, err := a.client()
+	_, c, err := a.connect(fs, args, 0, 0)
 	if err != nil {
 		return err
 	}

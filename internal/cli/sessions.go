@@ -29,10 +29,7 @@ func runSessions(ctx context.Context, a *app, args []string) error {
 func sessionsList(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("imprint sessions list", usageSessions)
 	all := fs.Bool("all", false, "")
-	if _, err := a.parse(fs, args, 0, 0); err != nil {
-		return err
-	}
-	c, err := a.client()
+	_, c, err := a.connect(fs, args, 0, 0)
 	if err != nil {
 		return err
 	}

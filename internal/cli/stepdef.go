@@ -29,10 +29,7 @@ func runStepdef(ctx context.Context, a *app, args []string) error {
 
 func stepdefList(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("imprint stepdef list", usageStepdef)
-	if _, err := a.parse(fs, args, 0, 0); err != nil {
-		return err
-	}
-	c, err := a.client()
+	_, c, err := a.connect(fs, args, 0, 0)
 	if err != nil {
 		return err
 	}
@@ -56,11 +53,7 @@ func stepdefList(ctx context.Context, a *app, args []string) error {
 
 func stepdefShow(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("imprint stepdef show", usageStepdef)
-	pos, err := a.parse(fs, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	c, err := a.client()
+	pos, c, err := a.connect(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}

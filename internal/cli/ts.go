@@ -88,11 +88,7 @@ func tsImport(ctx context.Context, a *app, args []string) error {
 func tsExport(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("imprint ts export", usageTS)
 	out := fs.String("o", "-", "")
-	pos, err := a.parse(fs, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	c, err := a.client()
+	pos, c, err := a.connect(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -126,10 +122,7 @@ func (c *countWriter) Write(p []byte) (int, error) {
 
 func tsList(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("imprint ts list", usageTS)
-	if _, err := a.parse(fs, args, 0, 0); err != nil {
-		return err
-	}
-	c, err := a.client()
+	_, c, err := a.connect(fs, args, 0, 0)
 	if err != nil {
 		return err
 	}
@@ -154,11 +147,7 @@ func tsList(ctx context.Context, a *app, args []string) error {
 func tsShow(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("imprint ts show", usageTS)
 	no := fs.Int("version", 0, "")
-	pos, err := a.parse(fs, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	c, err := a.client()
+	pos, c, err := a.connect(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -331,11 +320,7 @@ func plural(n int, one, many string) string {
 
 func tsRm(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("imprint ts rm", usageTS)
-	pos, err := a.parse(fs, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	c, err := a.client()
+	pos, c, err := a.connect(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -371,10 +356,7 @@ func tsNew(ctx context.Context, a *app, args []string) error {
 
 func tsTemplates(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("imprint ts templates", usageTS)
-	if _, err := a.parse(fs, args, 0, 0); err != nil {
-		return err
-	}
-	c, err := a.client()
+	_, c, err := a.connect(fs, args, 0, 0)
 	if err != nil {
 		return err
 	}

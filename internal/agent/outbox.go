@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/imprint-osd/imprint/internal/atomicfile"
 	"github.com/imprint-osd/imprint/internal/client"
 )
 
@@ -104,40 +105,12 @@ func (o *Outbox) Ack(n int) error {
 	return writeFileAtomic(o.Path, buf.Bytes(), 0o600)
 }
 
+// writeFileAtomic replaces path with b, creating its directory first.
 func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
+	return atomicfile.Write(path, b, mode)
 }
 
 // EventSender posts a batch of events.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/imprint-osd/imprint/internal/atomicfile"
 	"io"
 	"os"
 	"path/filepath"
@@ -144,8 +145,9 @@ func Build(ctx context.Context, opts BuildOptions) (*Image, error) {
 	}
 
 	fmt.Fprintf(log, "initramfs: %d modules, %d tools\n", len(order), len(tools))
-	contents, err := writeAtomic(img.Initrd(), func(w io.Writer) (*InitramfsContents, error) {
-		return BuildInitramfs(ctx, w, InitramfsOptions{
+	var contents *InitramfsContents
+	err = atomicfile.WriteFunc(img.Initrd(), 0o644, func(w io.Writer) (err error) {
+		contents, err = BuildInitramfs(ctx, w, InitramfsOptions{
 			AgentPath:     opts.AgentPath,
 			KernelVersion: opts.Kernel.Version,
 			ModulesDir:    opts.Kernel.ModulesDir,
@@ -155,19 +157,20 @@ func Build(ctx context.Context, opts BuildOptions) (*Image, error) {
 			Boot:          opts.Boot,
 			Log:           log,
 		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("build boot image: %w", err)
 	}
 	img.Manifest.Modules, img.Manifest.Tools, img.Manifest.Libs = contents.Modules, contents.Tools, contents.Libs
-	if _, err := writeAtomic(img.Vmlinuz(), func(w io.Writer) (*InitramfsContents, error) {
+	if err := atomicfile.WriteFunc(img.Vmlinuz(), 0o644, func(w io.Writer) error {
 		f, err := os.Open(opts.Kernel.Vmlinuz)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		defer f.Close()
 		_, err = io.Copy(w, f)
-		return nil, err
+		return err
 	}); err != nil {
 		return nil, fmt.Errorf("build boot image: kernel: %w", err)
 	}
@@ -177,10 +180,7 @@ func Build(ctx context.Context, opts BuildOptions) (*Image, error) {
 		}
 	}
 	b, _ := json.MarshalIndent(img.Manifest, "", "  ")
-	if _, err := writeAtomic(filepath.Join(img.Dir, ManifestName), func(w io.Writer) (*InitramfsContents, error) {
-		_, err := w.Write(append(b, '\n'))
-		return nil, err
-	}); err != nil {
+	if err := atomicfile.Write(filepath.Join(img.Dir, ManifestName), append(b, '\n'), 0o644); err != nil {
 		return nil, fmt.Errorf("build boot image: %w", err)
 	}
 	return img, nil
@@ -208,33 +208,6 @@ func LoadImage(dir string) (*Image, error) {
 		}
 	}
 	return img, nil
-}
-
-// writeAtomic writes path through fill into a temporary file beside it,
-// syncs it and renames it into place.
-func writeAtomic(path string, fill func(io.Writer) (*InitramfsContents, error)) (*InitramfsContents, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return nil, err
-	}
-	defer os.Remove(f.Name())
-	res, err := fill(f)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return res, nil
 }
 
 func fileSHA256(path string) (string, error) {

@@ -2,8 +2,8 @@ package pe
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"github.com/imprint-osd/imprint/internal/atomicfile"
 	"io"
 	"net"
 	"os"
@@ -176,12 +176,5 @@ func writeFileAtomic(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return errors.Join(err, os.Remove(tmp))
-	}
-	return nil
+	return atomicfile.Write(path, data, 0o644)
 }

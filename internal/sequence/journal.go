@@ -6,10 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
-	"runtime"
 	"time"
 
+	"github.com/imprint-osd/imprint/internal/atomicfile"
 	"github.com/imprint-osd/imprint/internal/deploy"
 )
 
@@ -112,41 +111,8 @@ func (j *FileJournal) Save(st *JournalState) error {
 	if err != nil {
 		return fmt.Errorf("encode journal: %w", err)
 	}
-	dir := filepath.Dir(j.Path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(j.Path)+".tmp*")
-	if err != nil {
+	if err := atomicfile.Write(j.Path, b, 0o600); err != nil {
 		return fmt.Errorf("save journal: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after the rename
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return fmt.Errorf("save journal: %w", err)
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("save journal: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("save journal: sync: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("save journal: %w", err)
-	}
-	if err := os.Rename(tmp, j.Path); err != nil {
-		return fmt.Errorf("save journal: %w", err)
-	}
-	if runtime.GOOS == "windows" {
-		return nil // directories cannot be opened for fsync on Windows; NTFS journals the rename
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("save journal: open dir: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("save journal: sync dir: %w", err)
 	}
 	return nil
 }

@@ -78,7 +78,7 @@ func (p *planner) walk(ctx context.Context, steps []deploy.Step, parent string, 
 		case !s.Enabled:
 			action, ps.Reason = PlanDisabled, "disabled"
 		case c != nil && c.Query != nil:
-			if !expandQuery(c.Query, p.vars).Eval(p.vars.Get) {
+			if !c.Query.Expand(p.vars).Eval(p.vars.Get) {
 				action, ps.Reason = PlanSkip, "condition is false"
 			}
 		case c != nil:
@@ -127,19 +127,6 @@ func (p *planner) walk(ctx context.Context, steps []deploy.Step, parent string, 
 
 func isRunTS(s *deploy.Step) bool {
 	return s.TypeID != nil && strings.EqualFold(*s.TypeID, deploy.TypeRunTaskSequence)
-}
-
-func expandQuery(q *sequence.Query, v *sequence.Vars) *sequence.Query {
-	out := &sequence.Query{Operator: q.Operator, Items: make([]sequence.QueryItem, len(q.Items))}
-	for i, it := range q.Items {
-		if it.Group != nil {
-			it.Group = expandQuery(it.Group, v)
-		} else {
-			it.Value = v.Expand(it.Value)
-		}
-		out.Items[i] = it
-	}
-	return out
 }
 
 // ConditionString renders a condition readably: "OSVERSION notEquals

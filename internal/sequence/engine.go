@@ -301,7 +301,7 @@ func (r *runner) condition(ctx context.Context, s *deploy.Step) (bool, error) {
 	case c == nil:
 		return true, nil
 	case c.Query != nil:
-		return expandQuery(c.Query, r.vars).Eval(r.vars.Get), nil
+		return c.Query.Expand(r.vars).Eval(r.vars.Get), nil
 	}
 	ps := r.e.PowerShell
 	if ps == nil {
@@ -310,11 +310,13 @@ func (r *runner) condition(ctx context.Context, s *deploy.Step) (bool, error) {
 	return ps(ctx, c.PowerShell, r.vars)
 }
 
-func expandQuery(q *Query, v *Vars) *Query {
+// Expand returns a copy of q with %VAR% references in its values expanded
+// from v, as the engine does before evaluating a condition.
+func (q *Query) Expand(v *Vars) *Query {
 	out := &Query{Operator: q.Operator, Items: make([]QueryItem, len(q.Items))}
 	for i, it := range q.Items {
 		if it.Group != nil {
-			it.Group = expandQuery(it.Group, v)
+			it.Group = it.Group.Expand(v)
 		} else {
 			it.Value = v.Expand(it.Value)
 		}

@@ -187,7 +187,7 @@ func (s *Server) adminSecurity(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	m, err := s.authMethods(r.Context())
+	m, err := s.authMethods(r.Context(), "")
 	if err != nil {
 		return err
 	}

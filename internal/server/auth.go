@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -132,7 +131,10 @@ type entraHints struct {
 	Scope     string `json:"scope"`
 }
 
-func (s *Server) authMethods(ctx context.Context) (authMethods, error) {
+// authMethods lists the modes that are on. src, when not empty, is the
+// address of the machine asking: anonymous is left out where its network
+// limit would refuse it. Empty, it is the admin's view of every mode.
+func (s *Server) authMethods(ctx context.Context, src string) (authMethods, error) {
 	sec, err := s.security(ctx)
 	if err != nil {
 		return authMethods{}, err
@@ -142,7 +144,7 @@ func (s *Server) authMethods(ctx context.Context) (authMethods, error) {
 		return authMethods{}, err
 	}
 	m := authMethods{Methods: []string{}, BootImageMethods: []string{}}
-	if sec.Anonymous {
+	if sec.Anonymous && (src == "" || anonymousFrom(sec, src)) {
 		m.Methods = append(m.Methods, auth.MethodAnonymous)
 	}
 	if s.certs != nil {
@@ -167,7 +169,7 @@ func (s *Server) authMethods(ctx context.Context) (authMethods, error) {
 		}
 		m.BootImageMethods = append(m.BootImageMethods, x)
 	}
-	if len(m.Methods) == 0 {
+	if len(m.Methods) == 0 && !sec.Anonymous { // nothing configured, not merely not offered here
 		m.Hint = "no client authentication is configured on this server: run `imprint passcode set` " +
 			"(or `imprint passcode generate`), configure Entra ID (`imprint security set entra …`) or " +
 			"certificates (`imprint server --client-ca`), or for an isolated lab `imprint security set anonymous on`"
@@ -176,20 +178,9 @@ func (s *Server) authMethods(ctx context.Context) (authMethods, error) {
 }
 
 func (s *Server) handleAuthMethods(w http.ResponseWriter, r *http.Request) error {
-	m, err := s.authMethods(r.Context())
+	m, err := s.authMethods(r.Context(), s.clientIP(r))
 	if err != nil {
 		return err
-	}
-	sec, err := s.security(r.Context())
-	if err != nil {
-		return err
-	}
-	if sec.Anonymous && !anonymousFrom(sec, s.clientIP(r)) {
-		// Not offered where it would be refused.
-		without := func(ms []string) []string {
-			return slices.DeleteFunc(slices.Clone(ms), func(x string) bool { return x == auth.MethodAnonymous })
-		}
-		m.Methods, m.BootImageMethods = without(m.Methods), without(m.BootImageMethods)
 	}
 	writeJSON(w, http.StatusOK, m)
 	return nil
@@ -290,7 +281,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) error {
 			err = s.checkPasscode(ctx, w, req.Passcode, sess)
 		}
 	case req.Method == auth.MethodAnonymous:
-		err = s.checkAnonymous(ctx, sess, src, audit)
+		err = s.checkAnonymous(ctx, src, audit)
 	case req.Method == auth.MethodEntra:
 		err = s.checkEntra(ctx, req.AccessToken, sess, audit)
 	case req.Method == auth.MethodCertificate:
@@ -353,7 +344,7 @@ func (s *Server) checkPasscode(ctx context.Context, w http.ResponseWriter, passc
 	return nil
 }
 
-func (s *Server) checkAnonymous(ctx context.Context, sess *deploy.Session, src string, audit *deploy.AuditEvent) error {
+func (s *Server) checkAnonymous(ctx context.Context, src string, audit *deploy.AuditEvent) error {
 	sec, err := s.security(ctx)
 	if err != nil {
 		return err

@@ -126,7 +126,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	s.boot = &http.Server{Handler: bootMux, ReadHeaderTimeout: 10 * time.Second}
 	s.admin = &http.Server{Handler: s.adminRoutes(), ReadHeaderTimeout: 10 * time.Second}
 	startup := map[string]string{"api": s.apiLn.Addr().String(), "caSHA256": s.CAFingerprint()}
-	if m, err := s.authMethods(ctx); err == nil {
+	if m, err := s.authMethods(ctx, ""); err == nil {
 		startup["methods"] = strings.Join(m.Methods, ",")
 		if len(m.Methods) == 0 {
 			s.log.Warn("no client authentication is configured: every machine will be refused", "hint", m.Hint)

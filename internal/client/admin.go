@@ -100,7 +100,7 @@ type request struct {
 
 // jsonBody encodes v for a request body.
 func jsonBody(v any) (io.Reader, error) {
-	b, err := json.Marshal(v)
+	b, err := deploy.EncodeJSON(v)
 	if err != nil {
 		return nil, fmt.Errorf("encode request: %w", err)
 	}

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -57,7 +56,7 @@ type Sizer interface{ Size() int64 }
 // is an io.Closer (a pipe, say) the transport closes it once done, so a
 // writer on the other end never blocks after the server has answered.
 func (a *Admin) AddContentVersion(ctx context.Context, itemID string, meta deploy.ContentVersion, body io.Reader, contentType string) (*deploy.ContentVersion, error) {
-	mb, err := json.Marshal(meta)
+	mb, err := deploy.EncodeJSON(meta)
 	if err != nil {
 		return nil, fmt.Errorf("encode version: %w", err)
 	}

@@ -3,6 +3,7 @@ package deployrjson
 import (
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"sort"
 
 	"github.com/imprint-osd/imprint/internal/deploy"
@@ -149,7 +150,7 @@ func checkField(v any, f field, path string) error {
 		if !ok {
 			return typeErr(path, "integer", v)
 		}
-		if _, err := n.Int64(); err != nil {
+		if _, err := n.Int64(); err != nil && !wholeNumber(n) {
 			return deploy.Errorf(deploy.KindInvalid, "%s: want integer, got %s", path, n)
 		}
 	case tStrArr:
@@ -191,6 +192,17 @@ func checkField(v any, f field, path string) error {
 		}
 	}
 	return nil
+}
+
+// wholeNumber reports whether n, written with a fraction or exponent
+// ("1.0", "1e0"), still holds a whole value that fits an int64.
+func wholeNumber(n json.Number) bool {
+	f, ok := new(big.Float).SetString(string(n))
+	if !ok || !f.IsInt() {
+		return false
+	}
+	_, acc := f.Int64()
+	return acc == big.Exact
 }
 
 func want(t jt) string {

@@ -234,17 +234,19 @@ func (s *Server) patchContentVersion(w http.ResponseWriter, r *http.Request) err
 	}
 	// Document types decode whole (lossless JSON), so merge at the JSON level.
 	var doc map[string]json.RawMessage
-	cur, _ := json.Marshal(v)
+	cur, _ := deploy.EncodeJSON(v)
 	if err := json.Unmarshal(cur, &doc); err != nil {
 		return err
 	}
 	for k, raw := range patch {
 		doc[k] = raw
 	}
-	b, _ := json.Marshal(doc)
+	b, _ := deploy.EncodeJSON(doc)
+	src := v.Source // the key order of the version as first read
 	if err := json.Unmarshal(b, v); err != nil {
 		return deploy.Errorf(deploy.KindInvalid, "patch: %v", err)
 	}
+	v.Source = src
 	if !v.Status.Valid() {
 		return deploy.Errorf(deploy.KindInvalid, "status: %q is not In_Development, Active or Deprecated", v.Status)
 	}

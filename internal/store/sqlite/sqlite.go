@@ -229,7 +229,7 @@ func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
 // encode marshals a document for a doc column.
 func encode(v any) (string, error) {
-	b, err := json.Marshal(v)
+	b, err := deploy.EncodeJSON(v)
 	if err != nil {
 		return "", fmt.Errorf("encode document: %w", err)
 	}

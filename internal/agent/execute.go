@@ -89,7 +89,16 @@ func (a *Agent) execute(ctx context.Context, tsv *deploy.TSVersion) error {
 		OnEvent:      a.onEvent,
 		PowerShell:   a.PowerShell,
 		SecretOption: a.secretOption,
-		Stopping:     a.Stopping,
+		Options: func(s *deploy.Step) []deploy.Option {
+			if s.TypeID == nil {
+				return nil
+			}
+			if v := a.defs[strings.ToLower(*s.TypeID)]; v != nil {
+				return v.Options
+			}
+			return nil
+		},
+		Stopping: a.Stopping,
 		StreamOption: func(s *deploy.Step, opt string) bool {
 			return canStream && s.TypeID != nil && disksteps.Streamed(*s.TypeID, opt)
 		},
@@ -238,10 +247,8 @@ func (a *Agent) registerCustom(ctx context.Context, reg *sequence.Registry, step
 				continue
 			}
 			v = def.Latest()
-			if s.StepDefinitionVersionNo != nil {
-				if vv, ok := def.Version(*s.StepDefinitionVersionNo); ok {
-					v = vv
-				}
+			if vv, ok := def.ResolveVersion(deploy.Str(s.StepDefinitionVersionID), s.StepDefinitionVersionNo); ok {
+				v = vv
 			}
 		}
 		a.defs[typeID] = v

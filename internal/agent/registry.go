@@ -58,16 +58,8 @@ func DefaultRegistry(d Deps) *sequence.Registry {
 // the first Content option holds it. ok is false when the definition has
 // no such pair.
 func ScriptStepFor(v *deploy.StepDefVersion, d Deps) (sequence.Step, bool) {
-	var scriptOpt, contentOpt string
-	for _, o := range v.Options {
-		switch {
-		case o.Type == deploy.OptionScript && scriptOpt == "":
-			scriptOpt = o.Name
-		case o.Type == deploy.OptionContent && contentOpt == "":
-			contentOpt = o.Name
-		}
-	}
-	if scriptOpt == "" || contentOpt == "" {
+	scriptOpt, contentOpt, ok := stepdefs.ScriptOptions(v)
+	if !ok {
 		return nil, false
 	}
 	return script.Step{ScriptOption: scriptOpt, ContentOption: contentOpt, TempDir: d.TempDir, Agent: d.Agent}, true

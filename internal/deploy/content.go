@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -106,6 +107,11 @@ type ContentVersion struct {
 	// JSON for a Folder; for URL versions the expected hash, if known.
 	SHA256   string    `json:"sha256,omitempty"`
 	Manifest *Manifest `json:"manifest,omitempty"`
+	// AwaitingContent marks a version imported from an export without its
+	// bytes (File and Folder items). SHA256, when set, is then the hash the
+	// bytes must have; `imprint content version ID PATH --version N`
+	// supplies them and clears the mark.
+	AwaitingContent bool `json:"awaitingContent,omitempty"`
 	Doc
 }
 
@@ -138,6 +144,29 @@ type ManifestFile struct {
 	Size   int64  `json:"size"`
 	Mode   uint32 `json:"mode"` // permission bits only, e.g. 0o644 or 0o755
 	SHA256 string `json:"sha256"`
+}
+
+// ContentList splits the value of a ContentList option into its
+// references. "" and the JSON text "[]" are empty lists, a JSON array of
+// strings gives its elements, and anything else is references separated
+// by commas, semicolons or white space.
+func ContentList(s string) []string {
+	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, "[") {
+		var a []string
+		if err := json.Unmarshal([]byte(s), &a); err == nil {
+			out := a[:0]
+			for _, e := range a {
+				if e = strings.TrimSpace(e); e != "" {
+					out = append(out, e)
+				}
+			}
+			return out
+		}
+	}
+	return strings.FieldsFunc(s, func(r rune) bool {
+		return r == ',' || r == ';' || r == ' ' || r == '\n' || r == '\t' || r == '\r'
+	})
 }
 
 // Ref is a parsed "guid:versionNo" reference.

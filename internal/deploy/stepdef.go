@@ -1,5 +1,7 @@
 package deploy
 
+import "strings"
+
 // Option types of step-definition options as DeployR names them.
 const (
 	OptionText          = "Text"
@@ -96,4 +98,24 @@ type DropdownOption struct {
 	DisplayName string `json:"displayName"`
 	Value       string `json:"value"`
 	Doc
+}
+
+// ResolveVersion finds the version a step names: by version id first, then
+// by number. DeployR's own exports can disagree on the number (a step says
+// version 2 of a definition whose only version, with that very id, is
+// numbered 1), so a matching id settles it. With neither given it returns
+// the latest version.
+func (d *StepDefinition) ResolveVersion(versionID string, no *int) (*StepDefVersion, bool) {
+	if versionID != "" {
+		for i := range d.Versions {
+			if strings.EqualFold(d.Versions[i].ID, versionID) {
+				return &d.Versions[i], true
+			}
+		}
+	}
+	if no != nil {
+		return d.Version(*no)
+	}
+	v := d.Latest()
+	return v, v != nil
 }

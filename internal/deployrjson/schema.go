@@ -87,7 +87,7 @@ func schemaFor(k Kind) schema {
 			"installationCommandLine": strNull, "installationWorkingDirectory": strNull,
 			"installationSuccessCodes": strNull, "installationDependencies": strArr,
 			"driverManufacturer": strNull, "driverModel": strNull, "tags": strArr,
-			"sha256": str, "manifest": {t: tObj, null: true, obj: schema{"files": objArr(file)}},
+			"sha256": str, "manifest": {t: tObj, null: true, obj: schema{"files": objArr(file)}}, "awaitingContent": boolean,
 		}
 		return schema{
 			"id": str, "name": str, "description": strNull, "contentItemType": str, "contentItemPurpose": str,

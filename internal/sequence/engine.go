@@ -34,6 +34,11 @@ type Engine struct {
 	// SecretOption reports whether a step option holds a secret (a
 	// Password option); its variable is then marked secret.
 	SecretOption func(step *deploy.Step, option string) bool
+	// Options, when set, returns the options of the step definition
+	// version a step runs. A required option whose value (or default) is
+	// still empty once variables are expanded fails the step before it
+	// runs: DeployR exports such options as "" and leave them to run time.
+	Options func(step *deploy.Step) []deploy.Option
 	// StreamOption reports whether a step reads a content option itself as
 	// a stream (an operating-system image written straight to a disk):
 	// the engine then does not fetch it, puts the parsed reference in
@@ -478,11 +483,17 @@ func (r *runner) prepare(ctx context.Context, s *deploy.Step, id, path string) (
 			r.vars.SetInternal(k, env.Settings[k])
 		}
 	}
+	if err := r.checkRequired(s, env); err != nil {
+		return env, err
+	}
 	for _, opt := range sortedKeys(s.ContentItems) {
 		v := strings.TrimSpace(r.vars.Expand(s.ContentItems[opt]))
-		if v == "" {
+		list := deploy.ContentList(v)
+		if len(list) != 1 {
+			// Empty ("" or "[]"), or a list the step reads itself.
 			continue
 		}
+		v = list[0]
 		ref, err := deploy.ParseRef(v)
 		if err != nil {
 			return env, fmt.Errorf("content option %q: %w", opt, err)
@@ -503,6 +514,43 @@ func (r *runner) prepare(ctx context.Context, s *deploy.Step, id, path string) (
 		r.vars.SetInternal("_CONTENT-"+opt, p)
 	}
 	return env, nil
+}
+
+// checkRequired fails when a required option of the step's definition has
+// no value after expansion, its default included.
+func (r *runner) checkRequired(s *deploy.Step, env *Env) error {
+	if r.e.Options == nil {
+		return nil
+	}
+	for _, o := range r.e.Options(s) {
+		if !o.Required {
+			continue
+		}
+		val, ok := "", false
+		if o.IsContent() {
+			for k, v := range s.ContentItems {
+				if strings.EqualFold(k, o.Name) {
+					val, ok = r.vars.Expand(v), true
+				}
+			}
+		} else {
+			for k, v := range env.Settings {
+				if strings.EqualFold(k, o.Name) {
+					val, ok = v, true
+				}
+			}
+		}
+		empty := func(v string) bool {
+			return strings.TrimSpace(v) == "" || (o.IsContent() && len(deploy.ContentList(v)) == 0)
+		}
+		if !ok || empty(val) {
+			val = r.vars.Expand(deploy.Str(o.DefaultValue))
+		}
+		if empty(val) {
+			return fmt.Errorf("required option %q is empty", o.Name)
+		}
+	}
+	return nil
 }
 
 func sortedKeys(m map[string]string) []string {

@@ -138,10 +138,8 @@ func (s *Server) stripSecrets(ctx context.Context, steps []deploy.Step) {
 			continue
 		}
 		dv := def.Latest()
-		if st.StepDefinitionVersionNo != nil {
-			if v, ok := def.Version(*st.StepDefinitionVersionNo); ok {
-				dv = v
-			}
+		if v, ok := def.ResolveVersion(deploy.Str(st.StepDefinitionVersionID), st.StepDefinitionVersionNo); ok {
+			dv = v
 		}
 		if dv == nil {
 			continue

@@ -41,6 +41,7 @@ func (c *checker) child(path string, s *deploy.Step) error {
 	if steps == nil {
 		if child.name == "" {
 			c.warnf(path, "childTaskSequenceId", "child task sequence %s is not on this server", ref.ID)
+			c.cannot(path, "child task sequence %s is not on this server", ref.ID)
 		} else {
 			c.errorf(path, "childTaskSequenceId", "task sequence %q has no version %d", child.name, ref.VersionNo)
 		}

@@ -22,10 +22,15 @@ type Resolver interface {
 }
 
 // Result lists the problems found. Errors make the document invalid;
-// Warnings do not.
+// Warnings do not. CannotRun names every enabled step that cannot run as
+// things stand, with the reason: its step definition is missing or has no
+// implementation in the agent, its content is not on the server or still
+// awaits its bytes, a required option is empty, or the child task sequence
+// it runs is missing.
 type Result struct {
-	Errors   []deploy.FieldError
-	Warnings []deploy.FieldError
+	Errors    []deploy.FieldError
+	Warnings  []deploy.FieldError
+	CannotRun []deploy.FieldError
 }
 
 // Err returns nil when there are no errors, else a KindInvalid *deploy.Error
@@ -58,7 +63,22 @@ type checker struct {
 	defs map[string]*deploy.StepDefinition // resolved definitions; nil = not on server
 	res2 map[string]*deploy.ContentItem    // resolved content items; nil = not on server
 	re   map[string]*regexp.Regexp
-	ver  int // version of ts being checked
+	ver  int  // version of ts being checked
+	off  bool // the step being checked is disabled (or inside a disabled group)
+}
+
+// cannot records that the step at path cannot run, once per reason.
+func (c *checker) cannot(path, format string, args ...any) {
+	if c.off {
+		return
+	}
+	msg := fmt.Sprintf(format, args...)
+	for _, f := range c.res.CannotRun {
+		if f.Step == path && f.Message == msg {
+			return
+		}
+	}
+	c.res.CannotRun = append(c.res.CannotRun, deploy.FieldError{Step: path, Message: msg})
 }
 
 func (c *checker) errorf(step, field, format string, args ...any) {
@@ -91,17 +111,22 @@ func TaskSequence(ctx context.Context, ts *deploy.TaskSequence, r Resolver) (Res
 			c.errorf("", "status", "version %d: status %q is not In_Development, Active or Deprecated", v.VersionNo, v.Status)
 		}
 		c.ver = v.VersionNo
+		if v.Status == deploy.StatusInDevelopment || v.Status == deploy.StatusDeprecated {
+			c.warnf("", "status", "version %d is %s: machines are offered Active versions only; to run it for testing, set it Active with `imprint ts status %s %d Active`",
+				v.VersionNo, v.Status, ts.ID, v.VersionNo)
+		}
 		ids := map[string]bool{}
-		if err := c.steps(v.Steps, "", ids); err != nil {
+		if err := c.steps(v.Steps, "", false, ids); err != nil {
 			return Result{}, err
 		}
 	}
 	return c.res, nil
 }
 
-func (c *checker) steps(steps []deploy.Step, parent string, ids map[string]bool) error {
+func (c *checker) steps(steps []deploy.Step, parent string, off bool, ids map[string]bool) error {
 	for i := range steps {
 		s := &steps[i]
+		c.off = off || !s.Enabled
 		path := s.Name
 		if parent != "" {
 			path = parent + "/" + s.Name
@@ -118,7 +143,7 @@ func (c *checker) steps(steps []deploy.Step, parent string, ids map[string]bool)
 		ids[strings.ToLower(s.ID)] = true
 		c.condition(path, s)
 		if s.IsGroup {
-			if err := c.steps(s.GroupMembers, path, ids); err != nil {
+			if err := c.steps(s.GroupMembers, path, c.off, ids); err != nil {
 				return err
 			}
 			continue
@@ -155,28 +180,38 @@ func (c *checker) step(path string, s *deploy.Step) error {
 		return err
 	}
 	if def == nil {
-		if stepdefs.IsImprintID(typeID) {
+		switch {
+		case stepdefs.IsImprintID(typeID):
 			c.errorf(path, "typeId", "unknown step type %s", typeID)
-		} else {
+		case stepdefs.IsDeployRID(typeID):
+			msg := stepdefs.UnsupportedMessage(typeID)
+			c.warnf(path, "typeId", "%s", msg)
+			c.cannot(path, "%s", msg)
+		default:
 			c.warnf(path, "typeId", "step definition %s is not on this server; the step cannot run until it is imported", typeID)
+			c.cannot(path, "step definition %s is not on this server", typeID)
 		}
 		return nil
 	}
-	v := def.Latest()
-	if s.StepDefinitionVersionNo != nil {
-		var ok bool
-		if v, ok = def.Version(*s.StepDefinitionVersionNo); !ok {
+	// The version id settles which version is meant; the number only
+	// when the id is unknown (DeployR's exports can disagree on it).
+	v, ok := def.ResolveVersion(deploy.Str(s.StepDefinitionVersionID), s.StepDefinitionVersionNo)
+	if !ok {
+		if s.StepDefinitionVersionNo != nil {
 			c.errorf(path, "stepDefinitionVersionNo", "step definition %q has no version %d", def.Name, *s.StepDefinitionVersionNo)
-			return nil
+		} else {
+			c.errorf(path, "typeId", "step definition %q has no versions", def.Name)
 		}
-	}
-	if v == nil {
-		c.errorf(path, "typeId", "step definition %q has no versions", def.Name)
 		return nil
 	}
 	for i := range v.Options {
 		if err := c.option(path, def, &v.Options[i], s); err != nil {
 			return err
+		}
+	}
+	if !stepdefs.IsImplemented(typeID) {
+		if _, _, ok := stepdefs.ScriptOptions(v); !ok {
+			c.cannot(path, "the agent has no implementation of %q (no built-in step and no script to run)", def.Name)
 		}
 	}
 	if strings.EqualFold(typeID, stepdefs.TypeRunTaskSequence) {
@@ -241,18 +276,26 @@ func (c *checker) option(path string, def *deploy.StepDefinition, o *deploy.Opti
 	if o.IsContent() {
 		src = s.ContentItems
 	}
-	val, _ := lookup(src, o.Name)
-	if strings.TrimSpace(val) == "" {
+	val, present := lookup(src, o.Name)
+	if emptyValue(o, val) {
 		val = deploy.Str(o.DefaultValue)
 	}
-	if strings.TrimSpace(val) == "" {
-		if o.Required {
-			if o.IsContent() {
-				c.errorf(path, o.Name, "required content option not set")
-			} else {
-				c.errorf(path, o.Name, "required option not set")
-			}
+	if emptyValue(o, val) {
+		if !o.Required {
+			return nil
 		}
+		what := "option"
+		if o.IsContent() {
+			what = "content option"
+		}
+		if !present && o.DefaultValue == nil {
+			c.errorf(path, o.Name, "required %s not set", what)
+			return nil
+		}
+		// DeployR exports required options stored as "" with a "" default:
+		// accepted, and the step fails only if still empty when it runs.
+		c.warnf(path, o.Name, "required %s is empty; the step fails when it runs unless it gets a value", what)
+		c.cannot(path, "required %s %s is empty", what, o.Name)
 		return nil
 	}
 	for _, p := range checkValue(def, o, val, c.re) {
@@ -300,7 +343,7 @@ func checkValue(def *deploy.StepDefinition, o *deploy.Option, val string, cache 
 			probs = append(probs, fmt.Sprintf("%s is not a content reference of the form guid:version", shown))
 		}
 	case deploy.OptionContentList:
-		for _, part := range splitList(val) {
+		for _, part := range deploy.ContentList(val) {
 			if _, err := parseRef(part); err != nil {
 				probs = append(probs, fmt.Sprintf("%q is not a content reference of the form guid:version", part))
 			}
@@ -347,16 +390,19 @@ func parseRef(s string) (deploy.Ref, error) {
 	return ref, nil
 }
 
-// splitList splits a ContentList value: references separated by commas,
-// semicolons or white space.
-func splitList(s string) []string {
-	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ';' || r == ' ' || r == '\n' || r == '\t' || r == '\r' })
+// emptyValue reports whether val leaves option o unset: blank, or for a
+// content option an empty list ("[]").
+func emptyValue(o *deploy.Option, val string) bool {
+	if strings.TrimSpace(val) == "" {
+		return true
+	}
+	return o.IsContent() && len(deploy.ContentList(val)) == 0
 }
 
 func (c *checker) contentRefs(path string, o *deploy.Option, val string) error {
 	refs := []string{val}
 	if o.Type == deploy.OptionContentList {
-		refs = splitList(val)
+		refs = deploy.ContentList(val)
 	}
 	want := deploy.Purpose(deploy.Str(o.ContentItemPurpose))
 	for _, s := range refs {
@@ -370,10 +416,15 @@ func (c *checker) contentRefs(path string, o *deploy.Option, val string) error {
 		}
 		if ci == nil {
 			c.warnf(path, o.Name, "content item %s is not on this server", ref.ID)
+			c.cannot(path, "content item %s is not on this server", ref.ID)
 			continue
 		}
-		if _, ok := ci.Version(ref.VersionNo); !ok {
+		if cv, ok := ci.Version(ref.VersionNo); !ok {
 			c.errorf(path, o.Name, "content item %q has no version %d", ci.Name, ref.VersionNo)
+		} else if cv.AwaitingContent {
+			c.warnf(path, o.Name, "content item %q version %d is awaiting content; supply it with `imprint content version %s PATH --version %d`",
+				ci.Name, ref.VersionNo, ci.ID, ref.VersionNo)
+			c.cannot(path, "content item %q version %d is awaiting content", ci.Name, ref.VersionNo)
 		}
 		if want != "" && want != deploy.PurposeOther && ci.Purpose != want {
 			c.errorf(path, o.Name, "content item %q is %s content; this option needs %s", ci.Name, ci.Purpose, want)

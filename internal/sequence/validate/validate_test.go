@@ -170,7 +170,7 @@ func TestTaskSequenceRules(t *testing.T) {
 		}, errs: []deploy.FieldError{fe(path, "typeId", "unknown step type 00000001-0000-0000-0000-0000000001ff")}},
 		{name: "DeployR-range definition not on server", edit: func(ts *deploy.TaskSequence, _ *memResolver) {
 			step(ts).TypeID = deploy.StrPtr("00000001-0000-0000-0000-000000000021")
-		}, warnings: []deploy.FieldError{fe(path, "typeId", "step definition 00000001-0000-0000-0000-000000000021 is not on this server; the step cannot run until it is imported")}},
+		}, warnings: []deploy.FieldError{fe(path, "typeId", "DeployR built-in step type 00000001-0000-0000-0000-000000000021 is not supported by this server")}},
 		{name: "custom definition not on server", edit: func(_ *deploy.TaskSequence, r *memResolver) { delete(r.defs, customID) },
 			warnings: []deploy.FieldError{fe(path, "typeId", "step definition "+customID+" is not on this server; the step cannot run until it is imported")}},
 		{name: "definition version missing", edit: func(ts *deploy.TaskSequence, _ *memResolver) { two := 2; step(ts).StepDefinitionVersionNo = &two },
@@ -178,6 +178,8 @@ func TestTaskSequenceRules(t *testing.T) {
 		{name: "required option missing", edit: func(ts *deploy.TaskSequence, _ *memResolver) { delete(step(ts).Settings, "HostName") },
 			errs: []deploy.FieldError{fe(path, "HostName", "required option not set")}},
 		{name: "required content option empty", edit: func(ts *deploy.TaskSequence, _ *memResolver) { step(ts).ContentItems["App"] = "" },
+			warnings: []deploy.FieldError{fe(path, "App", "required content option is empty; the step fails when it runs unless it gets a value")}},
+		{name: "required content option absent", edit: func(ts *deploy.TaskSequence, _ *memResolver) { delete(step(ts).ContentItems, "App") },
 			errs: []deploy.FieldError{fe(path, "App", "required content option not set")}},
 		{name: "required option filled by default", edit: func(ts *deploy.TaskSequence, _ *memResolver) { delete(step(ts).Settings, "Defaulted") }},
 		{name: "keys match case-insensitively", edit: func(ts *deploy.TaskSequence, _ *memResolver) {

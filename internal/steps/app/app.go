@@ -74,14 +74,14 @@ func (s Step) Run(ctx context.Context, env *sequence.Env) (sequence.Result, erro
 func (s Step) refs(env *sequence.Env) ([]deploy.Ref, error) {
 	var raw []string
 	if s.Multiple {
-		raw = append(raw, splitList(env.Vars.Expand(env.Step.ContentItems["Applications"]))...)
+		raw = append(raw, deploy.ContentList(env.Vars.Expand(env.Step.ContentItems["Applications"]))...)
 		base := strings.TrimSpace(env.Setting("BaseVariableName"))
 		if base == "" {
 			base = "Applications"
 		}
 		raw = append(raw, env.Vars.List(base)...)
 	} else {
-		raw = splitList(env.Vars.Expand(env.Step.ContentItems["Application"]))
+		raw = deploy.ContentList(env.Vars.Expand(env.Step.ContentItems["Application"]))
 	}
 	refs := make([]deploy.Ref, 0, len(raw))
 	for _, r := range raw {
@@ -94,15 +94,6 @@ func (s Step) refs(env *sequence.Env) ([]deploy.Ref, error) {
 	return refs, nil
 }
 
-func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ';' || r == '\n' || r == ' ' }) {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}
 
 type installer struct {
 	src  Source

@@ -1,0 +1,70 @@
+package stepdefs
+
+import (
+	"strings"
+
+	"github.com/imprint-osd/imprint/internal/deploy"
+)
+
+// implemented lists the built-ins imprint-agent has a step for (its
+// DefaultRegistry, with the disk steps of the boot image) plus Run task
+// sequence, which the engine runs itself. A test in internal/agent keeps
+// the two in step.
+var implemented = []string{
+	TypeSetVariable, TypeRunCommandLine, TypeRunPowerShell, TypeInstallApplication, TypeInstallMultipleApps,
+	TypeReboot, TypeRunServerScript, TypeRunTaskSequence,
+	TypeFormatDisk, TypeApplyOS, TypePrepareOS, TypeApplyChromeOSFlex, TypeApplyIGEL, TypeCaptureImage,
+}
+
+// Implemented returns the type ids of the built-ins the agent implements.
+func Implemented() []string { return append([]string(nil), implemented...) }
+
+// IsImplemented reports whether the agent has its own step for typeID.
+func IsImplemented(typeID string) bool {
+	for _, id := range implemented {
+		if strings.EqualFold(id, typeID) {
+			return true
+		}
+	}
+	return false
+}
+
+// ScriptOptions returns the options through which a step definition runs
+// as a script: the first Script option names the file, the first Content
+// option holds it (DeployR's convention for script-backed steps). ok is
+// false when the definition has no such pair.
+func ScriptOptions(v *deploy.StepDefVersion) (script, content string, ok bool) {
+	for _, o := range v.Options {
+		switch {
+		case o.Type == deploy.OptionScript && script == "":
+			script = o.Name
+		case o.Type == deploy.OptionContent && content == "":
+			content = o.Name
+		}
+	}
+	return script, content, script != "" && content != ""
+}
+
+// unsupported are DeployR built-in step types seen in DeployR's exports
+// that Imprint does not implement yet, by type id.
+var unsupported = map[string]string{
+	"00000001-0000-0000-0000-000000000003": "Run command line (DeployR variant)",
+	"00000001-0000-0000-0000-000000000019": "Register with Autopilot",
+}
+
+// Unsupported returns the name of a DeployR built-in step type Imprint
+// knows of but does not implement yet.
+func Unsupported(typeID string) (name string, ok bool) {
+	name, ok = unsupported[strings.ToLower(typeID)]
+	return name, ok
+}
+
+// UnsupportedMessage says why a step of typeID, a DeployR built-in id with
+// no definition here, cannot run. Users cannot import DeployR's built-ins,
+// so it never suggests doing so.
+func UnsupportedMessage(typeID string) string {
+	if name, ok := Unsupported(typeID); ok {
+		return "DeployR built-in step type " + typeID + " (" + name + ") is not supported by this server yet"
+	}
+	return "DeployR built-in step type " + typeID + " is not supported by this server"
+}

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/sequence/validate"
 	"github.com/imprint-osd/imprint/internal/stepdefs"

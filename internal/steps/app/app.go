@@ -94,7 +94,6 @@ func (s Step) refs(env *sequence.Env) ([]deploy.Ref, error) {
 	return refs, nil
 }
 
-
 type installer struct {
 	src  Source
 	env  *sequence.Env

@@ -23,6 +23,15 @@ type Store interface {
 	// VersionNo and ID when zero) and returns the stored version.
 	AddContentVersion(ctx context.Context, itemID string, v *ContentVersion) (*ContentVersion, error)
 	UpdateContentVersion(ctx context.Context, v *ContentVersion) error // status, description, app/driver fields, tags
+	// ImportContentItem stores c and all its versions as given (ids,
+	// numbers, dates), in one transaction. File and Folder versions must
+	// be AwaitingContent: their bytes come later through
+	// FillContentVersion. KindConflict when the item or a version id exists.
+	ImportContentItem(ctx context.Context, c *ContentItem) error
+	// FillContentVersion gives a version awaiting content its bytes: the
+	// blob hash (File) or manifest (Folder), the size, and clears
+	// AwaitingContent. KindConflict when the version is not awaiting content.
+	FillContentVersion(ctx context.Context, itemID string, versionNo int, sha256 string, m *Manifest, size int64) (*ContentVersion, error)
 	DeleteContentVersion(ctx context.Context, itemID string, versionNo int) (orphans []string, err error)
 	// BlobInUse reports whether any version references the hash (as its File
 	// blob or as a file of its manifest).

@@ -412,6 +412,10 @@ func unreferenced(ctx context.Context, tx *sql.Tx, hashes []string) ([]string, e
 // a lowercase hex SHA-256.
 func versionBlobs(t deploy.ContentType, v *deploy.ContentVersion) ([]string, error) {
 	var hs []string
+	if v.AwaitingContent {
+		// SHA256 is the hash the bytes must have; there is no blob yet.
+		return nil, nil
+	}
 	if t == deploy.ContentFile && v.SHA256 != "" {
 		if !validSHA256(v.SHA256) {
 			return nil, deploy.Errorf(deploy.KindInvalid, "content version sha256 %q is not a lowercase hex SHA-256", v.SHA256)
@@ -445,4 +449,90 @@ func sameManifest(a, b *deploy.Manifest) bool {
 	x, err1 := encode(a)
 	y, err2 := encode(b)
 	return err1 == nil && err2 == nil && x == y
+}
+
+// ImportContentItem stores c with its versions as given, in one
+// transaction; see deploy.Store.
+func (db *DB) ImportContentItem(ctx context.Context, c *deploy.ContentItem) error {
+	if c == nil || c.ID == "" {
+		return deploy.Errorf(deploy.KindInvalid, "content item id is missing")
+	}
+	return db.write(ctx, func(tx *sql.Tx) error {
+		found, err := exists(ctx, tx, `SELECT 1 FROM content_items WHERE id = ?`, c.ID)
+		if err != nil {
+			return err
+		}
+		if found {
+			return deploy.Errorf(deploy.KindConflict, "content item %s already exists", c.ID)
+		}
+		item := *c
+		item.Versions = nil
+		if err := putItem(ctx, tx, &item); err != nil {
+			return err
+		}
+		seen := map[int]bool{}
+		for i := range c.Versions {
+			v := c.Versions[i]
+			v.ContentItemID = c.ID
+			switch {
+			case v.VersionNo < 1:
+				return deploy.Errorf(deploy.KindInvalid, "versions[%d]: version number %d is not positive", i, v.VersionNo)
+			case seen[v.VersionNo]:
+				return deploy.Errorf(deploy.KindInvalid, "versions[%d]: version %d appears twice", i, v.VersionNo)
+			case c.Type != deploy.ContentURL && !v.AwaitingContent:
+				return deploy.Errorf(deploy.KindInvalid, "versions[%d]: a %s version without its bytes must be awaiting content", i, c.Type)
+			}
+			seen[v.VersionNo] = true
+			if v.ID == "" {
+				v.ID = newID()
+			}
+			found, err := exists(ctx, tx, `SELECT 1 FROM content_versions WHERE id = ?`, v.ID)
+			if err != nil {
+				return err
+			}
+			if found {
+				return deploy.Errorf(deploy.KindConflict, "content version id %s already exists", v.ID)
+			}
+			if err := putVersion(ctx, tx, &v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// FillContentVersion gives a version awaiting content its bytes; see
+// deploy.Store. The caller has stored the blobs.
+func (db *DB) FillContentVersion(ctx context.Context, itemID string, versionNo int, sha256 string, m *deploy.Manifest, size int64) (*deploy.ContentVersion, error) {
+	var out *deploy.ContentVersion
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		item, err := getItem(ctx, tx, itemID)
+		if err != nil {
+			return err
+		}
+		v, err := getVersion(ctx, tx, itemID, versionNo)
+		if err != nil {
+			return err
+		}
+		if !v.AwaitingContent {
+			return deploy.Errorf(deploy.KindConflict, "content version %s:%d already has its content; add a new version instead", itemID, versionNo)
+		}
+		v.SHA256, v.Manifest, v.ContentSize, v.AwaitingContent = sha256, m, size, false
+		hashes, err := versionBlobs(item.Type, v)
+		if err != nil {
+			return err
+		}
+		if err := putVersion(ctx, tx, v); err != nil {
+			return err
+		}
+		for _, h := range hashes {
+			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO content_blobs (item_id, version_no, sha256) VALUES (?, ?, ?)`,
+				itemID, versionNo, h); err != nil {
+				return err
+			}
+		}
+		out = v
+		return nil
+	})
+	return out, err
 }

@@ -29,6 +29,7 @@ func Run(t *testing.T, open func(t *testing.T) deploy.Store) {
 		{"ContentInvalid", testContentInvalid},
 		{"ContentOrphans", testContentOrphans},
 		{"ContentItemsList", testContentItemsList},
+		{"ContentImportAndFill", testContentImportAndFill},
 		{"TaskSequencesCompat", testTaskSequencesCompat},
 		{"StepDefinitionsCompat", testStepDefinitionsCompat},
 		{"DocumentsNotFound", testDocumentsNotFound},

@@ -56,7 +56,7 @@ func startRealServer(t *testing.T, edit func(*server.Config)) *realServer {
 	}
 	rs := &realServer{Server: s, admin: client.NewAdmin(s.Socket()), caPEM: ca}
 	doc := `{"id":"` + e2eTSID + `","name":"Lab deploy","architecture":"Any","versions":[{"id":"v","taskSequenceId":"` + e2eTSID + `","versionNo":1,"status":"Active","steps":[]}]}`
-	if _, ferrs, err := rs.admin.ImportTaskSequence(context.Background(), strings.NewReader(doc), false); err != nil || len(ferrs) > 0 {
+	if _, ferrs, err := rs.admin.ImportTaskSequence(context.Background(), strings.NewReader(doc), client.ImportNew); err != nil || len(ferrs) > 0 {
 		t.Fatalf("import task sequence: %v %v", err, ferrs)
 	}
 	return rs

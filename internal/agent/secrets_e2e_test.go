@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/imprint-osd/imprint/internal/agent"
+	"github.com/imprint-osd/imprint/internal/client"
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/secrettest"
 	"github.com/imprint-osd/imprint/internal/stepdefs"
@@ -52,7 +53,7 @@ func secretsServer(t *testing.T, steps ...map[string]any) *realServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rs.admin.ImportStepDefinition(ctx, bytes.NewReader(b)); err != nil {
+	if _, err := rs.admin.ImportStepDefinition(ctx, bytes.NewReader(b), client.ImportNew); err != nil {
 		t.Fatalf("import step definition: %v", err)
 	}
 	item, err := rs.admin.CreateContentItem(ctx, deploy.ContentItem{Name: "API key script", Type: deploy.ContentFolder, Purpose: deploy.PurposeOther})
@@ -86,7 +87,7 @@ func secretsServer(t *testing.T, steps ...map[string]any) *realServer {
 	}
 	// The built-in Reboot step's hidden DeployR content is not on a fresh
 	// server: a warning, not an error.
-	if _, _, err := rs.admin.ImportTaskSequence(ctx, bytes.NewReader(doc), false); err != nil {
+	if _, _, err := rs.admin.ImportTaskSequence(ctx, bytes.NewReader(doc), client.ImportNew); err != nil {
 		t.Fatalf("import task sequence: %v", err)
 	}
 	return rs

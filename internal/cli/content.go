@@ -25,6 +25,15 @@ Subcommands:
         add a version: a File item uploads the file PATH, a Folder item the
         directory PATH (regular files and directories only), a URL item records
         the URL (and its expected --sha256)
+  version ID PATH --version N
+        supply the bytes of imported version N, which is awaiting content (the
+        hash the export carried, if any, must match)
+  import FILE [--clone|--new-version]
+        import a DeployR content-item export (FILE or - for stdin): the item and
+        every version's metadata; File and Folder versions await their content.
+        An id that exists is refused unless --new-version (append the file's
+        versions) or --clone (new ids)
+  export ID [-o FILE]        print the DeployR JSON of a content item
   list                       list content items
   show ID [--version N]      show an item and its versions, or one version
   rm ID [--version N]        delete an item, or one version of it
@@ -41,6 +50,8 @@ func runContent(ctx context.Context, a *app, args []string) error {
 		"show":    contentShow,
 		"rm":      contentRm,
 		"get":     contentGet,
+		"import":  contentImport,
+		"export":  contentExport,
 	}, usageContent)
 }
 
@@ -149,6 +160,7 @@ func contentVersion(ctx context.Context, a *app, args []string) error {
 	}
 	fs.Var(&vf.depends, "depends", "")
 	fs.Var(&vf.tags, "tag", "")
+	fill := fs.Int("version", 0, "")
 	pos, err := a.parse(fs, args, 2, 2)
 	if err != nil {
 		return err
@@ -165,6 +177,9 @@ func contentVersion(ctx context.Context, a *app, args []string) error {
 	item, err := c.ContentItem(ctx, id)
 	if err != nil {
 		return fmt.Errorf("content version: %w", err)
+	}
+	if *fill > 0 && (item.Type == deploy.ContentURL || vf.set()) {
+		return usagef("content version: --version N supplies the bytes of an imported File or Folder version; it takes no other flags", "")
 	}
 	if meta.SHA256 != "" && item.Type != deploy.ContentURL {
 		return usagef("content version: --sha256 is only for URL items (the server hashes uploads itself)", "")
@@ -196,7 +211,7 @@ func contentVersion(ctx context.Context, a *app, args []string) error {
 		if !info.Mode().IsRegular() {
 			return fmt.Errorf("content version: %s is not a regular file (item %s is of type File)", src, item.ID)
 		}
-		if meta.RelativePath == nil {
+		if meta.RelativePath == nil && *fill == 0 {
 			meta.RelativePath = deploy.StrPtr(filepath.Base(src))
 		}
 		prog = newProgress(a.stderr, "uploaded", info.Size(), tty, a.now)
@@ -220,7 +235,12 @@ func contentVersion(ctx context.Context, a *app, args []string) error {
 	if body != nil {
 		r = body
 	}
-	v, err := c.AddContentVersion(ctx, item.ID, meta, r, contentType)
+	var v *deploy.ContentVersion
+	if *fill > 0 {
+		v, err = c.FillContentVersion(ctx, item.ID, *fill, r, contentType)
+	} else {
+		v, err = c.AddContentVersion(ctx, item.ID, meta, r, contentType)
+	}
 	if prog != nil {
 		prog.finish(err == nil)
 	}
@@ -230,7 +250,11 @@ func contentVersion(ctx context.Context, a *app, args []string) error {
 	if a.jsonOut {
 		return a.printJSON(v)
 	}
-	fmt.Fprintf(a.stdout, "added version %d of %s (%s", v.VersionNo, item.ID, humanBytes(v.ContentSize))
+	verb := "added"
+	if *fill > 0 {
+		verb = "supplied the content of"
+	}
+	fmt.Fprintf(a.stdout, "%s version %d of %s (%s", verb, v.VersionNo, item.ID, humanBytes(v.ContentSize))
 	if v.SHA256 != "" {
 		fmt.Fprintf(a.stdout, ", sha256 %s", v.SHA256)
 	}
@@ -306,7 +330,10 @@ func contentShow(ctx context.Context, a *app, args []string) error {
 			sum = sum[:12]
 		}
 		size := humanBytes(v.ContentSize)
-		if v.ExternalURL != nil {
+		switch {
+		case v.AwaitingContent:
+			size = "awaiting content"
+		case v.ExternalURL != nil:
 			size = "url"
 		}
 		rows = append(rows, []string{strconv.Itoa(v.VersionNo), string(v.Status), size, cell(sum), cell(deploy.Str(v.Description))})
@@ -326,7 +353,7 @@ func printVersion(w io.Writer, v *deploy.ContentVersion) error {
 	kv := [][2]string{
 		{"Item", v.ContentItemID}, {"Version", strconv.Itoa(v.VersionNo)}, {"ID", v.ID},
 		{"Status", string(v.Status)}, {"Description", deploy.Str(v.Description)},
-		{"Size", humanBytes(v.ContentSize)}, {"SHA256", v.SHA256},
+		{"Size", humanBytes(v.ContentSize)}, {"SHA256", v.SHA256}, {"State", versionState(v)},
 		{"Path", deploy.Str(v.RelativePath)}, {"URL", deploy.Str(v.ExternalURL)},
 		{"Install command", deploy.Str(v.InstallationCommandLine)},
 		{"Working directory", deploy.Str(v.InstallationWorkingDirectory)},

@@ -89,7 +89,7 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, []string{`imprint: unknown command "frobnicate"`, "Commands:", "server", "content", "stepdef", "ts"}},
 		{"unknown flag", []string{"--bogus", "ts", "list"}, []string{"imprint: flag provided but not defined: -bogus"}},
 		{"no subcommand", []string{"content"}, []string{"imprint: imprint content: no subcommand given", "Subcommands:"}},
-		{"unknown subcommand", []string{"ts", "fly"}, []string{`unknown subcommand "fly" (one of: export, import, list, new, rm, show, templates, validate)`}},
+		{"unknown subcommand", []string{"ts", "fly"}, []string{`unknown subcommand "fly" (one of: export, import, list, new, rm, show, status, templates, validate)`}},
 		{"missing argument", []string{"ts", "show"}, []string{"imprint: imprint ts show: missing argument", "run 'imprint ts show -h' for usage"}},
 		{"extra argument", []string{"ts", "show", "a", "b"}, []string{`imprint: imprint ts show: unexpected argument "b"`}},
 		{"bad flag value", []string{"content", "show", "x", "--version", "two"}, []string{`invalid value "two" for flag -version`}},
@@ -126,7 +126,7 @@ func TestHelp(t *testing.T) {
 	if code := r.run("ts", "import", "-h"); code != exitOK {
 		t.Fatalf("ts import -h: exit = %d", code)
 	}
-	if !strings.Contains(r.stderr.String(), "import FILE [--clone]") {
+	if !strings.Contains(r.stderr.String(), "import FILE [--clone|--new-version]") {
 		t.Errorf("stderr = %q", r.stderr)
 	}
 }

@@ -15,8 +15,12 @@ const usageStepdef = `usage: imprint stepdef SUBCOMMAND [flags]
 Subcommands:
   list              list step definitions, built-ins first
   show ID           show a step definition and the options of its latest version
-  import FILE       import a DeployR step-definition export (FILE or - for stdin);
-                    an existing custom id gets a new version
+  import FILE [--clone|--new-version]
+                    import a DeployR step-definition export (FILE or - for stdin);
+                    an id that exists is refused unless --new-version (append the
+                    file's versions) or --clone (new ids)
+  export ID [-o FILE]
+                    print the DeployR JSON of a step definition
 `
 
 func runStepdef(ctx context.Context, a *app, args []string) error {
@@ -24,6 +28,7 @@ func runStepdef(ctx context.Context, a *app, args []string) error {
 		"list":   stepdefList,
 		"show":   stepdefShow,
 		"import": stepdefImport,
+		"export": stepdefExport,
 	}, usageStepdef)
 }
 
@@ -97,7 +102,12 @@ func (a *app) openArg(name string) (io.ReadCloser, error) {
 
 func stepdefImport(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("imprint stepdef import", usageStepdef)
+	mode := importFlags(fs)
 	pos, err := a.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	m, err := mode()
 	if err != nil {
 		return err
 	}
@@ -110,7 +120,7 @@ func stepdefImport(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	d, err := c.ImportStepDefinition(ctx, f)
+	d, err := c.ImportStepDefinition(ctx, f, m)
 	if err != nil {
 		return fmt.Errorf("stepdef import: %s: %w", pos[0], err)
 	}

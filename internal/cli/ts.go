@@ -16,14 +16,21 @@ import (
 const usageTS = `usage: imprint ts SUBCOMMAND [flags]
 
 Subcommands:
-  import FILE [--clone]   import a DeployR task-sequence export (FILE or - for
-                          stdin); --clone gives it new ids. Prints the id and
-                          every warning (references not resolvable yet)
+  import FILE [--clone|--new-version]
+                          import a DeployR task-sequence export (FILE or - for
+                          stdin). An id that exists is refused unless
+                          --new-version (the file becomes its next version;
+                          earlier versions kept) or --clone (new ids). Prints
+                          the id and every warning
+  status ID VERSION STATUS
+                          set a version Active, In_Development or Deprecated
+                          (machines are offered Active versions only)
   export ID [-o FILE]     print the DeployR JSON of a task sequence
   list                    list task sequences
   show ID [--version N]   show a task sequence and its step tree (default: the
                           latest version)
   validate FILE|ID        validate an export file, or a stored task sequence;
+                          lists every step that CANNOT RUN with the reason;
                           exit status 1 when there are errors
   rm ID                   delete a task sequence
   new --template SLUG --name NAME
@@ -41,6 +48,7 @@ func runTS(ctx context.Context, a *app, args []string) error {
 		"rm":        tsRm,
 		"new":       tsNew,
 		"templates": tsTemplates,
+		"status":    tsStatus,
 	}, usageTS)
 }
 
@@ -64,8 +72,12 @@ func (a *app) printSaved(verb string, ts *deploy.TaskSequence, warnings []deploy
 
 func tsImport(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("imprint ts import", usageTS)
-	clone := fs.Bool("clone", false, "")
+	mode := importFlags(fs)
 	pos, err := a.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	m, err := mode()
 	if err != nil {
 		return err
 	}
@@ -78,7 +90,7 @@ func tsImport(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	ts, warnings, err := c.ImportTaskSequence(ctx, f, *clone)
+	ts, warnings, err := c.ImportTaskSequence(ctx, f, m)
 	if err != nil {
 		return fmt.Errorf("ts import: %s: %w", pos[0], err)
 	}
@@ -92,18 +104,7 @@ func tsExport(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *out == "-" {
-		if err := c.ExportTaskSequence(ctx, pos[0], a.stdout); err != nil {
-			return fmt.Errorf("ts export: %w", err)
-		}
-		return nil
-	}
-	_, err = downloadTo(ctx, *out, func(w io.Writer) (int64, error) {
-		cw := &countWriter{w: w}
-		err := c.ExportTaskSequence(ctx, pos[0], cw)
-		return cw.n, err
-	})
-	if err != nil {
+	if err := a.export(ctx, *out, func(w io.Writer) error { return c.ExportTaskSequence(ctx, pos[0], w) }); err != nil {
 		return fmt.Errorf("ts export: %w", err)
 	}
 	return nil
@@ -248,8 +249,27 @@ func queryText(q *sequence.Query, nested bool) string {
 
 // validateResult is the --json output of ts validate.
 type validateResult struct {
-	Errors   []deploy.FieldError `json:"errors"`
-	Warnings []deploy.FieldError `json:"warnings"`
+	Errors    []deploy.FieldError `json:"errors"`
+	Warnings  []deploy.FieldError `json:"warnings"`
+	CannotRun []deploy.FieldError `json:"cannotRun"`
+}
+
+// printCannotRun marks every step that cannot run, with the reason, and
+// ends with the count.
+func printCannotRun(w io.Writer, cannot []deploy.FieldError) {
+	steps := map[string]bool{}
+	if len(cannot) > 0 {
+		fmt.Fprintln(w)
+	}
+	for _, f := range cannot {
+		fmt.Fprintf(w, "CANNOT RUN  %s: %s\n", f.Step, f.Message)
+		steps[f.Step] = true
+	}
+	if len(steps) == 0 {
+		fmt.Fprintln(w, "Every enabled step can run.")
+		return
+	}
+	fmt.Fprintf(w, "%d %s cannot run.\n", len(steps), plural(len(steps), "step", "steps"))
 }
 
 func tsValidate(ctx context.Context, a *app, args []string) error {
@@ -283,17 +303,17 @@ func tsValidate(ctx context.Context, a *app, args []string) error {
 		}
 		doc = &buf
 	}
-	errs, warnings, err := c.ValidateTaskSequence(ctx, doc)
+	res, err := c.ValidateTaskSequence(ctx, doc)
 	if err != nil {
 		return fmt.Errorf("ts validate: %s: %w", arg, err)
 	}
+	errs, warnings := res.Errors, res.Warnings
 	if a.jsonOut {
-		r := validateResult{Errors: errs, Warnings: warnings}
-		if r.Errors == nil {
-			r.Errors = []deploy.FieldError{}
-		}
-		if r.Warnings == nil {
-			r.Warnings = []deploy.FieldError{}
+		r := validateResult{Errors: errs, Warnings: warnings, CannotRun: res.CannotRun}
+		for _, l := range []*[]deploy.FieldError{&r.Errors, &r.Warnings, &r.CannotRun} {
+			if *l == nil {
+				*l = []deploy.FieldError{}
+			}
 		}
 		if err := a.printJSON(r); err != nil {
 			return err
@@ -301,6 +321,7 @@ func tsValidate(ctx context.Context, a *app, args []string) error {
 	} else {
 		printFieldErrors(a.stdout, "Errors", errs)
 		printFieldErrors(a.stdout, "Warnings", warnings)
+		printCannotRun(a.stdout, res.CannotRun)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("ts validate: %s: %d %s", arg, len(errs), plural(len(errs), "error", "errors"))

@@ -60,7 +60,7 @@ func TestPasscodeSessionsAuditRuns(t *testing.T) {
 
 	// Machines run only Active versions.
 	const tsID = "51111111-2222-3333-4444-555555555555"
-	ts, _, err := c.ImportTaskSequence(ctx, strings.NewReader(`{"id":"`+tsID+`","name":"Lab","architecture":"Any","versions":[{"id":"v1","taskSequenceId":"`+tsID+`","versionNo":1,"status":"Active","steps":[]}]}`), false)
+	ts, _, err := c.ImportTaskSequence(ctx, strings.NewReader(`{"id":"`+tsID+`","name":"Lab","architecture":"Any","versions":[{"id":"v1","taskSequenceId":"`+tsID+`","versionNo":1,"status":"Active","steps":[]}]}`), client.ImportNew)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/imprint-osd/imprint/internal/client"
 	"github.com/imprint-osd/imprint/internal/deploy"
@@ -103,7 +104,7 @@ func TestStepDefinitionsAndTaskSequences(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	d, err := c.ImportStepDefinition(ctx, f)
+	d, err := c.ImportStepDefinition(ctx, f, client.ImportNew)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +144,8 @@ func TestStepDefinitionsAndTaskSequences(t *testing.T) {
 		t.Errorf("after put: %q / %q", put.Name, got.Name)
 	}
 	got.LastModifiedDate = ts.LastModifiedDate // the server stamps the save
-	if diff := cmp.Diff(ts, got); diff != "" {
+	// Source is how each document was spelled when read; compare values.
+	if diff := cmp.Diff(ts, got, cmpopts.IgnoreTypes(&deploy.DocSource{})); diff != "" {
 		t.Errorf("put changed the sequence (-sent +stored):\n%s", diff)
 	}
 
@@ -152,20 +154,20 @@ func TestStepDefinitionsAndTaskSequences(t *testing.T) {
 		t.Fatal(err)
 	}
 	exported := doc.String()
-	errs, _, err := c.ValidateTaskSequence(ctx, strings.NewReader(exported))
-	if err != nil || len(errs) != 0 {
-		t.Errorf("validate the export: %v, %v", errs, err)
+	res, err := c.ValidateTaskSequence(ctx, strings.NewReader(exported))
+	if err != nil || len(res.Errors) != 0 {
+		t.Errorf("validate the export: %v, %v", res, err)
 	}
-	errs, _, err = c.ValidateTaskSequence(ctx, strings.NewReader(strings.Replace(exported, `"typeId":"00000001-0000-0000-0000-000000000002"`, `"typeId":"not-a-type"`, 1)))
-	if err != nil || len(errs) == 0 {
-		t.Errorf("validate with an unknown type id: errors %v, %v", errs, err)
+	res, err = c.ValidateTaskSequence(ctx, strings.NewReader(strings.Replace(exported, `"typeId":"00000001-0000-0000-0000-000000000002"`, `"typeId":"not-a-type"`, 1)))
+	if err != nil || len(res.Errors) == 0 {
+		t.Errorf("validate with an unknown type id: %v, %v", res, err)
 	}
-	_, _, err = c.ImportTaskSequence(ctx, strings.NewReader(`{"id":"x","versions":"no"}`), false)
+	_, _, err = c.ImportTaskSequence(ctx, strings.NewReader(`{"id":"x","versions":"no"}`), client.ImportNew)
 	var de *deploy.Error
 	if !errors.As(err, &de) || de.Kind != deploy.KindInvalid {
 		t.Errorf("malformed import: %v, want an invalid *deploy.Error", err)
 	}
-	clone, _, err := c.ImportTaskSequence(ctx, strings.NewReader(exported), true)
+	clone, _, err := c.ImportTaskSequence(ctx, strings.NewReader(exported), client.ImportClone)
 	if err != nil || clone.ID == ts.ID {
 		t.Errorf("clone: %v, id %v", err, clone)
 	}
@@ -198,7 +200,7 @@ func importFile(t *testing.T, c *client.Admin, path string) *deploy.TaskSequence
 		t.Fatal(err)
 	}
 	defer f.Close()
-	ts, _, err := c.ImportTaskSequence(context.Background(), f, false)
+	ts, _, err := c.ImportTaskSequence(context.Background(), f, client.ImportNew)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"io"
-	"net/http"
 
 	"github.com/imprint-osd/imprint/internal/deploy"
 )
@@ -27,11 +26,10 @@ func (a *Admin) StepDefinition(ctx context.Context, id string) (*deploy.StepDefi
 }
 
 // ImportStepDefinition imports a DeployR step-definition export read from
-// r; an existing, writable id gets a new version.
-func (a *Admin) ImportStepDefinition(ctx context.Context, r io.Reader) (*deploy.StepDefinition, error) {
+// r; mode says what to do when its id exists.
+func (a *Admin) ImportStepDefinition(ctx context.Context, r io.Reader, mode ImportMode) (*deploy.StepDefinition, error) {
 	var out deploy.StepDefinition
-	req := request{method: http.MethodPost, path: "/admin/v1/stepdefs/import", body: r, contentType: "application/json"}
-	if err := a.call(ctx, req, &out); err != nil {
+	if err := a.importDoc(ctx, "/admin/v1/stepdefs/import", r, mode, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/url"
 
 	"github.com/imprint-osd/imprint/internal/deploy"
 )
@@ -22,10 +21,12 @@ type saved struct {
 	Warnings     []deploy.FieldError  `json:"warnings"`
 }
 
-// validation is the answer of the validate call.
-type validation struct {
-	Errors   []deploy.FieldError `json:"errors"`
-	Warnings []deploy.FieldError `json:"warnings"`
+// Validation is the answer of the validate call: the document's errors
+// and warnings, and every enabled step that cannot run, with the reason.
+type Validation struct {
+	Errors    []deploy.FieldError `json:"errors"`
+	Warnings  []deploy.FieldError `json:"warnings"`
+	CannotRun []deploy.FieldError `json:"cannotRun"`
 }
 
 // TaskSequences lists the task sequences.
@@ -47,16 +48,12 @@ func (a *Admin) TaskSequence(ctx context.Context, id string) (*deploy.TaskSequen
 }
 
 // ImportTaskSequence imports a DeployR task-sequence export read from r;
-// with clone it gets new ids. It returns the stored sequence and the
-// warnings (references the server cannot resolve yet). An invalid document
-// is a KindInvalid *deploy.Error whose Fields name each problem.
-func (a *Admin) ImportTaskSequence(ctx context.Context, r io.Reader, clone bool) (*deploy.TaskSequence, []deploy.FieldError, error) {
-	req := request{method: http.MethodPost, path: "/admin/v1/tasksequences/import", body: r, contentType: "application/json"}
-	if clone {
-		req.query = url.Values{"clone": {"1"}}
-	}
+// mode says what to do when its id exists. It returns the stored sequence
+// and the warnings (references the server cannot resolve yet). An invalid
+// document is a KindInvalid *deploy.Error whose Fields name each problem.
+func (a *Admin) ImportTaskSequence(ctx context.Context, r io.Reader, mode ImportMode) (*deploy.TaskSequence, []deploy.FieldError, error) {
 	var out saved
-	if err := a.call(ctx, req, &out); err != nil {
+	if err := a.importDoc(ctx, "/admin/v1/tasksequences/import", r, mode, &out); err != nil {
 		return nil, nil, err
 	}
 	return out.TaskSequence, out.Warnings, nil
@@ -65,13 +62,13 @@ func (a *Admin) ImportTaskSequence(ctx context.Context, r io.Reader, clone bool)
 // ValidateTaskSequence checks a DeployR task-sequence document without
 // storing it. err is only for failures of the call itself; problems of the
 // document are in errs and warnings.
-func (a *Admin) ValidateTaskSequence(ctx context.Context, r io.Reader) (errs, warnings []deploy.FieldError, err error) {
+func (a *Admin) ValidateTaskSequence(ctx context.Context, r io.Reader) (*Validation, error) {
 	req := request{method: http.MethodPost, path: "/admin/v1/tasksequences/validate", body: r, contentType: "application/json"}
-	var out validation
+	var out Validation
 	if err := a.call(ctx, req, &out); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return out.Errors, out.Warnings, nil
+	return &out, nil
 }
 
 // NewTaskSequence creates a task sequence named name from a template.

@@ -81,7 +81,7 @@ func dup[T any](p *T) *T {
 }
 
 func cloneDoc(d deploy.Doc) deploy.Doc {
-	out := deploy.Doc{Omitted: slices.Clone(d.Omitted)}
+	out := deploy.Doc{Omitted: slices.Clone(d.Omitted), Source: d.Source}
 	if d.Extra != nil {
 		out.Extra = make(map[string]json.RawMessage, len(d.Extra))
 		for k, v := range d.Extra {

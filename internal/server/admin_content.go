@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/google/uuid"
+
 	"github.com/imprint-osd/imprint/internal/content"
 	"github.com/imprint-osd/imprint/internal/deploy"
 )
@@ -30,18 +32,31 @@ func (s *Server) createContent(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, &c); err != nil {
 		return err
 	}
-	c.Name = strings.TrimSpace(c.Name)
-	switch {
-	case c.Name == "":
-		return deploy.Errorf(deploy.KindInvalid, "name: must not be empty")
-	case !c.Type.Valid():
-		return deploy.Errorf(deploy.KindInvalid, "contentItemType: %q is not URL, File or Folder", c.Type)
-	case !c.Purpose.Valid():
-		return deploy.Errorf(deploy.KindInvalid, "contentItemPurpose: %q is not Application, DriverPack, OperatingSystem, BootImage or Other", c.Purpose)
+	if err := checkItem(&c); err != nil {
+		return err
 	}
 	now := s.now().Unix()
-	c.Versions, c.VersionsCount, c.ReadOnly = nil, 0, false
+	c.ReadOnly = false
 	c.CreatedDate, c.LastModifiedDate = now, now
+	if len(c.Versions) > 0 {
+		// Versions given with the item are kept (awaiting their bytes),
+		// never dropped.
+		if c.ID == "" {
+			c.ID = uuid.NewString()
+		}
+		c.ID = strings.ToLower(c.ID)
+		c.VersionsCount = len(c.Versions)
+		if err := s.store.ImportContentItem(r.Context(), &c); err != nil {
+			return err
+		}
+		stored, err := s.store.ContentItem(r.Context(), c.ID)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusCreated, stored)
+		return nil
+	}
+	c.VersionsCount = 0
 	if err := s.store.CreateContentItem(r.Context(), &c); err != nil {
 		return err
 	}

@@ -52,50 +52,6 @@ func (s *Server) getStepDef(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// importStepDef stores a DeployR step definition. Importing an id that
-// exists merges the versions: a version number already stored is replaced
-// only if its content differs, new numbers are added.
-func (s *Server) importStepDef(w http.ResponseWriter, r *http.Request) error {
-	d, err := deployrjson.DecodeStepDefinition(r.Body, maxDocumentBytes)
-	if err != nil {
-		return err
-	}
-	d.ID = strings.ToLower(d.ID)
-	if _, ok := stepdefs.Builtin(d.ID); ok || strings.HasPrefix(d.ID, "00000001-0000-0000-0000-") {
-		return deploy.Errorf(deploy.KindConflict, "step definition %s is a built-in and cannot be replaced", d.ID)
-	}
-	if res := validate.StepDefinition(d); len(res.Errors) > 0 {
-		return &deploy.Error{Kind: deploy.KindInvalid, Message: "step definition is invalid: " + res.Errors[0].String(), Fields: res.Errors}
-	}
-	ctx := r.Context()
-	if old, err := s.store.StepDefinition(ctx, d.ID); err == nil {
-		if old.ReadOnly {
-			return deploy.Errorf(deploy.KindConflict, "step definition %s is read-only", d.ID)
-		}
-		merged := old.Versions
-		for _, v := range d.Versions {
-			replaced := false
-			for i := range merged {
-				if merged[i].VersionNo == v.VersionNo {
-					merged[i], replaced = v, true
-				}
-			}
-			if !replaced {
-				merged = append(merged, v)
-			}
-		}
-		sort.Slice(merged, func(i, j int) bool { return merged[i].VersionNo < merged[j].VersionNo })
-		d.Versions = merged
-	} else if !deploy.IsNotFound(err) {
-		return err
-	}
-	if err := s.store.PutStepDefinition(ctx, d); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, d)
-	return nil
-}
-
 func (s *Server) deleteStepDef(w http.ResponseWriter, r *http.Request) error {
 	id := strings.ToLower(r.PathValue("id"))
 	if _, ok := stepdefs.Builtin(id); ok {
@@ -172,24 +128,6 @@ func joinFieldErrors(fe []deploy.FieldError) string {
 	return b.String()
 }
 
-func (s *Server) importTS(w http.ResponseWriter, r *http.Request) error {
-	ts, err := deployrjson.DecodeTaskSequence(r.Body, maxDocumentBytes)
-	if err != nil {
-		return err
-	}
-	if r.URL.Query().Get("clone") == "1" {
-		ts = deployrjson.CloneTaskSequence(ts)
-	}
-	ts.ID = strings.ToLower(ts.ID)
-	warnings, err := s.saveTS(r.Context(), ts)
-	if err != nil {
-		return err
-	}
-	s.log.Info("task sequence imported", "id", ts.ID, "name", ts.Name, "warnings", len(warnings))
-	writeJSON(w, http.StatusCreated, tsResult{ts, warnings})
-	return nil
-}
-
 func (s *Server) validateTS(w http.ResponseWriter, r *http.Request) error {
 	ts, err := deployrjson.DecodeTaskSequence(r.Body, maxDocumentBytes)
 	if err != nil {
@@ -205,7 +143,10 @@ func (s *Server) validateTS(w http.ResponseWriter, r *http.Request) error {
 	if res.Warnings == nil {
 		res.Warnings = []deploy.FieldError{}
 	}
-	writeJSON(w, http.StatusOK, map[string][]deploy.FieldError{"errors": res.Errors, "warnings": res.Warnings})
+	if res.CannotRun == nil {
+		res.CannotRun = []deploy.FieldError{}
+	}
+	writeJSON(w, http.StatusOK, map[string][]deploy.FieldError{"errors": res.Errors, "warnings": res.Warnings, "cannotRun": res.CannotRun})
 	return nil
 }
 

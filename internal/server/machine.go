@@ -206,8 +206,10 @@ func (s *Server) scope(ctx context.Context, sess *deploy.Session) (*sessionScope
 			if err := walk(st.GroupMembers); err != nil {
 				return err
 			}
-			for _, ref := range st.ContentItems {
-				addContent(ref)
+			for _, val := range st.ContentItems {
+				for _, ref := range deploy.ContentList(val) {
+					addContent(ref)
+				}
 			}
 			if st.TypeID == nil {
 				continue
@@ -300,6 +302,9 @@ func (s *Server) scopedVersion(r *http.Request) (*deploy.ContentItem, *deploy.Co
 	v, ok := item.Version(no)
 	if !ok {
 		return nil, nil, notFound
+	}
+	if v.AwaitingContent {
+		return nil, nil, deploy.Errorf(deploy.KindConflict, "content %s:%d is awaiting content: it was imported without its bytes", id, no)
 	}
 	return item, v, nil
 }

@@ -60,6 +60,9 @@ func (s *Server) adminMux(local bool) *http.ServeMux {
 	mux.Handle("GET /admin/v1/info", s.adapt(s.handleInfo))
 	mux.Handle("GET /admin/v1/content", s.adapt(s.listContent))
 	mux.Handle("POST /admin/v1/content", s.adapt(s.createContent))
+	mux.Handle("POST /admin/v1/content/import", s.adapt(s.importContent))
+	mux.Handle("GET /admin/v1/content/{id}/export", s.adapt(s.exportContent))
+	mux.Handle("PUT /admin/v1/content/{id}/versions/{no}/data", s.adapt(s.fillContentVersion))
 	mux.Handle("GET /admin/v1/content/{id}", s.adapt(s.getContent))
 	mux.Handle("DELETE /admin/v1/content/{id}", s.adapt(s.deleteContent))
 	mux.Handle("POST /admin/v1/content/{id}/versions", s.adapt(s.addContentVersion))
@@ -71,6 +74,7 @@ func (s *Server) adminMux(local bool) *http.ServeMux {
 	mux.Handle("GET /admin/v1/stepdefs", s.adapt(s.listStepDefs))
 	mux.Handle("GET /admin/v1/stepdefs/{id}", s.adapt(s.getStepDef))
 	mux.Handle("POST /admin/v1/stepdefs/import", s.adapt(s.importStepDef))
+	mux.Handle("GET /admin/v1/stepdefs/{id}/export", s.adapt(s.exportStepDef))
 	mux.Handle("DELETE /admin/v1/stepdefs/{id}", s.adapt(s.deleteStepDef))
 
 	mux.Handle("GET /admin/v1/tasksequences", s.adapt(s.listTS))

@@ -50,6 +50,9 @@ type Server struct {
 	// (shared) against "delete rows, then remove blobs nothing references"
 	// (exclusive), so a blob is never removed under a version being committed.
 	gc sync.RWMutex
+	// imports serialises "is this id taken? store it", so two imports of
+	// the same id cannot both pass the check and overwrite each other.
+	imports sync.Mutex
 
 	apiLn, bootLn, adminLn net.Listener
 	api, boot, admin       *http.Server

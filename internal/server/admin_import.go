@@ -125,7 +125,14 @@ func (s *Server) exportContent(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+c.ID+`.json"`)
-	return deployrjson.Encode(w, c)
+	// Whether bytes were supplied is this server's state, not part of the
+	// document: an import marks File and Folder versions awaiting anyway.
+	out := *c
+	out.Versions = append([]deploy.ContentVersion(nil), c.Versions...)
+	for i := range out.Versions {
+		out.Versions[i].AwaitingContent = false
+	}
+	return deployrjson.Encode(w, &out)
 }
 
 // checkItem applies the rules every stored content item meets.

@@ -213,7 +213,7 @@ func runCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Write
 	ts := fs.String("ts", "", "task sequence id (id:version) or name; skips the picker")
 	stateDir := fs.String("state", defaultStateDir(), "state directory (journal, content cache, logs)")
 	bootImage := fs.Bool("boot-image", false, "running in Imprint's boot image (OSVERSION=ImprintPE, boot-image auth methods)")
-	dryRun := fs.Bool("dry-run", false, "print the plan with every condition evaluated; run nothing")
+	dryRun := fs.Bool("dry-run", false, "print the plan with every condition evaluated and every step that CANNOT RUN here, with the reason; run nothing")
 	power := powerFlag(fs)
 	vars := varsFlag{}
 	fs.Var(vars, "var", "NAME=VALUE variable, repeatable")

@@ -266,7 +266,7 @@ func (a *Agent) selectTS(ctx context.Context) (client.TSSummary, error) {
 				return s, nil
 			}
 		}
-		return client.TSSummary{}, deploy.Errorf(deploy.KindNotFound, "task sequence %q is not among the %d this machine may run", want, len(list))
+		return client.TSSummary{}, deploy.Errorf(deploy.KindNotFound, "task sequence %q is not among the %d this machine may run; %s", want, len(list), notOfferedHint)
 	}
 	if len(list) == 0 {
 		return client.TSSummary{}, deploy.Errorf(deploy.KindNotFound, "the server offers no task sequence to this machine")
@@ -320,14 +320,17 @@ func (a *Agent) Run(ctx context.Context, st State, dryRun bool) error {
 		return err
 	}
 	tsv, err := a.Client.TaskSequenceVersion(ctx, sum.ID, sum.VersionNo)
+	if deploy.IsNotFound(err) {
+		return deploy.Errorf(deploy.KindNotFound, "load task sequence %s version %d: %s; %s", sum.Name, sum.VersionNo, deploy.ErrorMessage(err), notOfferedHint)
+	}
 	if err != nil {
 		return fmt.Errorf("load task sequence %s: %w", sum.Name, err)
 	}
 	a.vars.SetInternal("TSID", sum.ID+":"+strconv.Itoa(sum.VersionNo))
 	if dryRun {
-		plan, err := Plan(ctx, tsv, a.vars, loaderFunc(func(ctx context.Context, ref deploy.Ref) (*deploy.TSVersion, error) {
+		plan, err := PlanWith(ctx, tsv, a.vars, loaderFunc(func(ctx context.Context, ref deploy.Ref) (*deploy.TSVersion, error) {
 			return a.Client.TaskSequenceVersion(ctx, ref.ID, ref.VersionNo)
-		}))
+		}), a.planCheck(a.dryRunRegistry()))
 		if err != nil {
 			return err
 		}
@@ -335,6 +338,11 @@ func (a *Agent) Run(ctx context.Context, st State, dryRun bool) error {
 		var buf bytes.Buffer
 		PrintPlan(&buf, plan)
 		a.Console.Printf("%s", buf.String())
+		if n := CannotRun(plan); n > 0 {
+			a.Console.Printf("%d %s cannot run.\n", n, map[bool]string{true: "step", false: "steps"}[n == 1])
+		} else {
+			a.Console.Printf("Every step that would be reached can run.\n")
+		}
 		return nil
 	}
 	run, err := a.Client.CreateRun(ctx, client.CreateRunRequest{TaskSequenceID: sum.ID, VersionNo: sum.VersionNo, Device: a.device()})

@@ -214,7 +214,7 @@ func TestAgentDryRun(t *testing.T) {
 	if err := a.Run(context.Background(), agent.State{}, true); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(console.String(), `RUN      Would run  [if OSVERSION equals "Linux"]`) {
+	if !strings.Contains(console.String(), `RUN        Would run  [if OSVERSION equals "Linux"]`) {
 		t.Errorf("console:\n%s", console.String())
 	}
 	if len(api.events) != 0 {

@@ -16,7 +16,15 @@ const (
 	PlanSkip     = "skip"     // condition false
 	PlanDisabled = "disabled" // the step or a group above it is disabled
 	PlanUnknown  = "unknown"  // a PowerShell condition, not evaluated in a dry run
+	// PlanCannotRun: the step would be reached but cannot run here: no
+	// implementation for this platform or boot phase, its definition or
+	// content is missing, or a required option is empty.
+	PlanCannotRun = "cannot run"
 )
+
+// StepCheck says why a step that would be reached cannot run, or "" when
+// it can. An error aborts the plan.
+type StepCheck func(ctx context.Context, s *deploy.Step, vars *sequence.Vars) (reason string, err error)
 
 // PlanStep is one line of a dry-run plan.
 type PlanStep struct {
@@ -37,7 +45,15 @@ type PlanStep struct {
 // true). Run task sequence steps are expanded through loader when it is
 // non-nil.
 func Plan(ctx context.Context, ts *deploy.TSVersion, vars *sequence.Vars, loader sequence.Loader) ([]PlanStep, error) {
-	p := &planner{vars: sequence.NewVars(), loader: loader}
+	return PlanWith(ctx, ts, vars, loader, nil)
+}
+
+// PlanWith is Plan that also asks check, for every step that would be
+// reached, whether it can run; those that cannot are PlanCannotRun with
+// check's reason. A child task sequence that cannot be loaded marks its
+// Run task sequence step the same way.
+func PlanWith(ctx context.Context, ts *deploy.TSVersion, vars *sequence.Vars, loader sequence.Loader, check StepCheck) ([]PlanStep, error) {
+	p := &planner{vars: sequence.NewVars(), loader: loader, check: check}
 	if vars != nil {
 		p.vars.Restore(vars.Snapshot())
 	}
@@ -50,6 +66,7 @@ func Plan(ctx context.Context, ts *deploy.TSVersion, vars *sequence.Vars, loader
 type planner struct {
 	vars   *sequence.Vars
 	loader sequence.Loader
+	check  StepCheck
 	out    []PlanStep
 	chain  []string
 }
@@ -84,6 +101,15 @@ func (p *planner) walk(ctx context.Context, steps []deploy.Step, parent string, 
 		case c != nil:
 			action, ps.Reason = PlanUnknown, "PowerShell condition is not evaluated in a dry run"
 		}
+		if (action == PlanRun || action == PlanUnknown) && !s.IsGroup && !isRunTS(s) && p.check != nil {
+			reason, err := p.check(ctx, s, p.vars)
+			if err != nil {
+				return fmt.Errorf("step %s: %w", path, err)
+			}
+			if reason != "" {
+				action, ps.Reason = PlanCannotRun, reason
+			}
+		}
 		ps.Action = action
 		p.out = append(p.out, ps)
 		childInherited := ""
@@ -106,6 +132,11 @@ func (p *planner) walk(ctx context.Context, steps []deploy.Step, parent string, 
 				}
 			}
 			child, err := p.loader.TaskSequence(ctx, ref)
+			if err != nil && p.check != nil {
+				last := &p.out[len(p.out)-1]
+				last.Action, last.Reason = PlanCannotRun, fmt.Sprintf("child task sequence %s: %s", ref, deploy.ErrorMessage(err))
+				continue
+			}
 			if err != nil {
 				return fmt.Errorf("step %s: load %s: %w", path, ref, err)
 			}
@@ -162,10 +193,21 @@ func queryString(q *sequence.Query, nested bool) string {
 	return s
 }
 
+// CannotRun counts the steps of plan that cannot run.
+func CannotRun(plan []PlanStep) int {
+	n := 0
+	for _, s := range plan {
+		if s.Action == PlanCannotRun {
+			n++
+		}
+	}
+	return n
+}
+
 // PrintPlan writes the plan, one step a line, indented by depth.
 func PrintPlan(w io.Writer, plan []PlanStep) {
 	for _, s := range plan {
-		line := fmt.Sprintf("%-8s %s%s", strings.ToUpper(s.Action), strings.Repeat("  ", s.Depth), s.Path)
+		line := fmt.Sprintf("%-10s %s%s", strings.ToUpper(s.Action), strings.Repeat("  ", s.Depth), s.Path)
 		if s.Group {
 			line += "/"
 		}

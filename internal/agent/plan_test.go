@@ -137,13 +137,13 @@ func TestPrintPlan(t *testing.T) {
 	}
 	var buf bytes.Buffer
 	agent.PrintPlan(&buf, plan)
-	want := `RUN      In-place Refresh/  [if OSVERSION notEquals "WinPE"]
-RUN        In-place Refresh/Set Deployment Type
-UNKNOWN    In-place Refresh/Suspend BitLocker  [if PowerShell: get-ciminstance`
+	want := `RUN        In-place Refresh/  [if OSVERSION notEquals "WinPE"]
+RUN          In-place Refresh/Set Deployment Type
+UNKNOWN      In-place Refresh/Suspend BitLocker  [if PowerShell: get-ciminstance`
 	if !strings.HasPrefix(buf.String(), want) {
 		t.Errorf("plan:\n%s\nwant prefix:\n%s", buf.String(), want)
 	}
-	if !strings.Contains(buf.String(), `SKIP     Prepare Refresh Scenario  [if DeploymentType equals "REFRESH" and OSVERSION equals "WinPE"]  (condition is false)`) {
+	if !strings.Contains(buf.String(), `SKIP       Prepare Refresh Scenario  [if DeploymentType equals "REFRESH" and OSVERSION equals "WinPE"]  (condition is false)`) {
 		t.Errorf("plan lacks the skipped step with its condition:\n%s", buf.String())
 	}
 }

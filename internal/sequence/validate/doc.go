@@ -19,7 +19,13 @@
 //   - "unknown step type" is an error only inside Imprint's own built-in
 //     block (00000001-0000-0000-0000-0000000001XX). A typeId in DeployR's
 //     block (…0000000000XX) that is neither built in nor on the server is a
-//     warning: DeployR users store custom definitions there (the compat
-//     corpus references …0021), and DeployR built-ins Imprint does not
-//     implement must still import.
+//     warning, "DeployR built-in step type X is not supported by this
+//     server" (naming it when stepdefs.Unsupported knows it): the sequence
+//     must still import, and nobody can import DeployR's built-ins.
+//   - A step's definition version is found by stepDefinitionVersionId
+//     first and stepDefinitionVersionNo second: DeployR's exports can
+//     disagree on the number.
+//   - A required option that the step stores (or defaults) as "" is a
+//     warning, as DeployR exports such steps; absent with no default, an
+//     error. "[]" is an empty content list.
 package validate

@@ -58,7 +58,7 @@ func TestDryRunMarksWhatCannotRun(t *testing.T) {
 	}
 	got := out.String()
 	for _, want := range []string{
-		"CANNOT RUN Customize - Configure Initial Variables  (DeployR built-in step type 00000001-0000-0000-0000-000000000021 is not supported by this server)",
+		"CANNOT RUN Customize - Configure Initial Variables  (DeployR built-in step type 00000001-0000-0000-0000-000000000021 (Customize - Configure Initial Variables) is not supported by this server yet)",
 		"CANNOT RUN   Pre Reqs/Readiness Checker - VMs  [if ModelAlias equals \"Virtual Machine\"]  (content d819ff51-72a1-4e3c-bdf3-fcb69cf1bbab:1 unresolved: content d819ff51-72a1-4e3c-bdf3-fcb69cf1bbab:1 is awaiting content",
 		"Windows PE/Format disk  (content 00000000-0000-0000-0000-000000000002:1 unresolved:",
 		"UI Modification/Customize - Configure Default Start Menu Layout  (step definition 49ddc4a3-5ec3-480b-a609-fc380587b20c is not on the server)",

@@ -200,7 +200,7 @@ func TestValidateSaysWhatCannotRun(t *testing.T) {
 	bare := filepath.Join(compatDir, "tasksequences", "windows-bare-metal-from-cloud-github-8770d276.json")
 	out := ok(t, dir, "ts", "validate", bare)
 	wantContains(t, "validate", out,
-		"CANNOT RUN  Customize - Configure Initial Variables: DeployR built-in step type 00000001-0000-0000-0000-000000000021 is not supported by this server",
+		"CANNOT RUN  Customize - Configure Initial Variables: DeployR built-in step type 00000001-0000-0000-0000-000000000021 (Customize - Configure Initial Variables) is not supported by this server yet",
 		"CANNOT RUN  Windows PE/Format disk: content item 00000000-0000-0000-0000-000000000002 is not on this server",
 		"CANNOT RUN  UI Modification/Customize - Configure Default Start Menu Layout: step definition 49ddc4a3-5ec3-480b-a609-fc380587b20c is not on this server",
 		" steps cannot run.")

@@ -45,11 +45,15 @@ func ScriptOptions(v *deploy.StepDefVersion) (script, content string, ok bool) {
 	return script, content, script != "" && content != ""
 }
 
-// unsupported are DeployR built-in step types seen in DeployR's exports
-// that Imprint does not implement yet, by type id.
+// unsupported are the ids in DeployR's built-in range seen in public
+// DeployR material that Imprint does not implement yet, by type id. The
+// others seen there (…01, 02, 05–09, 0b, 0d, 0e, 11, 12) are in the
+// catalogue. …0021 is referenced by the shared corpus under the name of a
+// community step; its definition was never published.
 var unsupported = map[string]string{
 	"00000001-0000-0000-0000-000000000003": "Run command line (DeployR variant)",
 	"00000001-0000-0000-0000-000000000019": "Register with Autopilot",
+	"00000001-0000-0000-0000-000000000021": "Customize - Configure Initial Variables",
 }
 
 // Unsupported returns the name of a DeployR built-in step type Imprint

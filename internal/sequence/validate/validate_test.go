@@ -170,7 +170,7 @@ func TestTaskSequenceRules(t *testing.T) {
 		}, errs: []deploy.FieldError{fe(path, "typeId", "unknown step type 00000001-0000-0000-0000-0000000001ff")}},
 		{name: "DeployR-range definition not on server", edit: func(ts *deploy.TaskSequence, _ *memResolver) {
 			step(ts).TypeID = deploy.StrPtr("00000001-0000-0000-0000-000000000021")
-		}, warnings: []deploy.FieldError{fe(path, "typeId", "DeployR built-in step type 00000001-0000-0000-0000-000000000021 is not supported by this server")}},
+		}, warnings: []deploy.FieldError{fe(path, "typeId", "DeployR built-in step type 00000001-0000-0000-0000-000000000021 (Customize - Configure Initial Variables) is not supported by this server yet")}},
 		{name: "custom definition not on server", edit: func(_ *deploy.TaskSequence, r *memResolver) { delete(r.defs, customID) },
 			warnings: []deploy.FieldError{fe(path, "typeId", "step definition "+customID+" is not on this server; the step cannot run until it is imported")}},
 		{name: "definition version missing", edit: func(ts *deploy.TaskSequence, _ *memResolver) { two := 2; step(ts).StepDefinitionVersionNo = &two },

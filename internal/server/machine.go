@@ -238,7 +238,11 @@ func (s *Server) scope(ctx context.Context, sess *deploy.Session) (*sessionScope
 				}
 			}
 			if def, err := (resolver{s.store}).StepDefinition(ctx, *st.TypeID); err == nil {
-				if dv := def.Latest(); dv != nil {
+				dv, ok := def.ResolveVersion(deploy.Str(st.StepDefinitionVersionID), st.StepDefinitionVersionNo)
+				if !ok {
+					dv = def.Latest()
+				}
+				if dv != nil {
 					for _, o := range dv.Options {
 						if o.IsContent() && o.DefaultValue != nil {
 							addContent(*o.DefaultValue)

@@ -17,8 +17,10 @@ type Quotas struct {
 	EventBytes int
 	// EventsPerRequest bounds one POST /v1/runs/{id}/events.
 	EventsPerRequest int
-	// EventsPerSession bounds all the events one session posts.
-	EventsPerSession int
+	// EventsPerSession and EventBytesPerSession bound all the events one
+	// session posts.
+	EventsPerSession     int
+	EventBytesPerSession int64
 	// RunsPerSession bounds the runs one session creates.
 	RunsPerSession int
 	// LogBundleBytes bounds one uploaded log bundle; LogBundlesPerRun and
@@ -26,6 +28,9 @@ type Quotas struct {
 	LogBundleBytes   int64
 	LogBundlesPerRun int
 	LogBytesPerRun   int64
+	// LogBytesPerSession bounds the log bytes one session uploads, over
+	// all its runs.
+	LogBytesPerSession int64
 	// Scripts bounds the server-side scripts running at once on the whole
 	// server, ScriptsPerSession those of one session.
 	Scripts           int
@@ -41,16 +46,18 @@ type Quotas struct {
 // of MiB compressed.
 func DefaultQuotas() Quotas {
 	return Quotas{
-		EventBytes:          64 << 10,
-		EventsPerRequest:    1000,
-		EventsPerSession:    100_000,
-		RunsPerSession:      10,
-		LogBundleBytes:      256 << 20,
-		LogBundlesPerRun:    16,
-		LogBytesPerRun:      1 << 30,
-		Scripts:             16,
-		ScriptsPerSession:   1,
-		ScriptVariableBytes: 1 << 20,
+		EventBytes:           64 << 10,
+		EventsPerRequest:     1000,
+		EventsPerSession:     100_000,
+		EventBytesPerSession: 256 << 20,
+		RunsPerSession:       10,
+		LogBundleBytes:       256 << 20,
+		LogBundlesPerRun:     16,
+		LogBytesPerRun:       1 << 30,
+		LogBytesPerSession:   1 << 30,
+		Scripts:              16,
+		ScriptsPerSession:    1,
+		ScriptVariableBytes:  1 << 20,
 	}
 }
 
@@ -70,10 +77,12 @@ func (q Quotas) withDefaults() Quotas {
 	pick(&q.EventBytes, d.EventBytes)
 	pick(&q.EventsPerRequest, d.EventsPerRequest)
 	pick(&q.EventsPerSession, d.EventsPerSession)
+	pick64(&q.EventBytesPerSession, d.EventBytesPerSession)
 	pick(&q.RunsPerSession, d.RunsPerSession)
 	pick64(&q.LogBundleBytes, d.LogBundleBytes)
 	pick(&q.LogBundlesPerRun, d.LogBundlesPerRun)
 	pick64(&q.LogBytesPerRun, d.LogBytesPerRun)
+	pick64(&q.LogBytesPerSession, d.LogBytesPerSession)
 	pick(&q.Scripts, d.Scripts)
 	pick(&q.ScriptsPerSession, d.ScriptsPerSession)
 	pick(&q.ScriptVariableBytes, d.ScriptVariableBytes)
@@ -95,6 +104,7 @@ type usage struct {
 
 type sessionUse struct {
 	runs, events, scripts int
+	eventBytes, logBytes  int64
 	expires               time.Time
 }
 
@@ -135,9 +145,9 @@ func (u *usage) startRun(sess *deploy.Session, now time.Time) error {
 	return nil
 }
 
-// addEvents counts n more events of sess, or refuses with 429 (counting
-// nothing).
-func (u *usage) addEvents(sess *deploy.Session, n int, now time.Time) error {
+// addEvents counts n more events of sess, of size bytes together, or
+// refuses with 429 (counting nothing).
+func (u *usage) addEvents(sess *deploy.Session, n int, size int64, now time.Time) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	su := u.session(sess, now)
@@ -145,8 +155,27 @@ func (u *usage) addEvents(sess *deploy.Session, n int, now time.Time) error {
 		return deploy.Errorf(deploy.KindThrottled, "this session has sent %d events; %d more would pass the %d one session may send",
 			su.events, n, u.q.EventsPerSession)
 	}
+	if su.eventBytes+size > u.q.EventBytesPerSession {
+		return deploy.Errorf(deploy.KindThrottled, "this session has sent %s of events; %s more would pass the %s one session may send",
+			sizeText(su.eventBytes), sizeText(size), sizeText(u.q.EventBytesPerSession))
+	}
 	su.events += n
+	su.eventBytes += size
 	return nil
+}
+
+// logRoom is how many log bytes sess may still upload.
+func (u *usage) logRoom(sess *deploy.Session, now time.Time) int64 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.q.LogBytesPerSession - u.session(sess, now).logBytes
+}
+
+// addLogBytes counts n uploaded log bytes of sess.
+func (u *usage) addLogBytes(sess *deploy.Session, n int64, now time.Time) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.session(sess, now).logBytes += n
 }
 
 // scriptRetry is the Retry-After sent when a script slot is not free.

@@ -188,3 +188,34 @@ func TestRunsPerSession(t *testing.T) {
 		t.Errorf("run of a new session: %d", resp.StatusCode)
 	}
 }
+
+// The bytes of events and of log bundles are bounded per session too,
+// over all its runs.
+func TestSessionByteQuotas(t *testing.T) {
+	ts := scriptServer(t, server.Quotas{EventBytesPerSession: 5000, LogBytesPerSession: 1500}, nil)
+	_, tok := login(t, ts, scriptPass, "dev-bytes")
+	var runs [2]deploy.Run
+	for i := range runs {
+		if resp := ts.machine(t, "POST", "/v1/runs", tok, map[string]any{"taskSequenceId": scriptTS, "versionNo": 1}, &runs[i]); resp.StatusCode != 201 {
+			t.Fatalf("run %d: %d", i+1, resp.StatusCode)
+		}
+	}
+	post := func(run string, evs any) *http.Response {
+		return ts.machine(t, "POST", "/v1/runs/"+run+"/events", tok, evs, nil)
+	}
+	if resp := post(runs[0].ID, logEvents(4, 1000)); resp.StatusCode != 204 {
+		t.Fatalf("4 KiB of events: %d", resp.StatusCode)
+	}
+	wantError(t, post(runs[1].ID, logEvents(1, 1000)), 429, "throttled", "of events")
+	if resp := post(runs[1].ID, logEvents(1, 100)); resp.StatusCode != 204 {
+		t.Fatalf("a small event within the session's bytes: %d", resp.StatusCode)
+	}
+
+	if resp := uploadLogs(t, ts, tok, runs[0].ID, strings.NewReader(strings.Repeat("b", 1000))); resp.StatusCode != 204 {
+		t.Fatalf("first bundle: %d", resp.StatusCode)
+	}
+	wantError(t, uploadLogs(t, ts, tok, runs[1].ID, unsized{strings.NewReader(strings.Repeat("b", 600))}), 413, "too_large", "500 bytes")
+	if resp := uploadLogs(t, ts, tok, runs[1].ID, strings.NewReader(strings.Repeat("b", 500))); resp.StatusCode != 204 {
+		t.Fatalf("bundle within the session's bytes: %d", resp.StatusCode)
+	}
+}

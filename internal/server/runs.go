@@ -108,7 +108,7 @@ const maxOutputTail = 8 << 10
 // (413) an event larger than the quota, and more events than one request
 // may carry, before reading further. The error names the event
 // ("events[3]") so that a client can cut or drop that one.
-func (s *Server) decodeEvents(w http.ResponseWriter, r *http.Request) ([]agentEvent, error) {
+func (s *Server) decodeEvents(w http.ResponseWriter, r *http.Request) (events []agentEvent, size int64, err error) {
 	q := s.use.q
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxDocumentBytes))
 	bad := func(err error) error {
@@ -123,41 +123,41 @@ func (s *Server) decodeEvents(w http.ResponseWriter, r *http.Request) ([]agentEv
 	}
 	tok, err := dec.Token()
 	if err != nil {
-		return nil, bad(err)
+		return nil, 0, bad(err)
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '[' {
-		return nil, deploy.Errorf(deploy.KindInvalid, "request body must be a JSON array of events")
+		return nil, 0, deploy.Errorf(deploy.KindInvalid, "request body must be a JSON array of events")
 	}
-	var events []agentEvent
 	for i := 0; dec.More(); i++ {
 		if i == q.EventsPerRequest {
-			return nil, &deploy.Error{Kind: deploy.KindTooLarge,
+			return nil, 0, &deploy.Error{Kind: deploy.KindTooLarge,
 				Message: fmt.Sprintf("more than %d events in one request; send them in batches of at most %d", q.EventsPerRequest, q.EventsPerRequest),
 				Fields:  []deploy.FieldError{{Field: "events", Message: fmt.Sprintf("at most %d per request", q.EventsPerRequest)}}}
 		}
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
-			return nil, bad(err)
+			return nil, 0, bad(err)
 		}
 		if len(raw) > q.EventBytes {
 			field := fmt.Sprintf("events[%d]", i)
-			return nil, &deploy.Error{Kind: deploy.KindTooLarge,
+			return nil, 0, &deploy.Error{Kind: deploy.KindTooLarge,
 				Message: fmt.Sprintf("%s is %s; one event may be at most %s", field, sizeText(int64(len(raw))), sizeText(int64(q.EventBytes))),
 				Fields:  []deploy.FieldError{{Field: field, Message: fmt.Sprintf("at most %d bytes", q.EventBytes)}}}
 		}
 		var e agentEvent
 		if err := json.Unmarshal(raw, &e); err != nil {
-			return nil, deploy.Errorf(deploy.KindInvalid, "events[%d]: %v", i, err)
+			return nil, 0, deploy.Errorf(deploy.KindInvalid, "events[%d]: %v", i, err)
 		}
 		events = append(events, e)
+		size += int64(len(raw))
 	}
 	if _, err := dec.Token(); err != nil {
-		return nil, bad(err)
+		return nil, 0, bad(err)
 	}
 	if dec.More() {
-		return nil, deploy.Errorf(deploy.KindInvalid, "request body has data after the JSON document")
+		return nil, 0, deploy.Errorf(deploy.KindInvalid, "request body has data after the JSON document")
 	}
-	return events, nil
+	return events, size, nil
 }
 
 func (s *Server) machineRunEvents(w http.ResponseWriter, r *http.Request) error {
@@ -166,11 +166,11 @@ func (s *Server) machineRunEvents(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	events, err := s.decodeEvents(w, r)
+	events, size, err := s.decodeEvents(w, r)
 	if err != nil {
 		return err
 	}
-	if err := s.use.addEvents(sessionFrom(ctx), len(events), s.now()); err != nil {
+	if err := s.use.addEvents(sessionFrom(ctx), len(events), size, s.now()); err != nil {
 		return err
 	}
 	for i, e := range events {
@@ -318,8 +318,9 @@ func (s *Server) machineRunLogs(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer release()
+	sess := sessionFrom(r.Context())
 	dir := filepath.Join(s.cfg.DataDir, "logs", run.ID)
-	limit, err := s.logRoom(run.ID, dir, r.ContentLength)
+	limit, err := s.logRoom(run.ID, dir, r.ContentLength, s.use.logRoom(sess, s.now()))
 	if err != nil {
 		return err
 	}
@@ -341,12 +342,12 @@ func (s *Server) machineRunLogs(w http.ResponseWriter, r *http.Request) error {
 	}
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return deploy.Errorf(deploy.KindTooLarge, "log bundle is larger than the %s run %s may still upload (one bundle: at most %s; one run: at most %s)",
-			sizeText(limit), run.ID, sizeText(s.use.q.LogBundleBytes), sizeText(s.use.q.LogBytesPerRun))
+		return errLogRoom(limit, run.ID, s.use.q)
 	}
 	if err != nil {
 		return err
 	}
+	s.use.addLogBytes(sess, n, s.now())
 	if err := os.Rename(f.Name(), filepath.Join(dir, uniqueName(dir, name))); err != nil {
 		return err
 	}
@@ -362,10 +363,10 @@ func (s *Server) machineRunLogs(w http.ResponseWriter, r *http.Request) error {
 }
 
 // logRoom is how many bytes the next log bundle of a run may have: at most
-// one bundle's worth and what is left of the run's. A run that has all its
-// bundles gets 429; one with no bytes left, or whose announced length does
-// not fit, 413.
-func (s *Server) logRoom(runID, dir string, announced int64) (int64, error) {
+// one bundle's worth, what is left of the run's and what is left of the
+// session's (sessionRoom). A run that has all its bundles gets 429; no
+// bytes left, or an announced length that does not fit, 413.
+func (s *Server) logRoom(runID, dir string, announced, sessionRoom int64) (int64, error) {
 	q := s.use.q
 	entries, err := os.ReadDir(dir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -384,12 +385,16 @@ func (s *Server) logRoom(runID, dir string, announced int64) (int64, error) {
 	if count >= q.LogBundlesPerRun {
 		return 0, deploy.Errorf(deploy.KindThrottled, "run %s already has %d log bundles, the most one run may upload", runID, count)
 	}
-	room := min(q.LogBundleBytes, q.LogBytesPerRun-used)
+	room := min(q.LogBundleBytes, q.LogBytesPerRun-used, sessionRoom)
 	if room <= 0 || announced > room {
-		return 0, deploy.Errorf(deploy.KindTooLarge, "log bundle is larger than the %s run %s may still upload (one bundle: at most %s; one run: at most %s)",
-			sizeText(max(room, 0)), runID, sizeText(q.LogBundleBytes), sizeText(q.LogBytesPerRun))
+		return 0, errLogRoom(max(room, 0), runID, q)
 	}
 	return room, nil
+}
+
+func errLogRoom(room int64, runID string, q Quotas) error {
+	return deploy.Errorf(deploy.KindTooLarge, "log bundle is larger than the %s run %s may still upload (one bundle: at most %s; one run: at most %s; one session: at most %s)",
+		sizeText(room), runID, sizeText(q.LogBundleBytes), sizeText(q.LogBytesPerRun), sizeText(q.LogBytesPerSession))
 }
 
 // uniqueName is name, or name with a counter when dir already has it (two

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -97,9 +98,11 @@ type usage struct {
 
 	mu       sync.Mutex
 	sessions map[string]*sessionUse
-	prune    int             // prune expired entries when sessions reaches this size
-	scripts  int             // server-side scripts running
-	uploads  map[string]bool // runs with a log bundle upload in progress
+	prune    int                         // prune expired entries when sessions reaches this size
+	scripts  int                         // server-side scripts running
+	stops    map[*int]context.CancelFunc // of the running scripts
+	stopping bool                        // the server is shutting down: no more scripts
+	uploads  map[string]bool             // runs with a log bundle upload in progress
 }
 
 type sessionUse struct {
@@ -109,7 +112,8 @@ type sessionUse struct {
 }
 
 func newUsage(q Quotas) *usage {
-	return &usage{q: q.withDefaults(), sessions: map[string]*sessionUse{}, prune: 1024, uploads: map[string]bool{}}
+	return &usage{q: q.withDefaults(), sessions: map[string]*sessionUse{}, prune: 1024, uploads: map[string]bool{},
+		stops: map[*int]context.CancelFunc{}}
 }
 
 // session returns the entry of sess; mu is held. Entries of expired
@@ -183,12 +187,15 @@ const scriptRetry = 5 * time.Second
 
 // startScript takes a script slot of sess and one of the server. A session
 // that already runs its share gets 429, a full server 503; both carry
-// Retry-After (set on w). release gives the slots back.
-func (u *usage) startScript(w http.ResponseWriter, sess *deploy.Session, now time.Time) (release func(), err error) {
+// Retry-After (set on w). release gives the slots back; until then
+// stopScripts may call stop.
+func (u *usage) startScript(w http.ResponseWriter, sess *deploy.Session, stop context.CancelFunc, now time.Time) (release func(), err error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	su := u.session(sess, now)
 	switch {
+	case u.stopping:
+		err = deploy.Errorf(deploy.KindUnavailable, "the server is shutting down")
 	case su.scripts >= u.q.ScriptsPerSession:
 		err = deploy.Errorf(deploy.KindThrottled, "this session already runs %d server-side script(s), the most one session may at once", su.scripts)
 	case u.scripts >= u.q.Scripts:
@@ -200,6 +207,8 @@ func (u *usage) startScript(w http.ResponseWriter, sess *deploy.Session, now tim
 	}
 	su.scripts++
 	u.scripts++
+	key := new(int)
+	u.stops[key] = stop
 	var once sync.Once
 	return func() {
 		once.Do(func() {
@@ -207,8 +216,20 @@ func (u *usage) startScript(w http.ResponseWriter, sess *deploy.Session, now tim
 			defer u.mu.Unlock()
 			su.scripts--
 			u.scripts--
+			delete(u.stops, key)
 		})
 	}, nil
+}
+
+// stopScripts stops every running script and refuses new ones: the server
+// is shutting down, and a script in its own process group would outlive it.
+func (u *usage) stopScripts() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.stopping = true
+	for _, stop := range u.stops {
+		stop()
+	}
 }
 
 // startUpload lets one log bundle upload of a run proceed at a time, so

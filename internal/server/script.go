@@ -105,17 +105,17 @@ func (s *Server) machineServerScript(w http.ResponseWriter, r *http.Request) err
 	if err := s.checkScriptVariables(req.Variables); err != nil {
 		return err
 	}
-	release, err := s.use.startScript(w, sess, s.now())
-	if err != nil {
-		return err
-	}
-	defer release()
 	timeout := defaultScriptRun
 	if req.TimeoutSeconds > 0 {
 		timeout = min(time.Duration(req.TimeoutSeconds)*time.Second, maxScriptRun)
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	release, err := s.use.startScript(w, sess, cancel, s.now())
+	if err != nil {
+		return err
+	}
+	defer release()
 
 	cmd := exec.CommandContext(ctx, path)
 	// Its own process group, killed whole: a script's children do not
@@ -152,6 +152,8 @@ func (s *Server) machineServerScript(w http.ResponseWriter, r *http.Request) err
 		return deploy.Errorf(deploy.KindUnavailable, "server-side script %s was stopped: the client went away", req.ScriptName)
 	case ctx.Err() == context.DeadlineExceeded:
 		return deploy.Errorf(deploy.KindUnavailable, "server-side script %s ran longer than %s and was stopped", req.ScriptName, timeout)
+	case ctx.Err() != nil:
+		return deploy.Errorf(deploy.KindUnavailable, "server-side script %s was stopped: the server is shutting down", req.ScriptName)
 	case errors.As(err, &exitErr):
 		res.ExitCode = exitErr.ExitCode()
 	case err != nil:

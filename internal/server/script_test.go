@@ -268,3 +268,30 @@ func TestServerScriptVariablesBounded(t *testing.T) {
 	resp, _ = runScript(t, ts, tok, runID, "v.sh", map[string]string{"Big": strings.Repeat("x", 5000)})
 	wantError(t, resp, 413, "too_large", "at most 4 KiB")
 }
+
+// Scripts run in their own process group, so a stopping server kills
+// them itself rather than leave them behind.
+func TestServerScriptKilledAtShutdown(t *testing.T) {
+	dir := t.TempDir()
+	long := "#!/bin/sh\nsleep 300 &\necho $! > \"$IMPRINT_VAR_DIR/child.pid\"\necho $$ > \"$IMPRINT_VAR_DIR/script.pid\"\nwait\n"
+	ts := scriptServer(t, server.Quotas{}, map[string]string{"long.sh": long}, scriptStep("s1", "long.sh"))
+	tok, runID := startRun(t, ts, "dev-shutdown")
+	answer := make(chan int, 1)
+	go func() {
+		resp, _ := runScript(t, ts, tok, runID, "long.sh", map[string]string{"Dir": dir})
+		answer <- resp.StatusCode
+	}()
+	script := readPID(t, filepath.Join(dir, "script.pid"))
+	child := readPID(t, filepath.Join(dir, "child.pid"))
+	start := time.Now()
+	ts.stop()
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("shutdown took %s with a script running", d)
+	}
+	if alive(script) || alive(child) {
+		t.Fatalf("after shutdown, script %d alive %v, its child %d alive %v", script, alive(script), child, alive(child))
+	}
+	if code := <-answer; code != 503 && code != 0 {
+		t.Errorf("the script's client got %d, want 503 or a closed connection", code)
+	}
+}

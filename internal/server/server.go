@@ -285,6 +285,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 		defer cancel()
 		s.log.Info("shutting down")
+		s.use.stopScripts()
 		var errs []error
 		for _, srv := range []*http.Server{s.api, s.boot, s.admin} {
 			errs = append(errs, srv.Shutdown(sctx))

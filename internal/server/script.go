@@ -144,6 +144,10 @@ func (s *Server) machineServerScript(w http.ResponseWriter, r *http.Request) err
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.WaitDelay = 5 * time.Second
 	err = cmd.Run()
+	if cmd.Process != nil {
+		// What the script left running in the background goes with it.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
 	res := scriptResult{Variables: map[string]string{}, Output: stdout.buf.String() + stderr.buf.String()}
 	var exitErr *exec.ExitError
 	switch {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -293,5 +294,23 @@ func TestServerScriptKilledAtShutdown(t *testing.T) {
 	}
 	if code := <-answer; code != 503 && code != 0 {
 		t.Errorf("the script's client got %d, want 503 or a closed connection", code)
+	}
+}
+
+// What a script leaves running in the background ends with it.
+func TestServerScriptLeavesNothingBehind(t *testing.T) {
+	dir := t.TempDir()
+	bg := "#!/bin/sh\nsleep 300 >/dev/null 2>&1 &\necho $! > \"$IMPRINT_VAR_DIR/child.pid\"\necho DONE=1\n"
+	ts := scriptServer(t, server.Quotas{}, map[string]string{"bg.sh": bg}, scriptStep("s1", "bg.sh"))
+	tok, runID := startRun(t, ts, "dev-bg")
+	if resp, b := runScript(t, ts, tok, runID, "bg.sh", map[string]string{"Dir": dir}); resp.StatusCode != 200 {
+		t.Fatalf("bg.sh: %d %s", resp.StatusCode, b)
+	}
+	child := readPID(t, filepath.Join(dir, "child.pid"))
+	for deadline := time.Now().Add(5 * time.Second); alive(child) && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	}
+	if alive(child) {
+		syscall.Kill(child, syscall.SIGKILL)
+		t.Fatalf("the script's background child %d outlived it", child)
 	}
 }

@@ -39,6 +39,7 @@ func (a *Agent) execute(ctx context.Context, tsv *deploy.TSVersion) error {
 		OnError: func(err error) {
 			a.logf(SevWarning, "Reporting to the server: %v (events are kept and sent later)", err)
 		},
+		Note: func(format string, args ...any) { a.logf(SevWarning, format, args...) },
 	}
 	a.reporter.Start(ctx)
 	defer a.reporter.Stop()

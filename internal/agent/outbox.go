@@ -10,11 +10,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/imprint-osd/imprint/internal/atomicfile"
 	"github.com/imprint-osd/imprint/internal/client"
+	"github.com/imprint-osd/imprint/internal/deploy"
 )
 
 // Outbox is the on-disk queue of events not yet accepted by the server:
@@ -105,6 +108,32 @@ func (o *Outbox) Ack(n int) error {
 	return writeFileAtomic(o.Path, buf.Bytes(), 0o600)
 }
 
+// Replace puts ev in place of the i-th queued event, or drops that event
+// when ev is nil.
+func (o *Outbox) Replace(i int, ev *client.AgentEvent) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	evs, err := o.pending()
+	if err != nil {
+		return err
+	}
+	if i < 0 || i >= len(evs) {
+		return fmt.Errorf("outbox: no event %d of %d", i, len(evs))
+	}
+	if ev != nil {
+		evs[i] = *ev
+	} else {
+		evs = append(evs[:i], evs[i+1:]...)
+	}
+	var buf bytes.Buffer
+	for _, ev := range evs {
+		b, _ := json.Marshal(ev)
+		buf.Write(b)
+		buf.WriteByte('\n')
+	}
+	return writeFileAtomic(o.Path, buf.Bytes(), 0o600)
+}
+
 // writeFileAtomic replaces path with b, creating its directory first.
 func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -118,8 +147,17 @@ type EventSender interface {
 	SendEvents(ctx context.Context, runID string, evs []client.AgentEvent) error
 }
 
-// maxBatch bounds one POST of events.
-const maxBatch = 200
+// What one POST of events carries, well inside the server's default
+// quotas (64 KiB per event, 1000 events per request, 16 MiB per body):
+// the agent cuts an event's text to maxEventBytes when it is queued, and
+// a server configured tighter is met by halving the batch and cutting an
+// event it refuses to minEventBytes, then dropping it.
+const (
+	maxBatch      = 200
+	maxBatchBytes = 1 << 20
+	maxEventBytes = 32 << 10
+	minEventBytes = 2 << 10
+)
 
 // Reporter sends the outbox to the server in the background: Report
 // queues and wakes it; on failure it retries after Backoff (doubling up to
@@ -131,16 +169,43 @@ type Reporter struct {
 	Backoff time.Duration // first retry delay; 0 means 1s
 	// OnError is told about failed sends (for the log).
 	OnError func(error)
+	// Note is told when an event was cut or dropped to fit the server's
+	// limits (for the log).
+	Note func(format string, args ...any)
 
-	wake chan struct{}
-	done chan struct{}
-	stop context.CancelFunc
-	mu   sync.Mutex // one send at a time
+	wake  chan struct{}
+	done  chan struct{}
+	stop  context.CancelFunc
+	mu    sync.Mutex // one send at a time
+	batch int        // events per POST once the server refused more; 0 means maxBatch
 }
 
-// Report queues events durably and wakes the sender.
+func (r *Reporter) note(format string, args ...any) {
+	if r.Note != nil {
+		r.Note(format, args...)
+	}
+}
+
+// Report queues events durably and wakes the sender. An event too large
+// to send has its message and output cut (marked so) or, if that is not
+// enough, is dropped with a note.
 func (r *Reporter) Report(evs ...client.AgentEvent) error {
-	if err := r.Outbox.Append(evs...); err != nil {
+	keep := evs[:0:0]
+	for _, ev := range evs {
+		if size(ev) > maxEventBytes {
+			before := size(ev)
+			if !fitEvent(&ev, maxEventBytes) {
+				r.note("Event %s %s (%d bytes) is too large to send and was dropped", ev.Type, short(ev.Path), before)
+				continue
+			}
+			r.note("Event %s %s was cut from %d to %d bytes to fit", ev.Type, short(ev.Path), before, size(ev))
+		}
+		keep = append(keep, ev)
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+	if err := r.Outbox.Append(keep...); err != nil {
 		return err
 	}
 	if r.wake != nil {
@@ -150,6 +215,69 @@ func (r *Reporter) Report(evs ...client.AgentEvent) error {
 		}
 	}
 	return nil
+}
+
+// size is the length of ev as sent.
+func size(ev client.AgentEvent) int {
+	b, _ := json.Marshal(ev)
+	return len(b)
+}
+
+// cutMark ends a message cut to fit, or starts an output tail cut to fit.
+const cutMark = " [cut by imprint-agent to fit the server's event size limit] "
+
+// fitEvent cuts ev's message (keeping its start) and output tail (keeping
+// its end), the larger first, until ev is at most limit bytes as JSON, and
+// reports whether it fits.
+func fitEvent(ev *client.AgentEvent, limit int) bool {
+	if size(*ev) <= limit {
+		return true
+	}
+	head := func(v string, k int) string { return strings.ToValidUTF8(v[:k], "") + cutMark }
+	tail := func(v string, k int) string { return cutMark + strings.ToValidUTF8(v[len(v)-k:], "") }
+	fields := []struct {
+		p   *string
+		cut func(string, int) string
+	}{{&ev.Message, head}, {&ev.OutputTail, tail}}
+	if len(ev.OutputTail) > len(ev.Message) {
+		fields[0], fields[1] = fields[1], fields[0]
+	}
+	for _, f := range fields {
+		v := *f.p
+		if v == "" {
+			continue
+		}
+		*f.p = ""
+		if size(*ev) > limit {
+			continue // not enough alone: cut the other one too
+		}
+		// The longest part of v that fits with the mark (JSON escapes make
+		// bytes count differently, so search).
+		lo, hi := 0, len(v)
+		for lo < hi {
+			mid := (lo + hi + 1) / 2
+			*f.p = f.cut(v, mid)
+			if size(*ev) <= limit {
+				lo = mid
+			} else {
+				hi = mid - 1
+			}
+		}
+		*f.p = ""
+		if lo > 0 {
+			*f.p = f.cut(v, lo)
+		}
+		return true
+	}
+	return false
+}
+
+// short is s for a log line: at most 80 bytes.
+func short(s string) string {
+	if len(s) > 80 {
+		return strings.ToValidUTF8(s[:77], "") + "..."
+	}
+	return s
 }
 
 // Start runs the background sender until Stop.
@@ -197,7 +325,10 @@ func (r *Reporter) Stop() {
 	}
 }
 
-// Flush sends every queued event, in batches, oldest first.
+// Flush sends every queued event, in batches, oldest first. When the
+// server answers 413 it sends smaller batches from then on, or, when it
+// names one event (or the batch is that event alone), cuts that event to
+// minEventBytes and then drops it, so one event never holds up the run.
 func (r *Reporter) Flush(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -209,14 +340,74 @@ func (r *Reporter) Flush(ctx context.Context) error {
 		if len(evs) == 0 {
 			return nil
 		}
-		if len(evs) > maxBatch {
-			evs = evs[:maxBatch]
+		evs = r.nextBatch(evs)
+		err = r.Sender.SendEvents(ctx, r.RunID, evs)
+		if err == nil {
+			if err := r.Outbox.Ack(len(evs)); err != nil {
+				return err
+			}
+			continue
 		}
-		if err := r.Sender.SendEvents(ctx, r.RunID, evs); err != nil {
+		if deploy.ErrorKind(err) != deploy.KindTooLarge || ctx.Err() != nil {
 			return fmt.Errorf("send events: %w", err)
 		}
-		if err := r.Outbox.Ack(len(evs)); err != nil {
+		i, named := refusedEvent(err)
+		if named && i >= len(evs) {
+			named = false
+		}
+		if !named && len(evs) > 1 {
+			r.batch = max(1, len(evs)/2)
+			continue
+		}
+		if !named {
+			i = 0
+		}
+		ev := evs[i]
+		before := size(ev)
+		if before > minEventBytes && fitEvent(&ev, minEventBytes) {
+			r.note("The server refused event %s %s (%d bytes): cut to %d bytes (%v)", ev.Type, short(ev.Path), before, size(ev), err)
+			if err := r.Outbox.Replace(i, &ev); err != nil {
+				return err
+			}
+			continue
+		}
+		r.note("The server refused event %s %s (%d bytes): dropped (%v)", ev.Type, short(ev.Path), before, err)
+		if err := r.Outbox.Replace(i, nil); err != nil {
 			return err
 		}
 	}
+}
+
+// nextBatch is the head of evs that fits one POST.
+func (r *Reporter) nextBatch(evs []client.AgentEvent) []client.AgentEvent {
+	limit := maxBatch
+	if r.batch > 0 {
+		limit = r.batch
+	}
+	n, bytes := 0, 2
+	for n < len(evs) && n < limit {
+		bytes += size(evs[n]) + 1
+		if n > 0 && bytes > maxBatchBytes {
+			break
+		}
+		n++
+	}
+	return evs[:n]
+}
+
+// refusedEvent is the index of the event a 413 answer names
+// ("events[3]"), if it names one.
+func refusedEvent(err error) (int, bool) {
+	var de *deploy.Error
+	if !errors.As(err, &de) {
+		return 0, false
+	}
+	for _, f := range de.Fields {
+		if rest, ok := strings.CutPrefix(f.Field, "events["); ok {
+			if n, err := strconv.Atoi(strings.TrimSuffix(rest, "]")); err == nil && n >= 0 {
+				return n, true
+			}
+		}
+	}
+	return 0, false
 }

@@ -308,7 +308,7 @@ func TestServerSideScript(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, "scripts"), 0o755)
 	os.WriteFile(filepath.Join(dir, "scripts", "hello.sh"), []byte("#!/bin/sh\necho GREETING=hello-$IMPRINT_VAR_COMPUTERNAME\necho _HIDDEN=x\n"), 0o755)
 	ts.adminJSON(t, "PUT", "/admin/v1/passcode", map[string]string{"passcode": "Correct-Horse-Battery-42"}, nil)
-	ts.do(t, "POST", "/admin/v1/tasksequences/import", strings.NewReader(`{"id":"21111111-2222-3333-4444-555555555555","name":"S","architecture":"Any","versions":[{"id":"v","taskSequenceId":"21111111-2222-3333-4444-555555555555","versionNo":1,"status":"Active","steps":[]}]}`), nil)
+	ts.do(t, "POST", "/admin/v1/tasksequences/import", strings.NewReader(`{"id":"21111111-2222-3333-4444-555555555555","name":"S","architecture":"Any","versions":[{"id":"v","taskSequenceId":"21111111-2222-3333-4444-555555555555","versionNo":1,"status":"Active","steps":[`+scriptStep("s1", "hello.sh")+`,`+scriptStep("s2", "missing.sh")+`]}]}`), nil)
 	_, tok := login(t, ts, "Correct-Horse-Battery-42", "dev-2")
 	var run deploy.Run
 	ts.machine(t, "POST", "/v1/runs", tok, map[string]any{"taskSequenceId": "21111111-2222-3333-4444-555555555555", "versionNo": 1}, &run)

@@ -62,6 +62,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// RunLostAfter marks a run lost when its agent is silent this long.
 	RunLostAfter time.Duration
+	// Quotas bound what one machine session may make the server do; zero
+	// fields take DefaultQuotas (quota.go).
+	Quotas Quotas
 }
 
 // DefaultConfig returns the embedded defaults of contract §8.

@@ -168,11 +168,12 @@ func (s *Server) machineGetStepDef(w http.ResponseWriter, r *http.Request) error
 
 // sessionScope is what a session's task sequence may reach: every content
 // "guid:version" its steps reference (with their definitions' default
-// content and application dependencies, transitively) and every child
-// sequence it runs.
+// content and application dependencies, transitively), every child
+// sequence it runs and the ScriptName of every Run server-side script step.
 type sessionScope struct {
 	content  map[deploy.Ref]bool
 	children map[deploy.Ref]bool
+	scripts  map[string]bool
 }
 
 func (s *Server) contentScope(ctx context.Context, sess *deploy.Session) (map[deploy.Ref]bool, error) {
@@ -186,7 +187,7 @@ func (s *Server) contentScope(ctx context.Context, sess *deploy.Session) (map[de
 func (s *Server) scope(ctx context.Context, sess *deploy.Session) (*sessionScope, error) {
 	scope := map[deploy.Ref]bool{}
 	seen := map[deploy.Ref]bool{}
-	sc := &sessionScope{content: scope, children: seen}
+	sc := &sessionScope{content: scope, children: seen, scripts: map[string]bool{}}
 	if sess.TaskSequenceID == "" {
 		return sc, nil
 	}
@@ -213,6 +214,13 @@ func (s *Server) scope(ctx context.Context, sess *deploy.Session) (*sessionScope
 			}
 			if st.TypeID == nil {
 				continue
+			}
+			if strings.EqualFold(*st.TypeID, stepdefs.TypeRunServerScript) {
+				for k, v := range st.Settings {
+					if strings.EqualFold(k, "ScriptName") && strings.TrimSpace(v) != "" {
+						sc.scripts[strings.TrimSpace(v)] = true
+					}
+				}
 			}
 			if strings.EqualFold(*st.TypeID, deploy.TypeRunTaskSequence) {
 				for k, v := range st.Settings {

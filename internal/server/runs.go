@@ -3,8 +3,10 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,9 +17,6 @@ import (
 	"github.com/imprint-osd/imprint/internal/auth"
 	"github.com/imprint-osd/imprint/internal/deploy"
 )
-
-// maxLogBundle bounds one uploaded log bundle.
-const maxLogBundle = 256 << 20
 
 type createRunRequest struct {
 	TaskSequenceID string        `json:"taskSequenceId"`
@@ -47,6 +46,9 @@ func (s *Server) machineCreateRun(w http.ResponseWriter, r *http.Request) error 
 	}
 	if v, ok := ts.Version(req.VersionNo); !ok || v.Status != deploy.StatusActive {
 		return notFound
+	}
+	if err := s.use.startRun(sess, s.now()); err != nil {
+		return err
 	}
 	if sess.TaskSequenceID == "" {
 		if err := s.sessions.Bind(ctx, sess, ts.ID); err != nil {
@@ -102,14 +104,73 @@ type agentEvent struct {
 
 const maxOutputTail = 8 << 10
 
+// decodeEvents reads the JSON array of events one at a time, refusing
+// (413) an event larger than the quota, and more events than one request
+// may carry, before reading further. The error names the event
+// ("events[3]") so that a client can cut or drop that one.
+func (s *Server) decodeEvents(w http.ResponseWriter, r *http.Request) (events []agentEvent, size int64, err error) {
+	q := s.use.q
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxDocumentBytes))
+	bad := func(err error) error {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			return err
+		case errors.Is(err, io.EOF):
+			return deploy.Errorf(deploy.KindInvalid, "request body is empty")
+		}
+		return deploy.Errorf(deploy.KindInvalid, "request body is not valid JSON: %v", err)
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, 0, bad(err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '[' {
+		return nil, 0, deploy.Errorf(deploy.KindInvalid, "request body must be a JSON array of events")
+	}
+	for i := 0; dec.More(); i++ {
+		if i == q.EventsPerRequest {
+			return nil, 0, &deploy.Error{Kind: deploy.KindTooLarge,
+				Message: fmt.Sprintf("more than %d events in one request; send them in batches of at most %d", q.EventsPerRequest, q.EventsPerRequest),
+				Fields:  []deploy.FieldError{{Field: "events", Message: fmt.Sprintf("at most %d per request", q.EventsPerRequest)}}}
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, 0, bad(err)
+		}
+		if len(raw) > q.EventBytes {
+			field := fmt.Sprintf("events[%d]", i)
+			return nil, 0, &deploy.Error{Kind: deploy.KindTooLarge,
+				Message: fmt.Sprintf("%s is %s; one event may be at most %s", field, sizeText(int64(len(raw))), sizeText(int64(q.EventBytes))),
+				Fields:  []deploy.FieldError{{Field: field, Message: fmt.Sprintf("at most %d bytes", q.EventBytes)}}}
+		}
+		var e agentEvent
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return nil, 0, deploy.Errorf(deploy.KindInvalid, "events[%d]: %v", i, err)
+		}
+		events = append(events, e)
+		size += int64(len(raw))
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, 0, bad(err)
+	}
+	if dec.More() {
+		return nil, 0, deploy.Errorf(deploy.KindInvalid, "request body has data after the JSON document")
+	}
+	return events, size, nil
+}
+
 func (s *Server) machineRunEvents(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	run, err := s.ownRun(r)
 	if err != nil {
 		return err
 	}
-	var events []agentEvent
-	if err := decodeJSON(w, r, &events); err != nil {
+	events, size, err := s.decodeEvents(w, r)
+	if err != nil {
+		return err
+	}
+	if err := s.use.addEvents(sessionFrom(ctx), len(events), size, s.now()); err != nil {
 		return err
 	}
 	for i, e := range events {
@@ -245,13 +306,24 @@ func applyEvent(run *deploy.Run, e agentEvent) {
 	}
 }
 
-// machineRunLogs stores the agent's log bundle beside the database.
+// machineRunLogs stores the agent's log bundle beside the database,
+// within the run's quota of bundles and bytes.
 func (s *Server) machineRunLogs(w http.ResponseWriter, r *http.Request) error {
 	run, err := s.ownRun(r)
 	if err != nil {
 		return err
 	}
+	release, err := s.use.startUpload(w, run.ID)
+	if err != nil {
+		return err
+	}
+	defer release()
+	sess := sessionFrom(r.Context())
 	dir := filepath.Join(s.cfg.DataDir, "logs", run.ID)
+	limit, err := s.logRoom(run.ID, dir, r.ContentLength, s.use.logRoom(sess, s.now()))
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -261,17 +333,22 @@ func (s *Server) machineRunLogs(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer os.Remove(f.Name())
-	n, err := io.Copy(f, http.MaxBytesReader(w, r.Body, maxLogBundle))
+	n, err := io.Copy(f, http.MaxBytesReader(w, r.Body, limit))
 	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return errLogRoom(limit, run.ID, s.use.q)
+	}
 	if err != nil {
 		return err
 	}
-	if err := os.Rename(f.Name(), filepath.Join(dir, name)); err != nil {
+	s.use.addLogBytes(sess, n, s.now())
+	if err := os.Rename(f.Name(), filepath.Join(dir, uniqueName(dir, name))); err != nil {
 		return err
 	}
 	s.log.Info("run logs received", "run", run.ID, "bytes", n, "file", name)
@@ -283,6 +360,53 @@ func (s *Server) machineRunLogs(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// logRoom is how many bytes the next log bundle of a run may have: at most
+// one bundle's worth, what is left of the run's and what is left of the
+// session's (sessionRoom). A run that has all its bundles gets 429; no
+// bytes left, or an announced length that does not fit, 413.
+func (s *Server) logRoom(runID, dir string, announced, sessionRoom int64) (int64, error) {
+	q := s.use.q
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return 0, err
+	}
+	count, used := 0, int64(0)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		count++
+		if fi, err := e.Info(); err == nil {
+			used += fi.Size()
+		}
+	}
+	if count >= q.LogBundlesPerRun {
+		return 0, deploy.Errorf(deploy.KindThrottled, "run %s already has %d log bundles, the most one run may upload", runID, count)
+	}
+	room := min(q.LogBundleBytes, q.LogBytesPerRun-used, sessionRoom)
+	if room <= 0 || announced > room {
+		return 0, errLogRoom(max(room, 0), runID, q)
+	}
+	return room, nil
+}
+
+func errLogRoom(room int64, runID string, q Quotas) error {
+	return deploy.Errorf(deploy.KindTooLarge, "log bundle is larger than the %s run %s may still upload (one bundle: at most %s; one run: at most %s; one session: at most %s)",
+		sizeText(room), runID, sizeText(q.LogBundleBytes), sizeText(q.LogBytesPerRun), sizeText(q.LogBytesPerSession))
+}
+
+// uniqueName is name, or name with a counter when dir already has it (two
+// bundles in the same second).
+func uniqueName(dir, name string) string {
+	base := strings.TrimSuffix(name, ".tar.gz")
+	for i := 2; ; i++ {
+		if _, err := os.Lstat(filepath.Join(dir, name)); errors.Is(err, fs.ErrNotExist) {
+			return name
+		}
+		name = fmt.Sprintf("%s_%d.tar.gz", base, i)
+	}
 }
 
 // Admin views of runs.

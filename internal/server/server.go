@@ -45,6 +45,7 @@ type Server struct {
 	entra       *entraValidators
 	certs       *cert.Verifier // nil unless --client-ca is set
 	proxies     []*net.IPNet
+	use         *usage // per-session quotas and running scripts (quota.go)
 
 	// gc serialises "a blob exists, commit the row that references it"
 	// (shared) against "delete rows, then remove blobs nothing references"
@@ -68,6 +69,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, log: log, now: time.Now}
+	s.use = newUsage(cfg.Quotas)
 	defer func() {
 		if err != nil {
 			s.close()
@@ -286,6 +288,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 		defer cancel()
 		s.log.Info("shutting down")
+		s.use.stopScripts()
 		var errs []error
 		for _, srv := range []*http.Server{s.api, s.boot, s.admin} {
 			errs = append(errs, srv.Shutdown(sctx))

@@ -43,7 +43,8 @@ func (s Step) Run(ctx context.Context, env *sequence.Env) (sequence.Result, erro
 			vars[n] = env.Vars.Value(n)
 		}
 	}
-	res, err := s.Server.ServerScript(ctx, client.ServerScriptRequest{ScriptName: name, Variables: vars, TimeoutSeconds: int(timeout / time.Second)})
+	req := client.ServerScriptRequest{ScriptName: name, Variables: vars, TimeoutSeconds: int(timeout / time.Second)}
+	res, err := s.call(ctx, env, req, timeout)
 	if err != nil {
 		return sequence.Result{}, fmt.Errorf("run server-side script %s: %w", name, err)
 	}
@@ -59,6 +60,35 @@ func (s Step) Run(ctx context.Context, env *sequence.Env) (sequence.Result, erro
 		fmt.Fprintf(env.Log, "Server-side script set %s\n", k)
 	}
 	return out, nil
+}
+
+// call asks the server to run the script. While the server already runs
+// as many scripts as it may (an answer with Retry-After) it waits as told
+// and asks again, within the step's timeout (0: for ever).
+func (s Step) call(ctx context.Context, env *sequence.Env, req client.ServerScriptRequest, timeout time.Duration) (*client.ServerScriptResult, error) {
+	var deadline time.Time
+	if timeout > 0 {
+		deadline = time.Now().Add(timeout)
+	}
+	for {
+		res, err := s.Server.ServerScript(ctx, req)
+		wait, retry := client.RetryAfter(err)
+		if !retry {
+			return res, err
+		}
+		wait = min(max(wait, time.Second), time.Minute)
+		if !deadline.IsZero() && time.Now().Add(wait).After(deadline) {
+			return nil, fmt.Errorf("the server stayed busy for the step's %s: %w", timeout, err)
+		}
+		fmt.Fprintf(env.Log, "The server is busy (%v); asking again in %s\n", err, wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 func tail(s string) string {

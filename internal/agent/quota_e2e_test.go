@@ -132,7 +132,7 @@ func TestServerScriptStepWaitsForASlot(t *testing.T) {
 	const tsID = "62111111-2222-3333-4444-555555555555"
 	doc := `{"id":"` + tsID + `","name":"Named","architecture":"Any","versions":[{"id":"v","taskSequenceId":"` + tsID + `","versionNo":1,"status":"Active","steps":[
 	 {"id":"s1","name":"Name","isGroup":false,"typeId":"` + stepdefs.TypeRunServerScript + `","settings":{"ScriptName":"name.sh"},"contentItems":{},"enabled":true,"continueOnError":false,"condition":null}]}]}`
-	if _, ferrs, err := rs.admin.ImportTaskSequence(ctx, strings.NewReader(doc), false); err != nil || len(ferrs) > 0 {
+	if _, ferrs, err := rs.admin.ImportTaskSequence(ctx, strings.NewReader(doc), client.ImportNew); err != nil || len(ferrs) > 0 {
 		t.Fatalf("import: %v %v", err, ferrs)
 	}
 	login := func(dev string) runVia {

@@ -193,6 +193,7 @@ func (l *Listener) ConnState(nc net.Conn, st http.ConnState) {
 		return
 	}
 	switch st {
+	case http.StateNew: // in the list since Accept
 	case http.StateIdle:
 		if c.elem == nil && !c.protected {
 			c.elem = l.idle.PushBack(c)

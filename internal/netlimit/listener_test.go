@@ -119,6 +119,7 @@ func TestFullServerClosesTheLongestIdleConnection(t *testing.T) {
 	for range 3 {
 		client = append(client, dialFrom(t, l, "127.0.0.5"))
 		server = append(server, accepted(t, got))
+		l.ConnState(server[len(server)-1], http.StateNew) // as http.Server does
 	}
 	// The first is busy with a request: it is not a candidate.
 	l.ConnState(server[0], http.StateActive)

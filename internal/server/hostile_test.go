@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imprint-osd/imprint/internal/netlimit"
 	"github.com/imprint-osd/imprint/internal/server"
 )
 
@@ -60,8 +61,6 @@ type hostileChild struct {
 
 type hostileReady struct{ API, Boot, Socket string }
 
-const readyMarker = "HOSTILE-SERVER-READY "
-
 // TestHostileServerProcess is the server of TestHostileNetwork, run in its
 // own process so that it has its own descriptor table and limit. It does
 // nothing in a normal test run.
@@ -86,22 +85,38 @@ func TestHostileServerProcess(t *testing.T) {
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	err := server.Run(ctx, cfg, log, func(s *server.Server) {
-		b, _ := json.Marshal(hostileReady{API: s.APIAddr().String(), Boot: s.BootAddr().String(), Socket: s.Socket()})
-		fmt.Printf("%s%s\n", readyMarker, b)
+		report(hostileReady{API: s.APIAddr().String(), Boot: s.BootAddr().String(), Socket: s.Socket()})
+		go func() { // each line asks for the connection counters
+			sc := bufio.NewScanner(os.Stdin)
+			for sc.Scan() {
+				api, boot := s.ConnStats()
+				report(map[string]netlimit.Stats{"API": api, "boot port": boot})
+			}
+		}()
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 }
 
-// startHostileChild runs the server process and returns its addresses.
-func startHostileChild(t *testing.T, sc hostileScale) (hostileReady, string) {
+// helper is this test binary run as another process for one Test…Process
+// function, with its configuration in $IMPRINT_HOSTILE_CHILD: the server
+// under attack, or an attacker (each process has its own descriptors).
+type helper struct {
+	in    io.WriteCloser
+	lines chan string
+}
+
+func startHelper(t *testing.T, test string, cfg any) *helper {
 	t.Helper()
-	dir := t.TempDir()
-	b, _ := json.Marshal(hostileChild{Dir: dir, NoFile: sc.ServerNoFile, HeaderTimeout: sc.HeaderTimeout, BodyGrace: sc.BodyGrace})
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHostileServerProcess$", "-test.count=1")
+	b, _ := json.Marshal(cfg)
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "IMPRINT_HOSTILE_CHILD="+string(b))
 	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -110,6 +125,7 @@ func startHostileChild(t *testing.T, sc hostileScale) (hostileReady, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		in.Close()
 		cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
@@ -117,26 +133,102 @@ func startHostileChild(t *testing.T, sc hostileScale) (hostileReady, string) {
 		case <-done:
 		case <-time.After(30 * time.Second):
 			cmd.Process.Kill()
-			t.Error("server process did not stop")
+			t.Errorf("%s did not stop", test)
 		}
 	})
-	ready := make(chan hostileReady, 1)
+	h := &helper{in: in, lines: make(chan string, 16)}
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			if js, ok := strings.CutPrefix(sc.Text(), readyMarker); ok {
-				var r hostileReady
-				json.Unmarshal([]byte(js), &r)
-				ready <- r
+			if line, ok := strings.CutPrefix(sc.Text(), helperMarker); ok {
+				h.lines <- line
 			}
 		}
+		close(h.lines)
 	}()
+	return h
+}
+
+// helperMarker starts the lines a helper process reports on.
+const helperMarker = "HOSTILE-HELPER "
+
+// report prints a line for the parent of a helper process.
+func report(v any) {
+	b, _ := json.Marshal(v)
+	fmt.Printf("%s%s\n", helperMarker, b)
+}
+
+// await decodes the helper's next report into v.
+func (h *helper) await(t *testing.T, v any, timeout time.Duration) {
+	t.Helper()
 	select {
-	case r := <-ready:
-		return r, dir
-	case <-time.After(2 * time.Minute):
-		t.Fatal("server process did not start")
-		return hostileReady{}, ""
+	case line, ok := <-h.lines:
+		if !ok {
+			t.Fatal("helper process ended")
+		}
+		if err := json.Unmarshal([]byte(line), v); err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(timeout):
+		t.Fatal("helper process did not report")
+	}
+}
+
+// hostileAttack is the configuration of an attacker process: n idle
+// connections to target (on the boot port, every other one after one
+// request), from address block 127.block.x.y.
+type hostileAttack struct {
+	Target string
+	Boot   bool
+	N      int
+	Block  int
+}
+
+// TestHostileAttackerProcess holds idle connections for TestHostileNetwork
+// in its own process (20,000 are more than a process may have here). It
+// reports once they are open, again (how many the server still holds) for
+// each line on its standard input, and ends when that closes. It does
+// nothing in a normal test run.
+func TestHostileAttackerProcess(t *testing.T) {
+	env := os.Getenv("IMPRINT_HOSTILE_CHILD")
+	if env == "" {
+		return
+	}
+	var ha hostileAttack
+	if err := json.Unmarshal([]byte(env), &ha); err != nil {
+		t.Fatal(err)
+	}
+	raiseOwnNoFile(t, uint64(ha.N+500))
+	a := &attacker{conns: map[string][]net.Conn{}}
+	defer a.closeAll()
+	parallel(ha.N, 64, func(i int) {
+		d := net.Dialer{LocalAddr: attackAddr(ha.Block, i), Timeout: 5 * time.Second}
+		c, err := d.Dial("tcp", ha.Target)
+		if err != nil {
+			a.fails.Add(1)
+			return
+		}
+		kind := "idle"
+		if ha.Boot && i%2 == 1 {
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+			if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
+				io.Copy(io.Discard, resp.Body)
+			}
+			c.SetDeadline(time.Time{})
+			kind = "keep-alive"
+		}
+		a.keep(kind, c)
+	})
+	report(map[string]int64{"fails": a.fails.Load()})
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		held := map[string]int64{}
+		for kind, cs := range a.conns {
+			held[kind] = int64(len(cs))
+			held[kind+" held"] = int64(stillOpen(cs))
+		}
+		report(held)
 	}
 }
 
@@ -217,8 +309,12 @@ func raiseOwnNoFile(t *testing.T, need uint64) {
 // within a second, and the slow bodies must be cut.
 func TestHostileNetwork(t *testing.T) {
 	sc := scale()
-	raiseOwnNoFile(t, uint64(sc.Idle+sc.SlowBodies+1000))
-	addrs, dir := startHostileChild(t, sc)
+	raiseOwnNoFile(t, uint64(sc.SlowBodies+1000))
+	dir := t.TempDir()
+	var addrs hostileReady
+	srv := startHelper(t, "TestHostileServerProcess", hostileChild{Dir: dir, NoFile: sc.ServerNoFile,
+		HeaderTimeout: sc.HeaderTimeout, BodyGrace: sc.BodyGrace})
+	srv.await(t, &addrs, 2*time.Minute)
 	pem, err := os.ReadFile(server.CACertPath(dir))
 	if err != nil {
 		t.Fatal(err)
@@ -279,33 +375,19 @@ func TestHostileNetwork(t *testing.T) {
 	}
 
 	// The attack: idle connections, half on each port (on the boot port
-	// half of those after one request: idle keep-alives), then the slow
-	// bodies, so that all are held when the probes run.
+	// half of those after one request: idle keep-alives), each half held
+	// by its own process; then the slow bodies, so that all are held when
+	// the probes run.
 	a := &attacker{conns: map[string][]net.Conn{}}
 	t.Cleanup(a.closeAll)
 	start := time.Now()
-	parallel(sc.Idle, 64, func(i int) {
-		target, kind := addrs.API, "api idle"
-		if i%2 == 1 {
-			target, kind = addrs.Boot, "boot idle"
-		}
-		d := net.Dialer{LocalAddr: attackAddr(1+i%2, i/2), Timeout: 5 * time.Second}
-		c, err := d.Dial("tcp", target)
-		if err != nil {
-			a.fails.Add(1)
-			return
-		}
-		if i%4 == 1 {
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-			if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
-				io.Copy(io.Discard, resp.Body)
-			}
-			c.SetDeadline(time.Time{})
-			kind = "boot keep-alive"
-		}
-		a.keep(kind, c)
-	})
+	apiIdle := startHelper(t, "TestHostileAttackerProcess", hostileAttack{Target: addrs.API, N: sc.Idle / 2, Block: 1})
+	bootIdle := startHelper(t, "TestHostileAttackerProcess", hostileAttack{Target: addrs.Boot, Boot: true, N: sc.Idle / 2, Block: 2})
+	for _, h := range []*helper{apiIdle, bootIdle} {
+		var r map[string]int64
+		h.await(t, &r, 2*time.Minute)
+		a.fails.Add(r["fails"])
+	}
 	idleOpened := time.Now()
 	parallel(sc.SlowBodies, 32, func(i int) {
 		d := &net.Dialer{LocalAddr: attackAddr(3, i), Timeout: 5 * time.Second}
@@ -359,9 +441,33 @@ func TestHostileNetwork(t *testing.T) {
 			t.Errorf("%s: %v after %v; want an answer within 1s", p.name, err, took)
 		}
 	}
-	for _, kind := range []string{"api idle", "boot idle", "boot keep-alive", "slow body"} {
-		t.Logf("%s: %d of %d still held by the server", kind, stillOpen(a.conns[kind]), len(a.conns[kind]))
+	fmt.Fprintln(srv.in, "stats")
+	var stats map[string]netlimit.Stats
+	srv.await(t, &stats, time.Minute)
+	for _, name := range []string{"API", "boot port"} {
+		st := stats[name]
+		t.Logf("server, %s: %d connections held (at most %d), %d accepted, %d refused, %d idle ones closed to make room, %d authenticated",
+			name, st.Held, st.Peak, st.Accepted, st.Refused, st.Evicted, st.Protected)
+		// Two ports, each connection perhaps with a file open, and 256
+		// descriptors kept (server/limits.go).
+		if capped := min(int(sc.ServerNoFile-256)/4, server.DefaultLimits().MaxConns); st.Peak > capped {
+			t.Errorf("server, %s: held %d connections at once, over its cap of %d", name, st.Peak, capped)
+		}
 	}
+	for _, h := range []struct {
+		name string
+		*helper
+	}{{"API", apiIdle}, {"boot port", bootIdle}} {
+		fmt.Fprintln(h.in, "count")
+		var r map[string]int64
+		h.await(t, &r, time.Minute)
+		for _, kind := range []string{"idle", "keep-alive"} {
+			if r[kind] > 0 {
+				t.Logf("%s, %s connections: %d of %d not closed by the server (held, or queued in the kernel)", h.name, kind, r[kind+" held"], r[kind])
+			}
+		}
+	}
+	t.Logf("slow bodies: %d of %d not closed by the server", stillOpen(a.conns["slow body"]), len(a.conns["slow body"]))
 
 	// The slow bodies are cut after the grace.
 	deadline := bodiesSent.Add(sc.BodyGrace + 20*time.Second)

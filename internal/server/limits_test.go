@@ -198,6 +198,13 @@ func TestVouchedMachineAndSocketServedWhenFull(t *testing.T) {
 		t.Fatalf("machine before the attack: %d", st)
 	}
 	machine.CloseIdleConnections() // it will need a new connection
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if st, _ := ts.ConnStats(); st.Held == 0 {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the machine's closed connection is still counted: %+v", st)
+		}
+	}
 
 	api := ts.ports(t)[0]
 	held := 0

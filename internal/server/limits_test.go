@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/server"
 )
 
@@ -279,3 +281,64 @@ func machineGet(t *testing.T, ts *testServer, c *http.Client, tok string) int {
 }
 
 func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }
+
+// TestDownloadCutOnlyWhenItStalls downloads a content version over the
+// admin socket: slowly but steadily for several times the stall (it must
+// finish), and not reading at all (the server must give up).
+func TestDownloadCutOnlyWhenItStalls(t *testing.T) {
+	const stall = 500 * time.Millisecond
+	ts := startServerWith(t, t.TempDir(), func(c *server.Config) { c.Limits.Stall = stall })
+	item := createItem(t, ts, deploy.ContentFile, deploy.PurposeOperatingSystem)
+	data := make([]byte, 4<<20)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	if v, resp := upload(t, ts, item.ID, bytes.NewReader(data), ""); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("upload: %d", resp.StatusCode)
+	} else if v.VersionNo != 1 {
+		t.Fatalf("version %d", v.VersionNo)
+	}
+	socket := ts.ports(t)[2]
+	request := func() net.Conn {
+		c := socket.mustDial(t, "")
+		fmt.Fprintf(c, "GET /admin/v1/content/%s/versions/1/data HTTP/1.1\r\nHost: imprint\r\n\r\n", item.ID)
+		return c
+	}
+	body := func(c net.Conn, pause time.Duration) (int, error) {
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		var n int
+		buf := make([]byte, 16<<10)
+		for {
+			k, err := resp.Body.Read(buf)
+			n += k
+			if err != nil {
+				if err == io.EOF {
+					err = nil
+				}
+				return n, err
+			}
+			time.Sleep(pause)
+		}
+	}
+
+	// At most 1.6 MB/s: 2.5 s and more, five times the stall.
+	start := time.Now()
+	if n, err := body(request(), 10*time.Millisecond); n != len(data) || err != nil {
+		t.Fatalf("slow download: %d of %d bytes, %v", n, len(data), err)
+	}
+	t.Logf("slow download of 4 MiB took %v (stall %v)", time.Since(start).Round(time.Millisecond), stall)
+
+	// A client that reads nothing for 3 s: the server gave up meanwhile.
+	c := request()
+	time.Sleep(3 * time.Second)
+	if n, _ := body(c, 0); n >= len(data) {
+		t.Fatalf("stalled download: got all %d bytes after a 3 s pause; the server waited for it", n)
+	} else {
+		t.Logf("stalled download: the server stopped after %d of %d bytes", n, len(data))
+	}
+}

@@ -7,8 +7,9 @@
 # held, and when the slow bodies were cut. The unit suite runs the same
 # test at a tenth of the size (docs/security.md).
 #
-#   bench/hostile.sh      (as root: the attacking process holds 21,000
-#                          connections, more than the usual hard limit)
+#   bench/hostile.sh      (two attacker processes hold 10,000 idle
+#                          connections each: each needs a hard open-file
+#                          limit above 10,500)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IMPRINT_HOSTILE=full go test -count=1 -run '^TestHostileNetwork$' -v -timeout 10m ./internal/server/

@@ -7,3 +7,6 @@ echo "== content store through the server (2 GiB) =="
 echo
 echo "== raw image apply =="
 ./apply.sh
+echo
+echo "== hostile network (20,000 idle connections, 1,000 slow bodies) =="
+./hostile.sh

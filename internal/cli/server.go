@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -48,6 +49,11 @@ Flags:
                          TFTP on (default that of the receiving interface)
   --audit-syslog URL     copy every audit event to a syslog server or SIEM:
                          udp://HOST:PORT, tcp://HOST:PORT or unix:///dev/log
+  --max-conns N          connections held at once on each of the API and boot
+                         ports (default 4096, lowered to fit the open-file
+                         limit); an eighth is kept for machines that logged in
+  --max-conns-per-addr N connections one address may hold on each port
+                         (default 64; raise it for many machines behind NAT)
   --config FILE          configuration file (default $IMPRINT_CONFIG, none if unset)
 
 Precedence: defaults < config file < environment < flags.
@@ -57,12 +63,14 @@ Environment: IMPRINT_DATA, IMPRINT_LISTEN, IMPRINT_BOOT_LISTEN, IMPRINT_CERT_HOS
 IMPRINT_LOG_FORMAT, IMPRINT_LOG_LEVEL, IMPRINT_CLIENT_CA, IMPRINT_CRLS
 (comma-separated), IMPRINT_CERT_SUBJECT, IMPRINT_SCRIPTS, IMPRINT_BOOT_URL,
 IMPRINT_BOOT_MENU, IMPRINT_KERNEL_ARGS, IMPRINT_PXE, IMPRINT_PXE_INTERFACE,
-IMPRINT_PXE_ADDRESS, IMPRINT_AUDIT_SYSLOG, IMPRINT_CONFIG.
+IMPRINT_PXE_ADDRESS, IMPRINT_AUDIT_SYSLOG, IMPRINT_MAX_CONNS,
+IMPRINT_MAX_CONNS_PER_ADDR, IMPRINT_CONFIG.
 
 Config file: either a JSON object or "key = value" lines; keys are the flag
 names (data, listen, boot-listen, cert-host, public-url, trusted-proxy,
 log-format, log-level, client-ca, crl, cert-subject, scripts, boot-url,
-boot-menu, kernel-args, pxe, pxe-interface, pxe-address, audit-syslog). Blank lines and lines starting with # are ignored;
+boot-menu, kernel-args, pxe, pxe-interface, pxe-address, audit-syslog,
+max-conns, max-conns-per-addr). Blank lines and lines starting with # are ignored;
 cert-host, trusted-proxy and crl may repeat or hold comma-separated values
 (in JSON: a string or an array of strings). Example:
 
@@ -79,6 +87,7 @@ type serverFlags struct {
 	clientCA, certSubject, scripts, bootURL, bootMenu, kernelArgs optString
 	auditSyslog                                                   optString
 	pxe, pxeInterface, pxeAddress                                 optString
+	maxConns, maxConnsPerAddr                                     optString
 	certHosts, trustedProxies, crls                               listFlag
 }
 
@@ -129,6 +138,8 @@ func serverConfig(data optString, fl serverFlags, getenv func(string) string, re
 		{"IMPRINT_PXE_INTERFACE", "pxe-interface"},
 		{"IMPRINT_PXE_ADDRESS", "pxe-address"},
 		{"IMPRINT_AUDIT_SYSLOG", "audit-syslog"},
+		{"IMPRINT_MAX_CONNS", "max-conns"},
+		{"IMPRINT_MAX_CONNS_PER_ADDR", "max-conns-per-addr"},
 	}
 	for _, e := range envs {
 		if v := getenv(e.name); v != "" {
@@ -148,6 +159,7 @@ func serverConfig(data optString, fl serverFlags, getenv func(string) string, re
 		{"boot-url", fl.bootURL}, {"boot-menu", fl.bootMenu}, {"kernel-args", fl.kernelArgs},
 		{"pxe", fl.pxe}, {"pxe-interface", fl.pxeInterface}, {"pxe-address", fl.pxeAddress},
 		{"audit-syslog", fl.auditSyslog},
+		{"max-conns", fl.maxConns}, {"max-conns-per-addr", fl.maxConnsPerAddr},
 	} {
 		if f.v.set {
 			if err := setConfig(&cfg, f.key, []string{f.v.value}, "--"+f.key); err != nil {
@@ -178,6 +190,17 @@ func setConfig(cfg *server.Config, key string, values []string, where string) er
 			return "", fmt.Errorf("config: %s: %s is given %d times", where, key, len(values))
 		}
 		return strings.TrimSpace(values[0]), nil
+	}
+	number := func() (int, error) { // Validate checks the range
+		v, err := one()
+		if err != nil {
+			return 0, err
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return 0, fmt.Errorf("config: %s: %s: %q is not a whole number", where, key, v)
+		}
+		return n, nil
 	}
 	var err error
 	switch key {
@@ -226,8 +249,12 @@ func setConfig(cfg *server.Config, key string, values []string, where string) er
 		cfg.PXEServerIP, err = one()
 	case "audit-syslog":
 		cfg.AuditSyslog, err = one()
+	case "max-conns":
+		cfg.Limits.MaxConns, err = number()
+	case "max-conns-per-addr":
+		cfg.Limits.MaxConnsPerAddr, err = number()
 	default:
-		return fmt.Errorf("config: %s: unknown key %q (known: data, listen, boot-listen, cert-host, public-url, trusted-proxy, log-format, log-level, client-ca, crl, cert-subject, scripts, boot-url, boot-menu, kernel-args, pxe, pxe-interface, pxe-address, audit-syslog)", where, key)
+		return fmt.Errorf("config: %s: unknown key %q (known: data, listen, boot-listen, cert-host, public-url, trusted-proxy, log-format, log-level, client-ca, crl, cert-subject, scripts, boot-url, boot-menu, kernel-args, pxe, pxe-interface, pxe-address, audit-syslog, max-conns, max-conns-per-addr)", where, key)
 	}
 	return err
 }
@@ -359,6 +386,8 @@ func serverFlagSet(a *app) (*flags, *serverFlags) {
 	fs.Var(&boolOpt{&fl.pxe}, "pxe", "")
 	fs.Var(&fl.pxeInterface, "pxe-interface", "")
 	fs.Var(&fl.pxeAddress, "pxe-address", "")
+	fs.Var(&fl.maxConns, "max-conns", "")
+	fs.Var(&fl.maxConnsPerAddr, "max-conns-per-addr", "")
 	return fs, &fl
 }
 

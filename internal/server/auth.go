@@ -16,6 +16,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/auth"
 	"github.com/imprint-osd/imprint/internal/auth/entra"
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/netlimit"
 )
 
 // securitySettingKey holds the admin's client-authentication choices that
@@ -235,8 +236,8 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) error {
 	r.Body = http.MaxBytesReader(w, r.Body, maxAuthBody)
 	decErr := decodeJSON(w, r, &req)
 	var mbe *http.MaxBytesError
-	if errors.As(decErr, &mbe) {
-		return decErr // 413: says nothing about any credential
+	if errors.As(decErr, &mbe) || errors.Is(decErr, netlimit.ErrSlowBody) {
+		return decErr // 413 or 408: says nothing about any credential, costs no Argon2
 	}
 	src := s.clientIP(r)
 	dev := ""

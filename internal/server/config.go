@@ -58,6 +58,9 @@ type Config struct {
 	// PasscodeArgon2 overrides the Argon2id cost (tests use a cheap one);
 	// zero means auth.DefaultArgon2Params.
 	PasscodeArgon2 auth.Argon2Params
+	// Limits bound what clients may hold on the listeners (limits.go).
+	Limits Limits
+
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout time.Duration
 	// RunLostAfter marks a run lost when its agent is silent this long.
@@ -78,6 +81,7 @@ func DefaultConfig() Config {
 		ShutdownTimeout: 15 * time.Second,
 		RunLostAfter:    30 * time.Minute,
 		BootMenu:        true,
+		Limits:          DefaultLimits(),
 	}
 }
 
@@ -97,6 +101,9 @@ func (c Config) Validate() error {
 		}
 	}
 	if err := c.validatePXE(); err != nil {
+		return err
+	}
+	if err := c.Limits.validate(); err != nil {
 		return err
 	}
 	if c.AuditSyslog != "" {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/netlimit"
 )
 
 // maxDocumentBytes bounds every JSON request body; content uploads are
@@ -54,10 +55,17 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.As(err, &mbe) {
 		err = deploy.Errorf(deploy.KindTooLarge, "request body is larger than %d bytes", mbe.Limit)
 	}
+	slow := errors.Is(err, netlimit.ErrSlowBody)
+	if slow {
+		err = deploy.Errorf(deploy.KindInvalid, "%v", err)
+	}
 	kind := deploy.ErrorKind(err)
 	status, ok := statusOf[kind]
 	if !ok {
 		status, kind = http.StatusInternalServerError, deploy.KindInternal
+	}
+	if slow {
+		status = http.StatusRequestTimeout // the connection is closed after it
 	}
 	body := errorBody{Error: errorDetail{Code: kind, Message: deploy.ErrorMessage(err)}}
 	var de *deploy.Error
@@ -87,7 +95,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	dec := json.NewDecoder(body)
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		if errors.As(err, &mbe) || errors.Is(err, netlimit.ErrSlowBody) {
 			return err
 		}
 		if errors.Is(err, io.EOF) {

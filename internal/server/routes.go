@@ -9,7 +9,7 @@ func (s *Server) apiRoutes() http.Handler {
 	mux.Handle("GET /v1/time", s.adapt(s.handleTime))
 	mux.Handle("GET /v1/auth/methods", s.adapt(s.handleAuthMethods))
 	mux.Handle("POST /v1/auth/token", s.adapt(s.handleToken))
-	bearer := func(h handlerFunc) http.Handler { return s.adapt(s.requireSession(h)) }
+	bearer := func(h handlerFunc) http.Handler { return s.adapt(s.requireSession(vouchSession(h))) }
 	mux.Handle("GET /v1/tasksequences", bearer(s.machineListTS))
 	mux.Handle("GET /v1/tasksequences/{id}/versions/{no}", bearer(s.machineGetTS))
 	mux.Handle("GET /v1/stepdefs/{id}", bearer(s.machineGetStepDef))
@@ -21,7 +21,7 @@ func (s *Server) apiRoutes() http.Handler {
 	mux.Handle("POST /v1/runs/{id}/events", bearer(s.machineRunEvents))
 	mux.Handle("POST /v1/runs/{id}/logs", bearer(s.machineRunLogs))
 	mux.Handle("POST /v1/runs/{id}/server-script", bearer(s.machineServerScript))
-	mux.Handle("/admin/v1/", s.requireAdminToken(s.auditChanges(s.adminMux(false))))
+	mux.Handle("/admin/v1/", s.requireAdminToken(vouch(s.auditChanges(s.adminMux(false)))))
 	return s.recoverer(mux)
 }
 

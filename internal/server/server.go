@@ -21,6 +21,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/auth/cert"
 	"github.com/imprint-osd/imprint/internal/content"
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/netlimit"
 	"github.com/imprint-osd/imprint/internal/store/sqlite"
 )
 
@@ -56,6 +57,7 @@ type Server struct {
 	imports sync.Mutex
 
 	apiLn, bootLn, adminLn net.Listener
+	apiLim, bootLim        *netlimit.Listener // apiLn, bootLn with their caps
 	api, boot, admin       *http.Server
 }
 
@@ -110,26 +112,26 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	if s.adminLn, err = listenSocket(SocketPath(cfg.DataDir)); err != nil {
 		return nil, fmt.Errorf("admin socket: %w", err)
 	}
+	lim := cfg.Limits.fit(netlimit.RaiseNoFile(), log)
+	vouched := netlimit.NewAddrSet(1 << 16)
+	s.apiLim = netlimit.NewListener(s.apiLn, lim.netConfig(vouched, cfg.TrustedProxies))
+	s.bootLim = netlimit.NewListener(s.bootLn, lim.netConfig(vouched, cfg.TrustedProxies))
+	adminLim := netlimit.NewListener(s.adminLn, netlimit.Config{WriteStall: lim.Stall})
+	s.apiLn, s.bootLn, s.adminLn = s.apiLim, s.bootLim, adminLim
 
 	tlsCfg := &tls.Config{
 		MinVersion:   tls.VersionTLS12,
 		Certificates: []tls.Certificate{s.tls.Certificate},
 	}
 	tlsCfg = s.clientCertTLS(tlsCfg)
-	s.api = &http.Server{
-		Handler:           s.apiRoutes(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10, // a bearer token and a few headers; Go's default is 1 MiB
-		TLSConfig:         tlsCfg,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
+	s.api = lim.httpServer(s.apiRoutes(), s.apiLim, apiMaxHeaderBytes, log)
+	s.api.TLSConfig = tlsCfg
 	bootMux, err := s.bootRoutes()
 	if err != nil {
 		return nil, fmt.Errorf("boot: %w", err)
 	}
-	s.boot = &http.Server{Handler: bootMux, ReadHeaderTimeout: 10 * time.Second}
-	s.admin = &http.Server{Handler: s.adminRoutes(), ReadHeaderTimeout: 10 * time.Second}
+	s.boot = lim.httpServer(bootMux, s.bootLim, bootMaxHeaderBytes, log)
+	s.admin = lim.httpServer(s.adminRoutes(), adminLim, apiMaxHeaderBytes, log)
 	startup := map[string]string{"api": s.apiLn.Addr().String(), "caSHA256": s.CAFingerprint()}
 	if m, err := s.authMethods(ctx, ""); err == nil {
 		startup["methods"] = strings.Join(m.Methods, ",")

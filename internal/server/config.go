@@ -58,6 +58,10 @@ type Config struct {
 	// PasscodeArgon2 overrides the Argon2id cost (tests use a cheap one);
 	// zero means auth.DefaultArgon2Params.
 	PasscodeArgon2 auth.Argon2Params
+	// Throttle overrides the login throttle's settings; zero fields take
+	// auth.DefaultThrottleConfig's. Tests inject a clock through it (its
+	// Now also times the aggregated refusal records).
+	Throttle auth.ThrottleConfig
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout time.Duration
 	// RunLostAfter marks a run lost when its agent is silent this long.

@@ -276,6 +276,7 @@ func TestThrottleAnonymousSuccessBuysNoGuesses(t *testing.T) {
 		}
 		clock.Advance(150 * time.Millisecond)
 	}
+	t.Logf("%d guesses evaluated in 30 s between anonymous logins", guesses)
 	// 5 free, then 1+2+4+8 s of backoff fit 4 more in 30 s.
 	if guesses > 9 {
 		t.Errorf("%d guesses in 30 s between anonymous logins, want at most 9", guesses)

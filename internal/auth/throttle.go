@@ -66,7 +66,9 @@ func DefaultThrottleConfig() ThrottleConfig {
 // the burst and then gets one guess every 36 s in all. A source that has
 // proved a credential before and has no failure on record is known good
 // and does not wait for the budget, so technicians at known machines log
-// in at once during such an attack.
+// in at once during such an attack. The last tenth of the burst is kept
+// for sources that have not failed in KnownFor, so a technician at a new
+// address usually finds a token too.
 //
 // State is in memory only: a restart forgets it (documented trade-off,
 // security.md §9 item 5). Memory is bounded by MaxKeys per kind, evicting
@@ -213,7 +215,11 @@ func (t *Throttle) Begin(source, device string) (*Attempt, time.Duration) {
 	}
 	known := !failed && (src == nil || src.inflight == 0) && t.isKnown(key, now)
 	if !known {
-		wait = max(wait, t.budgetWait(now))
+		need := 1.0
+		if src != nil && !src.lastFailure.IsZero() && now.Sub(src.lastFailure) < t.cfg.KnownFor {
+			need += t.reserve() // the last tokens are kept for sources that have not failed
+		}
+		wait = max(wait, t.budgetWait(now, need))
 	}
 	if wait > 0 {
 		return nil, wait
@@ -267,13 +273,20 @@ func (t *Throttle) refill(now time.Time) {
 	t.lastRefill = now
 }
 
-// budgetWait is how long until the global budget holds a whole token.
-func (t *Throttle) budgetWait(now time.Time) time.Duration {
+// reserve is how many tokens of the global budget only sources that have
+// not failed within KnownFor may spend: a tenth of the burst (10). An
+// attack from addresses that have failed spends the rest; a technician
+// at a new address still finds a token, unless the attacker keeps
+// bringing fresh addresses (each is clean for its first guess only).
+func (t *Throttle) reserve() float64 { return float64(int(t.burst()) / 10) }
+
+// budgetWait is how long until the global budget holds need tokens.
+func (t *Throttle) budgetWait(now time.Time, need float64) time.Duration {
 	t.refill(now)
-	if t.tokens >= 1 {
+	if t.tokens >= need {
 		return 0
 	}
-	return max(time.Duration((1-t.tokens)/t.rate()*float64(time.Second)), time.Millisecond)
+	return max(time.Duration((need-t.tokens)/t.rate()*float64(time.Second)), time.Millisecond)
 }
 
 // giveBack returns a token an attempt held but did not spend.

@@ -440,8 +440,9 @@ func TestThrottleAdmitHoldsNoPlace(t *testing.T) {
 // while off, malformed bodies: Begin) with Entra tokens that do not
 // (Admit). No rolling hour evaluates more failed guesses than
 // GlobalHourlyLimit, yet the budget keeps flowing (nobody is locked out
-// for good), and a technician at an address that proved the passcode
-// before gets in at the first try every time.
+// for good); a technician at an address that proved the passcode before
+// gets in at the first try every time, and so does one at a new address
+// (the reserve kept for clean sources).
 func TestThrottleManySourcesSimulatedHours(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
@@ -468,7 +469,7 @@ func TestThrottleManySourcesSimulatedHours(t *testing.T) {
 			for a := range 50 {
 				srcs[a], devs[a] = fmt.Sprintf("127.0.0.%d", a+1), fmt.Sprintf("4c4c4544-%04d", a)
 			}
-			techTries, techRefused := 0, 0
+			techTries, techRefused, newRefused := 0, 0, 0
 			for sec := 0; sec < seconds; sec += 2 {
 				for a := range 50 {
 					src, dev := srcs[a], devs[a]
@@ -491,6 +492,14 @@ func TestThrottleManySourcesSimulatedHours(t *testing.T) {
 						techRefused++
 						t.Logf("technician refused at %ds (wait %s)", sec, wait)
 					}
+					// and a colleague at an address never seen before,
+					// after the attackers had their go this second.
+					if att, wait := th.Begin(fmt.Sprintf("198.51.100.%d", 100+techTries), ""); att != nil {
+						att.Succeed()
+					} else {
+						newRefused++
+						t.Logf("technician at a new address refused at %ds (wait %s)", sec, wait)
+					}
 				}
 				clock.Advance(2 * time.Second)
 			}
@@ -502,8 +511,8 @@ func TestThrottleManySourcesSimulatedHours(t *testing.T) {
 			for start := 0; start+3600 <= seconds; start++ {
 				worst = max(worst, sum[start+3600]-sum[start])
 			}
-			t.Logf("evaluated failed guesses: %d in the first hour, at most %d in any rolling hour (cap %d); technician refused %d of %d",
-				first, worst, cfg.GlobalHourlyLimit, techRefused, techTries)
+			t.Logf("evaluated failed guesses: %d in the first hour, at most %d in any rolling hour (cap %d); technician refused %d of %d, at a new address %d of %d",
+				first, worst, cfg.GlobalHourlyLimit, techRefused, techTries, newRefused, techTries)
 			if worst > cfg.GlobalHourlyLimit {
 				t.Errorf("%d failed guesses evaluated in one rolling hour, cap %d", worst, cfg.GlobalHourlyLimit)
 			}
@@ -514,6 +523,9 @@ func TestThrottleManySourcesSimulatedHours(t *testing.T) {
 			}
 			if techRefused > 0 {
 				t.Errorf("the technician at a known-good address was refused %d of %d times", techRefused, techTries)
+			}
+			if newRefused > 0 {
+				t.Errorf("a technician at a new address was refused %d of %d times: the clean reserve did not hold", newRefused, techTries)
 			}
 		})
 	}

@@ -71,8 +71,8 @@ func post(t *testing.T, ts *testServer, c *http.Client, body string) (int, strin
 // anonymous while it is off, malformed bodies (all three run Argon2) and
 // Entra ID with bad tokens (which does not). Failed guesses evaluated
 // (the 401s of requests that ran Argon2) stay at or under the global cap,
-// and a technician at an address that logged in before gets in at the
-// first try every five minutes.
+// and every five minutes a technician at an address that logged in before
+// gets in at the first try, and so does one at a new address.
 func TestThrottleManyAddressesMixedMethodsOverAnHour(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a simulated hour of 50 addresses (several seconds)")
@@ -111,7 +111,7 @@ func TestThrottleManyAddressesMixedMethodsOverAnHour(t *testing.T) {
 	}
 	const step, rounds = time.Minute, 60 // one hour: every address tries once a minute
 	var evaluated, entraFailed, refused atomic.Int64
-	techTries, techRefused := 0, 0
+	techTries, techRefused, newRefused := 0, 0, 0
 	for round := range rounds {
 		var wg sync.WaitGroup
 		for i, c := range attackers {
@@ -140,17 +140,25 @@ func TestThrottleManyAddressesMixedMethodsOverAnHour(t *testing.T) {
 				techRefused++
 				t.Logf("technician refused at %s: %d, Retry-After %s", time.Duration(round)*step, got, retry)
 			}
+			// and a colleague at an address the server has never seen
+			if got, retry := post(t, ts, ts.clientFrom(fmt.Sprintf("127.0.0.%d", 100+techTries)), techLogin); got != 200 {
+				newRefused++
+				t.Logf("technician at a new address refused at %s: %d, Retry-After %s", time.Duration(round)*step, got, retry)
+			}
 		}
 		clock.Advance(step)
 	}
 	limit := auth.DefaultThrottleConfig().GlobalHourlyLimit
-	t.Logf("50 addresses, 1 h: %d failed guesses evaluated (cap %d), %d Entra failures, %d refused with 429; technician refused %d of %d",
-		evaluated.Load(), limit, entraFailed.Load(), refused.Load(), techRefused, techTries)
+	t.Logf("50 addresses, 1 h: %d failed guesses evaluated (cap %d), %d Entra failures, %d refused with 429; technician refused %d of %d, at a new address %d of %d",
+		evaluated.Load(), limit, entraFailed.Load(), refused.Load(), techRefused, techTries, newRefused, techTries)
 	if n := evaluated.Load(); n > int64(limit) {
 		t.Errorf("%d failed guesses evaluated in an hour, cap %d", n, limit)
 	}
 	if techRefused > 0 {
 		t.Errorf("the technician at a known-good address was refused %d of %d times", techRefused, techTries)
+	}
+	if newRefused > 0 {
+		t.Errorf("a technician at a new address was refused %d of %d times", newRefused, techTries)
 	}
 }
 

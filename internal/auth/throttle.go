@@ -1,9 +1,7 @@
 package auth
 
 import (
-	"container/list"
 	"fmt"
-	"net/netip"
 	"sync"
 	"time"
 )
@@ -17,7 +15,7 @@ type ThrottleConfig struct {
 	Forget       time.Duration // a key with no failure for this long starts afresh (1h)
 
 	HourlyLimit int           // evaluated failures per source per Window (100)
-	Window      time.Duration // rolling window of HourlyLimit (1h)
+	Window      time.Duration // rolling window of HourlyLimit and GlobalHourlyLimit (1h)
 
 	GlobalLimit  int           // failures across all keys per GlobalWindow before Alert (50)
 	GlobalWindow time.Duration // (1m)
@@ -25,7 +23,19 @@ type ThrottleConfig struct {
 	// failures exceed GlobalLimit; the server writes an audit alert.
 	Alert func(failures int, window time.Duration)
 
-	MaxKeys int              // tracked sources and, separately, devices (100,000 each)
+	// GlobalHourlyLimit caps the guesses (attempts admitted by Begin)
+	// that fail, across all sources not known to be good, in any Window
+	// (200). Half of it may be spent at once; the rest is handed out
+	// evenly, one guess every 2·Window/GlobalHourlyLimit (36 s): the small
+	// global delay an attack from many addresses meets once it has used
+	// the burst, while known-good sources go straight through.
+	GlobalHourlyLimit int
+	// KnownFor is how long a source that proved a credential (not an
+	// anonymous login) stays known good (7 days). A known-good source
+	// with no failure on record skips the global delay.
+	KnownFor time.Duration
+
+	MaxKeys int              // tracked sources, devices and known-good sources (100,000 each)
 	Now     func() time.Time // clock; time.Now when nil
 }
 
@@ -35,27 +45,46 @@ func DefaultThrottleConfig() ThrottleConfig {
 		FreeFailures: 5, BaseDelay: time.Second, MaxDelay: 15 * time.Minute, Forget: time.Hour,
 		HourlyLimit: 100, Window: time.Hour,
 		GlobalLimit: 50, GlobalWindow: time.Minute,
+		GlobalHourlyLimit: 200, KnownFor: 7 * 24 * time.Hour,
 		MaxKeys: 100_000,
 	}
 }
 
 // Throttle slows down passcode guessing without ever locking anyone out
-// (security.md §2.3.4). Failures are counted per source address and per
-// claimed device id: after FreeFailures the key must wait BaseDelay,
-// doubling per failure up to MaxDelay; a source gets at most HourlyLimit
-// evaluated failures per rolling Window. A success resets the source and
-// the device, so a technician elsewhere is never affected by an attack.
+// (security.md §2.3.4). Failures are counted per source address: after
+// FreeFailures the source must wait BaseDelay, doubling per failure up to
+// MaxDelay, and it gets at most HourlyLimit evaluated failures per rolling
+// Window. A success resets nothing, so succeeding at an easy method
+// (anonymous, or a colleague behind the same NAT) buys no guesses.
+//
+// A claimed device id is a second key, but its failures delay only
+// sources that have failed themselves: anyone can claim a device id, so
+// a clean source is never held up by failures others made in its name.
+//
+// Across sources, guesses draw on a global budget (GlobalHourlyLimit, a
+// token bucket holding half of it): an attack from many addresses spends
+// the burst and then gets one guess every 36 s in all. A source that has
+// proved a credential before and has no failure on record is known good
+// and does not wait for the budget, so technicians at known machines log
+// in at once during such an attack. The last tenth of the burst is kept
+// for sources that have not failed in KnownFor, so a technician at a new
+// address usually finds a token too.
 //
 // State is in memory only: a restart forgets it (documented trade-off,
 // security.md §9 item 5). Memory is bounded by MaxKeys per kind, evicting
-// the least recently failed key; sources and devices are kept apart so
-// that inventing device ids cannot evict a source's record.
+// the least recently used key; sources, devices and known-good sources
+// are kept apart so that inventing device ids or failing from many
+// addresses cannot evict a source's record or a known-good one.
 type Throttle struct {
 	cfg ThrottleConfig
 
 	mu      sync.Mutex
 	sources keyTable
 	devices keyTable
+	known   keyTable // sources that proved a credential; lastSuccess set
+
+	tokens     float64 // global budget left (≤ burst)
+	lastRefill time.Time
 
 	globalStart   time.Time
 	globalCount   int
@@ -74,6 +103,7 @@ func NewThrottle(cfg ThrottleConfig) (*Throttle, error) {
 		{"FreeFailures", &cfg.FreeFailures, def.FreeFailures},
 		{"HourlyLimit", &cfg.HourlyLimit, def.HourlyLimit},
 		{"GlobalLimit", &cfg.GlobalLimit, def.GlobalLimit},
+		{"GlobalHourlyLimit", &cfg.GlobalHourlyLimit, def.GlobalHourlyLimit},
 		{"MaxKeys", &cfg.MaxKeys, def.MaxKeys},
 	} {
 		if *f.v < 0 {
@@ -93,6 +123,7 @@ func NewThrottle(cfg ThrottleConfig) (*Throttle, error) {
 		{"Forget", &cfg.Forget, def.Forget},
 		{"Window", &cfg.Window, def.Window},
 		{"GlobalWindow", &cfg.GlobalWindow, def.GlobalWindow},
+		{"KnownFor", &cfg.KnownFor, def.KnownFor},
 	} {
 		if *f.v < 0 {
 			return nil, fmt.Errorf("throttle config: %s must not be negative", f.name)
@@ -104,27 +135,44 @@ func NewThrottle(cfg ThrottleConfig) (*Throttle, error) {
 	if cfg.MaxDelay < cfg.BaseDelay {
 		return nil, fmt.Errorf("throttle config: MaxDelay %s is less than BaseDelay %s", cfg.MaxDelay, cfg.BaseDelay)
 	}
+	if cfg.GlobalHourlyLimit < 2 {
+		return nil, fmt.Errorf("throttle config: GlobalHourlyLimit must be at least 2, got %d", cfg.GlobalHourlyLimit)
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	t := &Throttle{cfg: cfg}
 	t.sources.init()
 	t.devices.init()
+	t.known.init()
+	t.tokens, t.lastRefill = t.burst(), cfg.Now()
 	return t, nil
+}
+
+// burst is the global budget's capacity: half the hourly limit; the other
+// half refills over the Window, so no Window spends more than the limit.
+func (t *Throttle) burst() float64 { return float64(t.cfg.GlobalHourlyLimit / 2) }
+
+// rate is the refill in tokens per second.
+func (t *Throttle) rate() float64 {
+	return float64(t.cfg.GlobalHourlyLimit-t.cfg.GlobalHourlyLimit/2) / t.cfg.Window.Seconds()
 }
 
 // Allow reports whether an attempt from source claiming device may be
 // evaluated now; if not, retryAfter (> 0) says how long to wait (the 429
-// Retry-After). It is asked before any Argon2 work. device may be "".
+// Retry-After). It applies the source's backoff and window, and the
+// device's backoff if the source has failed itself; not the global
+// budget, which only guesses (Begin) draw on. device may be "".
 func (t *Throttle) Allow(source, device string) (ok bool, retryAfter time.Duration) {
 	now := t.cfg.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var wait time.Duration
-	if e := t.sources.get(sourceKey(source)); e != nil {
-		wait = max(wait, t.backoffWait(e, now), t.windowWait(e, now))
+	src := t.sources.get(sourceKey(source))
+	if src != nil {
+		wait = max(wait, t.backoffWait(src, now), t.windowWait(src, now))
 	}
-	if device != "" {
+	if device != "" && t.hasFailed(src, now) {
 		if e := t.devices.get(device); e != nil {
 			wait = max(wait, t.backoffWait(e, now))
 		}
@@ -132,55 +180,119 @@ func (t *Throttle) Allow(source, device string) (ok bool, retryAfter time.Durati
 	return wait <= 0, wait
 }
 
-// Attempt is an attempt admitted by Begin. Exactly one of Fail, Succeed
-// or Abandon ends it; later calls do nothing.
+// Attempt is an attempt admitted by Begin or Admit. Exactly one of Fail,
+// Succeed, Pass, Busy or Abandon ends it; later calls do nothing.
 type Attempt struct {
 	t              *Throttle
 	source, device string
 	ended          bool
 	free           bool // admitted by Admit: holds no place
+	token          bool // holds a token of the global budget
 }
 
-// Begin is Allow for an attempt about to be evaluated, made atomic: the
-// admitted attempt counts as a failure in every other decision until it
-// ends, so parallel guesses cannot all slip through a check meant to let
-// them through one at a time (security.md PC-6). Refused, it returns nil
-// and the wait (> 0).
+// Begin admits a guess (an attempt that runs Argon2: a passcode, or a
+// refusal made to cost the same) atomically: the admitted attempt counts
+// as a failure in every other decision until it ends, so parallel
+// guesses cannot all slip through a check meant to let them through one
+// at a time (security.md PC-6), and unless the source is known good it
+// holds a token of the global budget. Refused, it returns nil and the
+// wait (> 0).
 func (t *Throttle) Begin(source, device string) (*Attempt, time.Duration) {
 	now := t.cfg.Now()
+	key := sourceKey(source)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var wait time.Duration
-	src := t.sources.get(sourceKey(source))
+	src := t.sources.get(key)
 	if src != nil {
 		wait = max(wait, t.pendingWait(src, now, true))
 	}
-	var dev *keyState
-	if device != "" {
-		if dev = t.devices.get(device); dev != nil {
+	failed := t.hasFailed(src, now)
+	if device != "" && failed {
+		if dev := t.devices.get(device); dev != nil {
 			wait = max(wait, t.pendingWait(dev, now, false))
 		}
+	}
+	known := !failed && (src == nil || src.inflight == 0) && t.isKnown(key, now)
+	if !known {
+		need := 1.0
+		if src != nil && !src.lastFailure.IsZero() && now.Sub(src.lastFailure) < t.cfg.KnownFor {
+			need += t.reserve() // the last tokens are kept for sources that have not failed
+		}
+		wait = max(wait, t.budgetWait(now, need))
 	}
 	if wait > 0 {
 		return nil, wait
 	}
-	t.sources.touch(sourceKey(source), t.cfg.MaxKeys).inflight++
+	t.sources.touch(key, t.cfg.MaxKeys).inflight++
 	if device != "" {
 		t.devices.touch(device, t.cfg.MaxKeys).inflight++
 	}
-	return &Attempt{t: t, source: source, device: device}, 0
+	if !known {
+		t.tokens--
+	}
+	return &Attempt{t: t, source: source, device: device, token: !known}, 0
 }
 
 // Admit is Begin for attempts at something that cannot usefully be
-// guessed (a certificate, an Entra token, a 256-bit admin token): it
-// applies the backoff and window of earlier failures and counts this
-// attempt's outcome, but does not hold a place while it runs, so many
-// machines behind one address may log in at once.
+// guessed and costs no Argon2 (a certificate, an Entra token, a 256-bit
+// admin token): it applies the backoff and window of earlier failures and
+// counts this attempt's outcome, but holds no place and no global token,
+// so many machines behind one address may log in at once.
 func (t *Throttle) Admit(source, device string) (*Attempt, time.Duration) {
 	if ok, wait := t.Allow(source, device); !ok {
 		return nil, wait
 	}
 	return &Attempt{t: t, source: source, device: device, free: true}, 0
+}
+
+// hasFailed reports whether the source e has a failure on record: one in
+// its rolling window or a run of failures not yet forgotten.
+func (t *Throttle) hasFailed(e *keyState, now time.Time) bool {
+	if e == nil {
+		return false
+	}
+	if e.consecutive > 0 && now.Sub(e.lastFailure) < t.cfg.Forget {
+		return true
+	}
+	t.prune(e, now)
+	return len(e.buckets) > 0
+}
+
+// isKnown reports whether the source proved a credential within KnownFor.
+func (t *Throttle) isKnown(key string, now time.Time) bool {
+	e := t.known.get(key)
+	return e != nil && now.Sub(e.lastSuccess) < t.cfg.KnownFor
+}
+
+// refill adds the tokens earned since the last refill.
+func (t *Throttle) refill(now time.Time) {
+	if d := now.Sub(t.lastRefill); d > 0 {
+		t.tokens = min(t.burst(), t.tokens+d.Seconds()*t.rate())
+	}
+	t.lastRefill = now
+}
+
+// reserve is how many tokens of the global budget only sources that have
+// not failed within KnownFor may spend: a tenth of the burst (10). An
+// attack from addresses that have failed spends the rest; a technician
+// at a new address still finds a token, unless the attacker keeps
+// bringing fresh addresses (each is clean for its first guess only).
+func (t *Throttle) reserve() float64 { return float64(int(t.burst()) / 10) }
+
+// budgetWait is how long until the global budget holds need tokens.
+func (t *Throttle) budgetWait(now time.Time, need float64) time.Duration {
+	t.refill(now)
+	if t.tokens >= need {
+		return 0
+	}
+	return max(time.Duration((need-t.tokens)/t.rate()*float64(time.Second)), time.Millisecond)
+}
+
+// giveBack returns a token an attempt held but did not spend.
+func (t *Throttle) giveBack(now time.Time) {
+	t.refill(now)
+	t.tokens = min(t.burst(), t.tokens+1)
 }
 
 // pendingWait is the wait for e counting its in-flight attempts as
@@ -212,14 +324,27 @@ func (t *Throttle) pendingWait(e *keyState, now time.Time, windowed bool) time.D
 	return 0
 }
 
-// Fail records the attempt as an evaluated failure.
+// Fail records the attempt as an evaluated failure. A guess by a
+// known-good source (which held no token) still spends one if the
+// global budget has it.
 func (a *Attempt) Fail() { a.end(endFail) }
 
-// Succeed forgets the failures of the attempt's source and device.
+// Succeed records that the attempt proved a credential: the source
+// becomes known good. Earlier failures are not forgotten.
 func (a *Attempt) Succeed() { a.end(endSucceed) }
 
-// Abandon ends an attempt that was not evaluated (the server was busy):
-// it counts neither way.
+// Pass ends an attempt that succeeded without proving anything (an
+// anonymous login): it counts neither way and vouches for no one.
+func (a *Attempt) Pass() { a.end(endPass) }
+
+// Busy ends an attempt the server turned away unevaluated because the
+// Argon2 queue was full: it counts against the source and device like a
+// failure (the sender made the server work and may not retry for free),
+// but gives its global token back, as no guess was evaluated.
+func (a *Attempt) Busy() { a.end(endBusy) }
+
+// Abandon ends an attempt that was not evaluated through no doing of the
+// sender (a store error): it counts neither way.
 func (a *Attempt) Abandon() { a.end(endAbandon) }
 
 type attemptEnd int
@@ -228,6 +353,8 @@ const (
 	endAbandon attemptEnd = iota
 	endFail
 	endSucceed
+	endPass
+	endBusy
 )
 
 // end releases the reservation and records the outcome in one step under
@@ -254,9 +381,22 @@ func (a *Attempt) end(how attemptEnd) {
 	alert := 0
 	switch how {
 	case endFail:
+		if !a.free && !a.token {
+			if t.refill(now); t.tokens >= 1 {
+				t.tokens--
+			}
+		}
 		alert = t.failLocked(a.source, a.device, now)
+	case endBusy:
+		t.fail(t.sources.touch(sourceKey(a.source), t.cfg.MaxKeys), now, true)
+		if a.device != "" {
+			t.fail(t.devices.touch(a.device, t.cfg.MaxKeys), now, false)
+		}
 	case endSucceed:
-		t.successLocked(a.source, a.device)
+		t.known.touch(sourceKey(a.source), t.cfg.MaxKeys).lastSuccess = now
+	}
+	if a.token && how != endFail {
+		t.giveBack(now)
 	}
 	t.mu.Unlock()
 	if alert > 0 && t.cfg.Alert != nil {
@@ -264,7 +404,8 @@ func (a *Attempt) end(how attemptEnd) {
 	}
 }
 
-// Failure records an evaluated, failed attempt.
+// Failure records an evaluated, failed attempt that was not admitted by
+// Begin or Admit (a client certificate refused in the TLS handshake).
 func (t *Throttle) Failure(source, device string) {
 	now := t.cfg.Now()
 	t.mu.Lock()
@@ -285,33 +426,6 @@ func (t *Throttle) failLocked(source, device string, now time.Time) int {
 	return t.countGlobal(now)
 }
 
-// Success forgets the failures of source and device.
-func (t *Throttle) Success(source, device string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.successLocked(source, device)
-}
-
-// successLocked forgets source and device, keeping the count of attempts
-// still in flight for them. t.mu is held.
-func (t *Throttle) successLocked(source, device string) {
-	forget := func(k *keyTable, key string) {
-		e := k.get(key)
-		if e == nil {
-			return
-		}
-		if e.inflight == 0 {
-			k.remove(key)
-			return
-		}
-		*e = keyState{key: key, inflight: e.inflight}
-	}
-	forget(&t.sources, sourceKey(source))
-	if device != "" {
-		forget(&t.devices, device)
-	}
-}
-
 // Tracked returns how many sources and devices are tracked (for metrics
 // and tests of the memory bound).
 func (t *Throttle) Tracked() (sources, devices int) {
@@ -323,9 +437,10 @@ func (t *Throttle) Tracked() (sources, devices int) {
 // keyState is what is remembered of one key.
 type keyState struct {
 	key         string
-	consecutive int       // failures since the last success or quiet period
+	consecutive int       // failures since the last quiet period
 	inflight    int       // attempts admitted by Begin and not yet ended
 	lastFailure time.Time // for backoff and Forget
+	lastSuccess time.Time // known-good sources only
 	// window counts failures in buckets of Window/60 for the rolling limit
 	// (sources only): bucketStart[i] is the start of bucket i.
 	buckets     []int
@@ -406,65 +521,4 @@ func (t *Throttle) countGlobal(now time.Time) int {
 		return t.globalCount
 	}
 	return 0
-}
-
-// keyTable is a map with least-recently-failed eviction.
-type keyTable struct {
-	m     map[string]*list.Element
-	order *list.List // front = most recent; values are *keyState
-}
-
-func (k *keyTable) init() {
-	k.m = map[string]*list.Element{}
-	k.order = list.New()
-}
-
-func (k *keyTable) get(key string) *keyState {
-	if el, ok := k.m[key]; ok {
-		return el.Value.(*keyState)
-	}
-	return nil
-}
-
-// touch returns the state of key, creating it (and evicting the oldest
-// key beyond limit) if needed, and marks it most recent.
-func (k *keyTable) touch(key string, limit int) *keyState {
-	if el, ok := k.m[key]; ok {
-		k.order.MoveToFront(el)
-		return el.Value.(*keyState)
-	}
-	for len(k.m) >= limit {
-		old := k.order.Back()
-		k.order.Remove(old)
-		delete(k.m, old.Value.(*keyState).key)
-	}
-	e := &keyState{key: key}
-	k.m[key] = k.order.PushFront(e)
-	return e
-}
-
-func (k *keyTable) remove(key string) {
-	if el, ok := k.m[key]; ok {
-		k.order.Remove(el)
-		delete(k.m, key)
-	}
-}
-
-// sourceKey normalises a source address: IPv4 (also v4-mapped) as is,
-// IPv6 by its /64, since one host usually owns a whole /64. Anything else
-// (a host:port or a name) is used verbatim after stripping a port.
-func sourceKey(source string) string {
-	if ap, err := netip.ParseAddrPort(source); err == nil {
-		source = ap.Addr().String()
-	}
-	addr, err := netip.ParseAddr(source)
-	if err != nil {
-		return source
-	}
-	addr = addr.Unmap().WithZone("")
-	if addr.Is6() {
-		p, _ := addr.Prefix(64)
-		return p.String()
-	}
-	return addr.String()
 }

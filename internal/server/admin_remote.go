@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -39,8 +38,7 @@ func (s *Server) requireAdminToken(next http.Handler) http.Handler {
 		src := s.clientIP(r)
 		att, wait := s.throttle.Admit(src, "") // 256-bit tokens: parallel requests are fine
 		if att == nil {
-			w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(wait.Seconds()))))
-			return deploy.Errorf(deploy.KindThrottled, "too many failed attempts; try again in %s", wait.Round(time.Second))
+			return s.refuse(w, "admin.token", src, wait)
 		}
 		defer att.Abandon()
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")

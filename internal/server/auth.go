@@ -9,11 +9,13 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/imprint-osd/imprint/internal/auth"
+	"github.com/imprint-osd/imprint/internal/auth/cert"
 	"github.com/imprint-osd/imprint/internal/auth/entra"
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/netlimit"
@@ -227,69 +229,78 @@ var errAuthFailed = auth.ErrBadPasscode
 const maxAuthBody = 8 << 10
 
 // handleToken authenticates a client by one method and mints a session.
-// Every method goes through the throttle: a failure of any kind counts
-// against the source and the claimed device, and an attempt is admitted
-// only while the attempts in flight leave room (security.md PC-6, PC-7).
+// Every request that makes the server work goes through the throttle:
+// one that will run Argon2 (a passcode, or the equal-cost refusal of
+// malformed input, an unknown method or a mode that is off) is a guess
+// and holds a place and a global token while it runs; the others only
+// meet the backoff of earlier failures. A failure of any kind counts
+// against the source (security.md PC-6, PC-7). A refusal costs O(1) and
+// writes nothing per request (s.refuse).
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
+	src := s.clientIP(r)
+	// A source already waiting out its backoff is refused before its body
+	// is read.
+	if ok, wait := s.throttle.Allow(src, ""); !ok {
+		return s.refuse(w, "auth.attempt", src, wait)
+	}
 	var req tokenRequest
 	r.Body = http.MaxBytesReader(w, r.Body, maxAuthBody)
 	decErr := decodeJSON(w, r, &req)
 	var mbe *http.MaxBytesError
-	if errors.As(decErr, &mbe) || errors.Is(decErr, netlimit.ErrSlowBody) {
-		return decErr // 413 or 408: says nothing about any credential, costs no Argon2
+	if errors.As(decErr, &mbe) {
+		s.throttle.Failure(src, "") // read 8 KiB for nothing: counts
+		return decErr               // 413: says nothing about any credential
 	}
-	src := s.clientIP(r)
+	if errors.Is(decErr, netlimit.ErrSlowBody) {
+		return decErr // 408: the connection is cut; costs no Argon2
+	}
 	dev := ""
 	if decErr == nil {
 		dev = deviceID(&req.Device)
 	}
+	sec, err := s.security(ctx)
+	if err != nil {
+		return err
+	}
+	var certID *cert.Identity
+	if decErr == nil && req.Method == auth.MethodCertificate && s.certs != nil && r.TLS != nil {
+		certID, _ = s.certs.Identity(*r.TLS)
+	}
 	audit := &deploy.AuditEvent{Action: "auth.attempt", Source: src, DeviceID: dev,
 		Details: map[string]string{"method": req.Method}}
-	// A passcode can be guessed: its attempts hold a place while Argon2
-	// runs. The other methods only meet the backoff of earlier failures,
-	// so a lab of machines behind one address can log in at once.
 	begin := s.throttle.Admit
-	if decErr != nil || req.Method == auth.MethodPasscode || req.Method == "" {
+	if s.runsArgon2(decErr, req.Method, sec, src, certID) {
 		begin = s.throttle.Begin
 	}
 	att, wait := begin(src, dev)
 	if att == nil {
-		w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(wait.Seconds()))))
-		audit.Outcome = auth.OutcomeThrottled
-		s.record(ctx, audit)
-		return deploy.Errorf(deploy.KindThrottled, "too many failed attempts; try again in %s", wait.Round(time.Second))
+		return s.refuse(w, "auth.attempt", src, wait)
 	}
 	defer att.Abandon() // ends an attempt nothing below ended (a store error)
 
 	sess := &deploy.Session{Method: req.Method, DeviceID: dev, Source: src}
-	var err error
 	switch {
 	case decErr != nil:
 		// Malformed input costs the same as a wrong passcode.
-		s.passcodes.Refuse(ctx, "")
-		err = errAuthFailed
+		err = s.passcodes.Refuse(ctx, "")
 		audit.Details["reason"] = "malformed request"
 	case req.Method == auth.MethodPasscode:
-		if sec, serr := s.security(ctx); serr != nil {
-			err = serr
-		} else if !s.passcodeAllowed(sec) {
+		if !s.passcodeAllowed(sec) {
 			// Refused like a wrong passcode, after the same work.
-			s.passcodes.Refuse(ctx, "")
-			err = errAuthFailed
+			err = s.passcodes.Refuse(ctx, "")
 			audit.Details["reason"] = "passcode not allowed while a stronger mode is on"
 		} else {
-			err = s.checkPasscode(ctx, w, req.Passcode, sess)
+			err = s.checkPasscode(ctx, req.Passcode, sess)
 		}
 	case req.Method == auth.MethodAnonymous:
-		err = s.checkAnonymous(ctx, src, audit)
+		err = s.checkAnonymous(ctx, sec, src, audit)
 	case req.Method == auth.MethodEntra:
-		err = s.checkEntra(ctx, req.AccessToken, sess, audit)
+		err = s.checkEntra(ctx, sec, req.AccessToken, sess, audit)
 	case req.Method == auth.MethodCertificate:
-		err = s.checkCertificate(r, sess)
+		err = s.checkCertificate(ctx, certID, sess)
 	default:
-		s.passcodes.Refuse(ctx, "")
-		err = errAuthFailed
+		err = s.passcodes.Refuse(ctx, "")
 		audit.Details["reason"] = "unknown method"
 	}
 	if err != nil {
@@ -297,9 +308,9 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) error {
 		case deploy.KindUnauthorized, deploy.KindForbidden:
 			att.Fail()
 			audit.Outcome = auth.OutcomeFailure
-		case deploy.KindThrottled: // the Argon2 queue is full: not evaluated
-			att.Abandon()
-			audit.Outcome = auth.OutcomeThrottled
+		case deploy.KindThrottled: // the Argon2 queue is full: counts, not evaluated
+			att.Busy()
+			return s.refuse(w, "auth.attempt", src, time.Second)
 		default:
 			att.Abandon()
 			audit.Outcome = auth.OutcomeFailure
@@ -307,7 +318,11 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) error {
 		s.record(ctx, audit)
 		return err
 	}
-	att.Succeed()
+	if req.Method == auth.MethodAnonymous {
+		att.Pass() // proves nothing: the address is not known good
+	} else {
+		att.Succeed()
+	}
 	if dev != "" {
 		d := req.Device
 		d.ID = dev
@@ -330,12 +345,44 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// runsArgon2 reports whether answering this login runs Argon2: a passcode,
+// and every refusal made to cost the same (malformed input, an unknown
+// method, a mode that is off or not allowed from src, a certificate
+// login without a valid certificate). Such an attempt is a guess for the
+// throttle.
+func (s *Server) runsArgon2(decErr error, method string, sec Security, src string, certID *cert.Identity) bool {
+	if decErr != nil {
+		return true
+	}
+	switch method {
+	case auth.MethodAnonymous:
+		return !sec.Anonymous || !anonymousFrom(sec, src)
+	case auth.MethodEntra:
+		return sec.Entra == nil
+	case auth.MethodCertificate:
+		return certID == nil
+	}
+	return true // passcode, empty or unknown
+}
+
+// refuse answers 429 with Retry-After for a request the throttle turned
+// away. It costs O(1) and writes nothing: the refusal is counted, and
+// s.refusals writes one audit event per source per minute and one log
+// line in all (issue 9: every 429 wrote an audit row and a log line).
+func (s *Server) refuse(w http.ResponseWriter, action, src string, wait time.Duration) error {
+	s.refusals.Note(action, src)
+	secs := max(int(math.Ceil(wait.Seconds())), 1)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	writeJSON(w, http.StatusTooManyRequests, errorBody{Error: errorDetail{Code: deploy.KindThrottled,
+		Message: fmt.Sprintf("too many failed attempts; try again in %s", time.Duration(secs)*time.Second)}})
+	return nil
+}
+
 // checkPasscode runs Argon2 (the caller has admitted the attempt through
 // the throttle and counts its outcome).
-func (s *Server) checkPasscode(ctx context.Context, w http.ResponseWriter, passcode string, sess *deploy.Session) error {
+func (s *Server) checkPasscode(ctx context.Context, passcode string, sess *deploy.Session) error {
 	gen, err := s.passcodes.Check(ctx, passcode)
 	if deploy.ErrorKind(err) == deploy.KindThrottled {
-		w.Header().Set("Retry-After", "1")
 		return err
 	}
 	if err != nil {
@@ -345,31 +392,20 @@ func (s *Server) checkPasscode(ctx context.Context, w http.ResponseWriter, passc
 	return nil
 }
 
-func (s *Server) checkAnonymous(ctx context.Context, src string, audit *deploy.AuditEvent) error {
-	sec, err := s.security(ctx)
-	if err != nil {
-		return err
-	}
+func (s *Server) checkAnonymous(ctx context.Context, sec Security, src string, audit *deploy.AuditEvent) error {
 	if !sec.Anonymous {
-		s.passcodes.Refuse(ctx, "")
-		return errAuthFailed
+		return s.passcodes.Refuse(ctx, "")
 	}
 	if !anonymousFrom(sec, src) {
-		s.passcodes.Refuse(ctx, "")
 		audit.Details["reason"] = "anonymous not allowed from this address"
-		return errAuthFailed
+		return s.passcodes.Refuse(ctx, "")
 	}
 	return nil
 }
 
-func (s *Server) checkEntra(ctx context.Context, token string, sess *deploy.Session, audit *deploy.AuditEvent) error {
-	sec, err := s.security(ctx)
-	if err != nil {
-		return err
-	}
+func (s *Server) checkEntra(ctx context.Context, sec Security, token string, sess *deploy.Session, audit *deploy.AuditEvent) error {
 	if sec.Entra == nil {
-		s.passcodes.Refuse(ctx, "")
-		return errAuthFailed
+		return s.passcodes.Refuse(ctx, "")
 	}
 	id, err := s.entra.get(*sec.Entra).Validate(ctx, token)
 	if err != nil {
@@ -387,15 +423,12 @@ func (s *Server) checkEntra(ctx context.Context, token string, sess *deploy.Sess
 	return nil
 }
 
-func (s *Server) checkCertificate(r *http.Request, sess *deploy.Session) error {
-	if s.certs == nil || r.TLS == nil {
-		s.passcodes.Refuse(r.Context(), "")
-		return errAuthFailed
-	}
-	id, ok := s.certs.Identity(*r.TLS)
-	if !ok {
-		s.passcodes.Refuse(r.Context(), "")
-		return errAuthFailed
+// checkCertificate accepts the identity the TLS handshake verified (nil:
+// no valid client certificate, refused after the same work as a wrong
+// passcode).
+func (s *Server) checkCertificate(ctx context.Context, id *cert.Identity, sess *deploy.Session) error {
+	if id == nil {
+		return s.passcodes.Refuse(ctx, "")
 	}
 	sess.Subject = id.Subject
 	return nil

@@ -198,7 +198,8 @@ type methodsAnswer struct {
 
 func TestCertificateAuthenticationOverMutualTLS(t *testing.T) {
 	p := newDevicePKI(t, time.Now().Add(7*24*time.Hour))
-	ts := startCertServer(t, p, nil)
+	// Handshake refusals count in the throttle: leave room for all six.
+	ts := startCertServer(t, p, func(c *server.Config) { c.Throttle.FreeFailures = 10 })
 
 	// The good certificate gets a session named after its subject.
 	resp, body, err := certLogin(t, ts, ts.certClient(&p.good, nil), "cert-good")

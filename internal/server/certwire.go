@@ -14,7 +14,7 @@ import (
 // configuration. Each connection gets its own copy whose VerifyConnection
 // knows the peer's address, so certificates refused in the handshake
 // (expired, unknown CA, revoked, wrong usage) are audited with their source
-// like any other failed authentication.
+// and count in the throttle like any other failed authentication.
 func (s *Server) clientCertTLS(base *tls.Config) *tls.Config {
 	if s.certs == nil {
 		return base
@@ -33,6 +33,13 @@ func (s *Server) clientCertTLS(base *tls.Config) *tls.Config {
 			c.VerifyConnection = func(cs tls.ConnectionState) error {
 				err := check(cs)
 				if err != nil && len(cs.PeerCertificates) > 0 {
+					// A refused certificate is a failed login: it counts,
+					// and past the source's backoff it is only counted.
+					if ok, _ := s.throttle.Allow(src, ""); !ok {
+						s.refusals.Note("auth.attempt", src)
+						return err
+					}
+					s.throttle.Failure(src, "")
 					s.record(context.Background(), &deploy.AuditEvent{
 						Action: "auth.attempt", Outcome: auth.OutcomeFailure, Source: src,
 						Actor:   cs.PeerCertificates[0].Subject.String(),

@@ -60,7 +60,10 @@ type Config struct {
 	PasscodeArgon2 auth.Argon2Params
 	// Limits bound what clients may hold on the listeners (limits.go).
 	Limits Limits
-
+	// Throttle overrides the login throttle's settings; zero fields take
+	// auth.DefaultThrottleConfig's. Tests inject a clock through it (its
+	// Now also times the aggregated refusal records).
+	Throttle auth.ThrottleConfig
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout time.Duration
 	// RunLostAfter marks a run lost when its agent is silent this long.

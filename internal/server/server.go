@@ -39,6 +39,7 @@ type Server struct {
 
 	passcodes   *auth.Passcodes
 	throttle    *auth.Throttle
+	refusals    *auth.Refusals // throttled requests, counted and audited per source per minute
 	adminTokens *auth.AdminTokens
 	auditFwd    *auditForwarder // nil unless --audit-syslog
 	sessions    *auth.Sessions
@@ -160,7 +161,7 @@ func (s *Server) openAuth() error {
 		}
 		s.auditor.Forward = s.auditFwd.Forward
 	}
-	tc := auth.DefaultThrottleConfig()
+	tc := s.cfg.Throttle
 	tc.Alert = func(n int, window time.Duration) {
 		s.log.Warn("authentication failure rate above threshold", "failures", n, "window", window)
 		s.record(context.Background(), &deploy.AuditEvent{Action: "auth.alert", Outcome: auth.OutcomeAlert,
@@ -169,6 +170,10 @@ func (s *Server) openAuth() error {
 	if s.throttle, err = auth.NewThrottle(tc); err != nil {
 		return fmt.Errorf("throttle: %w", err)
 	}
+	s.refusals = &auth.Refusals{Auditor: s.auditor, Now: tc.Now,
+		Log: func(n, sources int, since time.Time) {
+			s.log.Warn("requests refused by the login throttle", "refusals", n, "sources", sources, "since", since)
+		}}
 	s.sessions = &auth.Sessions{Store: s.store}
 	s.adminTokens = &auth.AdminTokens{Store: s.store}
 	s.entra = &entraValidators{http: &http.Client{Timeout: 30 * time.Second}}
@@ -281,6 +286,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	serve("admin", s.admin, s.adminLn, false)
 	g.Go(func() error { s.janitor(gctx); return nil })
 	g.Go(func() error { s.reloadCRLs(gctx); return nil })
+	g.Go(func() error {
+		s.refusals.Run(gctx, func(err error) { s.log.Error("audit write failed", "action", "throttled refusals", "err", err) })
+		return nil
+	})
 	s.log.Info("imprint server started",
 		"api", "https://"+s.apiLn.Addr().String(), "boot", "http://"+s.bootLn.Addr().String(),
 		"socket", s.Socket(), "ca", CACertPath(s.cfg.DataDir), "ca_sha256", s.CAFingerprint())

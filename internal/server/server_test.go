@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -42,13 +43,19 @@ func startServer(t *testing.T, dir string) *testServer {
 
 func startServerWith(t *testing.T, dir string, edit func(*server.Config)) *testServer {
 	t.Helper()
+	return startServerLog(t, dir, edit, nil)
+}
+
+// startServerLog is startServerWith with the server logging to log.
+func startServerLog(t *testing.T, dir string, edit func(*server.Config), log *slog.Logger) *testServer {
+	t.Helper()
 	cfg := server.DefaultConfig()
 	cfg.DataDir, cfg.Listen, cfg.BootListen = dir, "127.0.0.1:0", "127.0.0.1:0"
 	if edit != nil {
 		edit(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := server.Open(ctx, cfg, nil)
+	s, err := server.Open(ctx, cfg, log)
 	if err != nil {
 		cancel()
 		t.Fatalf("open server: %v", err)

@@ -238,6 +238,12 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) error {
 	if errors.As(decErr, &mbe) {
 		return decErr // 413: says nothing about any credential
 	}
+	if decErr == nil {
+		// A claimed identity that is not one (an escape sequence for the
+		// admin's terminal, a megabyte of model name) is malformed input:
+		// refused like a wrong passcode, after the same work (PC-5, GN-6).
+		decErr = req.Device.Normalize()
+	}
 	src := s.clientIP(r)
 	dev := ""
 	if decErr == nil {
@@ -310,9 +316,6 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) error {
 	if dev != "" {
 		d := req.Device
 		d.ID = dev
-		if d.UUID != "" {
-			d.UUID = strings.ToLower(d.UUID)
-		}
 		d.LastSeen = s.now()
 		if err := s.store.UpsertDevice(ctx, &d); err != nil {
 			return err
@@ -400,10 +403,11 @@ func (s *Server) checkCertificate(r *http.Request, sess *deploy.Session) error {
 	return nil
 }
 
-// deviceID keys a device by SMBIOS UUID, else by its first MAC.
+// deviceID keys a device by SMBIOS UUID, else by its first MAC; d has
+// been through Normalize.
 func deviceID(d *deploy.Device) string {
-	if u := strings.ToLower(strings.TrimSpace(d.UUID)); u != "" && len(u) <= 64 {
-		return u
+	if d.UUID != "" {
+		return d.UUID
 	}
 	for _, m := range d.MACs {
 		if hw, err := net.ParseMAC(m); err == nil {

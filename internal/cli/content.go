@@ -85,7 +85,7 @@ func contentAdd(ctx context.Context, a *app, args []string) error {
 	if a.jsonOut {
 		return a.printJSON(out)
 	}
-	fmt.Fprintf(a.stdout, "created content item %s (%s, %s %s)\n", out.ID, out.Name, out.Type, out.Purpose)
+	fmt.Fprintf(a.stdout, "created content item %s (%s, %s %s)\n", safe(out.ID), safe(out.Name), safe(string(out.Type)), safe(string(out.Purpose)))
 	return nil
 }
 
@@ -230,9 +230,9 @@ func contentVersion(ctx context.Context, a *app, args []string) error {
 	if a.jsonOut {
 		return a.printJSON(v)
 	}
-	fmt.Fprintf(a.stdout, "added version %d of %s (%s", v.VersionNo, item.ID, humanBytes(v.ContentSize))
+	fmt.Fprintf(a.stdout, "added version %d of %s (%s", v.VersionNo, safe(item.ID), humanBytes(v.ContentSize))
 	if v.SHA256 != "" {
-		fmt.Fprintf(a.stdout, ", sha256 %s", v.SHA256)
+		fmt.Fprintf(a.stdout, ", sha256 %s", safe(v.SHA256))
 	}
 	fmt.Fprintln(a.stdout, ")")
 	return nil
@@ -353,7 +353,7 @@ func contentRm(ctx context.Context, a *app, args []string) error {
 			return fmt.Errorf("content rm: %w", err)
 		}
 		if !a.jsonOut {
-			fmt.Fprintf(a.stdout, "deleted version %d of %s\n", *no, pos[0])
+			fmt.Fprintf(a.stdout, "deleted version %d of %s\n", *no, safe(pos[0]))
 		}
 		return nil
 	}
@@ -361,7 +361,7 @@ func contentRm(ctx context.Context, a *app, args []string) error {
 		return fmt.Errorf("content rm: %w", err)
 	}
 	if !a.jsonOut {
-		fmt.Fprintf(a.stdout, "deleted content item %s\n", pos[0])
+		fmt.Fprintf(a.stdout, "deleted content item %s\n", safe(pos[0]))
 	}
 	return nil
 }
@@ -400,7 +400,7 @@ func contentGet(ctx context.Context, a *app, args []string) error {
 		return fmt.Errorf("content get: %w", err)
 	}
 	if !a.jsonOut {
-		fmt.Fprintf(a.stdout, "wrote %s to %s\n", humanBytes(n), *out)
+		fmt.Fprintf(a.stdout, "wrote %s to %s\n", humanBytes(n), safe(*out))
 	}
 	return nil
 }

@@ -3,7 +3,7 @@
 //
 // Every blob is stored once, under its SHA-256:
 //
-//	<root>/sha256/ab/ab12…ef   read-only (0444), never rewritten
+//	<root>/sha256/ab/ab12…ef   owner read-only (0400), never rewritten
 //	<root>/tmp/put-…           uploads in progress
 //
 // Put streams an upload to a temp file in <root>/tmp while hashing it, fsyncs

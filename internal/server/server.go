@@ -70,10 +70,13 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 			s.close()
 		}
 	}()
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
+	dbPath := filepath.Join(cfg.DataDir, "imprint.db")
+	if n, err := prepareDataDir(cfg.DataDir, dbPath, os.Geteuid()); err != nil {
+		return nil, err
+	} else if n > 0 {
+		log.Warn("data directory was readable by other users: removed their access", "dir", cfg.DataDir, "entries", n)
 	}
-	if s.db, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "imprint.db")); err != nil {
+	if s.db, err = sqlite.Open(ctx, dbPath); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	s.store = s.db

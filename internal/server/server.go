@@ -51,6 +51,8 @@ type Server struct {
 	// (exclusive), so a blob is never removed under a version being committed.
 	gc sync.RWMutex
 
+	checks *blobChecks // content integrity (integrity.go)
+
 	apiLn, bootLn, adminLn net.Listener
 	api, boot, admin       *http.Server
 }
@@ -64,7 +66,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log, now: time.Now}
+	s := &Server{cfg: cfg, log: log, now: time.Now, checks: newBlobChecks()}
 	defer func() {
 		if err != nil {
 			s.close()
@@ -323,6 +325,9 @@ func (s *Server) close() {
 	}
 	if s.adminLn != nil {
 		os.Remove(SocketPath(s.cfg.DataDir))
+	}
+	if s.checks != nil {
+		s.checks.close()
 	}
 	if s.auditFwd != nil {
 		s.auditFwd.close()

@@ -3,9 +3,11 @@ package content_test
 import (
 	"bytes"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/imprint-osd/imprint/internal/content"
 	"github.com/imprint-osd/imprint/internal/deploy"
@@ -133,5 +135,46 @@ func TestVerifySetAsideAndRepair(t *testing.T) {
 	}
 	if err := s.SetAside(ctx, sum(nil)); err != nil {
 		t.Errorf("SetAside of an absent blob: %v", err)
+	}
+}
+
+// BenchmarkServe compares a full download checked against its hash
+// (ServeBlob) with the same file sent by http.ServeContent unchecked
+// (which may use sendfile), over loopback TCP into io.Discard.
+func BenchmarkServe(b *testing.B) {
+	s := newStore(b)
+	data := randomBytes(b, 64<<20)
+	blob, err := s.Put(b.Context(), bytes.NewReader(data), content.PutOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mode := range []string{"unchecked", "checked"} {
+		b.Run(mode, func(b *testing.B) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				f, err := s.Open(r.Context(), blob.SHA256)
+				if err != nil {
+					http.Error(w, err.Error(), 500)
+					return
+				}
+				defer f.Close()
+				if mode == "checked" {
+					content.ServeBlob(w, r, f, blob.SHA256, "x")
+					return
+				}
+				http.ServeContent(w, r, "", time.Time{}, f)
+			}))
+			defer srv.Close()
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				res, err := srv.Client().Get(srv.URL)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if n, err := io.Copy(io.Discard, res.Body); err != nil || n != int64(len(data)) {
+					b.Fatalf("read %d: %v", n, err)
+				}
+				res.Body.Close()
+			}
+		})
 	}
 }

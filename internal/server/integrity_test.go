@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -205,6 +206,59 @@ func TestVerifyContentReportsCorruptAndMissing(t *testing.T) {
 	for _, p := range rep.Problems {
 		if p.SHA256 == bad.SHA256 && (p.Problem != "corrupt" || !strings.Contains(p.Detail, "set aside")) {
 			t.Errorf("second verify of the set-aside blob: %+v", p)
+		}
+	}
+}
+
+// The same over the machine API (HTTPS, HTTP/2 when the client offers
+// it): an agent's full download of a corrupt blob fails in transit.
+func TestCorruptBlobBreaksTheMachineDownload(t *testing.T) {
+	dir := t.TempDir()
+	ts := startServerWith(t, dir, func(c *server.Config) { c.PasscodeArgon2 = testArgon2 })
+	ts.adminJSON(t, "PUT", "/admin/v1/passcode", map[string]string{"passcode": "Correct-Horse-Battery-42"}, nil)
+	app := createItem(t, ts, deploy.ContentFile, deploy.PurposeApplication)
+	data := bytes.Repeat([]byte("agent-"), 100000)
+	v, _ := upload(t, ts, app.ID, bytes.NewReader(data), `{"installationCommandLine":"true"}`)
+	const tsID = "11111111-2222-3333-4444-5555555555aa"
+	doc := `{"id":"` + tsID + `","name":"Apps","architecture":"Any","versions":[{"id":"v1","taskSequenceId":"` + tsID + `","versionNo":1,"status":"Active","steps":[
+	 {"id":"s1","name":"Install app","isGroup":false,"typeId":"00000001-0000-0000-0000-00000000000b","settings":{},"contentItems":{"Application":"` + app.ID + `:1"},"enabled":true,"continueOnError":false,"condition":null}]}]}`
+	if resp := ts.do(t, "POST", "/admin/v1/tasksequences/import", strings.NewReader(doc), nil); resp.StatusCode != 201 {
+		t.Fatalf("import: %d", resp.StatusCode)
+	}
+	_, tok := login(t, ts, "Correct-Horse-Battery-42", "agent")
+	ts.machine(t, "GET", "/v1/tasksequences/"+tsID+"/versions/1", tok, nil, nil)
+	flipByte(t, blobPath(dir, v.SHA256), 7)
+
+	for _, h2 := range []bool{false, true} {
+		tr := ts.api.Transport.(*http.Transport).Clone()
+		tr.ForceAttemptHTTP2 = h2
+		req, _ := http.NewRequest("GET", ts.apiURL("/v1/content/"+app.ID+"/1/data"), nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := (&http.Client{Transport: tr}).Do(req)
+		if err != nil {
+			t.Fatalf("HTTP/2 %v: %v", h2, err)
+		}
+		got, rerr := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if h2 && resp.ProtoMajor != 2 {
+			t.Errorf("answered over %s, want HTTP/2", resp.Proto)
+		}
+		if !h2 {
+			// The first download found the damage and broke off.
+			if rerr == nil {
+				t.Fatalf("agent download of a corrupt blob completed: %d, %d bytes", resp.StatusCode, len(got))
+			}
+			if a := ts.corruptAudits(t); len(a) != 1 || a[0].Details["sha256"] != v.SHA256 {
+				t.Errorf("content.corrupt audit = %+v", a)
+			}
+			// Put the corrupt bytes back (as if set aside had failed) for the HTTP/2 round.
+			if err := os.Rename(filepath.Join(dir, "content", "corrupt", v.SHA256), blobPath(dir, v.SHA256)); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if rerr == nil {
+			t.Fatalf("HTTP/2 download of a corrupt blob completed: %d, %d bytes", resp.StatusCode, len(got))
 		}
 	}
 }

@@ -670,3 +670,27 @@ func TestAnonymousLimitedToNetworks(t *testing.T) {
 		}
 	}
 }
+
+// A session without a device names it when it starts a run: the same
+// checks as at login apply there.
+func TestRunDeviceIdentityIsValidated(t *testing.T) {
+	ts := startAuthServer(t)
+	ts.adminJSON(t, "PUT", "/admin/v1/security/anonymous", map[string]bool{"on": true}, nil)
+	const id = "41111111-2222-3333-4444-555555555555"
+	ts.do(t, "POST", "/admin/v1/tasksequences/import", strings.NewReader(`{"id":"`+id+`","name":"S","architecture":"Any","versions":[{"id":"v","taskSequenceId":"`+id+`","versionNo":1,"status":"Active","steps":[]}]}`), nil)
+	var tok tokenAnswer
+	if r := ts.machine(t, "POST", "/v1/auth/token", "", map[string]any{"method": "anonymous"}, &tok); r.StatusCode != 200 {
+		t.Fatalf("anonymous login: %d", r.StatusCode)
+	}
+	bad := ts.machine(t, "POST", "/v1/runs", tok.Token, map[string]any{"taskSequenceId": id, "versionNo": 1,
+		"device": map[string]any{"uuid": "4c4c4544-0000-1000-8000-000000000001\x1b[2J"}}, nil)
+	wantError(t, bad, 400, "invalid", "device identity is malformed")
+	var run deploy.Run
+	if r := ts.machine(t, "POST", "/v1/runs", tok.Token, map[string]any{"taskSequenceId": id, "versionNo": 1,
+		"device": map[string]any{"uuid": "{4C4C4544-0000-1000-8000-000000000001}"}}, &run); r.StatusCode != 201 {
+		t.Fatalf("run with a good device: %d", r.StatusCode)
+	}
+	if run.DeviceID != "4c4c4544-0000-1000-8000-000000000001" {
+		t.Errorf("run device = %q, want the normalised UUID", run.DeviceID)
+	}
+}

@@ -376,7 +376,16 @@ func contentGet(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("imprint content get", usageContent)
 	no := fs.Int("version", 0, "")
 	out := fs.String("o", "-", "")
-	pos, c, err := a.connect(fs, args, 1, 1)
+	pos, err := a.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if *out == "-" {
+		if err := a.notToTerminal("content get"); err != nil {
+			return err
+		}
+	}
+	c, err := a.client()
 	if err != nil {
 		return err
 	}

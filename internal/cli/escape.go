@@ -95,3 +95,14 @@ func safeJSON(b []byte) []byte {
 	}
 	return out.Bytes()
 }
+
+// notToTerminal refuses a download to stdout when stdout is a terminal:
+// the bytes are the machine's or the store's, unescaped, and a terminal
+// would act on the escape sequences among them.
+func (a *app) notToTerminal(cmd string) error {
+	if a.isTerminal(a.stdout) {
+		return usagef(cmd+": not writing a download to the terminal, where its bytes could act as escape sequences",
+			"give -o FILE, or redirect stdout (> FILE, | tar -t)")
+	}
+	return nil
+}

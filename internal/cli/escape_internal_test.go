@@ -77,3 +77,18 @@ func TestServerLogLinesAreNotForged(t *testing.T) {
 		}
 	}
 }
+
+// Downloads to stdout are raw bytes: not onto a terminal.
+func TestDownloadsRefuseATerminal(t *testing.T) {
+	r := newTestApp(t, map[string]string{"IMPRINT_DATA": t.TempDir()})
+	r.terminal = true
+	for _, args := range [][]string{{"content", "get", "x"}, {"content", "get", "x", "-o", "-"}, {"runs", "logs", "r", "--name", "b"}} {
+		if code := r.run(args...); code != 2 || !strings.Contains(r.stderr.String(), "not writing a download to the terminal") {
+			t.Errorf("%v at a terminal: exit %d, %s", args, code, r.stderr)
+		}
+	}
+	r.terminal = false
+	if code := r.run("content", "get", "x"); code == 2 || strings.Contains(r.stderr.String(), "terminal") {
+		t.Errorf("content get into a pipe: exit %d, %s", code, r.stderr)
+	}
+}

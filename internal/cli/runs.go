@@ -140,7 +140,16 @@ func runsLogs(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("imprint runs logs", usageRuns)
 	name := fs.String("name", "", "")
 	out := fs.String("o", "", "")
-	pos, c, err := a.connect(fs, args, 1, 1)
+	pos, err := a.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if *name != "" && (*out == "" || *out == "-") {
+		if err := a.notToTerminal("runs logs"); err != nil {
+			return err
+		}
+	}
+	c, err := a.client()
 	if err != nil {
 		return err
 	}

@@ -26,7 +26,13 @@ func prepareDataDir(dir, dbPath string, uid int) (fixed int, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return 0, fmt.Errorf("data directory: %w", err)
 	}
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	// The directory itself may be a link (/var/lib/imprint → /srv/imprint):
+	// walk where it leads; links inside it are not followed.
+	root, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return 0, fmt.Errorf("data directory: %w", err)
+	}
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}

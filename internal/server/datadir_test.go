@@ -136,6 +136,18 @@ func TestDataDirOwnedByAnotherUserIsRefused(t *testing.T) {
 	if _, err := server.PrepareDataDir(dir, os.Geteuid()); err != nil {
 		t.Fatalf("PrepareDataDir as the owner: %v", err)
 	}
+	// Through a link to the directory: the real one is walked.
+	os.Chmod(filepath.Join(dir, "imprint.db"), 0o644)
+	link := filepath.Join(t.TempDir(), "data")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.PrepareDataDir(link, other); err == nil {
+		t.Error("PrepareDataDir through a link as another uid: no refusal")
+	}
+	if n, err := server.PrepareDataDir(link, os.Geteuid()); err != nil || n != 1 {
+		t.Errorf("PrepareDataDir through a link = %d, %v; want the database fixed", n, err)
+	}
 	if n, err := server.PrepareDataDir(dir, os.Geteuid()); err != nil || n != 0 {
 		t.Fatalf("PrepareDataDir again = %d, %v; want nothing left to change", n, err)
 	}

@@ -233,9 +233,17 @@ func (s *Server) adminVerifyContent(w http.ResponseWriter, r *http.Request) erro
 		rep.Problems = append(rep.Problems, BlobProblem{SHA256: ce.SHA256, Problem: "corrupt",
 			Detail: ce.Error() + "; set aside: upload the file again to repair it", UsedBy: nonNil(users[ce.SHA256])})
 	}
+	// Versions deleted while the store was read took their blobs along:
+	// only what is still referenced now can be missing.
+	if users, err = s.blobUsers(ctx); err != nil {
+		return err
+	}
 	for h, u := range users {
 		if seen[h] {
 			continue
+		}
+		if _, err := s.blobs.Stat(ctx, h); err == nil {
+			continue // stored while the store was read
 		}
 		p := BlobProblem{SHA256: h, Problem: "missing", Detail: "no such blob in the store", UsedBy: u}
 		if s.blobs.SetAsideBlob(h) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -238,12 +239,27 @@ func (a *Agent) gather() error {
 	return nil
 }
 
+// device is the identity sent at login, cut to what the server accepts
+// (deploy.Device.Normalize): firmware that reports a UUID that is not one,
+// or text with control characters, must not keep the machine from logging
+// in; such a UUID is left out and the server keys the machine by its MAC.
 func (a *Agent) device() client.DeviceInfo {
 	name, _ := os.Hostname()
-	return client.DeviceInfo{
-		UUID: a.vars.Value("UUID"), MACs: a.vars.List("MacAddress"), SerialNumber: a.vars.Value("SerialNumber"),
-		Make: a.vars.Value("Make"), Model: a.vars.Value("Model"), Name: name,
+	d := client.DeviceInfo{
+		SerialNumber: deploy.CleanDeviceText(a.vars.Value("SerialNumber"), deploy.MaxDeviceSerial),
+		Make:         deploy.CleanDeviceText(a.vars.Value("Make"), deploy.MaxDeviceText),
+		Model:        deploy.CleanDeviceText(a.vars.Value("Model"), deploy.MaxDeviceText),
+		Name:         deploy.CleanDeviceText(name, deploy.MaxDeviceText),
 	}
+	if u, err := deploy.ParseUUID(a.vars.Value("UUID")); err == nil {
+		d.UUID = u
+	}
+	for _, m := range a.vars.List("MacAddress") {
+		if hw, err := net.ParseMAC(m); err == nil && len(d.MACs) < deploy.MaxDeviceMACs {
+			d.MACs = append(d.MACs, hw.String())
+		}
+	}
+	return d
 }
 
 // selectTS picks the task sequence: --ts, then TSID, then the picker.

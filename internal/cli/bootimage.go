@@ -132,7 +132,7 @@ func bootimageBuild(ctx context.Context, a *app, args []string) error {
 	if a.jsonOut {
 		return a.printJSON(map[string]any{"dir": img.Dir, "manifest": img.Manifest, "contentItem": item.ID, "versionNo": v.VersionNo})
 	}
-	fmt.Fprintf(a.stdout, "registered as content item %s (%s), version %d\n", item.ID, item.Name, v.VersionNo)
+	fmt.Fprintf(a.stdout, "registered as content item %s (%s), version %d\n", safe(item.ID), safe(item.Name), v.VersionNo)
 	return nil
 }
 

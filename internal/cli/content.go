@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -39,7 +40,11 @@ Subcommands:
   rm ID [--version N]        delete an item, or one version of it
   get ID [--version N] [-o FILE]
         download a version (default the latest; a Folder as a tar stream) to
-        FILE, or stdout
+        FILE, or stdout, and check it against its hash: on a mismatch FILE is
+        not written and the exit status is 1
+  verify                     have the server read every stored file and check
+        it against its hash; lists corrupt and missing ones with the versions
+        that use them, exit status 1 if there are any
 `
 
 func runContent(ctx context.Context, a *app, args []string) error {
@@ -52,6 +57,7 @@ func runContent(ctx context.Context, a *app, args []string) error {
 		"get":     contentGet,
 		"import":  contentImport,
 		"export":  contentExport,
+		"verify":  contentVerify,
 	}, usageContent)
 }
 
@@ -96,7 +102,7 @@ func contentAdd(ctx context.Context, a *app, args []string) error {
 	if a.jsonOut {
 		return a.printJSON(out)
 	}
-	fmt.Fprintf(a.stdout, "created content item %s (%s, %s %s)\n", out.ID, out.Name, out.Type, out.Purpose)
+	fmt.Fprintf(a.stdout, "created content item %s (%s, %s %s)\n", safe(out.ID), safe(out.Name), safe(string(out.Type)), safe(string(out.Purpose)))
 	return nil
 }
 
@@ -254,9 +260,9 @@ func contentVersion(ctx context.Context, a *app, args []string) error {
 	if *fill > 0 {
 		verb = "supplied the content of"
 	}
-	fmt.Fprintf(a.stdout, "%s version %d of %s (%s", verb, v.VersionNo, item.ID, humanBytes(v.ContentSize))
+	fmt.Fprintf(a.stdout, "%s version %d of %s (%s", verb, v.VersionNo, safe(item.ID), humanBytes(v.ContentSize))
 	if v.SHA256 != "" {
-		fmt.Fprintf(a.stdout, ", sha256 %s", v.SHA256)
+		fmt.Fprintf(a.stdout, ", sha256 %s", safe(v.SHA256))
 	}
 	fmt.Fprintln(a.stdout, ")")
 	return nil
@@ -380,7 +386,7 @@ func contentRm(ctx context.Context, a *app, args []string) error {
 			return fmt.Errorf("content rm: %w", err)
 		}
 		if !a.jsonOut {
-			fmt.Fprintf(a.stdout, "deleted version %d of %s\n", *no, pos[0])
+			fmt.Fprintf(a.stdout, "deleted version %d of %s\n", *no, safe(pos[0]))
 		}
 		return nil
 	}
@@ -388,7 +394,7 @@ func contentRm(ctx context.Context, a *app, args []string) error {
 		return fmt.Errorf("content rm: %w", err)
 	}
 	if !a.jsonOut {
-		fmt.Fprintf(a.stdout, "deleted content item %s\n", pos[0])
+		fmt.Fprintf(a.stdout, "deleted content item %s\n", safe(pos[0]))
 	}
 	return nil
 }
@@ -397,37 +403,104 @@ func contentGet(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("imprint content get", usageContent)
 	no := fs.Int("version", 0, "")
 	out := fs.String("o", "-", "")
-	pos, c, err := a.connect(fs, args, 1, 1)
+	pos, err := a.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}
-	if *no <= 0 {
-		item, err := c.ContentItem(ctx, pos[0])
-		if err != nil {
-			return fmt.Errorf("content get: %w", err)
+	if *out == "-" {
+		if err := a.notToTerminal("content get"); err != nil {
+			return err
 		}
+	}
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	item, err := c.ContentItem(ctx, pos[0])
+	if err != nil {
+		return fmt.Errorf("content get: %w", err)
+	}
+	if *no <= 0 {
 		for _, v := range item.Versions {
 			*no = max(*no, v.VersionNo)
 		}
 		if *no == 0 {
-			return fmt.Errorf("content get: content item %s has no versions", pos[0])
+			return fmt.Errorf("content get: content item %s has no versions", safe(pos[0]))
 		}
 	}
-	if *out == "-" {
-		_, err := c.DownloadContentVersion(ctx, pos[0], *no, a.stdout)
-		if err != nil {
-			return fmt.Errorf("content get: %w", err)
-		}
-		return nil
-	}
-	n, err := downloadTo(ctx, *out, func(w io.Writer) (int64, error) {
-		return c.DownloadContentVersion(ctx, pos[0], *no, w)
-	})
+	v, err := c.ContentVersion(ctx, pos[0], *no)
 	if err != nil {
 		return fmt.Errorf("content get: %w", err)
 	}
+	get := func(w io.Writer) (int64, error) {
+		cw, check := checkedWriter(w, item.Type, v)
+		n, err := c.DownloadContentVersion(ctx, pos[0], *no, cw)
+		if cerr := check(err); err == nil {
+			err = cerr
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			err = fmt.Errorf("%w: the server broke off the transfer, as it does when a stored file fails its hash check "+
+				"(see 'imprint audit' and 'imprint content verify')", err)
+		}
+		return n, err
+	}
+	if *out == "-" {
+		if _, err := get(a.stdout); err != nil {
+			return fmt.Errorf("content get: %w (the bytes already written to stdout are not to be trusted)", err)
+		}
+		return nil
+	}
+	n, err := downloadTo(ctx, *out, get)
+	if err != nil {
+		return fmt.Errorf("content get: %w; %s was not written", err, safe(*out))
+	}
 	if !a.jsonOut {
-		fmt.Fprintf(a.stdout, "wrote %s to %s\n", humanBytes(n), *out)
+		fmt.Fprintf(a.stdout, "wrote %s to %s (sha256 checked)\n", humanBytes(n), safe(*out))
+	}
+	return nil
+}
+
+func contentVerify(ctx context.Context, a *app, args []string) error {
+	fs := a.flagSet("imprint content verify", usageContent)
+	_, c, err := a.connect(fs, args, 0, 0)
+	if err != nil {
+		return err
+	}
+	rep, err := c.VerifyContent(ctx)
+	if err != nil {
+		return fmt.Errorf("content verify: %w", err)
+	}
+	if a.jsonOut {
+		if err := a.printJSON(rep); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(a.stdout, "checked %d stored %s (%s)\n", rep.Blobs, plural(rep.Blobs, "file", "files"), humanBytes(rep.Bytes))
+		if len(rep.Problems) > 0 {
+			fmt.Fprintln(a.stdout)
+			rows := [][]string{{"PROBLEM", "SHA256", "USED BY", "DETAIL"}}
+			for _, p := range rep.Problems {
+				var users []string
+				for _, u := range p.UsedBy {
+					s := fmt.Sprintf("%s (%s) version %d", u.ItemName, u.ItemID, u.VersionNo)
+					if u.Path != "" {
+						s += " file " + u.Path
+					}
+					users = append(users, s)
+				}
+				rows = append(rows, []string{p.Problem, p.SHA256, strings.Join(users, "; "), oneLine(p.Detail)})
+			}
+			if err := table(a.stdout, rows); err != nil {
+				return err
+			}
+		}
+	}
+	if len(rep.Problems) > 0 {
+		if !a.jsonOut {
+			fmt.Fprintf(a.stderr, "imprint: content verify: %d stored %s corrupt or missing: upload the files again (imprint content version) to repair them\n",
+				len(rep.Problems), plural(len(rep.Problems), "file is", "files are"))
+		}
+		return &silentError{status: exitError}
 	}
 	return nil
 }

@@ -155,7 +155,7 @@ func (a *app) report(err error) int {
 	}
 	var u *usageError
 	if errors.As(err, &u) {
-		fmt.Fprintf(a.stderr, "imprint: %s\n", u.msg)
+		fmt.Fprintf(a.stderr, "imprint: %s\n", safeText(u.msg))
 		if u.hint != "" {
 			fmt.Fprintln(a.stderr, strings.TrimRight(u.hint, "\n"))
 		}
@@ -165,11 +165,11 @@ func (a *app) report(err error) int {
 	if errors.As(err, &silent) {
 		return silent.status
 	}
-	fmt.Fprintf(a.stderr, "imprint: %s\n", oneLine(err.Error()))
+	fmt.Fprintf(a.stderr, "imprint: %s\n", safe(oneLine(err.Error())))
 	var de *deploy.Error
 	if errors.As(err, &de) {
 		for _, f := range de.Fields {
-			fmt.Fprintf(a.stderr, "  %s\n", oneLine(f.String()))
+			fmt.Fprintf(a.stderr, "  %s\n", safe(oneLine(f.String())))
 		}
 	}
 	return exitError

@@ -13,11 +13,12 @@ import (
 // testApp runs the command line with captured streams and a fixed
 // environment.
 type testApp struct {
-	t      *testing.T
-	env    map[string]string
-	stdin  io.Reader
-	stdout *bytes.Buffer
-	stderr *bytes.Buffer
+	t        *testing.T
+	terminal bool // stdout is a terminal
+	env      map[string]string
+	stdin    io.Reader
+	stdout   *bytes.Buffer
+	stderr   *bytes.Buffer
 }
 
 func newTestApp(t *testing.T, env map[string]string) *testApp {
@@ -35,7 +36,7 @@ func (r *testApp) run(args ...string) int {
 		stderr:     r.stderr,
 		getenv:     func(k string) string { return r.env[k] },
 		now:        time.Now,
-		isTerminal: func(io.Writer) bool { return false },
+		isTerminal: func(io.Writer) bool { return r.terminal },
 	}
 	return a.main(context.Background(), args)
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,41 +12,53 @@ import (
 	"github.com/imprint-osd/imprint/internal/deploy"
 )
 
-// printJSON writes v as indented JSON.
+// printJSON writes v as indented JSON, with the characters a terminal
+// would act on escaped (safeJSON).
 func (a *app) printJSON(v any) error {
-	enc := json.NewEncoder(a.stdout)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
 		return fmt.Errorf("write JSON: %w", err)
 	}
+	if _, err := a.stdout.Write(safeJSON(b.Bytes())); err != nil {
+		return fmt.Errorf("write JSON: %w", err)
+	}
 	return nil
 }
 
-// table writes aligned rows; the first row is the header.
+// table writes aligned rows; the first row is the header. Every cell is
+// escaped (safe): a tab or newline in a value cannot shift a column or
+// forge a row, nor can an escape sequence reach the terminal.
 func table(w io.Writer, rows [][]string) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
+		cells := make([]string, len(r))
+		for i, c := range r {
+			cells[i] = safe(c)
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}
 	return tw.Flush()
 }
 
-// field writes aligned "key: value" lines, skipping empty values.
+// field writes aligned "key: value" lines, skipping empty values; values
+// are escaped (safe).
 func fields(w io.Writer, kv [][2]string) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
 	for _, p := range kv {
 		if p[1] == "" {
 			continue
 		}
-		fmt.Fprintf(tw, "%s:\t%s\n", p[0], p[1])
+		fmt.Fprintf(tw, "%s:\t%s\n", p[0], safe(p[1]))
 	}
 	return tw.Flush()
 }
 
-// cell makes a value safe for one table cell.
+// cell makes a value safe for one table cell: one line, escaped, cut.
 func cell(s string) string {
-	s = oneLine(s)
+	s = safe(oneLine(s))
 	if s == "" {
 		return "-"
 	}
@@ -70,7 +83,7 @@ func printFieldErrors(w io.Writer, heading string, fe []deploy.FieldError) {
 	}
 	fmt.Fprintf(w, "%s (%d):\n", heading, len(fe))
 	for _, f := range fe {
-		fmt.Fprintf(w, "  %s\n", oneLine(f.String()))
+		fmt.Fprintf(w, "  %s\n", safe(oneLine(f.String())))
 	}
 }
 

@@ -140,7 +140,16 @@ func runsLogs(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("imprint runs logs", usageRuns)
 	name := fs.String("name", "", "")
 	out := fs.String("o", "", "")
-	pos, c, err := a.connect(fs, args, 1, 1)
+	pos, err := a.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if *name != "" && (*out == "" || *out == "-") {
+		if err := a.notToTerminal("runs logs"); err != nil {
+			return err
+		}
+	}
+	c, err := a.client()
 	if err != nil {
 		return err
 	}
@@ -156,11 +165,11 @@ func runsLogs(ctx context.Context, a *app, args []string) error {
 			return a.printJSON(names)
 		}
 		if len(names) == 0 {
-			fmt.Fprintf(a.stdout, "Run %s has no log bundles.\n", pos[0])
+			fmt.Fprintf(a.stdout, "Run %s has no log bundles.\n", safe(pos[0]))
 			return nil
 		}
 		for _, n := range names {
-			fmt.Fprintln(a.stdout, n)
+			fmt.Fprintln(a.stdout, safe(n))
 		}
 		return nil
 	}
@@ -177,7 +186,7 @@ func runsLogs(ctx context.Context, a *app, args []string) error {
 		return fmt.Errorf("runs logs: %w", err)
 	}
 	if !a.jsonOut {
-		fmt.Fprintf(a.stdout, "wrote %s to %s\n", humanBytes(n), *out)
+		fmt.Fprintf(a.stdout, "wrote %s to %s\n", humanBytes(n), safe(*out))
 	}
 	return nil
 }
@@ -233,7 +242,7 @@ func runsEvents(ctx context.Context, a *app, args []string) error {
 		}
 		if r.State.Terminal() {
 			if !a.jsonOut {
-				fmt.Fprintf(a.stderr, "run %s %s\n", r.ID, r.State)
+				fmt.Fprintf(a.stderr, "run %s %s\n", safe(r.ID), safe(string(r.State)))
 			}
 			return nil
 		}
@@ -264,7 +273,7 @@ func (a *app) printEvent(e *deploy.RunEvent) error {
 		if err != nil {
 			return fmt.Errorf("write JSON: %w", err)
 		}
-		_, err = fmt.Fprintf(a.stdout, "%s\n", b)
+		_, err = fmt.Fprintf(a.stdout, "%s\n", safeJSON(b))
 		return err
 	}
 	var d eventData
@@ -293,7 +302,10 @@ func (a *app) printEvent(e *deploy.RunEvent) error {
 		parts = append(parts, d.State)
 	}
 	if e.Message != "" {
-		parts = append(parts, "— "+oneLine(e.Message))
+		parts = append(parts, "— "+e.Message)
+	}
+	for i, p := range parts {
+		parts[i] = safe(oneLine(p))
 	}
 	_, err := fmt.Fprintln(a.stdout, strings.Join(parts, "  "))
 	return err

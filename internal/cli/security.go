@@ -212,7 +212,7 @@ func (a *app) printSecurity(sec *client.Security) error {
 	if len(sec.Missing) > 0 {
 		fmt.Fprintln(a.stdout, "\nMissing:")
 		for _, m := range sec.Missing {
-			fmt.Fprintf(a.stdout, "  - %s\n", oneLine(m))
+			fmt.Fprintf(a.stdout, "  - %s\n", safe(oneLine(m)))
 		}
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -352,15 +353,31 @@ type boolOpt struct{ *optString }
 
 func (b boolOpt) IsBoolFlag() bool { return true }
 
-// newLogger builds the server's logger on stderr.
+// newLogger builds the server's logger on stderr. Log values carry text
+// machines chose (paths, names, messages): both handlers quote a value
+// with a line break or control character, so one record stays one line,
+// and the text handler writes any character that is not printable as an
+// escape. The JSON handler leaves C1 controls and bidi overrides raw;
+// safeWriter escapes those too, as the same JSON.
 func newLogger(a *app, format, level string) *slog.Logger {
 	var lv slog.Level
 	_ = lv.UnmarshalText([]byte(level)) // validated already
 	opts := &slog.HandlerOptions{Level: lv}
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(a.stderr, opts))
+		return slog.New(slog.NewJSONHandler(safeWriter{a.stderr}, opts))
 	}
 	return slog.New(slog.NewTextHandler(a.stderr, opts))
+}
+
+// safeWriter passes whole JSON records through safeJSON (slog handlers
+// write one record per Write).
+type safeWriter struct{ w io.Writer }
+
+func (s safeWriter) Write(p []byte) (int, error) {
+	if _, err := s.w.Write(safeJSON(p)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // serverFlagSet declares every `imprint server` flag on a new flag set.

@@ -79,7 +79,7 @@ func sessionsRevoke(ctx context.Context, a *app, args []string) error {
 			return fmt.Errorf("sessions revoke: %w", err)
 		}
 		if !a.jsonOut {
-			fmt.Fprintf(a.stdout, "revoked session %s\n", pos[0])
+			fmt.Fprintf(a.stdout, "revoked session %s\n", safe(pos[0]))
 		}
 		return nil
 	}

@@ -80,7 +80,7 @@ func stepdefShow(ctx context.Context, a *app, args []string) error {
 	if l == nil {
 		return nil
 	}
-	fmt.Fprintf(a.stdout, "\nOptions of version %d (%s):\n", l.VersionNo, l.Status)
+	fmt.Fprintf(a.stdout, "\nOptions of version %d (%s):\n", l.VersionNo, safe(string(l.Status)))
 	rows := [][]string{{"NAME", "TYPE", "REQUIRED", "DEFAULT", "DISPLAY NAME"}}
 	for _, o := range l.Options {
 		rows = append(rows, []string{o.Name, o.Type, yes(o.Required), cell(deploy.Str(o.DefaultValue)), cell(o.DisplayName)})
@@ -131,6 +131,6 @@ func stepdefImport(ctx context.Context, a *app, args []string) error {
 	if l := d.Latest(); l != nil {
 		v = l.VersionNo
 	}
-	fmt.Fprintf(a.stdout, "imported step definition %s (%s), version %d\n", d.ID, d.Name, v)
+	fmt.Fprintf(a.stdout, "imported step definition %s (%s), version %d\n", safe(d.ID), safe(d.Name), v)
 	return nil
 }

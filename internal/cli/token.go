@@ -63,7 +63,7 @@ func tokenCreate(ctx context.Context, a *app, args []string) error {
 	if a.jsonOut {
 		return a.printJSON(t)
 	}
-	fmt.Fprintf(a.stderr, "Admin token %q (id %s) created. It is shown this once; keep it secret:\n", t.Name, t.ID)
+	fmt.Fprintf(a.stderr, "Admin token %q (id %s) created. It is shown this once; keep it secret:\n", t.Name, safe(t.ID))
 	fmt.Fprintln(a.stdout, t.Token)
 	return nil
 }
@@ -127,6 +127,6 @@ func tokenRevoke(ctx context.Context, a *app, args []string) error {
 	if a.jsonOut {
 		return a.printJSON(t)
 	}
-	fmt.Fprintf(a.stdout, "revoked admin token %s (%s)\n", t.ID, t.Name)
+	fmt.Fprintf(a.stdout, "revoked admin token %s (%s)\n", safe(t.ID), safe(t.Name))
 	return nil
 }

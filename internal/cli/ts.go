@@ -65,7 +65,7 @@ func (a *app) printSaved(verb string, ts *deploy.TaskSequence, warnings []deploy
 	if a.jsonOut {
 		return a.printJSON(savedResult{ts, warnings})
 	}
-	fmt.Fprintf(a.stdout, "%s task sequence %s (%s)\n", verb, ts.ID, ts.Name)
+	fmt.Fprintf(a.stdout, "%s task sequence %s (%s)\n", verb, safe(ts.ID), safe(ts.Name))
 	printFieldErrors(a.stdout, "Warnings", warnings)
 	return nil
 }
@@ -177,7 +177,7 @@ func tsShow(ctx context.Context, a *app, args []string) error {
 		fmt.Fprintln(a.stdout, "\nNo versions.")
 		return nil
 	}
-	fmt.Fprintf(a.stdout, "\nVersion %d (%s):\n", v.VersionNo, v.Status)
+	fmt.Fprintf(a.stdout, "\nVersion %d (%s):\n", v.VersionNo, safe(string(v.Status)))
 	writeSteps(a.stdout, v.Steps, 1)
 	return nil
 }
@@ -206,7 +206,7 @@ func writeSteps(w io.Writer, steps []deploy.Step, depth int) {
 		if len(marks) > 0 {
 			line += "  " + strings.Join(marks, " ")
 		}
-		fmt.Fprintln(w, line)
+		fmt.Fprintln(w, safe(line))
 		if s.IsGroup {
 			writeSteps(w, s.GroupMembers, depth+1)
 		}
@@ -327,7 +327,7 @@ func tsValidate(ctx context.Context, a *app, args []string) error {
 		return fmt.Errorf("ts validate: %s: %d %s", arg, len(errs), plural(len(errs), "error", "errors"))
 	}
 	if !a.jsonOut {
-		fmt.Fprintf(a.stdout, "%s is valid (%d %s)\n", arg, len(warnings), plural(len(warnings), "warning", "warnings"))
+		fmt.Fprintf(a.stdout, "%s is valid (%d %s)\n", safe(arg), len(warnings), plural(len(warnings), "warning", "warnings"))
 	}
 	return nil
 }
@@ -349,7 +349,7 @@ func tsRm(ctx context.Context, a *app, args []string) error {
 		return fmt.Errorf("ts rm: %w", err)
 	}
 	if !a.jsonOut {
-		fmt.Fprintf(a.stdout, "deleted task sequence %s\n", pos[0])
+		fmt.Fprintf(a.stdout, "deleted task sequence %s\n", safe(pos[0]))
 	}
 	return nil
 }

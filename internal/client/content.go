@@ -126,3 +126,39 @@ func (a *Admin) DeleteContentVersion(ctx context.Context, id string, no int) err
 func (a *Admin) DownloadContentVersion(ctx context.Context, id string, no int, w io.Writer) (int64, error) {
 	return a.stream(ctx, versionPath(id, no)+"/data", w)
 }
+
+// ContentCheck is the answer of POST /admin/v1/content/verify: how many
+// blobs the server read and checked, and the ones that cannot be served.
+type ContentCheck struct {
+	Blobs    int           `json:"blobs"`
+	Bytes    int64         `json:"bytes"`
+	Problems []BlobProblem `json:"problems"`
+}
+
+// BlobProblem is a blob whose bytes do not match its hash ("corrupt"; the
+// server has set it aside) or that a version names but the store lacks
+// ("missing"), with the versions that use it.
+type BlobProblem struct {
+	SHA256  string    `json:"sha256"`
+	Problem string    `json:"problem"`
+	Detail  string    `json:"detail"`
+	UsedBy  []BlobUse `json:"usedBy"`
+}
+
+// BlobUse is a content version (and a Folder's file) stored in a blob.
+type BlobUse struct {
+	ItemID    string `json:"itemId"`
+	ItemName  string `json:"itemName"`
+	VersionNo int    `json:"versionNo"`
+	Path      string `json:"path,omitempty"`
+}
+
+// VerifyContent has the server read every stored blob and compare it
+// with its hash. It takes as long as reading the whole store.
+func (a *Admin) VerifyContent(ctx context.Context) (*ContentCheck, error) {
+	var out ContentCheck
+	if err := a.sendJSON(ctx, http.MethodPost, "/admin/v1/content/verify", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

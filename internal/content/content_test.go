@@ -121,8 +121,8 @@ func TestPutRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if runtime.GOOS != "windows" && fi.Mode().Perm() != 0o444 {
-		t.Errorf("blob mode = %v, want read-only 0444", fi.Mode().Perm())
+	if runtime.GOOS != "windows" && fi.Mode().Perm() != 0o400 {
+		t.Errorf("blob mode = %v, want owner read-only 0400", fi.Mode().Perm())
 	}
 	if got := files(t, s.Dir(), "tmp"); len(got) != 0 {
 		t.Errorf("temp files left: %v", got)

@@ -3,7 +3,7 @@
 //
 // Every blob is stored once, under its SHA-256:
 //
-//	<root>/sha256/ab/ab12…ef   read-only (0444), never rewritten
+//	<root>/sha256/ab/ab12…ef   owner read-only (0400), never rewritten
 //	<root>/tmp/put-…           uploads in progress
 //
 // Put streams an upload to a temp file in <root>/tmp while hashing it, fsyncs
@@ -18,7 +18,11 @@
 // paths, shared with the agent.
 //
 // ServeBlob serves a blob with http.ServeContent and a strong ETag equal to
-// its hash, so Range and If-Range resume exactly the same bytes.
+// its hash, so Range and If-Range resume exactly the same bytes. It hashes
+// the bytes as they stream and reports a *CorruptError instead of sending
+// the last chunk of a blob that no longer matches its name; Verify checks a
+// whole blob, and SetAside moves a corrupt one to <root>/corrupt, where no
+// read finds it and from where the next Put of the right bytes replaces it.
 //
 // The store never deletes blobs on its own. Garbage collection of blobs that
 // no database row references belongs to the caller: Walk lists the blobs with

@@ -1,6 +1,8 @@
 package content
 
 import (
+	"crypto/sha256"
+	"fmt"
 	"mime"
 	"net/http"
 	"os"
@@ -17,15 +19,38 @@ import (
 // answered in full (ServeContent's guard against overlapping ranges). No
 // Last-Modified is sent: the hash is the validator. The caller opened f
 // (Store.Open) and closes it.
-func ServeBlob(w http.ResponseWriter, r *http.Request, f *os.File, h string, name string) {
+//
+// The bytes are hashed as they stream out. full reports that the whole
+// blob was sent and matched h. A blob that does not match is cut short
+// before its last chunk and ServeBlob returns a *CorruptError: the caller
+// must then abort the response (panic(http.ErrAbortHandler)) so the client
+// sees a broken transfer, never a complete one with the wrong bytes. A
+// range cannot be checked on its own; full is then false and the caller
+// may check the whole blob apart (Store.Verify).
+func ServeBlob(w http.ResponseWriter, r *http.Request, f *os.File, h string, name string) (full bool, err error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return false, fmt.Errorf("serve blob: %w", err)
+	}
+	if fi.Size() == 0 && h != emptySHA256 {
+		return false, &CorruptError{SHA256: h, Got: emptySHA256} // nothing to cut short: refuse before the headers
+	}
 	hdr := w.Header()
 	hdr.Set("ETag", `"`+h+`"`)
 	hdr.Set("Content-Type", "application/octet-stream")
 	hdr.Set("Accept-Ranges", "bytes")
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	hdr.Set("Content-Disposition", Disposition(name, h))
-	http.ServeContent(w, r, "", time.Time{}, f)
+	v := &verifyingFile{f: f, want: h, size: fi.Size(), h: sha256.New()}
+	http.ServeContent(w, r, "", time.Time{}, v)
+	if v.err != nil {
+		return false, v.err
+	}
+	return v.full || (fi.Size() == 0 && r.Method == http.MethodGet), nil
 }
+
+// emptySHA256 is the hash of no bytes.
+const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 // Disposition returns an attachment Content-Disposition for name, made safe:
 // only the last path element is kept, control characters, quotes and

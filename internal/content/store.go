@@ -27,8 +27,8 @@ const (
 	// few syscalls, small enough to pool one per concurrent upload.
 	bufSize = 1 << 20
 
-	blobMode = 0o444
-	dirMode  = 0o755
+	blobMode = 0o400
+	dirMode  = 0o700
 )
 
 // Blob identifies stored content.
@@ -213,7 +213,7 @@ func (s *Store) Remove(ctx context.Context, h string) error {
 	err := s.root.Remove(rel(h))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		// Windows refuses to delete read-only files.
-		if cerr := s.root.Chmod(rel(h), 0o644); cerr == nil {
+		if cerr := s.root.Chmod(rel(h), 0o600); cerr == nil {
 			err = s.root.Remove(rel(h))
 		}
 	}

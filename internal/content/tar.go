@@ -283,7 +283,7 @@ func (s *Store) writeTarFile(ctx context.Context, tw *tar.Writer, mf deploy.Mani
 		return err
 	}
 	if fi.Size() != mf.Size {
-		return deploy.Errorf(deploy.KindInternal, "blob %s has %d bytes, manifest says %d", mf.SHA256, fi.Size(), mf.Size)
+		return &CorruptError{SHA256: mf.SHA256, Reason: fmt.Sprintf("it has %d bytes, the manifest says %d", fi.Size(), mf.Size)}
 	}
 	hdr := &tar.Header{
 		Typeflag: tar.TypeReg,
@@ -304,7 +304,7 @@ func (s *Store) writeTarFile(ctx context.Context, tw *tar.Writer, mf deploy.Mani
 		return deploy.Errorf(deploy.KindInternal, "blob %s: read %d bytes, manifest says %d", mf.SHA256, n, mf.Size)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != mf.SHA256 {
-		return deploy.Errorf(deploy.KindInternal, "blob %s is corrupt: its content hashes to %s", mf.SHA256, got)
+		return &CorruptError{SHA256: mf.SHA256, Got: got}
 	}
 	return nil
 }

@@ -310,10 +310,10 @@ func (s *Server) serveVersion(w http.ResponseWriter, r *http.Request, item *depl
 	case deploy.ContentFile:
 		f, err := s.blobs.Open(r.Context(), v.SHA256)
 		if err != nil {
-			return err
+			return s.damagedBlob(err, item, v, v.SHA256)
 		}
 		defer f.Close()
-		content.ServeBlob(w, r, f, v.SHA256, item.Name)
+		s.serveBlob(w, r, f, v.SHA256, item.Name)
 		return nil
 	case deploy.ContentFolder:
 		if v.Manifest == nil {
@@ -321,7 +321,17 @@ func (s *Server) serveVersion(w http.ResponseWriter, r *http.Request, item *depl
 		}
 		w.Header().Set("Content-Type", "application/x-tar")
 		w.Header().Set("ETag", `"`+v.SHA256+`"`)
-		return s.blobs.WriteTar(r.Context(), w, v.Manifest)
+		cw := &countWriter{w: w}
+		err := s.blobs.WriteTar(r.Context(), cw, v.Manifest)
+		if ce, ok := content.AsCorrupt(err); ok {
+			s.blobCorrupt(r.Context(), ce, "download")
+			panic(http.ErrAbortHandler) // a short tar must not look like a whole one
+		}
+		if err != nil && cw.n > 0 {
+			s.log.Error("folder download broken off", "item", item.ID, "version", v.VersionNo, "err", err)
+			panic(http.ErrAbortHandler) // no error body inside a tar stream
+		}
+		return err
 	}
 	return deploy.Errorf(deploy.KindConflict, "content item %s is a URL item: its bytes are at %s", item.ID, deploy.Str(v.ExternalURL))
 }

@@ -255,6 +255,12 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) error {
 	if errors.Is(decErr, netlimit.ErrSlowBody) {
 		return decErr // 408: the connection is cut; costs no Argon2
 	}
+	if decErr == nil {
+		// A claimed identity that is not one (an escape sequence for the
+		// admin's terminal, a megabyte of model name) is malformed input:
+		// refused like a wrong passcode, after the same work (PC-5, GN-6).
+		decErr = req.Device.Normalize()
+	}
 	dev := ""
 	if decErr == nil {
 		dev = deviceID(&req.Device)
@@ -326,9 +332,6 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) error {
 	if dev != "" {
 		d := req.Device
 		d.ID = dev
-		if d.UUID != "" {
-			d.UUID = strings.ToLower(d.UUID)
-		}
 		d.LastSeen = s.now()
 		if err := s.store.UpsertDevice(ctx, &d); err != nil {
 			return err
@@ -434,10 +437,11 @@ func (s *Server) checkCertificate(ctx context.Context, id *cert.Identity, sess *
 	return nil
 }
 
-// deviceID keys a device by SMBIOS UUID, else by its first MAC.
+// deviceID keys a device by SMBIOS UUID, else by its first MAC; d has
+// been through Normalize.
 func deviceID(d *deploy.Device) string {
-	if u := strings.ToLower(strings.TrimSpace(d.UUID)); u != "" && len(u) <= 64 {
-		return u
+	if d.UUID != "" {
+		return d.UUID
 	}
 	for _, m := range d.MACs {
 		if hw, err := net.ParseMAC(m); err == nil {

@@ -55,7 +55,7 @@ func entraLogin(t *testing.T, ts *testServer, token, uuid string) (int, []byte, 
 // do not run into the throttle of one address.
 func entraLoginFrom(t *testing.T, ts *testServer, token, uuid, source string) (int, []byte, string) {
 	t.Helper()
-	b, _ := json.Marshal(map[string]any{"method": "entra", "accessToken": token, "device": map[string]any{"uuid": uuid}})
+	b, _ := json.Marshal(map[string]any{"method": "entra", "accessToken": token, "device": map[string]any{"uuid": devUUID(uuid)}})
 	req, _ := http.NewRequest("POST", ts.apiURL("/v1/auth/token"), bytes.NewReader(b))
 	if source != "" {
 		req.Header.Set("X-Forwarded-For", source)
@@ -173,7 +173,7 @@ func TestEntraTokenLoginAndAudit(t *testing.T) {
 		}
 	}
 	if success == nil || success.Details["method"] != "entra" || success.Details["entraUser"] != "alice@contoso.example" ||
-		success.Details["entraObjectId"] != "11111111-2222-3333-4444-555555555555" || success.Actor != "alice@contoso.example" || success.DeviceID != "entra-dev" {
+		success.Details["entraObjectId"] != "11111111-2222-3333-4444-555555555555" || success.Actor != "alice@contoso.example" || success.DeviceID != devUUID("entra-dev") {
 		t.Fatalf("audit success = %+v", success)
 	}
 
@@ -269,7 +269,7 @@ func TestEntraBadTokensAreRefusedAlike(t *testing.T) {
 	}
 	want := map[string]string{}
 	for i, tc := range tests {
-		want[caseID(i)] = tc.reason
+		want[devUUID(caseID(i))] = tc.reason
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("audited reasons by device (-want +got):\n%s", d)

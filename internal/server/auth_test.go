@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -70,8 +72,19 @@ func login(t *testing.T, ts *testServer, passcode, uuid string) (*http.Response,
 	t.Helper()
 	var tok tokenAnswer
 	resp := ts.machine(t, "POST", "/v1/auth/token", "", map[string]any{
-		"method": "passcode", "passcode": passcode, "device": map[string]any{"uuid": uuid}}, &tok)
+		"method": "passcode", "passcode": passcode, "device": map[string]any{"uuid": devUUID(uuid)}}, &tok)
 	return resp, tok.Token
+}
+
+// devUUID turns a test's device label into a stable SMBIOS-style UUID: the
+// server accepts only real UUIDs at login. A UUID is returned normalised.
+func devUUID(label string) string {
+	if u, err := deploy.ParseUUID(label); err == nil {
+		return u
+	}
+	h := sha256.Sum256([]byte(label))
+	u, _ := deploy.ParseUUID(hex.EncodeToString(h[:16]))
+	return u
 }
 
 func TestNothingConfiguredTellsTheAdminWhatToDo(t *testing.T) {
@@ -210,7 +223,7 @@ func TestAnonymousOptInStripsSecrets(t *testing.T) {
 	}
 	ts.adminJSON(t, "PUT", "/admin/v1/security/anonymous", map[string]bool{"on": true}, nil)
 	var tok tokenAnswer
-	if r := ts.machine(t, "POST", "/v1/auth/token", "", map[string]any{"method": "anonymous", "device": map[string]any{"uuid": "a1"}}, &tok); r.StatusCode != 200 {
+	if r := ts.machine(t, "POST", "/v1/auth/token", "", map[string]any{"method": "anonymous", "device": map[string]any{"uuid": devUUID("a1")}}, &tok); r.StatusCode != 200 {
 		t.Fatalf("anonymous while on: %d", r.StatusCode)
 	}
 	var m struct{ Methods []string }
@@ -289,7 +302,7 @@ func TestMachineContentScopeAndRunReporting(t *testing.T) {
 	}
 	var got deploy.Run
 	ts.do(t, "GET", "/admin/v1/runs/"+run.ID, nil, &got)
-	if got.State != deploy.RunSucceeded || len(got.Steps) != 1 || got.Steps[0].Outcome != deploy.StepSucceeded || got.DeviceID != "dev-1" {
+	if got.State != deploy.RunSucceeded || len(got.Steps) != 1 || got.Steps[0].Outcome != deploy.StepSucceeded || got.DeviceID != devUUID("dev-1") {
 		t.Fatalf("run record = %+v", got)
 	}
 }
@@ -445,6 +458,66 @@ func TestFailureBurstRaisesAuditAlert(t *testing.T) {
 	t.Fatalf("no auth.alert in the audit log after 60 failures from 60 sources")
 }
 
+// GN-6, PC-5: a device identity that is not one (escape sequences for the
+// admin's terminal, a line break for the log, a bidi override, an
+// oversized model) is refused with the very answer of a wrong passcode, even
+// with the right passcode, and leaves no trace of its bytes in the audit
+// log. A real identity in another spelling is accepted and normalised.
+func TestLoginRefusesMalformedDeviceIdentity(t *testing.T) {
+	ts := startServerWith(t, t.TempDir(), func(c *server.Config) {
+		c.PasscodeArgon2 = testArgon2
+		c.TrustedProxies = []string{"127.0.0.0/8", "::1/128"}
+	})
+	const code = "Correct-Horse-Battery-42"
+	ts.adminJSON(t, "PUT", "/admin/v1/passcode", map[string]string{"passcode": code}, nil)
+	// Each attempt from its own address, so the throttle stays out of it.
+	n := 0
+	try := func(dev map[string]any, pass string) (int, []byte) {
+		n++
+		b, _ := json.Marshal(map[string]any{"method": "passcode", "passcode": pass, "device": dev})
+		req, _ := http.NewRequest("POST", ts.apiURL("/v1/auth/token"), bytes.NewReader(b))
+		req.Header.Set("X-Forwarded-For", fmt.Sprintf("192.0.2.%d", n))
+		resp, err := ts.api.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, body
+	}
+	_, wrongBody := try(map[string]any{"uuid": devUUID("w")}, "Wrong-Horse-Battery-42")
+	const esc = "\x1b]0;pwned\x07\x1b[2J"
+	for name, dev := range map[string]map[string]any{
+		"ESC in uuid":      {"uuid": "4c4c4544-0000-1000-8000-000000000001" + esc},
+		"uuid not a uuid":  {"uuid": "not-a-uuid"},
+		"newline in model": {"uuid": devUUID("m"), "model": "X1\n{\"event\":\"authn_login_success\"}"},
+		"bidi in serial":   {"uuid": devUUID("s"), "serialNumber": "ABC\u202eFED"},
+		"C1 CSI in make":   {"uuid": devUUID("k"), "make": "Dell\u009b2J"},
+		"oversized model":  {"uuid": devUUID("o"), "model": strings.Repeat("m", deploy.MaxDeviceText+1)},
+		"bad MAC":          {"macs": []string{"52:54:00:12:34:56" + esc}},
+	} {
+		if status, body := try(dev, code); status != 401 || !bytes.Equal(body, wrongBody) {
+			t.Errorf("%s: %d %s, want the wrong-passcode answer 401 %s", name, status, body, wrongBody)
+		}
+	}
+	if status, body := try(map[string]any{"uuid": "{4C4C4544-0042-3010-8052-B4C04F4E4432}", "macs": []string{"52-54-00-AB-CD-EF"},
+		"model": "Latitude 7440 — ünïcode"}, code); status != 200 {
+		t.Fatalf("login with a braced upper-case UUID: %d %s", status, body)
+	}
+	var sessions []deploy.Session
+	ts.adminJSON(t, "GET", "/admin/v1/sessions", nil, &sessions)
+	if len(sessions) != 1 || sessions[0].DeviceID != "4c4c4544-0042-3010-8052-b4c04f4e4432" {
+		t.Errorf("sessions = %+v, want one for the normalised UUID", sessions)
+	}
+	resp := ts.adminJSON(t, "GET", "/admin/v1/audit", nil, nil)
+	raw, _ := io.ReadAll(resp.Body)
+	for _, bad := range []string{"pwned", "authn_login_success", "not-a-uuid"} {
+		if bytes.Contains(raw, []byte(bad)) {
+			t.Errorf("audit log holds %q from a refused identity", bad)
+		}
+	}
+}
+
 // PC-8: an oversized login body is refused with 413 before any JSON or
 // Argon2 work; a large header block is refused too.
 func TestLoginInputLimits(t *testing.T) {
@@ -461,7 +534,9 @@ func TestLoginInputLimits(t *testing.T) {
 		t.Errorf("1 MiB login body: %d %s, want 413", resp.StatusCode, b)
 	}
 	// A passcode login with a long but sane device record still works.
-	if resp, tok := login(t, ts, "Correct-Horse-Battery-42", strings.Repeat("d", 60)); resp.StatusCode != 200 || tok == "" {
+	var tok tokenAnswer
+	if resp := ts.machine(t, "POST", "/v1/auth/token", "", map[string]any{"method": "passcode", "passcode": "Correct-Horse-Battery-42",
+		"device": map[string]any{"uuid": devUUID("long"), "model": strings.Repeat("d", deploy.MaxDeviceText)}}, &tok); resp.StatusCode != 200 || tok.Token == "" {
 		t.Errorf("normal login: %d", resp.StatusCode)
 	}
 	req, _ := http.NewRequest("GET", ts.apiURL("/v1/auth/methods"), nil)
@@ -585,5 +660,29 @@ func TestAnonymousLimitedToNetworks(t *testing.T) {
 		if code != c.want || strings.Contains(methods, "anonymous") != (c.want == 200) {
 			t.Errorf("from %s: login %d (want %d), methods %s", c.src, code, c.want, methods)
 		}
+	}
+}
+
+// A session without a device names it when it starts a run: the same
+// checks as at login apply there.
+func TestRunDeviceIdentityIsValidated(t *testing.T) {
+	ts := startAuthServer(t)
+	ts.adminJSON(t, "PUT", "/admin/v1/security/anonymous", map[string]bool{"on": true}, nil)
+	const id = "41111111-2222-3333-4444-555555555555"
+	ts.do(t, "POST", "/admin/v1/tasksequences/import", strings.NewReader(`{"id":"`+id+`","name":"S","architecture":"Any","versions":[{"id":"v","taskSequenceId":"`+id+`","versionNo":1,"status":"Active","steps":[]}]}`), nil)
+	var tok tokenAnswer
+	if r := ts.machine(t, "POST", "/v1/auth/token", "", map[string]any{"method": "anonymous"}, &tok); r.StatusCode != 200 {
+		t.Fatalf("anonymous login: %d", r.StatusCode)
+	}
+	bad := ts.machine(t, "POST", "/v1/runs", tok.Token, map[string]any{"taskSequenceId": id, "versionNo": 1,
+		"device": map[string]any{"uuid": "4c4c4544-0000-1000-8000-000000000001\x1b[2J"}}, nil)
+	wantError(t, bad, 400, "invalid", "device identity is malformed")
+	var run deploy.Run
+	if r := ts.machine(t, "POST", "/v1/runs", tok.Token, map[string]any{"taskSequenceId": id, "versionNo": 1,
+		"device": map[string]any{"uuid": "{4C4C4544-0000-1000-8000-000000000001}"}}, &run); r.StatusCode != 201 {
+		t.Fatalf("run with a good device: %d", r.StatusCode)
+	}
+	if run.DeviceID != "4c4c4544-0000-1000-8000-000000000001" {
+		t.Errorf("run device = %q, want the normalised UUID", run.DeviceID)
 	}
 }

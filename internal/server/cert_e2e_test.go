@@ -181,7 +181,7 @@ func (ts *testServer) certClient(cert *tls.Certificate, cache tls.ClientSessionC
 // is the transport error when the handshake is refused.
 func certLogin(t *testing.T, ts *testServer, c *http.Client, uuid string) (*http.Response, []byte, error) {
 	t.Helper()
-	body := `{"method":"certificate","device":{"uuid":"` + uuid + `"}}`
+	body := `{"method":"certificate","device":{"uuid":"` + devUUID(uuid) + `"}}`
 	resp, err := c.Post(ts.apiURL("/v1/auth/token"), "application/json", strings.NewReader(body))
 	if err != nil {
 		return nil, nil, err
@@ -215,7 +215,7 @@ func TestCertificateAuthenticationOverMutualTLS(t *testing.T) {
 	}
 	var sessions []deploy.Session
 	ts.do(t, "GET", "/admin/v1/sessions", nil, &sessions)
-	if len(sessions) != 1 || sessions[0].Method != auth.MethodCertificate || sessions[0].Subject != "CN=pc-01,O=Contoso" || sessions[0].DeviceID != "cert-good" {
+	if len(sessions) != 1 || sessions[0].Method != auth.MethodCertificate || sessions[0].Subject != "CN=pc-01,O=Contoso" || sessions[0].DeviceID != devUUID("cert-good") {
 		t.Fatalf("sessions = %+v, want one certificate session for CN=pc-01,O=Contoso", sessions)
 	}
 
@@ -271,13 +271,13 @@ func TestCertificateAuthenticationOverMutualTLS(t *testing.T) {
 		}
 	}
 	want := []row{
-		{auth.OutcomeSuccess, "CN=pc-01,O=Contoso", "cert-good"},
+		{auth.OutcomeSuccess, "CN=pc-01,O=Contoso", devUUID("cert-good")},
 		{auth.OutcomeFailure, p.expired.Leaf.Subject.String(), ""},
 		{auth.OutcomeFailure, p.other.Leaf.Subject.String(), ""},
 		{auth.OutcomeFailure, p.srvEKU.Leaf.Subject.String(), ""},
 		{auth.OutcomeFailure, p.revoked.Leaf.Subject.String(), ""},
-		{auth.OutcomeFailure, "", "cert-none"},
-		{auth.OutcomeFailure, "", "cert-none"},
+		{auth.OutcomeFailure, "", devUUID("cert-none")},
+		{auth.OutcomeFailure, "", devUUID("cert-none")},
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("certificate attempts in the audit log (-want +got):\n%s", d)

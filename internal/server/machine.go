@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/imprint-osd/imprint/internal/auth"
-	"github.com/imprint-osd/imprint/internal/content"
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/stepdefs"
 )
@@ -351,10 +350,10 @@ func (s *Server) machineContentFile(w http.ResponseWriter, r *http.Request) erro
 			if f.Path == path {
 				fh, err := s.blobs.Open(r.Context(), f.SHA256)
 				if err != nil {
-					return err
+					return s.damagedBlob(err, item, v, f.SHA256)
 				}
 				defer fh.Close()
-				content.ServeBlob(w, r, fh, f.SHA256, path)
+				s.serveBlob(w, r, fh, f.SHA256, path)
 				return nil
 			}
 		}

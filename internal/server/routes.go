@@ -70,6 +70,7 @@ func (s *Server) adminMux(local bool) *http.ServeMux {
 	mux.Handle("PATCH /admin/v1/content/{id}/versions/{no}", s.adapt(s.patchContentVersion))
 	mux.Handle("DELETE /admin/v1/content/{id}/versions/{no}", s.adapt(s.deleteContentVersion))
 	mux.Handle("GET /admin/v1/content/{id}/versions/{no}/data", s.adapt(s.downloadContentVersion))
+	mux.Handle("POST /admin/v1/content/verify", s.adapt(s.adminVerifyContent))
 
 	mux.Handle("GET /admin/v1/stepdefs", s.adapt(s.listStepDefs))
 	mux.Handle("GET /admin/v1/stepdefs/{id}", s.adapt(s.getStepDef))

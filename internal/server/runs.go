@@ -57,6 +57,11 @@ func (s *Server) machineCreateRun(w http.ResponseWriter, r *http.Request) error 
 	}
 	dev := sess.DeviceID
 	if dev == "" {
+		// A session that logged in without an identity names its device
+		// here: checked like one at login (GN-6).
+		if err := req.Device.Normalize(); err != nil {
+			return err
+		}
 		dev = deviceID(&req.Device)
 	}
 	now := s.now()

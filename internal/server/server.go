@@ -57,6 +57,8 @@ type Server struct {
 	// the same id cannot both pass the check and overwrite each other.
 	imports sync.Mutex
 
+	checks *blobChecks // content integrity (integrity.go)
+
 	apiLn, bootLn, adminLn net.Listener
 	apiLim, bootLim        *netlimit.Listener // apiLn, bootLn with their caps
 	api, boot, admin       *http.Server
@@ -71,17 +73,20 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log, now: time.Now}
+	s := &Server{cfg: cfg, log: log, now: time.Now, checks: newBlobChecks()}
 	s.use = newUsage(cfg.Quotas)
 	defer func() {
 		if err != nil {
 			s.close()
 		}
 	}()
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
+	dbPath := filepath.Join(cfg.DataDir, "imprint.db")
+	if n, err := prepareDataDir(cfg.DataDir, dbPath, os.Geteuid()); err != nil {
+		return nil, err
+	} else if n > 0 {
+		log.Warn("data directory was readable by other users: removed their access", "dir", cfg.DataDir, "entries", n)
 	}
-	if s.db, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "imprint.db")); err != nil {
+	if s.db, err = sqlite.Open(ctx, dbPath); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	s.store = s.db
@@ -337,6 +342,9 @@ func (s *Server) close() {
 	}
 	if s.adminLn != nil {
 		os.Remove(SocketPath(s.cfg.DataDir))
+	}
+	if s.checks != nil {
+		s.checks.close()
 	}
 	if s.auditFwd != nil {
 		s.auditFwd.close()

@@ -142,9 +142,9 @@ func TestFinishedRunRevokesItsSession(t *testing.T) {
 		}
 	}
 	want := map[string]string{
-		"run.start":      "success dev-end ",
-		"run.end":        "success dev-end succeeded",
-		"session.revoke": "success dev-end run succeeded",
+		"run.start":      "success " + devUUID("dev-end") + " ",
+		"run.end":        "success " + devUUID("dev-end") + " succeeded",
+		"session.revoke": "success " + devUUID("dev-end") + " run succeeded",
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("audit of the run (-want +got):\n%s", d)

@@ -32,7 +32,7 @@ func quotaRun(t *testing.T, q server.Quotas) (*realServer, *client.Machine, *dep
 	rs := startRealServer(t, func(c *server.Config) { c.Quotas = q })
 	rs.setPasscode(t)
 	m := rs.machine(t)
-	if _, err := m.Token(ctx, client.TokenRequest{Method: "passcode", Passcode: e2ePasscode, Device: client.DeviceInfo{UUID: "dev-quota"}}); err != nil {
+	if _, err := m.Token(ctx, client.TokenRequest{Method: "passcode", Passcode: e2ePasscode, Device: client.DeviceInfo{UUID: "6a0c1d2e-0000-4000-8000-00000000a001"}}); err != nil {
 		t.Fatalf("login: %v", err)
 	}
 	run, err := m.CreateRun(ctx, client.CreateRunRequest{TaskSequenceID: e2eTSID, VersionNo: 1})
@@ -146,7 +146,7 @@ func TestServerScriptStepWaitsForASlot(t *testing.T) {
 		}
 		return runVia{m, run.ID}
 	}
-	first, second := login("dev-first"), login("dev-second")
+	first, second := login("6a0c1d2e-0000-4000-8000-00000000a002"), login("6a0c1d2e-0000-4000-8000-00000000a003")
 	release := func() { os.WriteFile(filepath.Join(gate, "go"), nil, 0o644) }
 	defer release()
 	go first.ServerScript(ctx, client.ServerScriptRequest{ScriptName: "name.sh", Variables: map[string]string{"Dir": gate}})

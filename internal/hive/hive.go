@@ -83,6 +83,8 @@ type Key struct {
 	// flags are the nk flags read from a file, minus the name-encoding
 	// and root bits that Marshal recomputes (e.g. KEY_SYM_LINK stays).
 	flags uint16
+	// access is the nk "access bits" field of format 1.5, kept as read.
+	access uint32
 }
 
 // Hive is a whole hive file.
@@ -94,6 +96,9 @@ type Hive struct {
 	Modified uint64
 	// FileName is the header's embedded file name (informational).
 	FileName string
+	// header holds base-block bytes 112-507 of a parsed file (format 1.5
+	// fields such as the resource manager and log ids), written back as read.
+	header []byte
 }
 
 // DefaultSecurity is the security descriptor of a new hive's root key:

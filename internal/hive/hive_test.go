@@ -152,6 +152,12 @@ dword:0x00000001`)
 	if disk.Security == nil || !bytes.Equal(disk.Security, h.Root.Security) {
 		t.Error("security descriptor of a hivex-made key was not read")
 	}
+	if v, err := hive.ReadValue(raw, `CONTROLSET001\services\Disk`, "group"); err != nil || v.String() != "SCSI miniport" {
+		t.Errorf("ReadValue Group = %q, %v", v.String(), err)
+	}
+	if _, err := hive.ReadValue(raw, `ControlSet001\Services\nope`, "Group"); err == nil || !strings.Contains(err.Error(), "no key") {
+		t.Errorf("ReadValue of a missing key: err = %v", err)
+	}
 	out := write(t, h)
 	want := hivextest.Dump(t, src)
 	if diff := cmp.Diff(want, hivextest.Dump(t, out)); diff != "" {

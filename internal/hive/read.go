@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"unicode/utf16"
 )
 
@@ -11,28 +12,88 @@ import (
 // point back at each other cannot make it loop or explode.
 const maxKeys = 4 << 20
 
+// ReadValue reads one value of the key at keyPath (backslash-separated,
+// case-insensitive, from the root) without building the whole tree: a
+// cheap way to read, say, ProductName from a 100 MB SOFTWARE hive.
+func ReadValue(b []byte, keyPath, name string) (Value, error) {
+	r, rootOff, err := open(b)
+	if err != nil {
+		return Value{}, err
+	}
+	le := binary.LittleEndian
+	off := rootOff
+	for _, part := range splitPath(keyPath) {
+		c, err := r.nk(off)
+		if err != nil {
+			return Value{}, err
+		}
+		if le.Uint32(c[20:]) == 0 {
+			return Value{}, fmt.Errorf("hive: no key %s", keyPath)
+		}
+		offs, err := r.subkeyList(le.Uint32(c[28:]), 0)
+		if err != nil {
+			return Value{}, err
+		}
+		found := false
+		for _, o := range offs {
+			sc, err := r.nk(o)
+			if err != nil {
+				return Value{}, err
+			}
+			nl := int(le.Uint16(sc[72:]))
+			if err := need(sc, 76+nl, "key name", o); err != nil {
+				return Value{}, err
+			}
+			if strings.EqualFold(decodeName(sc[76:76+nl], le.Uint16(sc[2:])&nkCompName != 0), part) {
+				off, found = o, true
+				break
+			}
+		}
+		if !found {
+			return Value{}, fmt.Errorf("hive: no key %s", keyPath)
+		}
+	}
+	c, err := r.nk(off)
+	if err != nil {
+		return Value{}, err
+	}
+	if n := le.Uint32(c[36:]); n > 0 {
+		vals, err := r.values(le.Uint32(c[40:]), int(n))
+		if err != nil {
+			return Value{}, err
+		}
+		for _, v := range vals {
+			if strings.EqualFold(v.Name, name) {
+				return v, nil
+			}
+		}
+	}
+	return Value{}, fmt.Errorf("hive: key %s has no value %q", keyPath, name)
+}
+
+func (r *reader) nk(off uint32) ([]byte, error) {
+	c, err := r.cell(off)
+	if err != nil {
+		return nil, err
+	}
+	if err := need(c, 76, "key", off); err != nil {
+		return nil, err
+	}
+	if string(c[:2]) != "nk" {
+		return nil, fmt.Errorf("hive: cell at %#x is not a key (%q)", off, c[:2])
+	}
+	return c, nil
+}
+
 // Parse reads a whole regf file into a tree. It refuses a hive whose
 // sequence numbers differ (not closed cleanly: changes may be in its
 // transaction logs) and any structure that points outside the file.
 func Parse(b []byte) (*Hive, error) {
+	r, rootOff, err := open(b)
+	if err != nil {
+		return nil, err
+	}
 	le := binary.LittleEndian
-	if len(b) < baseBlockSize+binHeaderSize || string(b[:4]) != "regf" {
-		return nil, fmt.Errorf("hive: not a registry hive (no regf header)")
-	}
-	if le.Uint32(b[20:]) != 1 {
-		return nil, fmt.Errorf("hive: format version %d.%d is not 1.x", le.Uint32(b[20:]), le.Uint32(b[24:]))
-	}
-	if s1, s2 := le.Uint32(b[4:]), le.Uint32(b[8:]); s1 != s2 {
-		return nil, fmt.Errorf("hive: not closed cleanly (sequence numbers %d and %d): its last changes may be in the .LOG1/.LOG2 transaction logs, which are not replayed; boot Windows once or use a clean image", s1, s2)
-	}
-	if sum := headerChecksum(b); sum != le.Uint32(b[508:]) {
-		return nil, fmt.Errorf("hive: header checksum %#x, expected %#x", le.Uint32(b[508:]), sum)
-	}
-	end := baseBlockSize + int(le.Uint32(b[40:]))
-	if end > len(b) || end < baseBlockSize {
-		end = len(b) // some writers leave the size short or long; the file bounds it
-	}
-	r := &reader{b: b[baseBlockSize:end], minor: le.Uint32(b[24:]), sds: map[uint32][]byte{}, seen: map[uint32]bool{}}
 	name := make([]uint16, 0, 32)
 	for i := 48; i < 112; i += 2 {
 		c := le.Uint16(b[i:])
@@ -41,11 +102,35 @@ func Parse(b []byte) (*Hive, error) {
 		}
 		name = append(name, c)
 	}
-	root, err := r.key(le.Uint32(b[36:]), 0)
+	root, err := r.key(rootOff, 0)
 	if err != nil {
 		return nil, err
 	}
-	return &Hive{Root: root, Minor: r.minor, Modified: le.Uint64(b[12:]), FileName: string(utf16.Decode(name))}, nil
+	h := &Hive{Root: root, Minor: r.minor, Modified: le.Uint64(b[12:]), FileName: string(utf16.Decode(name))}
+	h.header = bytes.Clone(b[112:508])
+	return h, nil
+}
+
+func open(b []byte) (*reader, uint32, error) {
+	le := binary.LittleEndian
+	if len(b) < baseBlockSize+binHeaderSize || string(b[:4]) != "regf" {
+		return nil, 0, fmt.Errorf("hive: not a registry hive (no regf header)")
+	}
+	if le.Uint32(b[20:]) != 1 {
+		return nil, 0, fmt.Errorf("hive: format version %d.%d is not 1.x", le.Uint32(b[20:]), le.Uint32(b[24:]))
+	}
+	if s1, s2 := le.Uint32(b[4:]), le.Uint32(b[8:]); s1 != s2 {
+		return nil, 0, fmt.Errorf("hive: not closed cleanly (sequence numbers %d and %d): its last changes may be in the .LOG1/.LOG2 transaction logs, which are not replayed; boot Windows once or use a clean image", s1, s2)
+	}
+	if sum := headerChecksum(b); sum != le.Uint32(b[508:]) {
+		return nil, 0, fmt.Errorf("hive: header checksum %#x, expected %#x", le.Uint32(b[508:]), sum)
+	}
+	end := baseBlockSize + int(le.Uint32(b[40:]))
+	if end > len(b) || end < baseBlockSize {
+		end = len(b) // some writers leave the size short or long; the file bounds it
+	}
+	r := &reader{b: b[baseBlockSize:end], minor: le.Uint32(b[24:]), sds: map[uint32][]byte{}, seen: map[uint32]bool{}}
+	return r, le.Uint32(b[36:]), nil
 }
 
 type reader struct {
@@ -103,7 +188,7 @@ func (r *reader) key(off uint32, depth int) (*Key, error) {
 		return nil, err
 	}
 	k := &Key{Name: decodeName(c[76:76+nameLen], flags&nkCompName != 0), Modified: le.Uint64(c[4:]),
-		flags: flags &^ (nkCompName | nkHiveEntry | nkNoDelete)}
+		flags: flags &^ (nkCompName | nkHiveEntry | nkNoDelete), access: le.Uint32(c[12:])}
 	if co := le.Uint32(c[48:]); co != noCell && classLen > 0 {
 		cc, err := r.cell(co)
 		if err != nil {

@@ -73,6 +73,7 @@ func (h *Hive) Marshal() ([]byte, error) {
 	le.PutUint32(out[36:], root)
 	le.PutUint32(out[40:], uint32(len(w.buf)))
 	le.PutUint32(out[44:], 1) // clustering factor
+	copy(out[112:508], h.header)
 	name := utf16.Encode([]rune(h.FileName))
 	for i := 0; i < len(name) && i < 31; i++ {
 		le.PutUint16(out[48+2*i:], name[i])
@@ -279,6 +280,7 @@ func (w *writer) writeKey(k *Key, parentSD []byte, parent uint32, root bool) (ui
 	copy(c, "nk")
 	le.PutUint16(c[2:], flags)
 	le.PutUint64(c[4:], k.Modified)
+	le.PutUint32(c[12:], k.access)
 	le.PutUint32(c[16:], parent)
 	le.PutUint32(c[20:], uint32(len(subs)))
 	le.PutUint32(c[28:], subList)

@@ -14,9 +14,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/imprint-osd/imprint/internal/hive"
 	"github.com/imprint-osd/imprint/internal/hive/hivextest"
 	"github.com/imprint-osd/imprint/internal/winboot"
+	"github.com/imprint-osd/imprint/internal/winboot/wintest"
 )
 
 // The load option's device path is the one Windows wrote (§3.9: HD node
@@ -127,48 +127,6 @@ func TestReadGPT(t *testing.T) {
 	}
 }
 
-// windowsTree is the boot layout of a Windows image, with a SOFTWARE hive
-// made by hivex.
-func windowsTree(t *testing.T) string {
-	t.Helper()
-	root := t.TempDir()
-	files := map[string]string{
-		"Windows/Boot/EFI/bootmgfw.efi":           "BOOTMGR",
-		"Windows/Boot/EFI/memtest.efi":            "MEMTEST",
-		"Windows/Boot/EFI/en-US/bootmgfw.efi.mui": "MUI",
-		"Windows/Boot/Fonts/wgl4_boot.ttf":        "FONT",
-		"Windows/Boot/PCAT/bootmgr":               "BIOS ONLY",
-	}
-	for name, body := range files {
-		p := filepath.Join(root, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	base, _ := hive.New("ROOT", 0).Marshal()
-	bp := filepath.Join(t.TempDir(), "base")
-	_ = os.WriteFile(bp, base, 0o644)
-	sw := hivextest.Shell(t, bp, `add Microsoft
-cd Microsoft
-add Windows NT
-cd Windows NT
-add CurrentVersion
-cd CurrentVersion
-setval 1
-ProductName
-string:Windows 11 Enterprise`)
-	cfg := filepath.Join(root, "Windows/System32/config")
-	_ = os.MkdirAll(cfg, 0o755)
-	b, _ := os.ReadFile(sw)
-	if err := os.WriteFile(filepath.Join(cfg, "SOFTWARE"), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return root
-}
-
 func TestInstall(t *testing.T) {
 	hivextest.Need(t)
 	img := gptImage(t)
@@ -178,7 +136,7 @@ func TestInstall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	win := windowsTree(t)
+	win := wintest.Tree(t)
 	espDir := t.TempDir()
 	res, err := winboot.Install(context.Background(), winboot.DirESP(espDir), winboot.InstallOptions{
 		WinRoot: win, GPT: g, Windows: 2, ESP: 1, Locale: "en-GB"})
@@ -198,13 +156,13 @@ func TestInstall(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ESP files (-want +got):\n%s", diff)
 	}
-	if b, _ := os.ReadFile(filepath.Join(espDir, "EFI/Boot/bootx64.efi")); string(b) != "BOOTMGR" {
+	if b, _ := os.ReadFile(filepath.Join(espDir, "EFI/Boot/bootx64.efi")); string(b) != wintest.BootMgr {
 		t.Errorf("fallback loader holds %q", b)
 	}
 	if _, err := os.Stat(filepath.Join(espDir, "EFI/Microsoft/Recovery")); err != nil {
 		t.Errorf("no Recovery directory: %v", err)
 	}
-	if res.Description != "Windows 11 Enterprise" {
+	if res.Description != wintest.Product {
 		t.Errorf("description %q (from the SOFTWARE hive)", res.Description)
 	}
 	// The BCD through hivex: the loader's devices carry the GUIDs sgdisk
@@ -251,7 +209,7 @@ func TestInstallRefusesNonWindows(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no Windows\\Boot\\EFI") {
 		t.Errorf("err = %v", err)
 	}
-	_, err = winboot.Install(context.Background(), winboot.DirESP(t.TempDir()), winboot.InstallOptions{WinRoot: windowsTree(t), GPT: g, Windows: 5, ESP: 1})
+	_, err = winboot.Install(context.Background(), winboot.DirESP(t.TempDir()), winboot.InstallOptions{WinRoot: wintest.Tree(t), GPT: g, Windows: 5, ESP: 1})
 	if err == nil || !strings.Contains(err.Error(), "no partition 5") {
 		t.Errorf("err = %v", err)
 	}

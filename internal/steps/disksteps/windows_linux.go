@@ -18,6 +18,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/disk"
 	"github.com/imprint-osd/imprint/internal/sequence"
+	"github.com/imprint-osd/imprint/internal/unattend"
 	"github.com/imprint-osd/imprint/internal/winboot"
 )
 
@@ -123,6 +124,15 @@ func (e fatESP) WriteFile(p string, b []byte) error {
 
 // prepareWindows is Prepare operating system for a Windows UEFI target.
 func (s PrepareOS) prepareWindows(ctx context.Context, env *sequence.Env) (sequence.Result, error) {
+	// The answer file first: bad settings fail before the disk is touched.
+	ao, err := AnswerOptions(env)
+	if err != nil {
+		return sequence.Result{}, err
+	}
+	answer, err := unattend.Build(ao)
+	if err != nil {
+		return sequence.Result{}, err
+	}
 	w, err := s.D.openWindows(ctx, env)
 	if err != nil {
 		return sequence.Result{}, fmt.Errorf("Prepare operating system: %w", err)
@@ -136,6 +146,13 @@ func (s PrepareOS) prepareWindows(ctx context.Context, env *sequence.Env) (seque
 	}
 	fmt.Fprintf(env.Log, "Copied %d boot files to the ESP (%s) and wrote %s\n", len(res.Files)-1, w.espSpec, winboot.BCDPath)
 	fmt.Fprintf(env.Log, "BCD: Windows Boot Loader %s %q on disk %s partition %s\n", res.Loader, res.Description, w.GPT.DiskID, mustPart(w.GPT, w.Win.Number).ID)
+	written, err := unattend.Install(w.Root, answer, 0)
+	if err != nil {
+		return sequence.Result{}, err
+	}
+	// Never the content: it holds the hidden Administrator password and
+	// the domain join blob.
+	fmt.Fprintf(env.Log, "Continuation %s; wrote %s\n", ao.Method, strings.Join(written, ", "))
 	if err := w.close(); err != nil {
 		return sequence.Result{}, fmt.Errorf("unmount the Windows partition: %w", err)
 	}

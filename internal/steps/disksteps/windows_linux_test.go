@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/hive/hivextest"
 	"github.com/imprint-osd/imprint/internal/sequence"
@@ -27,7 +29,7 @@ func needWindowsTools(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to attach a loop device and mount NTFS")
 	}
-	need(t, "losetup", "ntfs-3g", "mkntfs", "wimlib-imagex", "sfdisk", "mtype", "mcopy")
+	need(t, "losetup", "ntfs-3g", "ntfscat", "mkntfs", "wimlib-imagex", "sfdisk", "mtype")
 	hivextest.Need(t)
 }
 
@@ -59,7 +61,7 @@ func windowsDisk(t *testing.T) (*disksteps.Deps, *sequence.Vars, string) {
 	if _, err := (disksteps.Format{D: d}).Run(ctx, env); err != nil {
 		t.Fatalf("Format disk: %v\n%s", err, log)
 	}
-	env, log = newEnv(vars, map[string]string{"ImageIndex": "1"})
+	env, log = newEnv(vars, map[string]string{"ImageIndex": "1", "ContinueMethod": "3"})
 	env.Refs["Image"] = deploy.Ref{ID: "img", VersionNo: 1}
 	if _, err := (disksteps.ApplyOS{D: d}).Run(ctx, env); err != nil {
 		t.Fatalf("Apply operating system: %v\n%s", err, log)
@@ -84,7 +86,13 @@ func TestWindowsUEFIPrepareOnImageFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	vars.SetInternal("UILanguage", "de-DE")
-	env, log := newEnv(vars, map[string]string{})
+	vars.SetInternal("OSDComputerName", "PC-0042")
+	vars.SetInternal("TimeZone", "W. Europe Standard Time")
+	env, log := newEnv(vars, map[string]string{"AdminPassword": adminSecret})
+	if _, err := (disksteps.EnableAdmin{}).Run(context.Background(), env); err != nil {
+		t.Fatalf("Enable Administrator account: %v", err)
+	}
+	env, log = newEnv(vars, map[string]string{})
 	if _, err := (disksteps.PrepareOS{D: d}).Run(context.Background(), env); err != nil {
 		t.Fatalf("Prepare operating system: %v\n%s", err, log)
 	}
@@ -158,4 +166,101 @@ func TestWindowsUEFIPrepareOnImageFile(t *testing.T) {
 	if !strings.Contains(log.String(), "Firmware boot entry Boot0000") {
 		t.Errorf("log:\n%s", log)
 	}
+
+	// The answer file and the continuation, read from NTFS with ntfs-3g's
+	// own tools.
+	win, err := disksteps.ResolvePartition(vars.Value("OSPartition"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	xml := string(ntfsFile(t, diskImg, win.Start, win.Size, "Windows/Panther/unattend.xml"))
+	for _, want := range []string{"<ComputerName>PC-0042</ComputerName>", "<TimeZone>W. Europe Standard Time</TimeZone>",
+		"<UILanguage>de-DE</UILanguage>", "<Username>Administrator</Username>", "<AdministratorPassword>"} {
+		if !strings.Contains(xml, want) {
+			t.Errorf("unattend.xml lacks %s:\n%s", want, xml)
+		}
+	}
+	if sc := string(ntfsFile(t, diskImg, win.Start, win.Size, "Windows/Setup/Scripts/SetupComplete.cmd")); !strings.Contains(sc, `del /f /q "%WINDIR%\Panther\unattend.xml"`) {
+		t.Errorf("SetupComplete.cmd:\n%s", sc)
+	}
+	sw := filepath.Join(t.TempDir(), "SOFTWARE")
+	if err := os.WriteFile(sw, ntfsFile(t, diskImg, win.Start, win.Size, "Windows/System32/config/SOFTWARE"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if v := hivextest.Dump(t, sw)[`Microsoft\Windows\CurrentVersion\RunOnce`]["ImprintResume"]; !strings.Contains(v, "imprint-agent.exe") {
+		t.Errorf("RunOnce ImprintResume = %q", v)
+	}
+	// The password is nowhere in clear: not in the log, not on the disk.
+	if strings.Contains(log.String(), adminSecret) {
+		t.Error("the log holds the Administrator password")
+	}
+	if at := onDisk(t, diskImg, adminSecret); at >= 0 {
+		t.Errorf("the Administrator password is on the disk in clear near byte %d", at)
+	}
+	// The scan works: the computer name, which is no secret, is found.
+	if onDisk(t, diskImg, "PC-0042") < 0 {
+		t.Error("the disk scan does not find the computer name written in unattend.xml")
+	}
+}
+
+const adminSecret = "Adm1n-Secret-7781"
+
+// ntfsFile reads a file from the NTFS partition at [start, start+size) of
+// the disk image with ntfscat, through a loop device.
+func ntfsFile(t *testing.T, diskImg string, start, size int64, p string) []byte {
+	t.Helper()
+	out, err := exec.Command("losetup", "--find", "--show", "--read-only", "--offset", fmt.Sprint(start), "--sizelimit", fmt.Sprint(size), diskImg).Output()
+	if err != nil {
+		t.Fatalf("losetup: %v", err)
+	}
+	dev := strings.TrimSpace(string(out))
+	defer exec.Command("losetup", "-d", dev).Run()
+	b, err := exec.Command("ntfscat", dev, p).Output()
+	if err != nil {
+		t.Fatalf("ntfscat %s: %v", p, err)
+	}
+	return b
+}
+
+// onDisk scans the data of the disk image for s in ASCII and UTF-16LE and
+// returns where it is, -1 when nowhere.
+func onDisk(t *testing.T, diskImg, s string) int64 {
+	t.Helper()
+	f, err := os.Open(diskImg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	u16 := make([]byte, 0, 2*len(s))
+	for _, c := range []byte(s) {
+		u16 = append(u16, c, 0)
+	}
+	buf := make([]byte, 4<<20)
+	fi, _ := f.Stat()
+	// Only the data extents: the image is sparse.
+	for pos := int64(0); pos < fi.Size(); {
+		data, err := unix.Seek(int(f.Fd()), pos, unix.SEEK_DATA)
+		if err != nil {
+			return -1 // no data after pos
+		}
+		hole, err := unix.Seek(int(f.Fd()), data, unix.SEEK_HOLE)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for off := data; off < hole; {
+			n, _ := f.ReadAt(buf[:min(int64(len(buf)), hole-off)], off)
+			if n == 0 {
+				break
+			}
+			if bytes.Contains(buf[:n], []byte(s)) || bytes.Contains(buf[:n], u16) {
+				return off
+			}
+			if off+int64(n) >= hole {
+				break
+			}
+			off += int64(n) - int64(len(u16)) // overlap so a match across chunks is seen
+		}
+		pos = hole
+	}
+	return -1
 }

@@ -78,15 +78,9 @@ func (d *Deps) openWindows(ctx context.Context, env *sequence.Env) (*windowsTarg
 	if err != nil {
 		return nil, deploy.Errorf(deploy.KindInvalid, "%s: %v: a Windows UEFI target needs a GPT disk", win.DiskPath, err)
 	}
-	mount := d.MountNTFS
-	if mount == nil {
-		mount = func(ctx context.Context, _ string) (string, func() error, error) {
-			return mountNTFS(ctx, win, d.TempDir)
-		}
-	}
-	dir, unmount, err := mount(ctx, spec)
+	dir, unmount, err := d.mountWindows(ctx, spec, win)
 	if err != nil {
-		return nil, fmt.Errorf("mount the Windows partition: %w", err)
+		return nil, err
 	}
 	w := &windowsTarget{Root: dir, Win: win, ESP: esp, GPT: g, unmount: unmount, onImageFile: win.Device == "", espSpec: espSpec, spec: spec}
 	dd, err := diskfs.Open(esp.DiskPath, diskfs.WithOpenMode(diskfs.ReadWrite))
@@ -100,6 +94,21 @@ func (d *Deps) openWindows(ctx context.Context, env *sequence.Env) (*windowsTarg
 		return nil, fmt.Errorf("ESP (partition %d of %s): %w", esp.Number, esp.DiskPath, err)
 	}
 	return w, nil
+}
+
+// mountWindows mounts the Windows partition (spec, resolved as win).
+func (d *Deps) mountWindows(ctx context.Context, spec string, win disk.Partition) (string, func() error, error) {
+	mount := d.MountNTFS
+	if mount == nil {
+		mount = func(ctx context.Context, _ string) (string, func() error, error) {
+			return mountNTFS(ctx, win, d.TempDir)
+		}
+	}
+	dir, unmount, err := mount(ctx, spec)
+	if err != nil {
+		return "", nil, fmt.Errorf("mount the Windows partition: %w", err)
+	}
+	return dir, unmount, nil
 }
 
 // fatESP writes the ESP through go-diskfs's FAT32.

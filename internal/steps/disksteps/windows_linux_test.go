@@ -92,6 +92,24 @@ func TestWindowsUEFIPrepareOnImageFile(t *testing.T) {
 	if _, err := (disksteps.EnableAdmin{}).Run(context.Background(), env); err != nil {
 		t.Fatalf("Enable Administrator account: %v", err)
 	}
+	// Inject driver pack, the pack stored as a WIM in the content cache.
+	cache := filepath.Join(t.TempDir(), "drvitem", "3")
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	packWIM := filepath.Join(cache, "pack.wim")
+	if out, err := exec.Command("wimlib-imagex", "capture", "../../windrivers/testdata/pack", packWIM, "drivers").CombinedOutput(); err != nil {
+		t.Fatalf("wimlib-imagex capture: %v\n%s", err, out)
+	}
+	env, log = newEnv(vars, map[string]string{})
+	env.Content["DriverPack"] = packWIM
+	if _, err := (disksteps.InjectDriverPack{D: d}).Run(context.Background(), env); err != nil {
+		t.Fatalf("Inject driver pack: %v\n%s", err, log)
+	}
+	if !strings.Contains(log.String(), "Boot-critical storage driver vstor") {
+		t.Errorf("Inject driver pack log:\n%s", log)
+	}
+
 	env, log = newEnv(vars, map[string]string{})
 	if _, err := (disksteps.PrepareOS{D: d}).Run(context.Background(), env); err != nil {
 		t.Fatalf("Prepare operating system: %v\n%s", err, log)
@@ -187,8 +205,25 @@ func TestWindowsUEFIPrepareOnImageFile(t *testing.T) {
 	if err := os.WriteFile(sw, ntfsFile(t, diskImg, win.Start, win.Size, "Windows/System32/config/SOFTWARE"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if v := hivextest.Dump(t, sw)[`Microsoft\Windows\CurrentVersion\RunOnce`]["ImprintResume"]; !strings.Contains(v, "imprint-agent.exe") {
+	swDump := hivextest.Dump(t, sw)
+	if v := swDump[`Microsoft\Windows\CurrentVersion\RunOnce`]["ImprintResume"]; !strings.Contains(v, "imprint-agent.exe") {
 		t.Errorf("RunOnce ImprintResume = %q", v)
+	}
+	if v := swDump[`Microsoft\Windows\CurrentVersion`]["DevicePath"]; v != `expand:%SystemRoot%\inf;%SystemRoot%\Imprint\Drivers` {
+		t.Errorf("DevicePath = %q", v)
+	}
+	sysHive := filepath.Join(t.TempDir(), "SYSTEM")
+	if err := os.WriteFile(sysHive, ntfsFile(t, diskImg, win.Start, win.Size, "Windows/System32/config/SYSTEM"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if v := hivextest.Dump(t, sysHive)[`ControlSet001\Services\vstor`]; v["Start"] != "int32:0" || v["ImagePath"] != `expand:system32\drivers\vstor.sys` {
+		t.Errorf("Services\\vstor = %v", v)
+	}
+	if b := ntfsFile(t, diskImg, win.Start, win.Size, "Windows/System32/drivers/vstor.sys"); string(b) != "STORAGE DRIVER BINARY" {
+		t.Errorf("vstor.sys = %q", b)
+	}
+	if b := ntfsFile(t, diskImg, win.Start, win.Size, "Windows/Imprint/Drivers/drvitem_3/net/vnet.inf"); !bytes.Contains(b, []byte("Class     = Net")) {
+		t.Errorf("staged vnet.inf = %q", b)
 	}
 	// The password is nowhere in clear: not in the log, not on the disk.
 	if strings.Contains(log.String(), adminSecret) {
@@ -263,4 +298,25 @@ func onDisk(t *testing.T, diskImg, s string) int64 {
 		pos = hole
 	}
 	return -1
+}
+
+func TestInjectDriverPackRefusesBadInput(t *testing.T) {
+	d := &disksteps.Deps{TempDir: t.TempDir()}
+	vars := sequence.NewVars()
+	env, _ := newEnv(vars, nil)
+	if _, err := (disksteps.InjectDriverPack{D: d}).Run(context.Background(), env); err == nil || !strings.Contains(err.Error(), "DriverPack is empty") {
+		t.Errorf("no pack: err = %v", err)
+	}
+	env.Content["DriverPack"] = t.TempDir()
+	vars.SetInternal("OSDiskLayout", "linux-uefi")
+	if _, err := (disksteps.InjectDriverPack{D: d}).Run(context.Background(), env); err == nil || !strings.Contains(err.Error(), "needs a Windows target") {
+		t.Errorf("Linux target: err = %v", err)
+	}
+	vars.SetInternal("OSDiskLayout", "windows-uefi")
+	zip := filepath.Join(t.TempDir(), "drivers.zip")
+	_ = os.WriteFile(zip, []byte("PK"), 0o644)
+	env.Content["DriverPack"] = zip
+	if _, err := (disksteps.InjectDriverPack{D: d}).Run(context.Background(), env); err == nil || !strings.Contains(err.Error(), "not a WIM") {
+		t.Errorf("zip: err = %v", err)
+	}
 }

@@ -48,6 +48,7 @@ deps:
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	GOOS=windows $(GO) vet ./...
 	$(GO) vet -tags e2e ./e2e/
 
 unit:

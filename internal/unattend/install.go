@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/imprint-osd/imprint/internal/atomicfile"
 	"github.com/imprint-osd/imprint/internal/hive"
 	"github.com/imprint-osd/imprint/internal/winboot"
 )
@@ -35,7 +34,7 @@ func Install(root string, res *Result, filetime uint64) ([]string, error) {
 	if p, err := winboot.FindCI(panther, "unattend.xml"); err == nil {
 		dst = p
 	}
-	if err := atomicfile.Write(dst, res.Unattend, 0o600); err != nil {
+	if err := winboot.WriteFile(dst, res.Unattend); err != nil {
 		return nil, fmt.Errorf("answer file: %w", err)
 	}
 	written = append(written, AnswerFile)
@@ -65,7 +64,7 @@ func Install(root string, res *Result, filetime uint64) ([]string, error) {
 		}
 		sc = p
 	}
-	if err := atomicfile.Write(sc, body, 0o644); err != nil {
+	if err := winboot.WriteFile(sc, body); err != nil {
 		return nil, fmt.Errorf("SetupComplete.cmd: %w", err)
 	}
 	written = append(written, SetupCompleteFile)

@@ -50,3 +50,38 @@ func TestMkdirCIReusesExistingCase(t *testing.T) {
 		t.Errorf("MkdirCI = %s, want %s", p, want)
 	}
 }
+
+// A hive is rewritten into the same file (same inode): on NTFS that keeps
+// its security descriptor, which a replacement file would not have.
+func TestEditHiveKeepsTheFile(t *testing.T) {
+	root := wintest.Tree(t)
+	p := filepath.Join(root, "Windows/System32/config/SOFTWARE")
+	before, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := winboot.EditHive(root, "SOFTWARE", 0, func(h *hive.Hive) error {
+		k, err := h.Root.Create(`Imprint`, 0)
+		if err != nil {
+			return err
+		}
+		k.SetDWORD("x", 1)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(before, after) {
+		t.Error("the hive file was replaced, not rewritten in place")
+	}
+	if _, err := os.Stat(p + ".imprint-new"); !os.IsNotExist(err) {
+		t.Errorf("the kept copy is still there: %v", err)
+	}
+	b, _ := os.ReadFile(p)
+	if v, err := hive.ReadValue(b, "Imprint", "x"); err != nil || v.Uint32() != 1 {
+		t.Errorf("edit not in the file: %v", err)
+	}
+}

@@ -114,7 +114,14 @@ func (w *writer) newBin(need int) {
 		size += binUnit
 	}
 	w.binStart = len(w.buf)
-	w.buf = append(w.buf, make([]byte, size)...)
+	if len(w.buf)+size > cap(w.buf) {
+		// Double: append's growth for big slices (1.25x) copies a hive of
+		// tens of megabytes many times over.
+		grown := make([]byte, len(w.buf), max(2*cap(w.buf), len(w.buf)+size, 1<<20))
+		copy(grown, w.buf)
+		w.buf = grown
+	}
+	w.buf = w.buf[:len(w.buf)+size] // fresh capacity is zeroed
 	b := w.buf[w.binStart:]
 	copy(b, "hbin")
 	binary.LittleEndian.PutUint32(b[4:], uint32(w.binStart))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 // GUID is a GUID in Windows byte order (Data1, Data2 and Data3
@@ -66,4 +67,11 @@ func NewGUID(r io.Reader) (GUID, error) {
 	b[7] = b[7]&0x0f | 0x40 // version 4 (high nibble of Data3, stored little-endian)
 	b[8] = b[8]&0x3f | 0x80 // RFC 4122 variant
 	return GUID(b), nil
+}
+
+// FileTime converts t to a Windows FILETIME (100 ns since 1601), the time
+// stamp of registry keys.
+func FileTime(t time.Time) uint64 {
+	const epochDiff = 116444736000000000 // 1601-01-01 to 1970-01-01 in 100 ns
+	return uint64(t.UnixNano()/100) + epochDiff
 }

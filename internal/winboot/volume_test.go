@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imprint-osd/imprint/internal/hive"
 	"github.com/imprint-osd/imprint/internal/winboot"
@@ -83,5 +84,12 @@ func TestEditHiveKeepsTheFile(t *testing.T) {
 	b, _ := os.ReadFile(p)
 	if v, err := hive.ReadValue(b, "Imprint", "x"); err != nil || v.Uint32() != 1 {
 		t.Errorf("edit not in the file: %v", err)
+	}
+}
+
+func TestFileTime(t *testing.T) {
+	// 2024-01-01T00:00:00Z is 133485408000000000 in FILETIME.
+	if got := winboot.FileTime(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)); got != 133485408000000000 {
+		t.Errorf("FileTime = %d", got)
 	}
 }

@@ -7,10 +7,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/disk"
 	"github.com/imprint-osd/imprint/internal/sequence"
+	"github.com/imprint-osd/imprint/internal/winboot"
 	"github.com/imprint-osd/imprint/internal/windrivers"
 )
 
@@ -70,7 +72,7 @@ func (s InjectDriverPack) Run(ctx context.Context, env *sequence.Env) (sequence.
 	if strings.EqualFold(strings.TrimSpace(env.Vars.Value("Architecture")), "arm64") {
 		arch = "arm64"
 	}
-	rep, err := windrivers.Inject(ctx, windrivers.Options{Root: root, Pack: pack, Name: name, Arch: arch,
+	rep, err := windrivers.Inject(ctx, windrivers.Options{Root: root, Pack: pack, Name: name, Arch: arch, Modified: winboot.FileTime(time.Now()),
 		Log: func(f string, a ...any) { fmt.Fprintf(env.Log, f+"\n", a...) }})
 	if err != nil {
 		return sequence.Result{}, err

@@ -10,6 +10,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/diskfs/go-diskfs/filesystem"
@@ -148,14 +149,16 @@ func (s PrepareOS) prepareWindows(ctx context.Context, env *sequence.Env) (seque
 	}
 	defer w.close()
 	locale := strings.TrimSpace(env.Vars.Value("UILanguage"))
+	now := winboot.FileTime(time.Now())
 	res, err := winboot.Install(ctx, fatESP{w.espFS}, winboot.InstallOptions{
-		WinRoot: w.Root, GPT: w.GPT, Windows: w.Win.Number, ESP: w.ESP.Number, Locale: locale})
+		WinRoot: w.Root, GPT: w.GPT, Windows: w.Win.Number, ESP: w.ESP.Number, Locale: locale,
+		StoreOptions: winboot.StoreOptions{Modified: now}})
 	if err != nil {
 		return sequence.Result{}, err
 	}
 	fmt.Fprintf(env.Log, "Copied %d boot files to the ESP (%s) and wrote %s\n", len(res.Files)-1, w.espSpec, winboot.BCDPath)
 	fmt.Fprintf(env.Log, "BCD: Windows Boot Loader %s %q on disk %s partition %s\n", res.Loader, res.Description, w.GPT.DiskID, mustPart(w.GPT, w.Win.Number).ID)
-	written, err := unattend.Install(w.Root, answer, 0)
+	written, err := unattend.Install(w.Root, answer, now)
 	if err != nil {
 		return sequence.Result{}, err
 	}

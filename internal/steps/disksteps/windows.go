@@ -119,3 +119,40 @@ func (EnableAdmin) Run(_ context.Context, env *sequence.Env) (sequence.Result, e
 	fmt.Fprintln(env.Log, msg)
 	return sequence.Result{Output: msg}, nil
 }
+
+// OfflineDomainJoin is the Offline domain join step in the boot image. The
+// provisioning data (a blob from `djoin /provision` or Samba's `net
+// offlinejoin provision`, made where a domain controller is reachable) comes
+// in the OfflineDomainJoinBlob variable; the step checks it, keeps it as a
+// secret variable and makes the computer name match the account it was
+// made for. Prepare operating system puts it in the answer file.
+type OfflineDomainJoin struct{}
+
+// Run checks and records the provisioning data.
+func (OfflineDomainJoin) Run(_ context.Context, env *sequence.Env) (sequence.Result, error) {
+	raw := env.Vars.Value(VarDomainJoinBlob)
+	if strings.TrimSpace(raw) == "" {
+		return sequence.Result{}, deploy.Errorf(deploy.KindInvalid, "Offline domain join needs provisioning data in the %s variable "+
+			"(made by `djoin /provision` or `net offlinejoin provision` for this computer's account); the boot image cannot make it", VarDomainJoinBlob)
+	}
+	blob, err := unattend.DomainJoinBlob([]byte(raw))
+	if err != nil {
+		return sequence.Result{}, err
+	}
+	env.Vars.SetInternalSecret(VarDomainJoinBlob, blob)
+	name := strings.TrimSpace(env.Setting("ComputerName"))
+	if name != "" {
+		if err := unattend.ComputerName(name); err != nil {
+			return sequence.Result{}, err
+		}
+		// The blob is for one computer account: the installation must take
+		// that account's name.
+		env.Vars.SetInternal("OSDComputerName", name)
+	}
+	msg := fmt.Sprintf("The answer file will join %s offline", strings.TrimSpace(env.Setting("DomainName")))
+	if name != "" {
+		msg += " as " + name
+	}
+	fmt.Fprintln(env.Log, msg)
+	return sequence.Result{Output: msg}, nil
+}

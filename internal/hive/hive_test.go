@@ -232,3 +232,53 @@ func TestMarshalRefusesDuplicates(t *testing.T) {
 		t.Error("a 256-character key name was accepted")
 	}
 }
+
+// The layout Windows' own hive check (CmCheckRegistry) insists on and
+// hivex does not: bins of whole 4 KiB pages, each naming its own offset,
+// tiled exactly by 8-byte-aligned cells; the header's data size matching.
+func TestBinsAreTiled(t *testing.T) {
+	h := hive.New("ROOT", 0)
+	h.Minor = 5
+	k, _ := h.Root.Create(`A\B`, 0)
+	k.Set("big", hive.Binary, bytes.Repeat([]byte{7}, 70000))
+	for i := 0; i < 700; i++ {
+		c, _ := h.Root.Create(fmt.Sprintf(`Many\k%d`, i), 0)
+		c.SetString("v", strings.Repeat("x", i%50))
+	}
+	b, err := h.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := int(binary.LittleEndian.Uint32(b[40:]))
+	if len(b) != 4096+data {
+		t.Fatalf("file is %d bytes, header says 4096+%d", len(b), data)
+	}
+	bins := 0
+	for off := 4096; off < len(b); {
+		if string(b[off:off+4]) != "hbin" {
+			t.Fatalf("no hbin at %#x", off)
+		}
+		if got := int(binary.LittleEndian.Uint32(b[off+4:])); got != off-4096 {
+			t.Errorf("bin at %#x says it is at %#x", off-4096, got)
+		}
+		size := int(binary.LittleEndian.Uint32(b[off+8:]))
+		if size%4096 != 0 || size == 0 || off+size > len(b) {
+			t.Fatalf("bin at %#x has size %d", off-4096, size)
+		}
+		for c := off + 32; c < off+size; {
+			n := int(int32(binary.LittleEndian.Uint32(b[c:])))
+			if n < 0 {
+				n = -n
+			}
+			if n == 0 || n%8 != 0 || c+n > off+size {
+				t.Fatalf("cell at %#x has size %d in bin %#x+%d", c-4096, n, off-4096, size)
+			}
+			c += n
+		}
+		bins++
+		off += size
+	}
+	if bins < 2 {
+		t.Errorf("%d bins: the test wants several, and one larger than a page", bins)
+	}
+}

@@ -11,7 +11,7 @@ export CGO_ENABLED ?= 0
 # need that is missing, and nothing else.
 TEST_NEEDS := zstd:zstd xz:xz-utils sgdisk:gdisk sfdisk:fdisk mdir:mtools \
 	fsck.fat:dosfstools mkfs.ext4:e2fsprogs debugfs:e2fsprogs mkntfs:ntfs-3g ntfsinfo:ntfs-3g \
-	wimlib-imagex:wimtools cpio:cpio depmod:kmod curl:curl partprobe:parted objcopy:binutils \
+	wimlib-imagex:wimtools hivexml:libhivex-bin hivexsh:libhivex-bin cpio:cpio depmod:kmod curl:curl partprobe:parted objcopy:binutils \
 	grub-mkrescue:grub-common xorriso:xorriso /usr/lib/grub/i386-pc:grub-pc-bin \
 	/usr/lib/grub/x86_64-efi:grub-efi-amd64-bin qemu-system-x86_64:qemu-system-x86 \
 	/usr/share/OVMF/OVMF_CODE_4M.fd:ovmf /usr/lib/ipxe/qemu/efi-virtio.rom:ipxe-qemu \
@@ -48,6 +48,7 @@ deps:
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	GOOS=windows $(GO) vet ./...
 	$(GO) vet -tags e2e ./e2e/
 
 unit:

@@ -49,6 +49,9 @@ func DefaultRegistry(d Deps) *sequence.Registry {
 		r.Register(stepdefs.TypeApplyChromeOSFlex, disksteps.WholeDisk{D: d.Disk, What: "ChromeOS Flex"})
 		r.Register(stepdefs.TypeApplyIGEL, disksteps.WholeDisk{D: d.Disk, What: "IGEL OS"})
 		r.Register(stepdefs.TypeCaptureImage, disksteps.Capture{D: d.Disk})
+		r.Register(stepdefs.TypeEnableAdministrator, disksteps.EnableAdmin{})
+		r.Register(stepdefs.TypeOfflineDomainJoin, disksteps.OfflineDomainJoin{})
+		r.Register(stepdefs.TypeInjectDriverPack, disksteps.InjectDriverPack{D: d.Disk})
 	}
 	return r
 }

@@ -19,6 +19,8 @@ var DefaultModules = []string{
 	"e1000", "e1000e", "igb", "ixgbe", "r8169",
 	"nvme", "ahci", "sd_mod", "usb_storage", "xhci_pci", "ehci_pci", "uas",
 	"crc32c_generic", "ext4", "vfat", "nls_cp437", "nls_iso8859_1",
+	// NTFS for the Windows steps: the kernel's ntfs3, else fuse for ntfs-3g.
+	"ntfs3", "fuse",
 }
 
 // EssentialModules must be present (as a module or built in) in every

@@ -50,3 +50,15 @@ func ApplyWIM(ctx context.Context, p Partition, src WIMSource, index int, label 
 	}
 	return nil
 }
+
+// ExtractWIM extracts image index (from 1) of the WIM file at path into the
+// directory dir (a driver pack stored as a WIM, as DeployR stores them).
+func ExtractWIM(ctx context.Context, path string, index int, dir string) error {
+	if _, err := findTool("wimlib-imagex"); err != nil {
+		return fmt.Errorf("extract wim: %w", err)
+	}
+	if err := run(ctx, nil, "wimlib-imagex", "apply", path, strconv.Itoa(index), dir); err != nil {
+		return fmt.Errorf("extract wim %s: %w", path, err)
+	}
+	return nil
+}

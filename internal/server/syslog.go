@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"log/syslog"
 	"net/url"
 	"sync"
 
@@ -84,11 +83,11 @@ func (f *auditForwarder) Forward(e *deploy.AuditEvent) {
 // once by itself); a message that cannot be sent is counted as dropped.
 func (f *auditForwarder) run() {
 	defer close(f.done)
-	var w *syslog.Writer
+	var w syslogConn
 	for b := range f.queue {
 		if w == nil {
 			var err error
-			if w, err = syslog.Dial(f.network, f.addr, syslog.LOG_AUTH|syslog.LOG_NOTICE, "imprint"); err != nil {
+			if w, err = dialSyslog(f.network, f.addr); err != nil {
 				f.lost(err)
 				w = nil
 				continue

@@ -29,8 +29,16 @@
 // or, for an image file, read with `debugfs -R "rdump /boot/efi DIR"`. A
 // Linux BIOS target must carry its boot loader in the image's own first
 // sectors (a whole-disk or MBR-embedded grub): Prepare then only checks that
-// the partition is marked active. Windows targets need bcdboot, which only
-// the Windows agent has, and fail clearly.
+// the partition is marked active.
+//
+// A Windows UEFI target is made bootable the way `bcdboot /f UEFI` does it,
+// without any Windows tool (internal/winboot): the Windows partition is
+// mounted (kernel ntfs3 or ntfs-3g; through a loop device for an image
+// file), its Windows\Boot files are copied to the ESP with the fallback
+// \EFI\Boot\bootx64.efi, a new BCD store is written whose loader names the
+// partition by the disk's and partition's GPT GUIDs, and, when the machine
+// has efivars, a "Windows Boot Manager" firmware entry is put first. A
+// Windows BIOS (MBR) target is refused: not built yet.
 //
 // # Continuing in the deployed OS
 //

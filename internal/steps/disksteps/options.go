@@ -44,6 +44,13 @@ type Deps struct {
 	// directory and an unmount function; nil mounts ext4 with mount(2) on a
 	// block device and reads an image file with debugfs.
 	MountRoot func(ctx context.Context, part string) (dir string, unmount func() error, err error)
+	// MountNTFS mounts a Windows partition read-write; nil uses the kernel's
+	// ntfs3 or ntfs-3g, through a loop device for an image file.
+	MountNTFS func(ctx context.Context, part string) (dir string, unmount func() error, err error)
+	// EFIVarsDir is where the firmware's variables are (efivarfs); ""
+	// is /sys/firmware/efi/efivars, which is not touched when the target
+	// is an image file.
+	EFIVarsDir string
 }
 
 // DiskInfo is one disk as Deps.Disks reports it (the fields of

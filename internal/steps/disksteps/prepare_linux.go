@@ -22,8 +22,11 @@ type PrepareOS struct{ D *Deps }
 func (s PrepareOS) Run(ctx context.Context, env *sequence.Env) (sequence.Result, error) {
 	layout := strings.ToLower(env.Vars.Value(VarOSDiskLayout))
 	switch disk.Layout(layout) {
-	case disk.WindowsUEFI, disk.WindowsBIOS:
-		return sequence.Result{}, errors.New("Prepare operating system for Windows needs the Windows agent (bcdboot); not available in the Linux boot image")
+	case disk.WindowsUEFI:
+		return s.prepareWindows(ctx, env)
+	case disk.WindowsBIOS:
+		return sequence.Result{}, deploy.Errorf(deploy.KindInvalid, "Prepare operating system cannot make Windows bootable on a BIOS (MBR) disk yet: "+
+			"use Format disk with PartitionStyle GPT (UEFI)")
 	case disk.LinuxBIOS:
 		return s.bios(env)
 	case disk.LinuxUEFI:

@@ -18,6 +18,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/disk"
 	"github.com/imprint-osd/imprint/internal/sequence"
+	"github.com/imprint-osd/imprint/internal/unattend"
 )
 
 func isTrue(s string) bool {
@@ -207,6 +208,9 @@ func (s ApplyOS) Run(ctx context.Context, env *sequence.Env) (sequence.Result, e
 	if err != nil {
 		return sequence.Result{}, err
 	}
+	if _, err := unattend.ParseMethod(env.Setting("ContinueMethod")); err != nil {
+		return sequence.Result{}, err
+	}
 	target := strings.TrimSpace(env.Setting("TargetPartition"))
 	if target == "" {
 		target = env.Vars.Value(VarOSPartition)
@@ -262,6 +266,9 @@ func (s ApplyOS) Run(ctx context.Context, env *sequence.Env) (sequence.Result, e
 			return sequence.Result{}, err
 		}
 		msg = fmt.Sprintf("Applied WIM image %d", index)
+		if err := RecordWindowsOptions(env); err != nil {
+			return sequence.Result{}, err
+		}
 	}
 	env.Vars.SetInternal(VarOSImageName, info.Item.Name)
 	env.Vars.SetInternal(VarOSImageVer, strconv.Itoa(info.Version.VersionNo))

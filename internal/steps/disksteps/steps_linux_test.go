@@ -289,10 +289,10 @@ func TestFailuresAreClear(t *testing.T) {
 		t.Errorf("image without /boot/efi: err = %v", err)
 	}
 
-	vars.SetInternal("OSDiskLayout", "windows-uefi")
+	vars.SetInternal("OSDiskLayout", "windows-bios")
 	_, err = (disksteps.PrepareOS{D: d}).Run(ctx, env)
-	if err == nil || !strings.Contains(err.Error(), "needs the Windows agent (bcdboot)") {
-		t.Errorf("Windows target: err = %v", err)
+	if err == nil || !strings.Contains(err.Error(), "BIOS (MBR) disk") {
+		t.Errorf("Windows BIOS target: err = %v", err)
 	}
 
 	// A corrupted image is refused by its SHA-256.

@@ -57,3 +57,11 @@ func (Capture) Run(context.Context, *sequence.Env) (sequence.Result, error) {
 
 // MountRW is Linux only.
 func MountRW(spec, tmpDir string) (string, func() error, error) { return "", nil, errNotLinux }
+
+// InjectDriverPack is the Inject driver pack step (Linux only).
+type InjectDriverPack struct{ D *Deps }
+
+// Run fails: not Linux.
+func (InjectDriverPack) Run(context.Context, *sequence.Env) (sequence.Result, error) {
+	return sequence.Result{}, errNotLinux
+}

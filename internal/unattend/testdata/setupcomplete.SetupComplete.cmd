@@ -1,0 +1,5 @@
+@echo off
+rem Written by Imprint. Setup has used the answer file; it holds secrets, so remove it.
+del /f /q "%WINDIR%\Panther\unattend.xml" >nul 2>&1
+rem Continue the task sequence (ContinueMethod SetupComplete.cmd).
+"%SystemDrive%\ProgramData\Imprint\imprint-agent.exe" resume

@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/imprint-osd/imprint/internal/deploy"
@@ -120,8 +119,8 @@ func (s *Server) machineServerScript(w http.ResponseWriter, r *http.Request) err
 	cmd := exec.CommandContext(ctx, path)
 	// Its own process group, killed whole: a script's children do not
 	// outlive it when it is stopped.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	ownProcessGroup(cmd)
+	cmd.Cancel = func() error { return killProcessGroup(cmd) }
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"IMPRINT_RUN_ID=" + run.ID, "IMPRINT_DEVICE_ID=" + run.DeviceID}
@@ -146,7 +145,7 @@ func (s *Server) machineServerScript(w http.ResponseWriter, r *http.Request) err
 	err = cmd.Run()
 	if cmd.Process != nil {
 		// What the script left running in the background goes with it.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = killProcessGroup(cmd)
 	}
 	res := scriptResult{Variables: map[string]string{}, Output: stdout.buf.String() + stderr.buf.String()}
 	var exitErr *exec.ExitError

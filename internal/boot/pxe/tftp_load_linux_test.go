@@ -129,7 +129,7 @@ func openFDs(t *testing.T) int {
 }
 
 // retryingGet downloads name as a PXE client does under load: it resends
-// its last packet when nothing comes within 250 ms and starts over (on a new
+// its last packet when nothing comes within 100 ms and starts over (on a new
 // port) when the server says it is busy or the transfer goes silent.
 func retryingGet(server *net.UDPAddr, name string, limit time.Duration) (string, error) {
 	end := time.Now().Add(limit)
@@ -154,11 +154,11 @@ func getOnce(server *net.UDPAddr, name string, end time.Time) (string, error) {
 	var data []byte
 	next, blksize := uint16(1), 512
 	buf := make([]byte, 2000)
-	for silent := 0; silent < 4 && time.Now().Before(end); {
+	for silent := 0; silent < 8 && time.Now().Before(end); {
 		if _, err := conn.WriteToUDP(last, to); err != nil {
 			return "", err
 		}
-		conn.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
+		conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 		n, from, err := conn.ReadFromUDP(buf)
 		if err != nil {
 			silent++

@@ -133,7 +133,7 @@ func (s *TFTPServer) Serve(ctx context.Context, conn net.PacketConn) error {
 			}
 			return fmt.Errorf("tftp: read: %w", err)
 		}
-		req, ok := s.admit(log, conn, addr, buf[:n])
+		req, ok := checkRequest(conn, addr, buf[:n])
 		if !ok {
 			continue
 		}
@@ -161,10 +161,11 @@ func (s *TFTPServer) Serve(ctx context.Context, conn net.PacketConn) error {
 	}
 }
 
-// admit checks a packet that came to the listening socket and returns the
-// read request in it. Anything else is answered there with an ERROR
-// packet (or dropped when too short to answer), without a socket of its own.
-func (s *TFTPServer) admit(log *slog.Logger, conn net.PacketConn, remote net.Addr, p []byte) (request, bool) {
+// checkRequest checks a packet that came to the listening socket and
+// returns the read request in it. Anything else is answered there with an
+// ERROR packet (or dropped when too short to answer), without a socket of
+// its own.
+func checkRequest(conn net.PacketConn, remote net.Addr, p []byte) (request, bool) {
 	if len(p) < 4 {
 		return request{}, false // too short to answer meaningfully
 	}

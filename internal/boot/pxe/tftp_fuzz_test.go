@@ -19,7 +19,7 @@ func FuzzTFTPRequest(f *testing.F) {
 	const maxTimeout = 5 * time.Second
 	f.Fuzz(func(t *testing.T, p []byte) {
 		if len(p) < 4 || binary.BigEndian.Uint16(p) != opRRQ {
-			return // refused by admit before parsing
+			return // refused by checkRequest before parsing
 		}
 		req, err := parseRequest(p)
 		if err != nil {

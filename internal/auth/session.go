@@ -48,12 +48,14 @@ func HashToken(token string) []byte {
 }
 
 // wellFormedToken reports whether token could have come from NewToken.
+// The decoded length is checked too: base64 skips newlines, so a string
+// of the right length with some in it decodes to fewer bytes.
 func wellFormedToken(token string) bool {
 	if len(token) != base64.RawURLEncoding.EncodedLen(tokenBytes) {
 		return false
 	}
-	_, err := base64.RawURLEncoding.Strict().DecodeString(token)
-	return err == nil
+	b, err := base64.RawURLEncoding.Strict().DecodeString(token)
+	return err == nil && len(b) == tokenBytes
 }
 
 // errSession is the one answer for a token that does not authenticate:

@@ -94,6 +94,9 @@ func ParseCondition(s string) (*Condition, error) {
 	if !strings.HasPrefix(s, "{") {
 		return &Condition{PowerShell: s}, nil
 	}
+	if jsonDeeperThan(s, maxConditionJSONDepth) {
+		return nil, fmt.Errorf("condition is nested too deeply (more than %d groups)", maxConditionDepth)
+	}
 	var q Query
 	dec := json.NewDecoder(strings.NewReader(s))
 	if err := dec.Decode(&q); err != nil {
@@ -109,6 +112,43 @@ func ParseCondition(s string) (*Condition, error) {
 }
 
 const maxConditionDepth = 32
+
+// maxConditionJSONDepth bounds the nesting of a JSON query before it is
+// decoded: QueryItem.UnmarshalJSON re-reads each group's subtree at every
+// level, so 3,000 nested groups in 87 KB took 5 s to refuse. A group is an
+// object and its items array; the rest leaves room for a comparison and
+// a structured value.
+const maxConditionJSONDepth = 2*(maxConditionDepth+1) + 6
+
+// jsonDeeperThan reports whether the objects and arrays of the JSON text
+// s nest deeper than limit (brackets in strings do not count; malformed
+// text is left to the decoder).
+func jsonDeeperThan(s string, limit int) bool {
+	depth, inString, escaped := 0, false, false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			if depth++; depth > limit {
+				return true
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return false
+}
 
 func (q *Query) validate(depth int) error {
 	if depth > maxConditionDepth {

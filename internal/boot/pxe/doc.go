@@ -10,5 +10,6 @@
 //     server) and 4011 (where iPXE sends its ProxyDHCPREQUEST), and
 //     TFTPServer on UDP 69 serving only the iPXE binaries.
 //   - TFTPServer is a small read-only TFTP server (RFC 1350 with the
-//     blksize, tsize and timeout options of RFC 2347-2349).
+//     blksize, tsize and timeout options of RFC 2347-2349), its transfers
+//     capped in number, per source address and in lifetime.
 package pxe

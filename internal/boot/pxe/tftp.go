@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,16 +41,69 @@ const (
 
 // TFTPServer serves files read-only over TFTP. Each transfer runs on its
 // own UDP socket (the transfer ID), as RFC 1350 requires.
+//
+// A request costs a socket and a goroutine only once admitted: malformed
+// requests and refusals are answered from the listening socket. Transfers
+// are capped in number, per source address and in lifetime, and the
+// server, not the client, bounds every timeout, so a flood of (possibly
+// spoofed) requests holds a bounded number of descriptors for a bounded
+// time. When the global cap is reached, a new request takes the place of
+// the oldest transfer whose client has not acknowledged anything yet (a
+// spoofed source never does); only when every transfer has heard from its
+// client is the new request refused.
 type TFTPServer struct {
 	// Open returns a file and its size; errors wrapping fs.ErrNotExist
 	// become "file not found".
 	Open func(name string) (io.ReadCloser, int64, error)
 	// Timeout is the retransmission timeout; zero means 2 s. A client's
-	// timeout option overrides it.
+	// timeout option (RFC 2349) overrides it, up to MaxTimeout.
 	Timeout time.Duration
+	// MaxTimeout caps the timeout a client may ask for; zero means 5 s.
+	// A larger request is not acknowledged (RFC 2349 allows only the
+	// value asked for in the answer) and MaxTimeout is used instead.
+	MaxTimeout time.Duration
 	// Retries is how often a packet is resent before giving up; zero means 5.
 	Retries int
-	Log     *slog.Logger
+	// MaxLifetime bounds a whole transfer, however promptly its client
+	// acknowledges; zero means 2 minutes (an iPXE binary is about 1 MiB).
+	MaxLifetime time.Duration
+	// MaxTransfers caps the transfers running at once; zero means 128.
+	MaxTransfers int
+	// MaxPerAddr caps the transfers running at once for one source IP
+	// address; zero means 4. A request beyond it gets an ERROR packet.
+	MaxPerAddr int
+	Log        *slog.Logger
+}
+
+// tftpLimits are a TFTPServer's limits with the defaults filled in.
+type tftpLimits struct {
+	timeout, maxTimeout, lifetime time.Duration
+	retries, transfers, perAddr   int
+}
+
+func (s *TFTPServer) limits() tftpLimits {
+	or := func(d, def time.Duration) time.Duration {
+		if d <= 0 {
+			return def
+		}
+		return d
+	}
+	orInt := func(n, def int) int {
+		if n <= 0 {
+			return def
+		}
+		return n
+	}
+	l := tftpLimits{
+		timeout:    or(s.Timeout, 2*time.Second),
+		maxTimeout: or(s.MaxTimeout, 5*time.Second),
+		lifetime:   or(s.MaxLifetime, 2*time.Minute),
+		retries:    orInt(s.Retries, 5),
+		transfers:  orInt(s.MaxTransfers, 128),
+		perAddr:    orInt(s.MaxPerAddr, 4),
+	}
+	l.timeout = min(l.timeout, l.maxTimeout)
+	return l
 }
 
 // Serve answers read requests on conn until ctx ends. conn is closed when
@@ -68,6 +122,8 @@ func (s *TFTPServer) Serve(ctx context.Context, conn net.PacketConn) error {
 	defer conn.Close()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	lim := s.limits()
+	table := newTransferTable(lim.transfers, lim.perAddr)
 	buf := make([]byte, 1500)
 	for {
 		n, addr, err := conn.ReadFrom(buf)
@@ -77,9 +133,82 @@ func (s *TFTPServer) Serve(ctx context.Context, conn net.PacketConn) error {
 			}
 			return fmt.Errorf("tftp: read: %w", err)
 		}
-		pkt := bytes.Clone(buf[:n])
-		wg.Go(func() { s.handle(ctx, log, conn.LocalAddr(), addr, pkt) })
+		req, ok := checkRequest(conn, addr, buf[:n])
+		if !ok {
+			continue
+		}
+		sl, displaced, refusal := table.acquire(addrIP(addr))
+		if refusal != "" {
+			// Debug only: a flood of refusals must not become a flood of log lines.
+			log.Debug("tftp: request refused", "remote", addr.String(), "reason", refusal)
+			replyError(conn, addr, errNotDefined, refusal)
+			continue
+		}
+		tctx, cancel := context.WithCancelCause(ctx)
+		sl.cancel = func() { cancel(errDisplaced) }
+		wg.Go(func() {
+			defer close(sl.done) // last: after handle has closed its socket
+			defer table.release(sl)
+			defer cancel(nil)
+			if displaced != nil {
+				<-displaced // cancelled, it ends at once
+			}
+			s.handle(tctx, log, lim, conn, addr, req, transferHooks{
+				sent:  func() { table.sent(sl) },
+				heard: func() { table.confirm(sl) },
+			})
+		})
 	}
+}
+
+// checkRequest checks a packet that came to the listening socket and
+// returns the read request in it. Anything else is answered there with an
+// ERROR packet (or dropped when too short to answer), without a socket of
+// its own.
+func checkRequest(conn net.PacketConn, remote net.Addr, p []byte) (request, bool) {
+	if len(p) < 4 {
+		return request{}, false // too short to answer meaningfully
+	}
+	switch op := binary.BigEndian.Uint16(p); op {
+	case opRRQ:
+	case opWRQ:
+		replyError(conn, remote, errAccess, "this server is read-only")
+		return request{}, false
+	default:
+		replyError(conn, remote, errIllegalOp, fmt.Sprintf("expected a read request, got opcode %d", op))
+		return request{}, false
+	}
+	req, err := parseRequest(p)
+	if err != nil {
+		replyError(conn, remote, errNotDefined, err.Error())
+		return request{}, false
+	}
+	if req.mode != "octet" {
+		replyError(conn, remote, errNotDefined, fmt.Sprintf("unsupported mode %q (want octet)", req.mode))
+		return request{}, false
+	}
+	return req, true
+}
+
+// addrIP is the source IP address transfers are counted by.
+func addrIP(a net.Addr) netip.Addr {
+	if u, ok := a.(*net.UDPAddr); ok {
+		if ip, ok := netip.AddrFromSlice(u.IP); ok {
+			return ip.Unmap()
+		}
+	}
+	return netip.Addr{}
+}
+
+// replyError sends an ERROR packet from conn.
+func replyError(conn net.PacketConn, to net.Addr, code uint16, msg string) {
+	conn.WriteTo(errorPacket(code, msg), to)
+}
+
+func errorPacket(code uint16, msg string) []byte {
+	p := binary.BigEndian.AppendUint16(nil, opERROR)
+	p = binary.BigEndian.AppendUint16(p, code)
+	return append(append(p, msg...), 0)
 }
 
 // request is a parsed RRQ.
@@ -106,61 +235,61 @@ func parseRequest(p []byte) (request, error) {
 	return r, nil
 }
 
-func (s *TFTPServer) handle(ctx context.Context, log *slog.Logger, local, remote net.Addr, p []byte) {
+// errDisplaced ends a transfer that never heard from its client when a
+// new request needs its place.
+var errDisplaced = errors.New("displaced by a new request")
+
+// handle runs one admitted transfer until it ends, ctx is cancelled (the
+// transfer was displaced or the server stops) or its lifetime is over.
+func (s *TFTPServer) handle(ctx context.Context, log *slog.Logger, lim tftpLimits, listen net.PacketConn, remote net.Addr, req request, hooks transferHooks) {
+	name := strings.TrimPrefix(req.name, "/")
+	f, size, err := s.Open(name)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			replyError(listen, remote, errNotFound, fmt.Sprintf("file %q not found", name))
+		} else {
+			log.Error("tftp: open", "name", name, "err", err)
+			replyError(listen, remote, errNotDefined, "could not open the file, see the server log")
+		}
+		return
+	}
+	defer f.Close()
 	laddr := &net.UDPAddr{}
-	if u, ok := local.(*net.UDPAddr); ok {
+	if u, ok := listen.LocalAddr().(*net.UDPAddr); ok {
 		laddr.IP = u.IP
 	}
 	conn, err := net.ListenUDP("udp", laddr)
 	if err != nil {
 		log.Error("tftp: transfer socket", "err", err)
+		replyError(listen, remote, errNotDefined, "server busy, try again later")
 		return
 	}
 	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	t := &transfer{conn: conn, remote: remote, timeout: s.Timeout, retries: s.Retries}
-	if t.timeout <= 0 {
-		t.timeout = 2 * time.Second
-	}
-	if t.retries <= 0 {
-		t.retries = 5
-	}
-	if len(p) < 4 {
-		return // too short to answer meaningfully
-	}
-	switch op := binary.BigEndian.Uint16(p); op {
-	case opRRQ:
-	case opWRQ:
-		t.sendError(errAccess, "this server is read-only")
-		return
-	default:
-		t.sendError(errIllegalOp, fmt.Sprintf("expected a read request, got opcode %d", op))
-		return
-	}
-	req, err := parseRequest(p)
-	if err != nil {
-		t.sendError(errNotDefined, err.Error())
-		return
-	}
-	if req.mode != "octet" {
-		t.sendError(errNotDefined, fmt.Sprintf("unsupported mode %q (want octet)", req.mode))
-		return
-	}
-	name := strings.TrimPrefix(req.name, "/")
-	f, size, err := s.Open(name)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			t.sendError(errNotFound, fmt.Sprintf("file %q not found", name))
-		} else {
-			log.Error("tftp: open", "name", name, "err", err)
-			t.sendError(errNotDefined, "could not open the file, see the server log")
+	stop := context.AfterFunc(ctx, func() {
+		if errors.Is(context.Cause(ctx), errDisplaced) {
+			// Tell the client at once: it may start again rather than wait.
+			conn.WriteTo(errorPacket(errNotDefined, "server busy, try later"), remote)
 		}
-		return
+		conn.Close()
+	})
+	defer stop()
+	t := &transfer{
+		conn: conn, remote: remote, timeout: lim.timeout, maxTimeout: lim.maxTimeout,
+		retries: lim.retries, deadline: time.Now().Add(lim.lifetime), lifetime: lim.lifetime,
+		hooks: hooks,
 	}
-	defer f.Close()
-	log.Info("tftp: read", "remote", remote.String(), "name", name, "size", size, "options", req.options)
-	if err := t.send(req, f, size); err != nil {
+	log.Debug("tftp: read", "remote", remote.String(), "name", name, "size", size, "options", req.options)
+	err = t.send(req, f, size)
+	switch {
+	case err == nil:
+		log.Info("tftp: sent", "remote", remote.String(), "name", name, "size", size, "options", req.options)
+	case ctx.Err() != nil:
+		log.Debug("tftp: transfer ended by the server", "remote", remote.String(), "name", name, "err", err)
+	case !t.heard:
+		// Never heard from: a lost client or a spoofed source. Not worth
+		// a warning each, or a flood of them becomes a flood of log lines.
+		log.Debug("tftp: client never acknowledged", "remote", remote.String(), "name", name, "err", err)
+	default:
 		var ce *clientError
 		if errors.As(err, &ce) && ce.code == errOptionRefuse {
 			// UEFI firmware asks for the size (tsize) and then ends that
@@ -181,18 +310,26 @@ type clientError struct {
 func (e *clientError) Error() string { return fmt.Sprintf("client error %d: %s", e.code, e.msg) }
 
 type transfer struct {
-	conn    *net.UDPConn
-	remote  net.Addr
-	timeout time.Duration
-	retries int
-	blksize int
+	conn                *net.UDPConn
+	remote              net.Addr
+	timeout, maxTimeout time.Duration
+	retries             int
+	blksize             int
+	deadline            time.Time     // the end of the transfer's lifetime
+	lifetime            time.Duration // for the error message
+	hooks               transferHooks
+	started             bool // the first packet was sent
+	heard               bool // the client has acknowledged something
+}
+
+// transferHooks tell the transfer table how far a transfer got.
+type transferHooks struct {
+	sent  func() // the first packet went out
+	heard func() // the client acknowledged a packet
 }
 
 func (t *transfer) sendError(code uint16, msg string) {
-	p := binary.BigEndian.AppendUint16(nil, opERROR)
-	p = binary.BigEndian.AppendUint16(p, code)
-	p = append(append(p, msg...), 0)
-	t.conn.WriteTo(p, t.remote)
+	t.conn.WriteTo(errorPacket(code, msg), t.remote)
 }
 
 // negotiate applies the options the server supports and returns the OACK
@@ -214,8 +351,15 @@ func (t *transfer) negotiate(req request, size int64) ([]byte, error) {
 		if err != nil || n < 1 || n > 255 {
 			return nil, fmt.Errorf("timeout %q is not a number from 1 to 255", v)
 		}
-		t.timeout = time.Duration(n) * time.Second
-		add("timeout", v)
+		if d := time.Duration(n) * time.Second; d <= t.maxTimeout {
+			t.timeout = d
+			add("timeout", v)
+		} else {
+			// Clamped, and so not acknowledged: RFC 2349 lets the OACK
+			// carry only the value asked for, and a client that sees no
+			// timeout in it keeps its own.
+			t.timeout = t.maxTimeout
+		}
 	}
 	if _, ok := req.options["tsize"]; ok && size >= 0 {
 		add("tsize", strconv.FormatInt(size, 10))
@@ -255,15 +399,27 @@ func (t *transfer) send(req request, f io.Reader, size int64) error {
 }
 
 // exchange sends p until the client acknowledges block, resending on
-// timeout. Packets from other addresses get an "unknown transfer ID"
-// error; duplicate ACKs of earlier blocks are ignored.
+// timeout, at most retries times and never past the transfer's lifetime.
+// Packets from other addresses get an "unknown transfer ID" error;
+// duplicate ACKs of earlier blocks are ignored.
 func (t *transfer) exchange(p []byte, block uint16) error {
 	buf := make([]byte, 1500)
 	for try := 0; try <= t.retries; try++ {
+		if !time.Now().Before(t.deadline) {
+			t.sendError(errNotDefined, fmt.Sprintf("transfer took longer than %v, abandoned", t.lifetime))
+			return fmt.Errorf("lifetime of %v over", t.lifetime)
+		}
 		if _, err := t.conn.WriteTo(p, t.remote); err != nil {
 			return fmt.Errorf("send: %w", err)
 		}
+		if !t.started {
+			t.started = true
+			t.hooks.sent()
+		}
 		deadline := time.Now().Add(t.timeout)
+		if deadline.After(t.deadline) {
+			deadline = t.deadline
+		}
 		for {
 			t.conn.SetReadDeadline(deadline)
 			n, addr, err := t.conn.ReadFrom(buf)
@@ -275,9 +431,7 @@ func (t *transfer) exchange(p []byte, block uint16) error {
 				return fmt.Errorf("receive: %w", err)
 			}
 			if addr.String() != t.remote.String() {
-				e := binary.BigEndian.AppendUint16(nil, opERROR)
-				e = append(binary.BigEndian.AppendUint16(e, 5), "unknown transfer ID\x00"...)
-				t.conn.WriteTo(e, addr)
+				t.conn.WriteTo(errorPacket(5, "unknown transfer ID"), addr)
 				continue
 			}
 			if n < 4 {
@@ -286,6 +440,10 @@ func (t *transfer) exchange(p []byte, block uint16) error {
 			switch binary.BigEndian.Uint16(buf) {
 			case opACK:
 				if binary.BigEndian.Uint16(buf[2:]) == block {
+					if !t.heard {
+						t.heard = true
+						t.hooks.heard()
+					}
 					return nil
 				}
 			case opERROR:
@@ -293,5 +451,10 @@ func (t *transfer) exchange(p []byte, block uint16) error {
 			}
 		}
 	}
+	if !time.Now().Before(t.deadline) {
+		t.sendError(errNotDefined, fmt.Sprintf("transfer took longer than %v, abandoned", t.lifetime))
+		return fmt.Errorf("lifetime of %v over", t.lifetime)
+	}
+	t.sendError(errNotDefined, fmt.Sprintf("no acknowledgement after %d tries, abandoned", t.retries+1))
 	return fmt.Errorf("no acknowledgement after %d tries", t.retries+1)
 }

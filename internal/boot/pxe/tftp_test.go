@@ -20,19 +20,23 @@ import (
 // startTFTP serves files on 127.0.0.1 and returns the server address.
 func startTFTP(t *testing.T, files map[string]string) *net.UDPAddr {
 	t.Helper()
+	return startTFTPServer(t, &pxe.TFTPServer{Timeout: 200 * time.Millisecond}, files)
+}
+
+// startTFTPServer serves files with srv (its Open is set here) on
+// 127.0.0.1 and returns the server address.
+func startTFTPServer(t *testing.T, srv *pxe.TFTPServer, files map[string]string) *net.UDPAddr {
+	t.Helper()
 	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &pxe.TFTPServer{
-		Open: func(name string) (io.ReadCloser, int64, error) {
-			data, ok := files[name]
-			if !ok {
-				return nil, 0, fmt.Errorf("open %s: %w", name, fs.ErrNotExist)
-			}
-			return io.NopCloser(strings.NewReader(data)), int64(len(data)), nil
-		},
-		Timeout: 200 * time.Millisecond,
+	srv.Open = func(name string) (io.ReadCloser, int64, error) {
+		data, ok := files[name]
+		if !ok {
+			return nil, 0, fmt.Errorf("open %s: %w", name, fs.ErrNotExist)
+		}
+		return io.NopCloser(strings.NewReader(data)), int64(len(data)), nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -55,7 +59,14 @@ type client struct {
 
 func newClient(t *testing.T) *client {
 	t.Helper()
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	return newClientAt(t, "127.0.0.1")
+}
+
+// newClientAt is a client on ip, one of the loopback addresses 127.0.0.x
+// (Linux answers on all of 127/8 without configuration).
+func newClientAt(t *testing.T, ip string) *client {
+	t.Helper()
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(ip)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,6 +172,11 @@ func TestTFTPRead(t *testing.T) {
 		{"blksize and tsize", "undionly.kpxe", []string{"blksize", "1468", "tsize", "0"}, map[string]string{"blksize": "1468", "tsize": "80000"}},
 		{"blksize capped", "small", []string{"BLKSIZE", "70000"}, map[string]string{"blksize": "65464"}},
 		{"timeout", "small", []string{"timeout", "3"}, map[string]string{"timeout": "3"}},
+		{"timeout at the server's maximum", "small", []string{"timeout", "5"}, map[string]string{"timeout": "5"}},
+		// RFC 2349 lets an OACK carry only the value asked for: a clamped
+		// timeout is left out, and the server uses its maximum (5 s).
+		{"timeout over the server's maximum not acknowledged", "small", []string{"timeout", "255", "tsize", "0"}, map[string]string{"tsize": "5"}},
+		{"clamped timeout alone sends no OACK", "small", []string{"timeout", "255"}, nil},
 		{"unknown option ignored", "small", []string{"windowsize", "4"}, nil},
 	}
 	for _, tt := range tests {

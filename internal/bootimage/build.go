@@ -55,19 +55,19 @@ type BuildOptions struct {
 // Manifest is manifest.json: what a boot image holds, enough to tell two
 // images apart and to verify the files.
 type Manifest struct {
-	KernelVersion  string            `json:"kernelVersion"`
-	KernelPackage  string            `json:"kernelPackage,omitempty"`
-	PackageVersion string            `json:"kernelPackageVersion,omitempty"`
-	Modules        []string          `json:"modules"`
-	Tools          []string          `json:"tools"`
-	Libs           []string          `json:"libs"`
-	AgentSHA256    string            `json:"agentSHA256"`
+	KernelVersion  string   `json:"kernelVersion"`
+	KernelPackage  string   `json:"kernelPackage,omitempty"`
+	PackageVersion string   `json:"kernelPackageVersion,omitempty"`
+	Modules        []string `json:"modules"`
+	Tools          []string `json:"tools"`
+	Libs           []string `json:"libs"`
+	AgentSHA256    string   `json:"agentSHA256"`
 	// KernelSigned: the kernel carries an Authenticode signature, which
 	// Secure Boot needs (Signed). SignedChain names the shim and GRUB
 	// packages when the image has them.
-	KernelSigned bool         `json:"kernelSigned"`
-	SignedChain  *SignedChain `json:"signedChain,omitempty"`
-	SHA256         map[string]string `json:"sha256"` // file name -> hex digest
+	KernelSigned bool              `json:"kernelSigned"`
+	SignedChain  *SignedChain      `json:"signedChain,omitempty"`
+	SHA256       map[string]string `json:"sha256"` // file name -> hex digest
 }
 
 // Image is a built boot image on disk.
@@ -193,7 +193,7 @@ func Build(ctx context.Context, opts BuildOptions) (*Image, error) {
 	}
 	names := []string{VmlinuzName, InitrdName}
 	if sc := opts.Signed; sc != nil {
-		for _, f := range []struct{ src, name string }{{sc.Shim, ShimName}, {sc.Grub, GrubName}} {
+		for _, f := range []struct{ src, name string }{{sc.Shim, ShimName}, {sc.Grub, GrubName}, {sc.GrubCD, GrubCDName}} {
 			if err := copyInto(f.src, filepath.Join(img.Dir, f.name)); err != nil {
 				return nil, fmt.Errorf("build boot image: signed chain: %w", err)
 			}
@@ -202,7 +202,7 @@ func Build(ctx context.Context, opts BuildOptions) (*Image, error) {
 		img.Manifest.SignedChain = sc
 	} else {
 		// An older image's shim would pair with this image's kernel.
-		for _, name := range []string{ShimName, GrubName} {
+		for _, name := range []string{ShimName, GrubName, GrubCDName} {
 			if err := os.Remove(filepath.Join(img.Dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return nil, fmt.Errorf("build boot image: %w", err)
 			}
@@ -246,7 +246,7 @@ func LoadImage(dir string) (*Image, error) {
 	}
 	names := []string{VmlinuzName, InitrdName}
 	if img.Manifest.SignedChain != nil {
-		names = append(names, ShimName, GrubName)
+		names = append(names, ShimName, GrubName, GrubCDName)
 	}
 	for _, name := range names {
 		want := img.Manifest.SHA256[name]

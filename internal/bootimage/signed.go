@@ -17,6 +17,7 @@ const (
 	GrubPackage = "grub-efi-amd64-signed" // GRUB signed by Debian's key, which shim trusts
 	shimPath    = "usr/lib/shim/shimx64.efi.signed"
 	grubNetPath = "usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed"
+	grubCDPath  = "usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed"
 )
 
 // Names of the signed chain's files in a boot image directory: the server
@@ -25,6 +26,10 @@ const (
 const (
 	ShimName = "shimx64.efi"
 	GrubName = "grubx64.efi"
+	// GrubCDName is Debian's signed GRUB for CDs (prefix /boot/grub, found
+	// by /.disk/info), which BuildISO puts on the ISO's EFI boot image
+	// as grubx64.efi beside shim.
+	GrubCDName = "grubcdx64.efi"
 )
 
 // SignedChain is the first two links of the Secure Boot chain on the
@@ -32,8 +37,9 @@ const (
 // network GRUB, which reads its config over TFTP. The third link, the
 // signed kernel, is Debian's kernel package itself.
 type SignedChain struct {
-	Shim string `json:"-"`
-	Grub string `json:"-"`
+	Shim   string `json:"-"`
+	Grub   string `json:"-"`
+	GrubCD string `json:"-"` // the CD variant, for BuildISO
 	// Versions of the packages they came from.
 	ShimVersion string `json:"shimVersion"`
 	GrubVersion string `json:"grubVersion"`
@@ -57,7 +63,8 @@ func FetchSignedChain(ctx context.Context, cacheDir string, log io.Writer) (*Sig
 	if sc.Grub, sc.GrubVersion, err = fetchDebFile(ctx, cacheDir, GrubPackage, grubNetPath, log); err != nil {
 		return nil, fmt.Errorf("fetch signed chain: %w", err)
 	}
-	for _, p := range []string{sc.Shim, sc.Grub} {
+	sc.GrubCD = filepath.Join(filepath.Dir(sc.Grub), filepath.Base(grubCDPath))
+	for _, p := range []string{sc.Shim, sc.Grub, sc.GrubCD} {
 		signed, err := Signed(p)
 		if err != nil {
 			return nil, fmt.Errorf("fetch signed chain: %w", err)

@@ -124,7 +124,7 @@ func TestSignedChainInImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{bootimage.ShimName, bootimage.GrubName} {
+	for _, name := range []string{bootimage.ShimName, bootimage.GrubName, bootimage.GrubCDName} {
 		p := filepath.Join(img.Dir, name)
 		if signed, err := bootimage.Signed(p); err != nil || !signed {
 			t.Errorf("%s: signed %v, %v", name, signed, err)
@@ -139,6 +139,32 @@ func TestSignedChainInImage(t *testing.T) {
 		t.Errorf("%s is not the network GRUB image: %v %s", bootimage.GrubName, err, out)
 	}
 
+	// The ISO's EFI boot image holds shim and the signed CD GRUB; the
+	// ISO still has the BIOS El Torito entry and the hybrid MBR.
+	iso := filepath.Join(t.TempDir(), "imprint.iso")
+	if err := bootimage.BuildISO(context.Background(), iso, img, "https://imprint.example:7281", testFP); err != nil {
+		t.Fatal(err)
+	}
+	checkISO(t, iso)
+	efi := filepath.Join(t.TempDir(), "efi.img")
+	if out, err := exec.Command("xorriso", "-osirrox", "on", "-indev", iso, "-extract", "/efi.img", efi).CombinedOutput(); err != nil {
+		t.Fatalf("extract efi.img: %v\n%s", err, out)
+	}
+	for _, f := range []struct{ onESP, want string }{{"BOOTX64.EFI", sc.Shim}, {"grubx64.efi", sc.GrubCD}} {
+		got := filepath.Join(t.TempDir(), f.onESP)
+		if out, err := exec.Command("mcopy", "-n", "-i", efi, "::/EFI/BOOT/"+f.onESP, got).CombinedOutput(); err != nil {
+			t.Fatalf("mcopy %s: %v\n%s", f.onESP, err, out)
+		}
+		a, _ := os.ReadFile(got)
+		b, _ := os.ReadFile(f.want)
+		if len(a) == 0 || !bytes.Equal(a, b) {
+			t.Errorf("ISO's \\EFI\\BOOT\\%s (%d bytes) is not %s", f.onESP, len(a), f.want)
+		}
+	}
+	if out, err := exec.Command("xorriso", "-indev", iso, "-find", "/.disk/info").CombinedOutput(); err != nil || !strings.Contains(string(out), "/.disk/info") {
+		t.Errorf("ISO has no /.disk/info, by which signed GRUB finds it: %v\n%s", err, out)
+	}
+
 	f, _ := os.OpenFile(filepath.Join(img.Dir, bootimage.ShimName), os.O_WRONLY|os.O_APPEND, 0)
 	f.Write([]byte("x"))
 	f.Close()
@@ -150,7 +176,7 @@ func TestSignedChainInImage(t *testing.T) {
 	if _, err := bootimage.Build(context.Background(), opts); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{bootimage.ShimName, bootimage.GrubName} {
+	for _, name := range []string{bootimage.ShimName, bootimage.GrubName, bootimage.GrubCDName} {
 		if _, err := os.Stat(filepath.Join(opts.OutDir, name)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s left behind by a build without the signed chain: %v", name, err)
 		}

@@ -40,7 +40,9 @@ Subcommands:
         DIR/boot/images/x86_64) with the server URL (the https URL machines
         use to reach the API, as in imprint server --public-url; asked of
         the running server when not given) and the fingerprint of the CA
-        certificate (--ca, default DIR/tls/ca.crt) built in
+        certificate (--ca, default DIR/tls/ca.crt) built in; when the image
+        has the signed chain, the ISO's UEFI boot is shim and Debian's signed
+        GRUB, so it boots with Secure Boot on too
 
 DIR is the data directory (--data).
 `

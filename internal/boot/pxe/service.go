@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -190,7 +191,11 @@ func (s *Service) handle(conn *ipv4.PacketConn, port int, b []byte, cm *ipv4.Con
 		return
 	}
 	p := s.proxy
-	p.SecureBoot = s.cfg.SecureBoot != nil && s.cfg.SecureBoot()
+	// Only PXE firmware can be sent shim; asking (a settings read) for
+	// every DHCP packet on the LAN would be waste.
+	if s.cfg.SecureBoot != nil && strings.HasPrefix(req.ClassIdentifier(), "PXEClient") && !IsIPXE(req) {
+		p.SecureBoot = s.cfg.SecureBoot()
+	}
 	reply, err := p.Reply(req, serverIP, port)
 	if err != nil {
 		log.Debug("proxydhcp: not answered", "reason", err)

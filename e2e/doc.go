@@ -15,12 +15,12 @@
 // loopback interface; the server listens on 127.0.0.1 inside it and QEMU's
 // user-mode network, started in the same namespace, shows that loopback
 // to the guest as 10.0.2.2. Nothing leaves the machine. TestLANProxyDHCP
-// instead builds a bridged LAN of three namespaces (lan.go): the machine
-// on a tap, dnsmasq as the site's DHCP server, and the server with its
-// built-in proxyDHCP and TFTP.
+// and the Secure Boot network tests instead build a bridged LAN of three
+// namespaces (lan.go): the machine on a tap, dnsmasq as the site's DHCP
+// server, and the server with its built-in proxyDHCP and TFTP.
 //
-// Caches: the Debian kernel and systemd-boot's EFI stub are downloaded
-// (not installed) once into $IMPRINT_E2E_CACHE, default
-// ~/.cache/imprint-e2e. The host packages the tests need are listed in
+// Caches: the Debian kernel, systemd-boot's EFI stub, shim-signed and
+// grub-efi-amd64-signed are downloaded (not installed) once into
+// $IMPRINT_E2E_CACHE, default ~/.cache/imprint-e2e. The host packages the tests need are listed in
 // README.md.
 package e2e

@@ -43,7 +43,13 @@ type Artifacts struct {
 	Kernel    *bootimage.Kernel
 	BootImage *bootimage.Image
 	UKI       string // the deployed test OS's BOOTX64.EFI
+	OSInitrd  string // the deployed test OS's initramfs (in the UKI too)
 	CacheDir  string // downloads kept across runs
+	// Signed is the Secure Boot chain (Debian's shim and signed network
+	// GRUB), also in BootImage; SignedGrub is Debian's signed GRUB for
+	// disks, which the Secure Boot test OS boots through shim.
+	Signed     *bootimage.SignedChain
+	SignedGrub string
 }
 
 // suite builds the artifacts on first use. It lives at package level
@@ -137,10 +143,17 @@ func buildArtifacts(t *testing.T, dir string) (*Artifacts, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fetch kernel: %w", err)
 	}
+	a.Signed, err = bootimage.FetchSignedChain(ctx, filepath.Join(cache, "signed"), tlog{t})
+	if err != nil {
+		return nil, err
+	}
+	// The same package holds the signed GRUB for disks (prefix /EFI/debian).
+	a.SignedGrub = filepath.Join(filepath.Dir(a.Signed.Grub), "grubx64.efi.signed")
 	a.BootImage, err = bootimage.Build(ctx, bootimage.BuildOptions{
 		OutDir:    filepath.Join(dir, "bootimage"),
 		Kernel:    a.Kernel,
 		AgentPath: a.Agent,
+		Signed:    a.Signed,
 		Log:       tlog{t},
 	})
 	if err != nil {
@@ -216,6 +229,11 @@ type envOptions struct {
 	// site's DHCP server (lan.go) and runs the server there with its
 	// built-in proxyDHCP and TFTP (--pxe).
 	LAN bool
+	// NextServer makes the LAN's site DHCP server name Imprint as the
+	// next server (siaddr), still with no boot file: Debian 12's signed
+	// GRUB (2.06) takes its TFTP server from the DHCP ACK alone, ignoring
+	// the proxyDHCP offer, so the Secure Boot chain needs it.
+	NextServer bool
 }
 
 // newEnv creates the namespace, installs the boot image and starts the
@@ -245,18 +263,18 @@ func newEnvWith(t *testing.T, o envOptions) *Env {
 		t.Fatal(err)
 	}
 	if o.LAN {
-		e.LAN = newLAN(t, e.Dir, e.NS)
+		e.LAN = newLAN(t, e.Dir, e.NS, o.NextServer)
 	}
 	images := filepath.Join(server.BootImagesDir(e.Data), "x86_64")
 	if err := os.MkdirAll(images, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []struct{ src, name string }{
-		{a.BootImage.Vmlinuz(), bootimage.VmlinuzName},
-		{a.BootImage.Initrd(), bootimage.InitrdName},
-		{filepath.Join(a.BootImage.Dir, bootimage.ManifestName), bootimage.ManifestName},
-	} {
-		if err := linkOrCopy(f.src, filepath.Join(images, f.name)); err != nil {
+	// The whole boot image, as imprint bootimage build leaves it: with
+	// the Secure Boot chain, so a server with --pxe (in Secure Boot mode,
+	// its default) sends UEFI PXE firmware shim rather than iPXE.
+	for _, name := range []string{bootimage.VmlinuzName, bootimage.InitrdName, bootimage.ManifestName,
+		bootimage.ShimName, bootimage.GrubName, bootimage.GrubCDName} {
+		if err := linkOrCopy(filepath.Join(a.BootImage.Dir, name), filepath.Join(images, name)); err != nil {
 			t.Fatal(err)
 		}
 	}

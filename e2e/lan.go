@@ -33,7 +33,7 @@ type LAN struct {
 // newLAN builds the LAN around serverNS (which gets eth0 with
 // lanServerIP) and starts dnsmasq, unchanged site DHCP with no PXE
 // options; t.Cleanup removes it all.
-func newLAN(t *testing.T, dir, serverNS string) *LAN {
+func newLAN(t *testing.T, dir, serverNS string, nextServer bool) *LAN {
 	t.Helper()
 	if _, err := exec.LookPath("dnsmasq"); err != nil {
 		t.Skipf("host prerequisite missing: dnsmasq (install dnsmasq-base): %v", err)
@@ -69,13 +69,15 @@ func newLAN(t *testing.T, dir, serverNS string) *LAN {
 		ip("-n", m.ns, "addr", "add", m.addr, "dev", "eth0")
 		ip("-n", m.ns, "link", "set", "eth0", "up")
 	}
-	l.startDNSMasq(t, dir)
+	l.startDNSMasq(t, dir, nextServer)
 	return l
 }
 
 // startDNSMasq runs the site's DHCP server: addresses only, no boot
 // options (--conf-file=/dev/null keeps the host's configuration out).
-func (l *LAN) startDNSMasq(t *testing.T, dir string) {
+// dnsmasq names itself as the next server (siaddr); with nextServer it
+// names Imprint instead, and still no boot file.
+func (l *LAN) startDNSMasq(t *testing.T, dir string, nextServer bool) {
 	t.Helper()
 	logf, err := os.Create(l.DHCPLog)
 	if err != nil {
@@ -85,6 +87,9 @@ func (l *LAN) startDNSMasq(t *testing.T, dir string) {
 		"--port=0", "--user=root", "--interface=eth0", "--bind-interfaces", "--log-dhcp",
 		"--dhcp-range=10.77.0.50,10.77.0.150,1h",
 		"--dhcp-leasefile="+filepath.Join(dir, "dnsmasq.leases"), "--pid-file="+filepath.Join(dir, "dnsmasq.pid"))
+	if nextServer {
+		cmd.Args = append(cmd.Args, "--dhcp-boot=,,"+lanServerIP) // no file, no server name, siaddr
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start dnsmasq: %v", err)

@@ -46,7 +46,8 @@ var (
 //     iPXE, so the proxy sends it the boot script at once.
 //
 // Either way the boot image's agent must ask for the passcode and, once
-// it is given, offer the task sequences.
+// it is given, offer the task sequences. The server's Secure Boot mode is
+// turned off: with it, OVMF's own PXE client would get shim instead.
 func TestLANProxyDHCP(t *testing.T) {
 	start := time.Now()
 	for _, tc := range []struct {
@@ -65,6 +66,11 @@ func lanProxyDHCP(t *testing.T, firmwarePXE bool) {
 	e := newEnvWith(t, envOptions{LAN: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	// This test is about the iPXE path: without Secure Boot mode (on by
+	// default) firmware PXE gets ipxe.efi; TestSecureBootPXE covers shim.
+	if _, err := e.imprint(ctx, "", "security", "set", "secure-boot", "off"); err != nil {
+		t.Fatal(err)
+	}
 
 	payload := filepath.Join(e.Dir, "payload.bin")
 	if err := os.WriteFile(payload, []byte("not deployed by this test\n"), 0o644); err != nil {

@@ -22,7 +22,11 @@ const (
 const (
 	ovmfCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 	ovmfVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
-	romDir   = "/usr/lib/ipxe/qemu" // Debian's ipxe-qemu
+	// Secure Boot: OVMF built with it (SMM), and variables with
+	// Microsoft's keys enrolled (KEK, db with the Windows and UEFI CAs).
+	ovmfCodeSecure = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"
+	ovmfVarsMS     = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd"
+	romDir         = "/usr/lib/ipxe/qemu" // Debian's ipxe-qemu
 )
 
 // VMOptions describe the emulated machine.
@@ -45,6 +49,11 @@ type VMOptions struct {
 	// NoOptionROM runs the NIC without iPXE's option ROM (UEFI only), so
 	// OVMF's own driver and PXE client boot it instead of iPXE.
 	NoOptionROM bool
+	// SecureBoot runs OVMF's Secure Boot build with Microsoft's keys
+	// enrolled on a q35 machine with SMM (UEFI only): the firmware runs
+	// only EFI binaries signed by a key in db, such as Debian's shim.
+	// iPXE's option ROM is unsigned, so use it with NoOptionROM.
+	SecureBoot bool
 }
 
 // VM is a running QEMU.
@@ -98,6 +107,9 @@ func (e *Env) StartVM(o VMOptions) *VM {
 	if _, err := os.Stat(rom); err != nil {
 		t.Skipf("host prerequisite missing: %s (install ipxe-qemu)", rom)
 	}
+	if o.SecureBoot && o.Firmware != UEFI {
+		t.Fatal("VMOptions.SecureBoot is for UEFI machines")
+	}
 	if o.NoOptionROM {
 		if o.Firmware != UEFI {
 			t.Fatal("VMOptions.NoOptionROM is for UEFI machines: SeaBIOS has no network driver of its own")
@@ -125,19 +137,29 @@ func (e *Env) StartVM(o VMOptions) *VM {
 	}
 	switch o.Firmware {
 	case UEFI:
-		if _, err := os.Stat(ovmfCode); err != nil {
-			t.Skipf("host prerequisite missing: %s (install ovmf)", ovmfCode)
+		code, varsTemplate, machine := ovmfCode, ovmfVars, []string{"-machine", "q35"}
+		if o.SecureBoot {
+			code, varsTemplate = ovmfCodeSecure, ovmfVarsMS
+			// SMM, and flash writable only from SMM: the Secure Boot
+			// build refuses to run without them.
+			machine = []string{"-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on"}
+		}
+		for _, f := range []string{code, varsTemplate} {
+			if _, err := os.Stat(f); err != nil {
+				t.Skipf("host prerequisite missing: %s (install ovmf)", f)
+			}
 		}
 		vars := filepath.Join(e.Dir, o.Name+"-vars.fd")
-		b, err := os.ReadFile(ovmfVars)
+		b, err := os.ReadFile(varsTemplate)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(vars, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		args = append(args, "-machine", "q35",
-			"-drive", "if=pflash,format=raw,readonly=on,file="+ovmfCode,
+		args = append(args, machine...)
+		args = append(args,
+			"-drive", "if=pflash,format=raw,readonly=on,file="+code,
 			"-drive", "if=pflash,format=raw,file="+vars)
 		if o.ISO != "" {
 			args = append(args, "-device", "ide-cd,drive=cd0,bootindex=1")

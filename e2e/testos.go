@@ -89,6 +89,7 @@ func buildUKI(ctx context.Context, a *Artifacts) (string, error) {
 	if err := checkUKI(uki); err != nil {
 		return "", err
 	}
+	a.OSInitrd = initrd
 	return uki, nil
 }
 
@@ -162,22 +163,61 @@ type TestOS struct {
 // /etc/imprint-marker and the UKI at /boot/efi/EFI/BOOT/BOOTX64.EFI (which
 // Prepare operating system copies to the ESP), and compresses it.
 func (e *Env) buildTestOS(ctx context.Context, sizeMiB int) *TestOS {
+	e.t.Helper()
+	return e.buildTestOSWith(ctx, sizeMiB, map[string]string{"EFI/BOOT/BOOTX64.EFI": e.A.UKI})
+}
+
+// secureBootOSGrubCfg is the Secure Boot test OS's GRUB config: Debian's
+// signed disk GRUB (prefix /EFI/debian on the disk it was loaded from)
+// reads it; the kernel is Debian's signed one, which GRUB has shim verify.
+const secureBootOSGrubCfg = `set timeout=0
+linux /imprint/vmlinuz console=ttyS0,115200 panic=-1
+initrd /imprint/initrd.img
+boot
+`
+
+// buildSecureBootTestOS is buildTestOS for a machine with Secure Boot on:
+// the ESP boots through shim (\EFI\BOOT\BOOTX64.EFI), which loads
+// grubx64.efi beside it (Debian's signed GRUB), which boots Debian's
+// signed kernel with the test OS's initramfs. The UKI would be refused:
+// nobody signed it.
+func (e *Env) buildSecureBootTestOS(ctx context.Context, sizeMiB int) *TestOS {
 	t := e.t
 	t.Helper()
-	o := &TestOS{Hostname: "imprint-e2e-os", Marker: randomHex(8), UKI: e.A.UKI}
-	src := filepath.Join(e.Dir, "rootfs")
-	efi := filepath.Join(src, "boot", "efi", "EFI", "BOOT")
-	if err := os.MkdirAll(efi, 0o755); err != nil {
+	cfg := filepath.Join(e.Dir, "testos-grub.cfg")
+	if err := os.WriteFile(cfg, []byte(secureBootOSGrubCfg), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	return e.buildTestOSWith(ctx, sizeMiB, map[string]string{
+		"EFI/BOOT/BOOTX64.EFI": e.A.Signed.Shim,
+		"EFI/BOOT/grubx64.efi": e.A.SignedGrub,
+		"EFI/debian/grub.cfg":  cfg,
+		"imprint/vmlinuz":      e.A.Kernel.Vmlinuz,
+		"imprint/initrd.img":   e.A.OSInitrd,
+	})
+}
+
+// buildTestOSWith is buildTestOS with the given ESP files (path on the
+// ESP -> host file) under /boot/efi.
+func (e *Env) buildTestOSWith(ctx context.Context, sizeMiB int, esp map[string]string) *TestOS {
+	t := e.t
+	t.Helper()
+	o := &TestOS{Hostname: "imprint-e2e-os", Marker: randomHex(8), UKI: esp["EFI/BOOT/BOOTX64.EFI"]}
+	src := filepath.Join(e.Dir, "rootfs")
+	for path, from := range esp {
+		dst := filepath.Join(src, "boot", "efi", filepath.FromSlash(path))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := linkOrCopy(from, dst); err != nil {
+			t.Fatal(err)
+		}
 	}
 	os.MkdirAll(filepath.Join(src, "etc"), 0o755)
 	if err := os.WriteFile(filepath.Join(src, "etc", "hostname"), []byte(o.Hostname+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(src, "etc", "imprint-marker"), []byte(o.Marker+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := linkOrCopy(e.A.UKI, filepath.Join(efi, "BOOTX64.EFI")); err != nil {
 		t.Fatal(err)
 	}
 	o.Raw = filepath.Join(e.Dir, "root.img")

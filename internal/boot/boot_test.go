@@ -156,6 +156,8 @@ func TestStage2Query(t *testing.T) {
 		{"mac=52:54:00:ab:cd:ef&arch=i386&platform=pcbios", "/images/i386/vmlinuz"},
 		{"mac=52:54:00:ab:cd:ef&uuid=4C4C454400423010 8052B4C04F4E4432&arch=arm64&platform=efi", "parameter uuid must be"},
 		{"mac=52:54:00:ab:cd:ef&uuid=4C4C454400423010A052B4C04F4E4432&arch=arm64&platform=efi", "4c4c4544-0042-3010-a052-b4c04f4e4432"},
+		{"mac=52:54:00:ab:cd:ef&uuid=00000000-0000-0000-0000-000000000000&arch=x86_64&platform=efi", "(x86_64, efi)\n"},
+		{"mac=52:54:00:ab:cd:ef&uuid=FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF&arch=x86_64&platform=efi", "(x86_64, efi)\n"},
 		{"arch=x86_64&platform=efi", "parameter mac must be a 48-bit MAC address such as 52-54-00-12-34-56 (it is missing)"},
 		{"mac=52-54-00-ab-cd-ef-01-02&arch=x86_64&platform=efi", "parameter mac must be"},
 		{"mac=52-54:00-ab-cd-ef&arch=x86_64&platform=efi", "parameter mac must be"},

@@ -18,4 +18,15 @@
 // script that prints what is wrong (naming the parameter, never echoing it)
 // and offers the iPXE shell: iPXE shows only a numeric error for non-2xx
 // responses, and the person at the console needs the message.
+//
+// The Secure Boot chain (shim → Debian's signed network GRUB → Debian's
+// signed kernel) carries the same decisions in GRUB's language:
+// grub/grub.cfg (templates/bootstrap.grub, the same for every machine)
+// asks for grub/machine.cfg?mac=…&uuid=… (templates/machine.grub), built
+// from the same per-machine data as stage two. Every value is single-quoted
+// and drawn from the same conservative character sets, so no request can
+// add GRUB commands. Debian's signed GRUB 2.06 has no HTTP module (and
+// lockdown forbids loading one), so the PXE service serves these, the
+// kernel and the initrd over TFTP through Handler.TFTPOpen; the boot port
+// serves the configs over HTTP too, for GRUBs that have it.
 package boot

@@ -21,7 +21,7 @@ type FileSource interface {
 // second initrd segment).
 func imageFile(name string) bool {
 	switch name {
-	case "vmlinuz", "initrd.img":
+	case "vmlinuz", "initrd.img", ShimFile, GrubFile:
 		return true
 	}
 	return false

@@ -79,8 +79,8 @@ func TestServeImages(t *testing.T) {
 		{"unsatisfiable", "/images/x86_64/vmlinuz", fmt.Sprintf("bytes=%d-", len(whole)+10), 416, "", ""},
 		{"no image for arch", "/images/i386/vmlinuz", "", 404, "imprint: no boot image for i386 on this server (build one with imprint bootimage build)\n", ""},
 		{"unknown arch", "/images/mips/vmlinuz", "", 404, "imprint: unknown architecture \"mips\" (want x86_64, i386 or arm64)\n", ""},
-		{"unknown name", "/images/x86_64/passwd", "", 404, "imprint: unknown boot file \"passwd\" (want vmlinuz or initrd.img)\n", ""},
-		{"traversal", "/images/x86_64/..%2f..%2fetc%2fpasswd", "", 404, "imprint: unknown boot file \"../../etc/passwd\" (want vmlinuz or initrd.img)\n", ""},
+		{"unknown name", "/images/x86_64/passwd", "", 404, "imprint: unknown boot file \"passwd\" (want vmlinuz, initrd.img, shimx64.efi or grubx64.efi)\n", ""},
+		{"traversal", "/images/x86_64/..%2f..%2fetc%2fpasswd", "", 404, "imprint: unknown boot file \"../../etc/passwd\" (want vmlinuz, initrd.img, shimx64.efi or grubx64.efi)\n", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"text/template"
@@ -26,7 +27,9 @@ type MachineLookup interface {
 }
 
 // Handler serves the boot port's routes: GET /boot.ipxe, GET /ipxe,
-// GET /ipxe/{file} and GET /images/{arch}/{name}.
+// GET /ipxe/{file}, GET /images/{arch}/{name}, and the GRUB configs of
+// the Secure Boot chain, GET /grub/grub.cfg and GET /grub/machine.cfg
+// (which TFTPOpen also serves, with the boot files, over TFTP).
 type Handler struct {
 	cfg      Config
 	files    FileSource
@@ -35,6 +38,7 @@ type Handler struct {
 	tmpl     *template.Template
 	mux      *http.ServeMux
 	stage1   []byte
+	grubBoot []byte // templates/bootstrap.grub
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -60,11 +64,16 @@ func NewHandler(cfg Config, files FileSource, machines MachineLookup, log *slog.
 	if h.stage1, err = render(t, tmplStage1, struct{ BootURL string }{cfg.BootURL}); err != nil {
 		return nil, err
 	}
+	if h.grubBoot, err = render(t, tmplGrubBootstrap, nil); err != nil {
+		return nil, err
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /boot.ipxe", h.serveStage1)
 	mux.HandleFunc("GET /ipxe", h.serveStage2)
 	mux.HandleFunc("GET /ipxe/{file}", h.serveIPXEBinary)
 	mux.HandleFunc("GET /images/{arch}/{name}", h.serveImage)
+	mux.HandleFunc("GET /grub/grub.cfg", h.serveGrubBootstrap)
+	mux.HandleFunc("GET /grub/machine.cfg", h.serveGrubMachine)
 	h.mux = mux
 	return h, nil
 }
@@ -94,9 +103,23 @@ func (h *Handler) serveStage2(w http.ResponseWriter, r *http.Request) {
 // stage2 renders the per-machine script. Its errors are safe to show in a
 // script: they name what is wrong without repeating request values.
 func (h *Handler) stage2(ctx context.Context, r *http.Request) ([]byte, error) {
-	q, err := parseQuery(r.URL.Query())
+	d, err := h.machineData(ctx, r.URL.Query())
 	if err != nil {
 		return nil, err
+	}
+	h.log.Info("boot script", "mac", d.MAC, "uuid", d.UUID, "arch", d.Arch, "platform", d.Platform,
+		"serial", d.Serial, "entry", d.Default, "menu", d.Menu)
+	return render(h.tmpl, tmplStage2, d)
+}
+
+// machineData validates a machine's query and makes the decisions both
+// chains carry out (iPXE's stage two and GRUB's machine config): the
+// default entry, the menu and the kernel arguments. Its errors are safe
+// to show: they name what is wrong without repeating request values.
+func (h *Handler) machineData(ctx context.Context, query url.Values) (stage2Data, error) {
+	q, err := parseQuery(query)
+	if err != nil {
+		return stage2Data{}, err
 	}
 	d := stage2Data{
 		machineQuery:  q,
@@ -113,37 +136,40 @@ func (h *Handler) stage2(ctx context.Context, r *http.Request) ([]byte, error) {
 			if mb.DefaultEntry != "" {
 				if err := checkEntry(mb.DefaultEntry); err != nil {
 					h.log.Error("machine boot override", "mac", q.MAC, "err", err)
-					return nil, fmt.Errorf("the boot entry set for %s is invalid (see the server log)", q.MAC)
+					return d, fmt.Errorf("the boot entry set for %s is invalid (see the server log)", q.MAC)
 				}
 				d.Default = mb.DefaultEntry
 			}
 			if err := ValidateKernelArgs(mb.KernelArgs); err != nil {
 				h.log.Error("machine boot override", "mac", q.MAC, "err", err)
-				return nil, fmt.Errorf("the kernel arguments set for %s are invalid (see the server log)", q.MAC)
+				return d, fmt.Errorf("the kernel arguments set for %s are invalid (see the server log)", q.MAC)
 			}
 			d.KernelArgs = append(d.KernelArgs, strings.Fields(mb.KernelArgs)...)
 		}
 	}
-	h.log.Info("boot script", "mac", q.MAC, "uuid", q.UUID, "arch", q.Arch, "platform", q.Platform,
-		"serial", q.Serial, "entry", d.Default, "menu", d.Menu)
-	return render(h.tmpl, tmplStage2, d)
+	return d, nil
 }
 
 // errorScript renders a script that prints msg and offers the iPXE shell.
 // msg is reduced to inert characters as a second line of defence.
 func (h *Handler) errorScript(msg string) []byte {
-	safe := strings.Map(func(r rune) rune {
-		if argChar(r) || r == ' ' || r == '(' || r == ')' {
-			return r
-		}
-		return '?'
-	}, msg)
-	b, err := render(h.tmpl, tmplError, struct{ Message string }{safe})
+	b, err := render(h.tmpl, tmplError, struct{ Message string }{inert(msg)})
 	if err != nil { // the template is embedded and tested; this is a bug
 		h.log.Error("render error script", "err", err)
 		return []byte("#!ipxe\necho Imprint: internal error, see the server log\nexit 1\n")
 	}
 	return b
+}
+
+// inert reduces msg to characters that neither iPXE nor GRUB interprets
+// (no quotes, $, braces, separators), as a second line of defence.
+func inert(msg string) string {
+	return strings.Map(func(r rune) rune {
+		if argChar(r) || r == ' ' || r == '(' || r == ')' {
+			return r
+		}
+		return '?'
+	}, msg)
 }
 
 func (h *Handler) serveImage(w http.ResponseWriter, r *http.Request) {
@@ -153,7 +179,7 @@ func (h *Handler) serveImage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !imageFile(name) {
-		http.Error(w, fmt.Sprintf("imprint: unknown boot file %q (want vmlinuz or initrd.img)", name), http.StatusNotFound)
+		http.Error(w, fmt.Sprintf("imprint: unknown boot file %q (want vmlinuz, initrd.img, shimx64.efi or grubx64.efi)", name), http.StatusNotFound)
 		return
 	}
 	f, mod, _, err := h.files.Open(arch, name)

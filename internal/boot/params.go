@@ -112,7 +112,8 @@ func normaliseMAC(s string) (string, error) {
 }
 
 // normaliseUUID accepts an empty string (no SMBIOS UUID), the 8-4-4-4-12
-// form or 32 hex digits, and returns the lowercase 8-4-4-4-12 form.
+// form or 32 hex digits, and returns the lowercase 8-4-4-4-12 form; the
+// all-zero and all-ones UUIDs, which mean "none", become empty.
 func normaliseUUID(s string) (string, error) {
 	if s == "" {
 		return "", nil
@@ -131,6 +132,11 @@ func normaliseUUID(s string) (string, error) {
 		return "", fmt.Errorf("%s", want)
 	}
 	h = strings.ToLower(h)
+	if h == strings.Repeat("0", 32) || h == strings.Repeat("f", 32) {
+		// Firmware without a UUID reports one of these (GRUB's smbios
+		// reads QEMU's zero UUID); as an identity it would merge machines.
+		return "", nil
+	}
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], nil
 }
 

@@ -7,7 +7,7 @@ import (
 	"text/template"
 )
 
-//go:embed templates/*.ipxe
+//go:embed templates/*.ipxe templates/*.grub
 var templateFS embed.FS
 
 // Template names; TestTemplatesDeclared checks this list against the files.
@@ -15,10 +15,15 @@ const (
 	tmplStage1 = "stage1.ipxe"
 	tmplStage2 = "stage2.ipxe"
 	tmplError  = "error.ipxe"
+
+	// GRUB configs of the Secure Boot chain (shim → signed GRUB).
+	tmplGrubBootstrap = "bootstrap.grub"
+	tmplGrubMachine   = "machine.grub"
+	tmplGrubError     = "error.grub"
 )
 
 func parseTemplates() (*template.Template, error) {
-	t, err := template.New("").Option("missingkey=error").ParseFS(templateFS, "templates/*.ipxe")
+	t, err := template.New("").Option("missingkey=error").ParseFS(templateFS, "templates/*.ipxe", "templates/*.grub")
 	if err != nil {
 		return nil, fmt.Errorf("parse boot templates: %w", err)
 	}
@@ -44,4 +49,13 @@ type stage2Data struct {
 	Menu          bool
 	TimeoutMS     int64
 	Default       string
+}
+
+// TimeoutSeconds is the menu timeout in whole seconds, rounded up, for
+// GRUB (which counts seconds); -1 waits forever, as a zero MenuTimeout does.
+func (d stage2Data) TimeoutSeconds() int64 {
+	if d.TimeoutMS == 0 {
+		return -1
+	}
+	return (d.TimeoutMS + 999) / 1000
 }

@@ -42,6 +42,9 @@ type BuildOptions struct {
 	// DefaultFiles.
 	Tools []string
 	Files []string
+	// Signed, when set, puts the Secure Boot chain's shim and signed GRUB
+	// into the image as ShimName and GrubName (FetchSignedChain).
+	Signed *SignedChain
 	// Boot, when set, is written into the initramfs as
 	// /etc/imprint/boot.json.
 	Boot *BootConfig
@@ -52,14 +55,19 @@ type BuildOptions struct {
 // Manifest is manifest.json: what a boot image holds, enough to tell two
 // images apart and to verify the files.
 type Manifest struct {
-	KernelVersion  string            `json:"kernelVersion"`
-	KernelPackage  string            `json:"kernelPackage,omitempty"`
-	PackageVersion string            `json:"kernelPackageVersion,omitempty"`
-	Modules        []string          `json:"modules"`
-	Tools          []string          `json:"tools"`
-	Libs           []string          `json:"libs"`
-	AgentSHA256    string            `json:"agentSHA256"`
-	SHA256         map[string]string `json:"sha256"` // file name -> hex digest
+	KernelVersion  string   `json:"kernelVersion"`
+	KernelPackage  string   `json:"kernelPackage,omitempty"`
+	PackageVersion string   `json:"kernelPackageVersion,omitempty"`
+	Modules        []string `json:"modules"`
+	Tools          []string `json:"tools"`
+	Libs           []string `json:"libs"`
+	AgentSHA256    string   `json:"agentSHA256"`
+	// KernelSigned: the kernel carries an Authenticode signature, which
+	// Secure Boot needs (Signed). SignedChain names the shim and GRUB
+	// packages when the image has them.
+	KernelSigned bool              `json:"kernelSigned"`
+	SignedChain  *SignedChain      `json:"signedChain,omitempty"`
+	SHA256       map[string]string `json:"sha256"` // file name -> hex digest
 }
 
 // Image is a built boot image on disk.
@@ -144,6 +152,15 @@ func Build(ctx context.Context, opts BuildOptions) (*Image, error) {
 		return nil, fmt.Errorf("build boot image: agent: %w", err)
 	}
 
+	switch signed, err := Signed(opts.Kernel.Vmlinuz); {
+	case err != nil:
+		fmt.Fprintf(log, "warning: kernel %s is not an EFI image (%v): machines with Secure Boot on will refuse it\n", opts.Kernel.Vmlinuz, err)
+	case !signed:
+		fmt.Fprintf(log, "warning: kernel %s is not signed: machines with Secure Boot on will refuse it (Debian's linux-image-amd64 kernel is signed; turn Secure Boot off on those machines or use it)\n", opts.Kernel.Vmlinuz)
+	default:
+		img.Manifest.KernelSigned = true
+	}
+
 	fmt.Fprintf(log, "initramfs: %d modules, %d tools\n", len(order), len(tools))
 	var contents *InitramfsContents
 	err = atomicfile.WriteFunc(img.Initrd(), 0o644, func(w io.Writer) (err error) {
@@ -174,7 +191,24 @@ func Build(ctx context.Context, opts BuildOptions) (*Image, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("build boot image: kernel: %w", err)
 	}
-	for _, name := range []string{VmlinuzName, InitrdName} {
+	names := []string{VmlinuzName, InitrdName}
+	if sc := opts.Signed; sc != nil {
+		for _, f := range []struct{ src, name string }{{sc.Shim, ShimName}, {sc.Grub, GrubName}, {sc.GrubCD, GrubCDName}} {
+			if err := copyInto(f.src, filepath.Join(img.Dir, f.name)); err != nil {
+				return nil, fmt.Errorf("build boot image: signed chain: %w", err)
+			}
+			names = append(names, f.name)
+		}
+		img.Manifest.SignedChain = sc
+	} else {
+		// An older image's shim would pair with this image's kernel.
+		for _, name := range []string{ShimName, GrubName, GrubCDName} {
+			if err := os.Remove(filepath.Join(img.Dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("build boot image: %w", err)
+			}
+		}
+	}
+	for _, name := range names {
 		if img.Manifest.SHA256[name], err = fileSHA256(filepath.Join(img.Dir, name)); err != nil {
 			return nil, fmt.Errorf("build boot image: %w", err)
 		}
@@ -184,6 +218,19 @@ func Build(ctx context.Context, opts BuildOptions) (*Image, error) {
 		return nil, fmt.Errorf("build boot image: %w", err)
 	}
 	return img, nil
+}
+
+// copyInto replaces dst with a copy of src, atomically.
+func copyInto(src, dst string) error {
+	return atomicfile.WriteFunc(dst, 0o644, func(w io.Writer) error {
+		f, err := os.Open(src)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(w, f)
+		return err
+	})
 }
 
 // LoadImage reads a boot image directory written by Build and checks its
@@ -197,7 +244,11 @@ func LoadImage(dir string) (*Image, error) {
 	if err := json.Unmarshal(b, &img.Manifest); err != nil {
 		return nil, fmt.Errorf("load boot image: %s: %w", ManifestName, err)
 	}
-	for _, name := range []string{VmlinuzName, InitrdName} {
+	names := []string{VmlinuzName, InitrdName}
+	if img.Manifest.SignedChain != nil {
+		names = append(names, ShimName, GrubName, GrubCDName)
+	}
+	for _, name := range names {
 		want := img.Manifest.SHA256[name]
 		got, err := fileSHA256(filepath.Join(dir, name))
 		if err != nil {

@@ -74,9 +74,14 @@ func buildRealImage(t *testing.T) *bootimage.Image {
 	t.Helper()
 	k := fetchKernel(t)
 	var log bytes.Buffer
+	sc, err := bootimage.FetchSignedChain(context.Background(), testCacheDir(t), &log)
+	if err != nil {
+		t.Fatalf("FetchSignedChain: %v\n%s", err, log.String())
+	}
 	img, err := bootimage.Build(context.Background(), bootimage.BuildOptions{
 		OutDir:    filepath.Join(t.TempDir(), "img"),
 		Kernel:    k,
+		Signed:    sc,
 		AgentPath: buildTestInit(t),
 		Modules:   append([]string{"no_such_module_imprint"}, bootimage.DefaultModules...),
 		Log:       &log,
@@ -111,7 +116,7 @@ func TestRealImage(t *testing.T) {
 				t.Errorf("module %s not in manifest %v", want, man.Modules)
 			}
 		}
-		if len(man.Tools) == 0 || man.AgentSHA256 == "" || len(man.SHA256) != 2 {
+		if len(man.Tools) == 0 || man.AgentSHA256 == "" || len(man.SHA256) != 5 || !man.KernelSigned || man.SignedChain == nil {
 			t.Errorf("manifest incomplete: %+v", man)
 		}
 	})

@@ -13,7 +13,7 @@ import (
 )
 
 // ISOPackages are the Debian packages BuildISO needs.
-var ISOPackages = []string{"grub-common", "grub-pc-bin", "grub-efi-amd64-bin", "xorriso", "mtools"}
+var ISOPackages = []string{"grub-common", "grub-pc-bin", "grub-efi-amd64-bin", "xorriso", "mtools", "dosfstools"}
 
 // ConsoleArgs are the console settings on every boot image command line:
 // the screen for people and the serial port for headless machines and VMs.
@@ -57,7 +57,9 @@ func KernelArgs(serverURL, caSHA256 string) (string, error) {
 // BuildISO writes to out a hybrid ISO image that boots img with BIOS or
 // UEFI, from a CD drive or written raw to a USB stick, with the server URL
 // and CA fingerprint on the kernel command line. It runs grub-mkrescue (see
-// ISOPackages).
+// ISOPackages). When img has the Secure Boot chain, the UEFI boot image
+// holds shim and Debian's signed CD GRUB instead (signedISO), so machines
+// with Secure Boot on boot it too.
 func BuildISO(ctx context.Context, out string, img *Image, serverURL, caSHA256 string) error {
 	if img == nil {
 		return errors.New("build iso: no boot image given")
@@ -69,7 +71,7 @@ func BuildISO(ctx context.Context, out string, img *Image, serverURL, caSHA256 s
 	if err != nil {
 		return fmt.Errorf("build iso: %w", err)
 	}
-	for _, tool := range []string{"grub-mkrescue", "xorriso", "mformat"} {
+	for _, tool := range []string{"grub-mkrescue", "grub-mkimage", "xorriso", "mformat", "mkfs.fat"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("build iso: %s not found; install %s", tool, strings.Join(ISOPackages, " "))
 		}
@@ -107,7 +109,12 @@ func BuildISO(ctx context.Context, out string, img *Image, serverURL, caSHA256 s
 
 	tmp := out + ".tmp"
 	defer os.Remove(tmp)
-	if _, err := runIn(ctx, "", "grub-mkrescue", "-o", tmp, stage, "--", "-volid", "IMPRINT"); err != nil {
+	if img.Manifest.SignedChain != nil {
+		err = signedISO(ctx, tmp, stage, img)
+	} else {
+		_, err = runIn(ctx, "", "grub-mkrescue", "-o", tmp, stage, "--", "-volid", "IMPRINT")
+	}
+	if err != nil {
 		return fmt.Errorf("build iso: %w", err)
 	}
 	if err := os.Rename(tmp, out); err != nil {
@@ -131,4 +138,67 @@ func copyFile(src, dst string) error {
 		return fmt.Errorf("copy %s: %w", src, err)
 	}
 	return out.Close()
+}
+
+// signedISO writes the ISO of stage as grub-mkrescue would, but with an
+// EFI boot image (FAT) holding \EFI\BOOT\BOOTX64.EFI = shim and
+// grubx64.efi = Debian's signed CD GRUB, which finds the ISO by
+// /.disk/info and reads /boot/grub/grub.cfg. BIOS boots as before: GRUB's
+// El Torito image and modules from grub-pc-bin, and its hybrid MBR.
+func signedISO(ctx context.Context, out, stage string, img *Image) error {
+	const biosDir = "/usr/lib/grub/i386-pc"
+	mods := filepath.Join(stage, "boot", "grub", "i386-pc")
+	if err := os.MkdirAll(mods, 0o755); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(biosDir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if n := e.Name(); strings.HasSuffix(n, ".mod") || strings.HasSuffix(n, ".lst") {
+			if err := copyFile(filepath.Join(biosDir, n), filepath.Join(mods, n)); err != nil {
+				return err
+			}
+		}
+	}
+	if _, err := runIn(ctx, "", "grub-mkimage", "-d", biosDir, "-p", "/boot/grub", "-O", "i386-pc-eltorito",
+		"-o", filepath.Join(mods, "eltorito.img"), "biosdisk", "iso9660"); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(stage, ".disk"), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(stage, ".disk", "info"), []byte("Imprint boot image "+img.Manifest.KernelVersion+"\n"), 0o644); err != nil {
+		return err
+	}
+
+	// The EFI boot image: FAT big enough for shim and GRUB with room to spare.
+	efi := filepath.Join(stage, "efi.img")
+	var size int64
+	for _, name := range []string{ShimName, GrubCDName} {
+		fi, err := os.Stat(filepath.Join(img.Dir, name))
+		if err != nil {
+			return fmt.Errorf("secure boot chain: %w", err)
+		}
+		size += fi.Size()
+	}
+	kib := (size/1024 + 1024) &^ 31
+	if _, err := runIn(ctx, "", "mkfs.fat", "-C", "-n", "IMPRINTEFI", efi, fmt.Sprint(kib)); err != nil {
+		return err
+	}
+	if _, err := runIn(ctx, "", "mmd", "-i", efi, "::/EFI", "::/EFI/BOOT"); err != nil {
+		return err
+	}
+	for _, f := range []struct{ src, dst string }{{ShimName, "BOOTX64.EFI"}, {GrubCDName, "grubx64.efi"}} {
+		if _, err := runIn(ctx, "", "mcopy", "-i", efi, filepath.Join(img.Dir, f.src), "::/EFI/BOOT/"+f.dst); err != nil {
+			return err
+		}
+	}
+	_, err = runIn(ctx, "", "xorriso", "-as", "mkisofs", "-graft-points", "-volid", "IMPRINT",
+		"-b", "boot/grub/i386-pc/eltorito.img", "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table",
+		"--grub2-boot-info", "--grub2-mbr", filepath.Join(biosDir, "boot_hybrid.img"),
+		"--efi-boot", "efi.img", "-efi-boot-part", "--efi-boot-image", "--protective-msdos-label",
+		"-o", out, "-r", stage)
+	return err
 }

@@ -284,3 +284,49 @@ func TestRunsEndToEnd(t *testing.T) {
 		t.Errorf("unknown run: exit %d, want 1", r.code)
 	}
 }
+
+// TestSecureBootSetting: Secure Boot mode is on by default, `security
+// show` says when the signed chain's files are missing from the boot
+// image, and `security set secure-boot` turns it off and on.
+func TestSecureBootSetting(t *testing.T) {
+	dir, _ := startAuthServer(t)
+	var sec client.Security
+	okJSON(t, dir, &sec, "security", "show")
+	if !sec.SecureBoot || sec.SecureBootReady {
+		t.Errorf("new data directory: secureBoot %v ready %v, want on and not ready", sec.SecureBoot, sec.SecureBootReady)
+	}
+	show := ok(t, dir, "security", "show")
+	wantContains(t, "security show", show, "secure boot", "Secure Boot mode is on but the boot image has no shimx64.efi")
+
+	images := filepath.Join(server.BootImagesDir(dir), "x86_64")
+	if err := os.MkdirAll(images, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"shimx64.efi", "grubx64.efi", "vmlinuz", "initrd.img"} {
+		if err := os.WriteFile(filepath.Join(images, name), []byte(name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	show = ok(t, dir, "security", "show")
+	wantContains(t, "security show, files there", show, "on (network boot: shim, signed GRUB, signed kernel)")
+	if strings.Contains(show, "Secure Boot mode is on but") {
+		t.Errorf("still reported missing:\n%s", show)
+	}
+
+	out := ok(t, dir, "security", "set", "secure-boot", "off")
+	okJSON(t, dir, &sec, "security", "show")
+	if sec.SecureBoot {
+		t.Errorf("after set off: secureBoot on:\n%s", out)
+	}
+	ok(t, dir, "security", "set", "secure-boot", "on")
+	okJSON(t, dir, &sec, "security", "show")
+	if !sec.SecureBoot || !sec.SecureBootReady {
+		t.Errorf("after set on: secureBoot %v ready %v", sec.SecureBoot, sec.SecureBootReady)
+	}
+	if r := imprint(t, dir, nil, "security", "set", "secure-boot", "sometimes"); r.code != 2 {
+		t.Errorf("secure-boot sometimes: exit %d, want 2", r.code)
+	}
+	if r := imprint(t, dir, nil, "security", "set", "secure-boot", "on", "--from", "10.0.0.0/8"); r.code != 2 {
+		t.Errorf("secure-boot --from: exit %d, want 2", r.code)
+	}
+}

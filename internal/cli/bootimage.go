@@ -29,13 +29,20 @@ Subcommands:
         executable, --cache to DIR/cache, --out to DIR/boot/images/x86_64,
         where the running server's boot port serves it at once. When the
         server is running, the image is also registered as a BootImage
-        content item ("Imprint boot image VERSION").
+        content item ("Imprint boot image VERSION"). Debian's shim-signed
+        and grub-efi-amd64-signed are downloaded into --cache too, and
+        shimx64.efi and grubx64.efi put beside the kernel: the signed chain
+        that imprint server --pxe sends UEFI machines in Secure Boot mode
+        (imprint security set secure-boot). A kernel without a signature
+        (a custom --kernel) is warned about: Secure Boot machines refuse it.
   iso --out FILE [--server URL] [--ca FILE] [--image DIR]
         write a hybrid BIOS+UEFI ISO of the boot image in --image (default
         DIR/boot/images/x86_64) with the server URL (the https URL machines
         use to reach the API, as in imprint server --public-url; asked of
         the running server when not given) and the fingerprint of the CA
-        certificate (--ca, default DIR/tls/ca.crt) built in
+        certificate (--ca, default DIR/tls/ca.crt) built in; when the image
+        has the signed chain, the ISO's UEFI boot is shim and Debian's signed
+        GRUB, so it boots with Secure Boot on too
 
 DIR is the data directory (--data).
 `
@@ -115,7 +122,15 @@ func bootimageBuild(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return fmt.Errorf("bootimage build: %w", err)
 	}
-	img, err := bootimage.Build(ctx, bootimage.BuildOptions{OutDir: p.Out, Kernel: k, AgentPath: p.Agent, Log: a.stderr})
+	// The Secure Boot chain (shim and signed GRUB) for UEFI network boot;
+	// without it the server sends UEFI machines iPXE, so a failed
+	// download only warns.
+	sc, err := bootimage.FetchSignedChain(ctx, p.Cache, a.stderr)
+	if err != nil {
+		fmt.Fprintf(a.stderr, "warning: no Secure Boot chain in this image (UEFI machines will get iPXE, which Secure Boot refuses): %v\n", err)
+		sc = nil
+	}
+	img, err := bootimage.Build(ctx, bootimage.BuildOptions{OutDir: p.Out, Kernel: k, AgentPath: p.Agent, Signed: sc, Log: a.stderr})
 	if err != nil {
 		return fmt.Errorf("bootimage build: %w", err)
 	}

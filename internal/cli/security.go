@@ -33,6 +33,12 @@ Subcommands:
   set passcode-alongside on|off
                             accept the passcode from an installed OS while
                             Entra ID or certificates are on (default off)
+  set secure-boot on|off    network boot of UEFI machines (imprint server
+                            --pxe) through the signed chain: Debian's shim
+                            (signed by Microsoft's UEFI CA), signed GRUB and
+                            signed kernel, which machines with Secure Boot
+                            on accept (default on; it boots machines with
+                            Secure Boot off too). Off, they get iPXE.
   clear entra               turn Entra ID off
 
 Certificate authentication is set when the server starts (imprint server
@@ -63,9 +69,16 @@ func securityShow(ctx context.Context, a *app, args []string) error {
 func securitySet(ctx context.Context, a *app, args []string) error {
 	hint := "run 'imprint security -h' for usage"
 	if len(args) == 0 {
-		return usagef("security set: say what to set: anonymous, entra or passcode-alongside", hint)
+		return usagef("security set: say what to set: anonymous, entra, passcode-alongside or secure-boot", hint)
 	}
 	switch args[0] {
+	case "secure-boot":
+		return a.setSwitch(ctx, args, func(c *client.Admin, on bool, from []string) (*client.Security, error) {
+			if len(from) > 0 {
+				return nil, usagef("security set secure-boot: --from goes with anonymous only", hint)
+			}
+			return c.SetSecureBoot(ctx, on)
+		}, "")
 	case "passcode-alongside":
 		return a.setSwitch(ctx, args, func(c *client.Admin, on bool, from []string) (*client.Security, error) {
 			if len(from) > 0 {
@@ -107,7 +120,7 @@ func securitySet(ctx context.Context, a *app, args []string) error {
 		}
 		return a.printSecurity(sec)
 	}
-	return usagef(fmt.Sprintf("security set: unknown setting %q (one of: anonymous, entra, passcode-alongside)", args[0]), hint)
+	return usagef(fmt.Sprintf("security set: unknown setting %q (one of: anonymous, entra, passcode-alongside, secure-boot)", args[0]), hint)
 }
 
 // setSwitch runs `security set NAME on|off` (args[0] is NAME) with set;
@@ -206,6 +219,7 @@ func (a *app) printSecurity(sec *client.Security) error {
 		{"  certificate", onOff(sec.Certificate)},
 		{"  entra", entra},
 		{"  passcode", onOff(sec.Passcode) + map[bool]string{true: " (also alongside Entra ID or certificates)"}[sec.PasscodeAlongside]},
+		{"  secure boot", onOff(sec.SecureBoot) + map[bool]string{true: " (network boot: shim, signed GRUB, signed kernel)"}[sec.SecureBoot && sec.SecureBootReady]},
 	}); err != nil {
 		return err
 	}

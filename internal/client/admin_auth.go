@@ -147,8 +147,13 @@ type Security struct {
 	// PasscodeAlongside: an installed OS may use the passcode while Entra
 	// ID or certificates are on.
 	PasscodeAlongside bool `json:"passcodeAlongside,omitempty"`
-	Certificate       bool `json:"certificate"`
-	Passcode          bool `json:"passcode"`
+	// SecureBoot: `imprint server --pxe` sends x86-64 UEFI machines the
+	// signed chain (shim, signed GRUB, signed kernel); SecureBootReady:
+	// the boot image has its files.
+	SecureBoot      bool `json:"secureBoot"`
+	SecureBootReady bool `json:"secureBootReady"`
+	Certificate     bool `json:"certificate"`
+	Passcode        bool `json:"passcode"`
 	// Methods is the mode order for an agent in an installed OS,
 	// BootImageMethods the one for the boot image.
 	Methods          []string `json:"methods"`
@@ -170,6 +175,12 @@ func (a *Admin) Security(ctx context.Context) (*Security, error) {
 // certificates are on.
 func (a *Admin) SetPasscodeAlongside(ctx context.Context, on bool) (*Security, error) {
 	return a.setSwitch(ctx, "/admin/v1/security/passcode-alongside", on, nil)
+}
+
+// SetSecureBoot turns Secure Boot mode (the signed network-boot chain for
+// UEFI machines) on or off.
+func (a *Admin) SetSecureBoot(ctx context.Context, on bool) (*Security, error) {
+	return a.setSwitch(ctx, "/admin/v1/security/secure-boot", on, nil)
 }
 
 // SetAnonymous turns anonymous authentication on or off; turned on with

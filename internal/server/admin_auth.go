@@ -179,7 +179,11 @@ type securityView struct {
 	Passcode         bool     `json:"passcode"`
 	Methods          []string `json:"methods"`
 	BootImageMethods []string `json:"bootImageMethods"`
-	Missing          []string `json:"missing,omitempty"`
+	// SecureBoot is Secure Boot mode (on unless SecureBootOff);
+	// SecureBootReady says the signed chain's files are in the boot image.
+	SecureBoot      bool     `json:"secureBoot"`
+	SecureBootReady bool     `json:"secureBootReady"`
+	Missing         []string `json:"missing,omitempty"`
 }
 
 func (s *Server) adminSecurity(w http.ResponseWriter, r *http.Request) error {
@@ -195,7 +199,11 @@ func (s *Server) adminSecurity(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v := securityView{Security: sec, Certificate: s.certs != nil, Passcode: st.Set, Methods: m.Methods, BootImageMethods: m.BootImageMethods}
+	v := securityView{Security: sec, Certificate: s.certs != nil, Passcode: st.Set, Methods: m.Methods, BootImageMethods: m.BootImageMethods,
+		SecureBoot: !sec.SecureBootOff, SecureBootReady: s.signedChainReady() == nil}
+	if err := s.signedChainReady(); v.SecureBoot && err != nil {
+		v.Missing = append(v.Missing, "Secure Boot mode is on but "+err.Error()+": UEFI machines get iPXE, which firmware with Secure Boot on refuses; run `imprint bootimage build`")
+	}
 	if len(m.Methods) == 0 {
 		v.Missing = append(v.Missing, m.Hint)
 	}
@@ -234,6 +242,16 @@ func (s *Server) adminSetPasscodeAlongside(w http.ResponseWriter, r *http.Reques
 			return deploy.Errorf(deploy.KindInvalid, "from: only anonymous can be limited to networks")
 		}
 		sec.PasscodeAlongside = req.On
+		return nil
+	})
+}
+
+func (s *Server) adminSetSecureBoot(w http.ResponseWriter, r *http.Request) error {
+	return s.setSecuritySwitch(w, r, "security.secure-boot", func(sec *Security, req switchRequest) error {
+		if len(req.From) > 0 {
+			return deploy.Errorf(deploy.KindInvalid, "from: only anonymous can be limited to networks")
+		}
+		sec.SecureBootOff = !req.On
 		return nil
 	})
 }

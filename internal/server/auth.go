@@ -38,6 +38,12 @@ type Security struct {
 	// server refuses the passcode then (security.md GN-3); the boot
 	// image is never offered it.
 	PasscodeAlongside bool `json:"passcodeAlongside,omitempty"`
+	// SecureBootOff stops `imprint server --pxe` from sending x86-64 UEFI
+	// machines the signed chain (shim → signed GRUB → signed kernel); they
+	// get iPXE, which firmware with Secure Boot on refuses. Secure Boot
+	// mode is on unless this is set: the signed chain boots machines with
+	// Secure Boot off just as well, so being on costs nothing.
+	SecureBootOff bool `json:"secureBootOff,omitempty"`
 }
 
 // passcodeAllowed reports whether a passcode login may succeed: always

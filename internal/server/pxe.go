@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
+	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 
@@ -26,7 +29,10 @@ func (s *Server) startPXE(ctx context.Context, g *errgroup.Group) error {
 		BootPort:  port,
 		IPXEDir:   boot.DefaultConfig().IPXEDir, // the directory the boot port serves /ipxe/ from
 		Log:       s.log.With("component", "pxe"),
+		Open:      s.bootH.TFTPOpen,
 	}
+	var warned atomic.Bool
+	cfg.SecureBoot = func() bool { return s.secureBoot(ctx, &warned) }
 	if s.cfg.PXEServerIP != "" {
 		cfg.ServerIP = net.ParseIP(s.cfg.PXEServerIP) // validated by Config.Validate
 	}
@@ -59,4 +65,39 @@ func (s *Server) bootPort() (int, error) {
 		return 0, err
 	}
 	return strconv.Atoi(p)
+}
+
+// signedChainReady says whether the x86_64 boot image has the signed
+// chain's files (`imprint bootimage build` puts them there), or which
+// one is missing.
+func (s *Server) signedChainReady() error {
+	dir := filepath.Join(BootImagesDir(s.cfg.DataDir), "x86_64")
+	for _, name := range []string{boot.ShimFile, boot.GrubFile, "vmlinuz", "initrd.img"} {
+		if fi, err := os.Stat(filepath.Join(dir, name)); err != nil || !fi.Mode().IsRegular() {
+			return fmt.Errorf("the boot image has no %s", name)
+		}
+	}
+	return nil
+}
+
+// secureBoot is asked by the PXE service at every request: Secure Boot
+// mode is on and the signed chain is there. Mode on without the files
+// falls back to iPXE, with a warning once per change.
+func (s *Server) secureBoot(ctx context.Context, warned *atomic.Bool) bool {
+	sec, err := s.security(ctx)
+	if err != nil {
+		s.log.Error("pxe: read the Secure Boot setting; answering with iPXE", "err", err)
+		return false
+	}
+	if sec.SecureBootOff {
+		return false
+	}
+	if err := s.signedChainReady(); err != nil {
+		if !warned.Swap(true) {
+			s.log.Warn("pxe: Secure Boot mode is on but the signed chain is missing; UEFI machines get iPXE, which Secure Boot refuses (run imprint bootimage build)", "err", err)
+		}
+		return false
+	}
+	warned.Store(false)
+	return true
 }

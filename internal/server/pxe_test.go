@@ -83,26 +83,55 @@ func TestServePXE(t *testing.T) {
 		}
 	})
 
-	var offer *dhcpv4.DHCPv4
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := setns(cliNS); err != nil {
+	discover := func(ipxe bool) *dhcpv4.DHCPv4 {
+		t.Helper()
+		var offer *dhcpv4.DHCPv4
+		errc := make(chan error, 1)
+		go func() {
+			runtime.LockOSThread() // the thread is discarded: it stays in cliNS
+			if err := setns(cliNS); err != nil {
+				errc <- err
+				return
+			}
+			var err error
+			offer, err = pxeDiscover(ipxe)
 			errc <- err
-			return
+		}()
+		if err := <-errc; err != nil {
+			t.Fatal(err)
 		}
-		offer, err = pxeDiscover()
-		errc <- err
-	}()
-	if err := <-errc; err != nil {
-		t.Fatal(err)
+		return offer
 	}
+	offer := discover(true)
 	_, port, _ := net.SplitHostPort(s.BootAddr().String())
 	if want := "http://10.78.0.1:" + port + "/boot.ipxe"; offer.BootFileName != want {
 		t.Errorf("boot file %q, want %q", offer.BootFileName, want)
 	}
 	if !offer.ServerIPAddr.Equal(net.IPv4(10, 78, 0, 1)) || !offer.YourIPAddr.IsUnspecified() {
 		t.Errorf("siaddr %v yiaddr %v, want 10.78.0.1 and 0.0.0.0", offer.ServerIPAddr, offer.YourIPAddr)
+	}
+
+	// UEFI firmware (not iPXE): Secure Boot mode is on by default, but
+	// without the signed chain in the boot image it gets iPXE; with it,
+	// shim; with the mode turned off, iPXE again.
+	if f := discover(false).BootFileName; f != "ipxe.efi" {
+		t.Errorf("no signed chain: firmware's boot file %q, want ipxe.efi", f)
+	}
+	images := filepath.Join(server.BootImagesDir(cfg.DataDir), "x86_64")
+	os.MkdirAll(images, 0o755)
+	for _, name := range []string{"shimx64.efi", "grubx64.efi", "vmlinuz", "initrd.img"} {
+		if err := os.WriteFile(filepath.Join(images, name), []byte(name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f := discover(false).BootFileName; f != "bootx64.efi" {
+		t.Errorf("signed chain there: firmware's boot file %q, want bootx64.efi (shim)", f)
+	}
+	if err := s.Store().PutSetting(ctx, "security", []byte(`{"secureBootOff":true}`)); err != nil {
+		t.Fatal(err)
+	}
+	if f := discover(false).BootFileName; f != "ipxe.efi" {
+		t.Errorf("Secure Boot mode off: firmware's boot file %q, want ipxe.efi", f)
 	}
 }
 
@@ -118,9 +147,10 @@ func setns(name string) error {
 	return nil
 }
 
-// pxeDiscover broadcasts iPXE's DISCOVER on eth0 every second until an
-// offer comes (the server may still be binding); 30 s is a safety net.
-func pxeDiscover() (*dhcpv4.DHCPv4, error) {
+// pxeDiscover broadcasts a UEFI x64 PXE DISCOVER (iPXE's when ipxe) on
+// eth0 every second until an offer comes (the server may still be
+// binding); 30 s is a safety net.
+func pxeDiscover(ipxe bool) (*dhcpv4.DHCPv4, error) {
 	conn, err := nclient4.NewRawUDPConn("eth0", 68)
 	if err != nil {
 		return nil, fmt.Errorf("raw DHCP socket: %w", err)
@@ -130,9 +160,14 @@ func pxeDiscover() (*dhcpv4.DHCPv4, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := dhcpv4.NewDiscovery(ifi.HardwareAddr, dhcpv4.WithUserClass("iPXE", false),
+	mods := []dhcpv4.Modifier{
 		dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00007:UNDI:003010")),
-		dhcpv4.WithOption(dhcpv4.OptClientArch(iana.EFI_X86_64)))
+		dhcpv4.WithOption(dhcpv4.OptClientArch(iana.EFI_X86_64)),
+	}
+	if ipxe {
+		mods = append(mods, dhcpv4.WithUserClass("iPXE", false))
+	}
+	d, err := dhcpv4.NewDiscovery(ifi.HardwareAddr, mods...)
 	if err != nil {
 		return nil, err
 	}

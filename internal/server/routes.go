@@ -32,6 +32,7 @@ func (s *Server) bootRoutes() (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.bootH = bh
 	mux := http.NewServeMux()
 	mux.Handle("/", bh)
 	mux.Handle("GET /healthz", s.adapt(s.handleHealth))
@@ -100,6 +101,7 @@ func (s *Server) adminMux(local bool) *http.ServeMux {
 	mux.Handle("PUT /admin/v1/security/anonymous", s.adapt(s.adminSetAnonymous))
 	mux.Handle("PUT /admin/v1/security/entra", s.adapt(s.adminSetEntra))
 	mux.Handle("PUT /admin/v1/security/passcode-alongside", s.adapt(s.adminSetPasscodeAlongside))
+	mux.Handle("PUT /admin/v1/security/secure-boot", s.adapt(s.adminSetSecureBoot))
 	mux.Handle("DELETE /admin/v1/security/entra", s.adapt(s.adminClearEntra))
 	mux.Handle("GET /admin/v1/audit", s.adapt(s.adminAudit))
 	mux.Handle("GET /admin/v1/audit/verify", s.adapt(s.adminAuditVerify))

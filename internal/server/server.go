@@ -19,6 +19,7 @@ import (
 
 	"github.com/imprint-osd/imprint/internal/auth"
 	"github.com/imprint-osd/imprint/internal/auth/cert"
+	"github.com/imprint-osd/imprint/internal/boot"
 	"github.com/imprint-osd/imprint/internal/content"
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/netlimit"
@@ -36,6 +37,7 @@ type Server struct {
 	blobs *content.Store
 	tls   *tlsMaterial
 	now   func() time.Time
+	bootH *boot.Handler // the boot port's handler; the PXE service's TFTP serves through it too
 
 	passcodes   *auth.Passcodes
 	throttle    *auth.Throttle

@@ -20,6 +20,10 @@ var ErrIgnored = errors.New("not answered")
 const (
 	FileBIOS = "undionly.kpxe" // x86 BIOS, over TFTP
 	FileEFI  = "ipxe.efi"      // x86-64 UEFI, over TFTP or HTTP
+	// FileShim is Debian's shim, signed with Microsoft's UEFI CA: the
+	// first link of the Secure Boot chain, for x86-64 UEFI over TFTP. It
+	// loads grubx64.efi from the same TFTP directory.
+	FileShim = "bootx64.efi"
 )
 
 // Well-known ports.
@@ -44,6 +48,12 @@ type Proxy struct {
 	// EFIFile is the iPXE binary for UEFI clients; empty means FileEFI.
 	// snponly.efi is the alternative for NICs iPXE has no driver for.
 	EFIFile string
+	// SecureBoot sends x86-64 UEFI PXE clients FileShim, the signed chain
+	// (shim → signed GRUB → signed kernel) that firmware with Secure Boot
+	// on accepts, instead of iPXE, which it refuses. UEFI HTTP boot
+	// clients still get iPXE: signed GRUB has no HTTP. BIOS clients, which
+	// have no Secure Boot, always get iPXE.
+	SecureBoot bool
 }
 
 // Reply returns the answer to req from a proxyDHCP server reachable at
@@ -112,6 +122,9 @@ func (p Proxy) Reply(req *dhcpv4.DHCPv4, serverIP net.IP, port int) (*dhcpv4.DHC
 			file = FileBIOS
 		case iana.EFI_X86_64, iana.EFI_BC:
 			file = efi
+			if p.SecureBoot {
+				file = FileShim
+			}
 		case iana.EFI_X86_64_HTTP:
 			file = bootURL + "/ipxe/" + efi
 		default:

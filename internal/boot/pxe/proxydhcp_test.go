@@ -195,3 +195,40 @@ func TestProxySnponly(t *testing.T) {
 		t.Errorf("boot file %q, want snponly.efi", got.BootFileName)
 	}
 }
+
+// TestProxySecureBoot: with Secure Boot on, x86-64 UEFI PXE firmware gets
+// shim (bootx64.efi) instead of iPXE, which such firmware refuses; BIOS,
+// UEFI HTTP boot and a client that already is iPXE are answered as before.
+func TestProxySecureBoot(t *testing.T) {
+	tests := []struct {
+		name string
+		req  *dhcpv4.DHCPv4
+		want string // boot file with SecureBoot on
+	}{
+		{"UEFI x64 (7)", request(t, dhcpv4.MessageTypeDiscover, pxeClient(iana.EFI_X86_64)...), "bootx64.efi"},
+		{"UEFI x64 (9)", request(t, dhcpv4.MessageTypeDiscover, pxeClient(iana.EFI_BC)...), "bootx64.efi"},
+		{"BIOS", request(t, dhcpv4.MessageTypeDiscover, pxeClient(iana.INTEL_X86PC)...), "undionly.kpxe"},
+		{"UEFI HTTP", request(t, dhcpv4.MessageTypeDiscover,
+			dhcpv4.WithOption(dhcpv4.OptClassIdentifier("HTTPClient:Arch:00016:UNDI:003001")),
+			dhcpv4.WithOption(dhcpv4.OptClientArch(iana.EFI_X86_64_HTTP))), "http://10.77.0.3:7282/ipxe/ipxe.efi"},
+		{"iPXE", request(t, dhcpv4.MessageTypeDiscover,
+			append(pxeClient(iana.EFI_X86_64), dhcpv4.WithUserClass("iPXE", false))...), "http://10.77.0.3:7282/boot.ipxe"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, on := range []bool{true, false} {
+				got, err := pxe.Proxy{BootPort: 7282, SecureBoot: on}.Reply(tt.req, testServer, pxe.PortDHCP)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := tt.want
+				if !on && want == "bootx64.efi" {
+					want = "ipxe.efi"
+				}
+				if got.BootFileName != want || got.BootFileNameOption() != want {
+					t.Errorf("SecureBoot %v: boot file %q (option 67 %q), want %q", on, got.BootFileName, got.BootFileNameOption(), want)
+				}
+			}
+		})
+	}
+}

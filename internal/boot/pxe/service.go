@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -36,7 +37,15 @@ type Config struct {
 	IPXEDir string
 	// EFIFile is the iPXE binary for UEFI; empty means FileEFI.
 	EFIFile string
-	Log     *slog.Logger
+	// SecureBoot, when set, is asked at every request whether x86-64 UEFI
+	// PXE clients get the signed chain (Proxy.SecureBoot): the admin's
+	// setting and whether the signed files are there.
+	SecureBoot func() bool
+	// Open serves TFTP names other than the iPXE binaries: the signed
+	// chain, its GRUB configs and the boot image (boot.Handler.TFTPOpen).
+	// nil serves only the iPXE binaries. remote is for logs.
+	Open func(ctx context.Context, remote, name string) (io.ReadCloser, int64, error)
+	Log  *slog.Logger
 }
 
 // Service is the optional proxyDHCP + TFTP service of `imprint server
@@ -144,7 +153,7 @@ func (s *Service) Serve(ctx context.Context) error {
 	g.Go(func() error { return s.serveDHCP(ctx, s.dhcp, PortDHCP) })
 	g.Go(func() error { return s.serveDHCP(ctx, s.pxebs, PortProxy) })
 	g.Go(func() error {
-		t := &TFTPServer{Open: s.openIPXE, Log: s.log}
+		t := &TFTPServer{Open: func(name string) (io.ReadCloser, int64, error) { return s.open(ctx, name) }, Log: s.log}
 		return t.Serve(ctx, s.tftp)
 	})
 	s.log.Info("proxyDHCP and TFTP started", "interface", s.cfg.Interface, "server_ip", s.cfg.ServerIP,
@@ -181,7 +190,13 @@ func (s *Service) handle(conn *ipv4.PacketConn, port int, b []byte, cm *ipv4.Con
 		log.Debug("proxydhcp: not answered", "reason", err)
 		return
 	}
-	reply, err := s.proxy.Reply(req, serverIP, port)
+	p := s.proxy
+	// Only PXE firmware can be sent shim; asking (a settings read) for
+	// every DHCP packet on the LAN would be waste.
+	if s.cfg.SecureBoot != nil && strings.HasPrefix(req.ClassIdentifier(), "PXEClient") && !IsIPXE(req) {
+		p.SecureBoot = s.cfg.SecureBoot()
+	}
+	reply, err := p.Reply(req, serverIP, port)
 	if err != nil {
 		log.Debug("proxydhcp: not answered", "reason", err)
 		return
@@ -193,7 +208,7 @@ func (s *Service) handle(conn *ipv4.PacketConn, port int, b []byte, cm *ipv4.Con
 	}
 	arch, _ := ClientArch(req)
 	log.Debug("proxydhcp: answered", "reply", reply.MessageType().String(), "to", dst.String(),
-		"arch", uint16(arch), "ipxe", IsIPXE(req), "server_ip", serverIP.String(), "file", reply.BootFileName)
+		"arch", uint16(arch), "ipxe", IsIPXE(req), "secure_boot", p.SecureBoot, "server_ip", serverIP.String(), "file", reply.BootFileName)
 }
 
 // serverIP is the address the answer names: the configured one, else the
@@ -253,6 +268,15 @@ func tftpFile(name string) bool {
 		return true
 	}
 	return false
+}
+
+// open serves a TFTP read: an iPXE binary from IPXEDir, anything else
+// through Config.Open.
+func (s *Service) open(ctx context.Context, name string) (io.ReadCloser, int64, error) {
+	if tftpFile(name) || s.cfg.Open == nil {
+		return s.openIPXE(name)
+	}
+	return s.cfg.Open(ctx, "tftp", name)
 }
 
 // openIPXE opens an iPXE binary in IPXEDir for TFTP (following symlinks,

@@ -47,6 +47,13 @@ func FuzzLoginBody(f *testing.F) {
 		if len(body) > maxAuthBody {
 			t.Fatalf("a %d-byte body was accepted past the %d-byte cap", len(body), maxAuthBody)
 		}
+		// As handleToken: an identity that is not one is malformed input.
+		if err := req.Device.Normalize(); err != nil {
+			if deploy.ErrorKind(err) != deploy.KindInvalid {
+				t.Fatalf("device error %v is %v, want KindInvalid", err, deploy.ErrorKind(err))
+			}
+			return
+		}
 		dev := deviceID(&req.Device)
 		if dev != strings.ToLower(dev) || len(dev) > 64+len("mac-") {
 			t.Fatalf("device key %q is not lowercase and bounded", dev)
@@ -61,6 +68,9 @@ func FuzzLoginBody(f *testing.F) {
 		req2, err := decode(b)
 		if err != nil {
 			t.Fatalf("re-encoded request %s refused: %v", b, err)
+		}
+		if err := req2.Device.Normalize(); err != nil {
+			t.Fatalf("normalised device %+v refused on the way back: %v", req.Device, err)
 		}
 		if diff := cmp.Diff(req, req2, cmpopts.EquateEmpty()); diff != "" { // "macs":[] is omitted
 			t.Fatalf("request changed on the way back (-first +second):\n%s", diff)

@@ -7,8 +7,9 @@ GOFLAGS   ?=
 export CGO_ENABLED ?= 0
 
 # Debian packages the test suite uses, as need:package pairs, where need is
-# a command or an absolute path. `make deps` installs the package of every
-# need that is missing, and nothing else.
+# a command or an absolute path (a glob when the path holds a version).
+# `make deps` installs the package of every need that is missing, and
+# nothing else.
 TEST_NEEDS := zstd:zstd xz:xz-utils sgdisk:gdisk sfdisk:fdisk mdir:mtools \
 	fsck.fat:dosfstools mkfs.ext4:e2fsprogs debugfs:e2fsprogs mkntfs:ntfs-3g ntfsinfo:ntfs-3g \
 	wimlib-imagex:wimtools cpio:cpio depmod:kmod curl:curl partprobe:parted objcopy:binutils \
@@ -16,7 +17,8 @@ TEST_NEEDS := zstd:zstd xz:xz-utils sgdisk:gdisk sfdisk:fdisk mdir:mtools \
 	/usr/lib/grub/x86_64-efi:grub-efi-amd64-bin qemu-system-x86_64:qemu-system-x86 \
 	/usr/share/OVMF/OVMF_CODE_4M.fd:ovmf /usr/lib/ipxe/qemu/efi-virtio.rom:ipxe-qemu \
 	/usr/share/seabios/bios-256k.bin:seabios ip:iproute2 dpkg-deb:dpkg \
-	dnsmasq:dnsmasq-base /usr/lib/ipxe/ipxe.efi:ipxe
+	dnsmasq:dnsmasq-base /usr/lib/ipxe/ipxe.efi:ipxe \
+	/usr/lib/postgresql/*/bin/initdb:postgresql
 
 .PHONY: build run test deps vet unit e2e bench clean
 
@@ -32,7 +34,7 @@ deps:
 	for pair in $(TEST_NEEDS); do \
 		need=$${pair%%:*}; pkg=$${pair#*:}; \
 		case $$need in \
-		/*) [ -e $$need ] || pkgs="$$pkgs $$pkg" ;; \
+		/*) ls -d $$need >/dev/null 2>&1 || pkgs="$$pkgs $$pkg" ;; \
 		*) PATH="$$PATH:/usr/sbin:/sbin" command -v $$need >/dev/null 2>&1 || pkgs="$$pkgs $$pkg" ;; \
 		esac; \
 	done; \
@@ -50,8 +52,10 @@ vet:
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./e2e/
 
+# IMPRINT_TEST_REQUIRE makes a test whose prerequisite is missing (e.g.
+# PostgreSQL for internal/store/postgres) fail instead of skipping.
 unit:
-	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+	IMPRINT_TEST_REQUIRE=1 CGO_ENABLED=1 $(GO) test -race -count=1 ./...
 
 # The QEMU end-to-end tests: a VM network-boots, types its passcode, writes
 # its disk and boots what was deployed. Needs root (network namespaces).

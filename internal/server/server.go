@@ -31,7 +31,6 @@ import (
 type Server struct {
 	cfg   Config
 	log   *slog.Logger
-	db    *sqlite.DB
 	store deploy.Store
 	blobs *content.Store
 	tls   *tlsMaterial
@@ -65,12 +64,15 @@ type Server struct {
 // and binds the listeners.
 func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
+		if cfg.Store != nil {
+			cfg.Store.Close()
+		}
 		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log, now: time.Now}
+	s := &Server{cfg: cfg, log: log, now: time.Now, store: cfg.Store}
 	s.use = newUsage(cfg.Quotas)
 	defer func() {
 		if err != nil {
@@ -80,10 +82,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	if s.db, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "imprint.db")); err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
+	if s.store == nil {
+		if s.store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "imprint.db")); err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
 	}
-	s.store = s.db
 	if s.blobs, err = content.Open(filepath.Join(cfg.DataDir, "content")); err != nil {
 		return nil, fmt.Errorf("open content store: %w", err)
 	}
@@ -335,8 +338,8 @@ func (s *Server) close() {
 	if s.blobs != nil {
 		s.blobs.Close()
 	}
-	if s.db != nil {
-		s.db.Close()
+	if s.store != nil {
+		s.store.Close()
 	}
 }
 

@@ -68,13 +68,15 @@ func version(initdb string) int {
 	return v
 }
 
-// missing skips or fails t for a missing prerequisite.
-func missing(t testing.TB, err error) {
+// Missing skips or fails t for a missing prerequisite: it fails when
+// RequireEnv is set (as under make test) and skips otherwise.
+func Missing(t testing.TB, err error) {
 	t.Helper()
 	if os.Getenv(RequireEnv) != "" {
 		t.Fatalf("PostgreSQL is needed (Debian package postgresql): %v", err)
+	} else {
+		t.Skipf("skipping: PostgreSQL is needed (Debian package postgresql; set %s=1 to fail instead): %v", RequireEnv, err)
 	}
-	t.Skipf("skipping: PostgreSQL is needed (Debian package postgresql; set %s=1 to fail instead): %v", RequireEnv, err)
 }
 
 // Start initialises and starts a server for t and stops it at cleanup.
@@ -82,11 +84,11 @@ func Start(t testing.TB) *Server {
 	t.Helper()
 	bin, err := BinDir()
 	if err != nil {
-		missing(t, err)
+		Missing(t, err)
 	}
 	cred, owner, err := runAs()
 	if err != nil {
-		missing(t, err)
+		Missing(t, err)
 	}
 	// Not t.TempDir: that directory is private to root, and the server
 	// runs as the postgres user when the test runs as root.

@@ -77,6 +77,7 @@ func TestOpenErrors(t *testing.T) {
 	for _, dsn := range []string{
 		"postgres://imprint:hunter2@[::1/imprint",                          // unparsable
 		"postgres://imprint:hunter2@127.0.0.1:1/imprint?connect_timeout=2", // nothing listens
+		"host=127.0.0.1 port=1 user=imprint password=hunter2 connect_timeout=2",
 	} {
 		_, err := postgres.Open(t.Context(), dsn)
 		if err == nil {

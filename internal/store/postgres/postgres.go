@@ -55,7 +55,11 @@ func IsDSN(s string) bool {
 }
 
 // Redact returns dsn with any password replaced, for messages and logs.
+// A key=value connection string is not echoed at all.
 func Redact(dsn string) string {
+	if !IsDSN(dsn) && !strings.Contains(dsn, "://") {
+		return "postgres database (key=value address)"
+	}
 	u, err := url.Parse(dsn)
 	if err != nil {
 		return "postgres database (unparsable address)"

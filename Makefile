@@ -7,8 +7,9 @@ GOFLAGS   ?=
 export CGO_ENABLED ?= 0
 
 # Debian packages the test suite uses, as need:package pairs, where need is
-# a command or an absolute path. `make deps` installs the package of every
-# need that is missing, and nothing else.
+# a command or an absolute path (a glob when the path holds a version).
+# `make deps` installs the package of every need that is missing, and
+# nothing else.
 TEST_NEEDS := zstd:zstd xz:xz-utils sgdisk:gdisk sfdisk:fdisk mdir:mtools \
 	fsck.fat:dosfstools mkfs.ext4:e2fsprogs debugfs:e2fsprogs mkntfs:ntfs-3g ntfsinfo:ntfs-3g \
 	wimlib-imagex:wimtools hivexml:libhivex-bin hivexsh:libhivex-bin cpio:cpio depmod:kmod curl:curl partprobe:parted objcopy:binutils \
@@ -18,7 +19,8 @@ TEST_NEEDS := zstd:zstd xz:xz-utils sgdisk:gdisk sfdisk:fdisk mdir:mtools \
 	/usr/share/OVMF/OVMF_VARS_4M.ms.fd:ovmf grub-mkimage:grub-common mkfs.fat:dosfstools \
 	/usr/lib/ipxe/qemu/efi-virtio.rom:ipxe-qemu \
 	/usr/share/seabios/bios-256k.bin:seabios ip:iproute2 dpkg-deb:dpkg \
-	dnsmasq:dnsmasq-base /usr/lib/ipxe/ipxe.efi:ipxe
+	dnsmasq:dnsmasq-base /usr/lib/ipxe/ipxe.efi:ipxe \
+	/usr/lib/postgresql/*/bin/initdb:postgresql
 
 .PHONY: build run test deps vet unit fuzz e2e bench clean
 
@@ -34,7 +36,7 @@ deps:
 	for pair in $(TEST_NEEDS); do \
 		need=$${pair%%:*}; pkg=$${pair#*:}; \
 		case $$need in \
-		/*) [ -e $$need ] || pkgs="$$pkgs $$pkg" ;; \
+		/*) ls -d $$need >/dev/null 2>&1 || pkgs="$$pkgs $$pkg" ;; \
 		*) PATH="$$PATH:/usr/sbin:/sbin" command -v $$need >/dev/null 2>&1 || pkgs="$$pkgs $$pkg" ;; \
 		esac; \
 	done; \
@@ -53,8 +55,10 @@ vet:
 	GOOS=windows $(GO) vet ./...
 	$(GO) vet -tags e2e ./e2e/
 
+# IMPRINT_TEST_REQUIRE makes a test whose prerequisite is missing (e.g.
+# PostgreSQL for internal/store/postgres) fail instead of skipping.
 unit:
-	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+	IMPRINT_TEST_REQUIRE=1 CGO_ENABLED=1 $(GO) test -race -count=1 ./...
 
 # Every fuzz target in the tree (found by name, so a new one is never left
 # out) runs for FUZZTIME: 9 targets x (5 s + about 6 s to build) is under

@@ -5,9 +5,9 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 
@@ -48,7 +48,6 @@ func (t *AdminToken) Live(now time.Time) bool {
 type AdminTokens struct {
 	Store deploy.Store
 	Now   func() time.Time
-	mu    sync.Mutex // serialises read-modify-write of the setting
 }
 
 func (m *AdminTokens) now() time.Time {
@@ -73,15 +72,28 @@ func (m *AdminTokens) load(ctx context.Context) ([]*AdminToken, error) {
 	return ts, nil
 }
 
-func (m *AdminTokens) save(ctx context.Context, ts []*AdminToken) error {
-	b, err := json.Marshal(ts)
-	if err != nil {
+// update applies change to the stored list in one store transaction
+// (Store.UpdateSetting), so that replicas minting or revoking tokens at
+// once lose nothing. change may run more than once and must only compute;
+// its error is returned as it is.
+func (m *AdminTokens) update(ctx context.Context, change func([]*AdminToken) ([]*AdminToken, error)) error {
+	var changeErr error
+	err := m.Store.UpdateSetting(ctx, adminTokensKey, func(old []byte) ([]byte, error) {
+		var ts []*AdminToken
+		if old != nil {
+			if err := json.Unmarshal(old, &ts); err != nil {
+				return nil, deploy.Wrap(deploy.KindInternal, err, "stored list is damaged")
+			}
+		}
+		if ts, changeErr = change(ts); changeErr != nil {
+			return nil, changeErr
+		}
+		return json.Marshal(ts)
+	})
+	if err != nil && (changeErr == nil || !errors.Is(err, changeErr)) {
 		return fmt.Errorf("admin tokens: %w", err)
 	}
-	if err := m.Store.PutSetting(ctx, adminTokensKey, b); err != nil {
-		return fmt.Errorf("admin tokens: %w", err)
-	}
-	return nil
+	return err
 }
 
 // checkName allows short printable names, so they read well in the audit
@@ -109,31 +121,26 @@ func (m *AdminTokens) Create(ctx context.Context, name string, ttl time.Duration
 	if ttl < 0 {
 		return "", nil, deploy.Errorf(deploy.KindInvalid, "token lifetime %s is negative", ttl)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	ts, err := m.load(ctx)
-	if err != nil {
-		return "", nil, err
-	}
-	now := m.now()
-	for _, t := range ts {
-		if t.Name == name && t.Live(now) {
-			return "", nil, deploy.Errorf(deploy.KindConflict, "a live admin token named %q exists (id %s); revoke it first or choose another name", name, t.ID)
-		}
-	}
 	secret, _, err := NewToken()
 	if err != nil {
 		return "", nil, err
 	}
 	token := AdminTokenPrefix + secret
+	now := m.now()
 	t := &AdminToken{ID: newID(), Name: name, SHA256: hex.EncodeToString(HashToken(token)), CreatedAt: now}
 	if ttl > 0 {
 		exp := now.Add(ttl)
 		t.ExpiresAt = &exp
 	}
-	ts = append(ts, t)
-	ts = prune(ts, now)
-	if err := m.save(ctx, ts); err != nil {
+	err = m.update(ctx, func(ts []*AdminToken) ([]*AdminToken, error) {
+		for _, o := range ts {
+			if o.Name == name && o.Live(now) {
+				return nil, deploy.Errorf(deploy.KindConflict, "a live admin token named %q exists (id %s); revoke it first or choose another name", name, o.ID)
+			}
+		}
+		return prune(append(ts, t), now), nil
+	})
+	if err != nil {
 		return "", nil, err
 	}
 	return token, t.public(), nil
@@ -160,8 +167,6 @@ func (t *AdminToken) public() *AdminToken {
 
 // List returns every token, live or not, without hashes, oldest first.
 func (m *AdminTokens) List(ctx context.Context) ([]*AdminToken, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	ts, err := m.load(ctx)
 	if err != nil {
 		return nil, err
@@ -176,23 +181,22 @@ func (m *AdminTokens) List(ctx context.Context) ([]*AdminToken, error) {
 // Revoke ends the live token whose id or name is ref and returns it.
 func (m *AdminTokens) Revoke(ctx context.Context, ref string) (*AdminToken, error) {
 	ref = strings.TrimSpace(ref)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	ts, err := m.load(ctx)
+	now := m.now()
+	var revoked *AdminToken
+	err := m.update(ctx, func(ts []*AdminToken) ([]*AdminToken, error) {
+		for _, t := range ts {
+			if (t.ID == ref || t.Name == ref) && t.Live(now) {
+				t.RevokedAt = &now
+				revoked = t.public()
+				return ts, nil
+			}
+		}
+		return nil, deploy.Errorf(deploy.KindNotFound, "no live admin token with id or name %q", ref)
+	})
 	if err != nil {
 		return nil, err
 	}
-	now := m.now()
-	for _, t := range ts {
-		if (t.ID == ref || t.Name == ref) && t.Live(now) {
-			t.RevokedAt = &now
-			if err := m.save(ctx, ts); err != nil {
-				return nil, err
-			}
-			return t.public(), nil
-		}
-	}
-	return nil, deploy.Errorf(deploy.KindNotFound, "no live admin token with id or name %q", ref)
+	return revoked, nil
 }
 
 // errAdminToken is the one answer for a token that does not authenticate.
@@ -210,8 +214,6 @@ func (m *AdminTokens) Authenticate(ctx context.Context, token string) (*AdminTok
 		return nil, errAdminToken()
 	}
 	want := []byte(hex.EncodeToString(HashToken(token)))
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	ts, err := m.load(ctx)
 	if err != nil {
 		return nil, err
@@ -226,7 +228,17 @@ func (m *AdminTokens) Authenticate(ctx context.Context, token string) (*AdminTok
 		}
 		if t.LastUsedAt == nil || now.Sub(*t.LastUsedAt) >= touchEvery {
 			t.LastUsedAt = &now
-			if err := m.save(ctx, ts); err != nil {
+			// Touch only this token's LastUsedAt in the list as stored
+			// now: a token minted or revoked meanwhile stays as it is.
+			err := m.update(ctx, func(ts []*AdminToken) ([]*AdminToken, error) {
+				for _, s := range ts {
+					if s.ID == t.ID {
+						s.LastUsedAt = &now
+					}
+				}
+				return ts, nil
+			})
+			if err != nil {
 				return nil, err
 			}
 		}

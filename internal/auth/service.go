@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,6 +16,8 @@ type SettingsStore interface {
 	Setting(ctx context.Context, key string) ([]byte, error) // KindNotFound if unset
 	PutSetting(ctx context.Context, key string, value []byte) error
 	DeleteSetting(ctx context.Context, key string) error
+	// UpdateSetting changes key in one transaction; see deploy.Store.
+	UpdateSetting(ctx context.Context, key string, fn func(old []byte) ([]byte, error)) error
 }
 
 var _ SettingsStore = deploy.Store(nil)
@@ -62,7 +63,6 @@ type Passcodes struct {
 	store SettingsStore
 	cfg   PasscodeConfig
 
-	mu      sync.Mutex // serialises read-modify-write of the state
 	slots   chan struct{}
 	waiting atomic.Int64
 	dummy   phc // computed once, in NewPasscodes
@@ -141,15 +141,28 @@ func (p *Passcodes) load(ctx context.Context) (passcodeState, error) {
 	return st, nil
 }
 
-func (p *Passcodes) save(ctx context.Context, st passcodeState) error {
-	b, err := json.Marshal(st)
-	if err != nil {
+// update applies change to the stored state in one store transaction
+// (store.UpdateSetting), so that two replicas changing the passcode at
+// once neither lose a change nor hand out one generation twice. change may
+// run more than once and must only compute; its error is returned as it is.
+func (p *Passcodes) update(ctx context.Context, change func(*passcodeState) error) error {
+	var changeErr error
+	err := p.store.UpdateSetting(ctx, PasscodeSettingKey, func(old []byte) ([]byte, error) {
+		var st passcodeState
+		if old != nil {
+			if err := json.Unmarshal(old, &st); err != nil {
+				return nil, deploy.Wrap(deploy.KindInternal, err, "load passcode state: stored value is not valid JSON")
+			}
+		}
+		if changeErr = change(&st); changeErr != nil {
+			return nil, changeErr
+		}
+		return json.Marshal(st)
+	})
+	if err != nil && (changeErr == nil || !errors.Is(err, changeErr)) {
 		return fmt.Errorf("save passcode state: %w", err)
 	}
-	if err := p.store.PutSetting(ctx, PasscodeSettingKey, b); err != nil {
-		return fmt.Errorf("save passcode state: %w", err)
-	}
-	return nil
+	return err
 }
 
 // PasscodeChange describes the outcome of a change.
@@ -227,36 +240,34 @@ func (p *Passcodes) replace(ctx context.Context, passcode string, generated bool
 	if err != nil {
 		return PasscodeChange{}, err
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	st, err := p.load(ctx)
+	var ch PasscodeChange
+	err = p.update(ctx, func(st *passcodeState) error {
+		if rotate && st.Current == nil {
+			return deploy.Errorf(deploy.KindConflict, "no passcode is set, so there is nothing to rotate: use 'passcode set' or 'passcode generate'")
+		}
+		now := p.cfg.Now()
+		ch = PasscodeChange{}
+		if prev := st.Previous; prev != nil && now.Before(prev.GraceUntil) {
+			ch.Retired = append(ch.Retired, prev.Generation)
+		}
+		st.Previous = nil
+		if cur := st.Current; cur != nil {
+			if rotate && grace > 0 {
+				cur.GraceUntil = now.Add(grace)
+				st.Previous = cur
+				ch.GraceUntil = cur.GraceUntil
+			} else {
+				ch.Retired = append(ch.Retired, cur.Generation)
+			}
+		}
+		st.LastGeneration++
+		st.Current = &passcodeEntry{PHC: phcString, Generation: st.LastGeneration, Generated: generated, SetAt: now}
+		ch.Generation = st.LastGeneration
+		return nil
+	})
 	if err != nil {
 		return PasscodeChange{}, err
 	}
-	if rotate && st.Current == nil {
-		return PasscodeChange{}, deploy.Errorf(deploy.KindConflict, "no passcode is set, so there is nothing to rotate: use 'passcode set' or 'passcode generate'")
-	}
-	now := p.cfg.Now()
-	var ch PasscodeChange
-	if prev := st.Previous; prev != nil && now.Before(prev.GraceUntil) {
-		ch.Retired = append(ch.Retired, prev.Generation)
-	}
-	st.Previous = nil
-	if cur := st.Current; cur != nil {
-		if rotate && grace > 0 {
-			cur.GraceUntil = now.Add(grace)
-			st.Previous = cur
-			ch.GraceUntil = cur.GraceUntil
-		} else {
-			ch.Retired = append(ch.Retired, cur.Generation)
-		}
-	}
-	st.LastGeneration++
-	st.Current = &passcodeEntry{PHC: phcString, Generation: st.LastGeneration, Generated: generated, SetAt: now}
-	if err := p.save(ctx, st); err != nil {
-		return PasscodeChange{}, err
-	}
-	ch.Generation = st.LastGeneration
 	return ch, nil
 }
 
@@ -264,21 +275,19 @@ func (p *Passcodes) replace(ctx context.Context, passcode string, generated bool
 // passcode login fails until a new one is set. The removed generations are
 // listed in Retired.
 func (p *Passcodes) Clear(ctx context.Context) (PasscodeChange, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	st, err := p.load(ctx)
-	if err != nil {
-		return PasscodeChange{}, err
-	}
 	var ch PasscodeChange
-	if st.Previous != nil && p.cfg.Now().Before(st.Previous.GraceUntil) {
-		ch.Retired = append(ch.Retired, st.Previous.Generation)
-	}
-	if st.Current != nil {
-		ch.Retired = append(ch.Retired, st.Current.Generation)
-	}
-	st.Current, st.Previous = nil, nil
-	return ch, p.save(ctx, st)
+	err := p.update(ctx, func(st *passcodeState) error {
+		ch = PasscodeChange{}
+		if st.Previous != nil && p.cfg.Now().Before(st.Previous.GraceUntil) {
+			ch.Retired = append(ch.Retired, st.Previous.Generation)
+		}
+		if st.Current != nil {
+			ch.Retired = append(ch.Retired, st.Current.Generation)
+		}
+		st.Current, st.Previous = nil, nil
+		return nil
+	})
+	return ch, err
 }
 
 // PasscodeStatus is what may be shown about the passcode: never the value

@@ -61,6 +61,28 @@ func (s *memStore) DeleteSetting(ctx context.Context, key string) error {
 	return nil
 }
 
+func (s *memStore) UpdateSetting(ctx context.Context, key string, fn func(old []byte) ([]byte, error)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.m[key]
+	if ok && old == nil {
+		old = []byte{}
+	}
+	v, err := fn(bytes.Clone(old))
+	if err != nil {
+		return err
+	}
+	if v == nil {
+		delete(s.m, key)
+		return nil
+	}
+	if s.m == nil {
+		s.m = map[string][]byte{}
+	}
+	s.m[key] = bytes.Clone(v)
+	return nil
+}
+
 // fakeClock is a settable clock safe for concurrent use.
 type fakeClock struct {
 	mu sync.Mutex

@@ -15,7 +15,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/server"
+	"github.com/imprint-osd/imprint/internal/store/postgres"
 )
 
 const usageServer = `usage: imprint server [flags]
@@ -25,6 +27,9 @@ the admin API on DIR/imprint.sock.
 
 Flags:
   --data DIR             data directory (default ./imprint-data)
+  --db URL               state database: a postgres://USER:PASS@HOST/DB URL
+                         (several servers may share it), or empty for the
+                         embedded SQLite file DIR/imprint.db (default)
   --listen HOST:PORT     HTTPS machine API (default :7281)
   --boot-listen HOST:PORT  plain-HTTP boot files (default :7282)
   --cert-host HOST       extra name or IP for the server certificate (repeatable)
@@ -59,7 +64,7 @@ Flags:
 
 Precedence: defaults < config file < environment < flags.
 
-Environment: IMPRINT_DATA, IMPRINT_LISTEN, IMPRINT_BOOT_LISTEN, IMPRINT_CERT_HOSTS
+Environment: IMPRINT_DATA, IMPRINT_DB, IMPRINT_LISTEN, IMPRINT_BOOT_LISTEN, IMPRINT_CERT_HOSTS
 (comma-separated), IMPRINT_PUBLIC_URL, IMPRINT_TRUSTED_PROXIES (comma-separated),
 IMPRINT_LOG_FORMAT, IMPRINT_LOG_LEVEL, IMPRINT_CLIENT_CA, IMPRINT_CRLS
 (comma-separated), IMPRINT_CERT_SUBJECT, IMPRINT_SCRIPTS, IMPRINT_BOOT_URL,
@@ -68,7 +73,7 @@ IMPRINT_PXE_ADDRESS, IMPRINT_AUDIT_SYSLOG, IMPRINT_MAX_CONNS,
 IMPRINT_MAX_CONNS_PER_ADDR, IMPRINT_CONFIG.
 
 Config file: either a JSON object or "key = value" lines; keys are the flag
-names (data, listen, boot-listen, cert-host, public-url, trusted-proxy,
+names (data, db, listen, boot-listen, cert-host, public-url, trusted-proxy,
 log-format, log-level, client-ca, crl, cert-subject, scripts, boot-url,
 boot-menu, kernel-args, pxe, pxe-interface, pxe-address, audit-syslog,
 max-conns, max-conns-per-addr). Blank lines and lines starting with # are ignored;
@@ -85,6 +90,7 @@ cert-host, trusted-proxy and crl may repeat or hold comma-separated values
 // serverFlags are the flags of `imprint server`; nil/unset means not given.
 type serverFlags struct {
 	listen, bootListen, publicURL, logFormat, logLevel, config    optString
+	db                                                            optString
 	clientCA, certSubject, scripts, bootURL, bootMenu, kernelArgs optString
 	auditSyslog                                                   optString
 	pxe, pxeInterface, pxeAddress                                 optString
@@ -121,6 +127,7 @@ func serverConfig(data optString, fl serverFlags, getenv func(string) string, re
 
 	envs := []struct{ name, key string }{
 		{"IMPRINT_DATA", "data"},
+		{"IMPRINT_DB", "db"},
 		{"IMPRINT_LISTEN", "listen"},
 		{"IMPRINT_BOOT_LISTEN", "boot-listen"},
 		{"IMPRINT_CERT_HOSTS", "cert-host"},
@@ -154,7 +161,7 @@ func serverConfig(data optString, fl serverFlags, getenv func(string) string, re
 		key string
 		v   optString
 	}{
-		{"data", data}, {"listen", fl.listen}, {"boot-listen", fl.bootListen},
+		{"data", data}, {"db", fl.db}, {"listen", fl.listen}, {"boot-listen", fl.bootListen},
 		{"public-url", fl.publicURL}, {"log-format", fl.logFormat}, {"log-level", fl.logLevel},
 		{"client-ca", fl.clientCA}, {"cert-subject", fl.certSubject}, {"scripts", fl.scripts},
 		{"boot-url", fl.bootURL}, {"boot-menu", fl.bootMenu}, {"kernel-args", fl.kernelArgs},
@@ -179,6 +186,9 @@ func serverConfig(data optString, fl serverFlags, getenv func(string) string, re
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, err
+	}
+	if cfg.DB != "" && !postgres.IsDSN(cfg.DB) {
+		return cfg, fmt.Errorf("config: db: %q is not a postgres:// or postgresql:// URL (leave it empty for the embedded SQLite database)", postgres.Redact(cfg.DB))
 	}
 	return cfg, nil
 }
@@ -207,6 +217,8 @@ func setConfig(cfg *server.Config, key string, values []string, where string) er
 	switch key {
 	case "data":
 		cfg.DataDir, err = one()
+	case "db":
+		cfg.DB, err = one()
 	case "listen":
 		cfg.Listen, err = one()
 	case "boot-listen":
@@ -255,7 +267,7 @@ func setConfig(cfg *server.Config, key string, values []string, where string) er
 	case "max-conns-per-addr":
 		cfg.Limits.MaxConnsPerAddr, err = number()
 	default:
-		return fmt.Errorf("config: %s: unknown key %q (known: data, listen, boot-listen, cert-host, public-url, trusted-proxy, log-format, log-level, client-ca, crl, cert-subject, scripts, boot-url, boot-menu, kernel-args, pxe, pxe-interface, pxe-address, audit-syslog, max-conns, max-conns-per-addr)", where, key)
+		return fmt.Errorf("config: %s: unknown key %q (known: data, db, listen, boot-listen, cert-host, public-url, trusted-proxy, log-format, log-level, client-ca, crl, cert-subject, scripts, boot-url, boot-menu, kernel-args, pxe, pxe-interface, pxe-address, audit-syslog, max-conns, max-conns-per-addr)", where, key)
 	}
 	return err
 }
@@ -384,6 +396,7 @@ func (s safeWriter) Write(p []byte) (int, error) {
 func serverFlagSet(a *app) (*flags, *serverFlags) {
 	var fl serverFlags
 	fs := a.flagSet("imprint server", usageServer)
+	fs.Var(&fl.db, "db", "")
 	fs.Var(&fl.listen, "listen", "")
 	fs.Var(&fl.bootListen, "boot-listen", "")
 	fs.Var(&fl.certHosts, "cert-host", "")
@@ -420,9 +433,29 @@ func runServer(ctx context.Context, a *app, args []string) error {
 	log := newLogger(a, cfg.LogFormat, cfg.LogLevel)
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if cfg.Store, err = openStore(ctx, cfg.DB); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	if cfg.Store != nil {
+		log.Info("state store", "db", postgres.Redact(cfg.DB))
+	}
 	// The server logs its bound addresses itself once it is ready.
 	if err := server.Run(ctx, cfg, log, nil); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
 	return nil
+}
+
+// openStore opens the state store --db names: nil for the default (the
+// server opens its embedded SQLite database), PostgreSQL for a postgres://
+// URL (serverConfig has refused anything else).
+func openStore(ctx context.Context, db string) (deploy.Store, error) {
+	if db == "" {
+		return nil, nil
+	}
+	st, err := postgres.Open(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
 }

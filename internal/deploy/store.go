@@ -65,6 +65,13 @@ type Store interface {
 	Setting(ctx context.Context, key string) ([]byte, error) // KindNotFound if unset
 	PutSetting(ctx context.Context, key string, value []byte) error
 	DeleteSetting(ctx context.Context, key string) error
+	// UpdateSetting changes key atomically, also against other processes
+	// on the same database: fn gets the stored value (nil when unset) and
+	// returns the new one (nil deletes the key); an error from fn changes
+	// nothing and is returned as it is. fn runs inside the transaction, so
+	// it must be quick and do no I/O; it may run again if the store has to
+	// retry the transaction, so it must only compute.
+	UpdateSetting(ctx context.Context, key string, fn func(old []byte) ([]byte, error)) error
 
 	// Sessions.
 	CreateSession(ctx context.Context, s *Session) error

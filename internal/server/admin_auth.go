@@ -270,14 +270,7 @@ func (s *Server) setSecuritySwitch(w http.ResponseWriter, r *http.Request, actio
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	sec, err := s.security(r.Context())
-	if err != nil {
-		return err
-	}
-	if err := set(&sec, req); err != nil {
-		return err
-	}
-	if err := s.putSecurity(r.Context(), sec); err != nil {
+	if err := s.updateSecurity(r.Context(), func(sec *Security) error { return set(sec, req) }); err != nil {
 		return err
 	}
 	details := map[string]string{"on": strconv.FormatBool(req.On)}
@@ -296,12 +289,7 @@ func (s *Server) adminSetEntra(w http.ResponseWriter, r *http.Request) error {
 	if err := cfg.Validate(); err != nil {
 		return deploy.Wrap(deploy.KindInvalid, err, "entra: "+err.Error())
 	}
-	sec, err := s.security(r.Context())
-	if err != nil {
-		return err
-	}
-	sec.Entra = &cfg
-	if err := s.putSecurity(r.Context(), sec); err != nil {
+	if err := s.updateSecurity(r.Context(), func(sec *Security) error { sec.Entra = &cfg; return nil }); err != nil {
 		return err
 	}
 	s.record(r.Context(), &deploy.AuditEvent{Action: "security.entra", Outcome: auth.OutcomeSuccess, Actor: actor(r.Context()),
@@ -310,12 +298,7 @@ func (s *Server) adminSetEntra(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) adminClearEntra(w http.ResponseWriter, r *http.Request) error {
-	sec, err := s.security(r.Context())
-	if err != nil {
-		return err
-	}
-	sec.Entra = nil
-	if err := s.putSecurity(r.Context(), sec); err != nil {
+	if err := s.updateSecurity(r.Context(), func(sec *Security) error { sec.Entra = nil; return nil }); err != nil {
 		return err
 	}
 	s.record(r.Context(), &deploy.AuditEvent{Action: "security.entra.off", Outcome: auth.OutcomeSuccess, Actor: actor(r.Context())})

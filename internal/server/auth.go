@@ -68,9 +68,22 @@ func (s *Server) security(ctx context.Context) (Security, error) {
 	return sec, nil
 }
 
-func (s *Server) putSecurity(ctx context.Context, sec Security) error {
-	b, _ := json.Marshal(sec)
-	return s.store.PutSetting(ctx, securitySettingKey, b)
+// updateSecurity applies change to the stored security settings in one
+// store transaction, so that a change made at the same time through
+// another replica is not lost; change may run more than once.
+func (s *Server) updateSecurity(ctx context.Context, change func(*Security) error) error {
+	return s.store.UpdateSetting(ctx, securitySettingKey, func(old []byte) ([]byte, error) {
+		var sec Security
+		if old != nil {
+			if err := json.Unmarshal(old, &sec); err != nil {
+				return nil, fmt.Errorf("security settings: %w", err)
+			}
+		}
+		if err := change(&sec); err != nil {
+			return nil, err
+		}
+		return json.Marshal(sec)
+	})
 }
 
 // entraValidators caches one validator (and its JWKS cache) per Entra

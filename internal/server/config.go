@@ -8,13 +8,22 @@ import (
 	"time"
 
 	"github.com/imprint-osd/imprint/internal/auth"
+	"github.com/imprint-osd/imprint/internal/deploy"
 )
 
 // Config is everything `imprint server` needs. DefaultConfig gives the
 // embedded defaults; flags, IMPRINT_* variables and the optional config file
 // override them (see internal/cli).
 type Config struct {
-	DataDir    string // --data, IMPRINT_DATA
+	DataDir string // --data, IMPRINT_DATA
+	// DB names the state database: empty for the embedded SQLite file
+	// DATA/imprint.db, or a postgres:// URL. The command wiring opens it
+	// (internal/cli) and hands it over as Store.
+	DB string // --db, IMPRINT_DB
+	// Store, when set, is the state store to use instead of the embedded
+	// SQLite database; the server owns it from Open on and closes it, also
+	// when Open fails.
+	Store      deploy.Store
 	Listen     string // --listen, IMPRINT_LISTEN: HTTPS machine API
 	BootListen string // --boot-listen, IMPRINT_BOOT_LISTEN: plain-HTTP boot files
 	// Hostnames and IPs added to the generated server certificate besides

@@ -21,7 +21,7 @@ import (
 //
 // The database file is created here, 0600, when missing: SQLite creates
 // its -wal and -shm files with the mode of the database, whatever the
-// umask.
+// umask. An empty dbPath (the store is not SQLite) creates nothing.
 func prepareDataDir(dir, dbPath string, uid int) (fixed int, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return 0, fmt.Errorf("data directory: %w", err)
@@ -64,6 +64,9 @@ func prepareDataDir(dir, dbPath string, uid int) (fixed int, err error) {
 	})
 	if err != nil {
 		return fixed, fmt.Errorf("data directory %s: %w", dir, err)
+	}
+	if dbPath == "" {
+		return fixed, nil
 	}
 	f, err := os.OpenFile(dbPath, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {

@@ -32,7 +32,6 @@ import (
 type Server struct {
 	cfg   Config
 	log   *slog.Logger
-	db    *sqlite.DB
 	store deploy.Store
 	blobs *content.Store
 	tls   *tlsMaterial
@@ -70,12 +69,15 @@ type Server struct {
 // and binds the listeners.
 func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
+		if cfg.Store != nil {
+			cfg.Store.Close()
+		}
 		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log, now: time.Now, checks: newBlobChecks()}
+	s := &Server{cfg: cfg, log: log, now: time.Now, store: cfg.Store, checks: newBlobChecks()}
 	s.use = newUsage(cfg.Quotas)
 	defer func() {
 		if err != nil {
@@ -83,15 +85,19 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 		}
 	}()
 	dbPath := filepath.Join(cfg.DataDir, "imprint.db")
+	if s.store != nil {
+		dbPath = "" // another store: no SQLite file to create
+	}
 	if n, err := prepareDataDir(cfg.DataDir, dbPath, os.Geteuid()); err != nil {
 		return nil, err
 	} else if n > 0 {
 		log.Warn("data directory was readable by other users: removed their access", "dir", cfg.DataDir, "entries", n)
 	}
-	if s.db, err = sqlite.Open(ctx, dbPath); err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
+	if s.store == nil {
+		if s.store, err = sqlite.Open(ctx, dbPath); err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
 	}
-	s.store = s.db
 	if s.blobs, err = content.Open(filepath.Join(cfg.DataDir, "content")); err != nil {
 		return nil, fmt.Errorf("open content store: %w", err)
 	}
@@ -354,8 +360,8 @@ func (s *Server) close() {
 	if s.blobs != nil {
 		s.blobs.Close()
 	}
-	if s.db != nil {
-		s.db.Close()
+	if s.store != nil {
+		s.store.Close()
 	}
 }
 

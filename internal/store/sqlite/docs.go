@@ -198,3 +198,36 @@ func (db *DB) DeleteSetting(ctx context.Context, key string) error {
 		return err
 	})
 }
+
+// UpdateSetting changes key in one IMMEDIATE transaction, which holds
+// SQLite's write lock from its start: fn gets the stored value (nil when
+// unset) and returns the new one (nil deletes the key). An error from fn
+// changes nothing and is returned as it is.
+func (db *DB) UpdateSetting(ctx context.Context, key string, fn func(old []byte) ([]byte, error)) error {
+	if key == "" {
+		return deploy.Errorf(deploy.KindInvalid, "setting key is empty")
+	}
+	return db.write(ctx, func(tx *sql.Tx) error {
+		var old []byte
+		err := tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, key).Scan(&old)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			old = nil
+		case err != nil:
+			return err
+		case old == nil:
+			old = []byte{}
+		}
+		v, err := fn(old)
+		if err != nil {
+			return err
+		}
+		if v == nil {
+			_, err = tx.ExecContext(ctx, `DELETE FROM settings WHERE key = ?`, key)
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES (?, ?)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, v)
+		return err
+	})
+}

@@ -31,6 +31,22 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) deploy.Store { return openDB(t) })
 }
 
+// TestShared opens two stores on one database file, as two processes would.
+func TestShared(t *testing.T) {
+	storetest.RunShared(t, func(t *testing.T) (deploy.Store, deploy.Store) {
+		path := filepath.Join(t.TempDir(), "imprint.db")
+		open := func() deploy.Store {
+			db, err := sqlite.Open(t.Context(), path)
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			t.Cleanup(func() { db.Close() })
+			return db
+		}
+		return open(), open()
+	})
+}
+
 // TestPragmasOnEveryConnection holds several pooled connections at once and
 // checks each got the DSN's pragmas.
 func TestPragmasOnEveryConnection(t *testing.T) {

@@ -11,6 +11,11 @@
 // directory (internal/store/<impl>). Its subtests run in parallel, each on
 // its own store.
 //
+// RunShared is the second part, for a store that several processes (server
+// replicas) may open on one database: it opens two stores on the same
+// database and checks that concurrent settings updates lose nothing and
+// concurrent audit appends make one verifiable chain.
+//
 // Beyond the comments on deploy.Store, the suite fixes these behaviours:
 //
 //   - Documents keep every JSON field (unknown ones too); times come back in

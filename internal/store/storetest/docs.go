@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"encoding/json"
+	"errors"
 	"sort"
 	"testing"
 
@@ -193,4 +194,46 @@ func testSettings(t *testing.T, open func(*testing.T) deploy.Store) {
 	if _, err := s.Setting(ctx(t), "binary"); err != nil {
 		t.Errorf("deleting one key removed another: %v", err)
 	}
+}
+
+// testUpdateSetting checks UpdateSetting's contract: fn sees nil for an
+// unset key and the stored bytes otherwise, its result is stored, a nil
+// result deletes, an error changes nothing.
+func testUpdateSetting(t *testing.T, open func(*testing.T) deploy.Store) {
+	s := open(t)
+	wantKind(t, "UpdateSetting with empty key",
+		s.UpdateSetting(ctx(t), "", func([]byte) ([]byte, error) { return []byte("x"), nil }), deploy.KindInvalid)
+
+	var seen [][]byte
+	record := func(next []byte) func([]byte) ([]byte, error) {
+		return func(old []byte) ([]byte, error) {
+			seen = append(seen, old)
+			return next, nil
+		}
+	}
+	must(t, "UpdateSetting unset", s.UpdateSetting(ctx(t), "k", record([]byte("one"))))
+	must(t, "UpdateSetting set", s.UpdateSetting(ctx(t), "k", record([]byte{})))
+	must(t, "UpdateSetting empty", s.UpdateSetting(ctx(t), "k", record([]byte("two"))))
+	want := [][]byte{nil, []byte("one"), {}}
+	if len(seen) != len(want) {
+		t.Fatalf("fn ran %d times, want %d", len(seen), len(want))
+	}
+	for i := range want {
+		if (seen[i] == nil) != (want[i] == nil) || string(seen[i]) != string(want[i]) {
+			t.Errorf("call %d: fn got %q (nil %v), want %q (nil %v)", i, seen[i], seen[i] == nil, want[i], want[i] == nil)
+		}
+	}
+
+	boom := errors.New("refused")
+	err := s.UpdateSetting(ctx(t), "k", func([]byte) ([]byte, error) { return []byte("lost"), boom })
+	if !errors.Is(err, boom) {
+		t.Errorf("UpdateSetting with failing fn: err = %v, want fn's error", err)
+	}
+	if got, err := s.Setting(ctx(t), "k"); err != nil || string(got) != "two" {
+		t.Errorf("after a failed update Setting = %q, %v; want %q unchanged", got, err, "two")
+	}
+
+	must(t, "UpdateSetting to nil", s.UpdateSetting(ctx(t), "k", record(nil)))
+	_, err = s.Setting(ctx(t), "k")
+	wantKind(t, "Setting after UpdateSetting returned nil", err, deploy.KindNotFound)
 }

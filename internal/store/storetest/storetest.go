@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) deploy.Store) {
 		{"DocumentsNotFound", testDocumentsNotFound},
 		{"DocumentsGeneratedIDs", testDocumentsGeneratedIDs},
 		{"Settings", testSettings},
+		{"UpdateSetting", testUpdateSetting},
 		{"Devices", testDevices},
 		{"RunRoundTrip", testRunRoundTrip},
 		{"RunsFilter", testRunsFilter},

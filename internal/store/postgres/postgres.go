@@ -55,10 +55,14 @@ func IsDSN(s string) bool {
 }
 
 // Redact returns dsn with any password replaced, for messages and logs.
-// A key=value connection string is not echoed at all.
+// A key=value connection string is not echoed at all; anything else that
+// is no URL (a file path given by mistake) is echoed as it is.
 func Redact(dsn string) string {
-	if !IsDSN(dsn) && !strings.Contains(dsn, "://") {
-		return "postgres database (key=value address)"
+	if !strings.Contains(dsn, "://") {
+		if strings.Contains(dsn, "=") {
+			return "postgres database (key=value address)"
+		}
+		return dsn
 	}
 	u, err := url.Parse(dsn)
 	if err != nil {

@@ -1,7 +1,7 @@
 // Package hivextest reads hive files with hivex (Debian libhivex-bin), an
 // independent implementation, so tests can check what internal/hive and
-// its users write. Tests skip when hivex is missing; `make deps` installs
-// it, so under `make test` nothing skips.
+// its users write. Tests skip when hivex is missing and fail instead when
+// IMPRINT_TEST_REQUIRE is set, as `make unit` does (`make deps` installs it).
 package hivextest
 
 import (
@@ -13,11 +13,15 @@ import (
 	"testing"
 )
 
-// Need skips the test when hivexml or hivexsh is not installed.
+// Need skips the test when hivexml or hivexsh is not installed, or fails
+// it when IMPRINT_TEST_REQUIRE is set.
 func Need(t testing.TB) {
 	t.Helper()
 	for _, tool := range []string{"hivexml", "hivexsh"} {
 		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("IMPRINT_TEST_REQUIRE") != "" {
+				t.Fatalf("%s is not installed: apt-get install libhivex-bin (make deps does)", tool)
+			}
 			t.Skipf("%s is not installed (make deps installs libhivex-bin)", tool)
 		}
 	}

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package pgtest starts a throwaway PostgreSQL server for tests: initdb in
 // a temporary directory, the server on a unix socket there (no TCP port),
 // one database per test, everything stopped and removed at cleanup. It

@@ -21,6 +21,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/auth/cert"
 	"github.com/imprint-osd/imprint/internal/content"
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/server/web"
 	"github.com/imprint-osd/imprint/internal/store/sqlite"
 )
 
@@ -44,6 +45,8 @@ type Server struct {
 	auditor     *auth.Auditor
 	entra       *entraValidators
 	certs       *cert.Verifier // nil unless --client-ca is set
+	users       *auth.Users    // web-console accounts
+	console     *web.Console
 	proxies     []*net.IPNet
 
 	// gc serialises "a blob exists, commit the row that references it"
@@ -95,6 +98,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	if err := s.openAuth(); err != nil {
 		return nil, err
 	}
+	if err := s.openConsole(); err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
 
 	if s.apiLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
@@ -119,6 +125,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 		TLSConfig:         tlsCfg,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
+	s.api.RegisterOnShutdown(s.console.Close) // live console streams end
 	bootMux, err := s.bootRoutes()
 	if err != nil {
 		return nil, fmt.Errorf("boot: %w", err)

@@ -1,0 +1,367 @@
+package web_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/imprint-osd/imprint/internal/client"
+	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/server"
+	"github.com/imprint-osd/imprint/internal/server/servertest"
+	"github.com/imprint-osd/imprint/internal/server/web"
+)
+
+const pw = "violet-harbour-71-lamp"
+
+// env is a real server with three accounts.
+type env struct {
+	srv   *server.Server
+	admin *client.Admin
+	base  string
+	ca    *x509.CertPool
+}
+
+func start(t *testing.T) *env {
+	t.Helper()
+	srv := servertest.Start(t, nil)
+	pem, err := os.ReadFile(server.CACertPath(srv.DataDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	e := &env{srv: srv, admin: client.NewAdmin(srv.Socket()), base: "https://" + srv.APIAddr().String(), ca: pool}
+	return e
+}
+
+func (e *env) addUser(t *testing.T, name, role string) {
+	t.Helper()
+	if _, err := e.admin.AddUser(context.Background(), name, role, pw); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// browser is an HTTP client with a cookie jar that does not follow
+// redirects, so each answer can be inspected.
+type browser struct {
+	t    *testing.T
+	e    *env
+	c    *http.Client
+	jar  *cookiejar.Jar
+	csrf string
+}
+
+func (e *env) browser(t *testing.T) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, e: e, jar: jar, c: &http.Client{
+		Jar:           jar,
+		Transport:     &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.ca}},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+}
+
+// do sends a request and returns the answer with its body read.
+func (b *browser) do(method, path string, form url.Values, hdr map[string]string) (*http.Response, string) {
+	b.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, b.e.base+path, body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	bs, _ := io.ReadAll(resp.Body)
+	return resp, string(bs)
+}
+
+var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// formToken is the CSRF token of the page at path.
+func (b *browser) formToken(path string) string {
+	b.t.Helper()
+	resp, body := b.do("GET", path, nil, nil)
+	if resp.StatusCode != http.StatusOK {
+		b.t.Fatalf("GET %s: %d", path, resp.StatusCode)
+	}
+	m := csrfRE.FindStringSubmatch(body)
+	if m == nil {
+		b.t.Fatalf("GET %s: no CSRF field in the page", path)
+	}
+	return m[1]
+}
+
+// login signs in and returns the answer to the POST.
+func (b *browser) login(name, password string) *http.Response {
+	b.t.Helper()
+	tok := b.formToken("/login")
+	resp, _ := b.do("POST", "/login", url.Values{"csrf": {tok}, "name": {name}, "password": {password}}, nil)
+	if resp.StatusCode == http.StatusSeeOther {
+		b.csrf = b.formToken("/")
+	}
+	return resp
+}
+
+func (b *browser) mustLogin(name string) {
+	b.t.Helper()
+	if resp := b.login(name, pw); resp.StatusCode != http.StatusSeeOther {
+		b.t.Fatalf("login %s: %d, want 303", name, resp.StatusCode)
+	}
+}
+
+func sessionCookie(resp *http.Response) *http.Cookie {
+	for _, c := range resp.Cookies() {
+		if c.Name == "__Host-imprint_session" {
+			return c
+		}
+	}
+	return nil
+}
+
+func TestFirstStartSaysHowToCreateAdmin(t *testing.T) {
+	e := start(t)
+	b := e.browser(t)
+	_, body := b.do("GET", "/login", nil, nil)
+	if !strings.Contains(body, "imprint user add NAME --role admin") {
+		t.Fatalf("login page with no account does not say how to create the first admin:\n%s", body)
+	}
+	if resp, _ := b.do("GET", "/", nil, nil); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login" {
+		t.Fatalf("GET / without a session: %d to %q, want 303 to /login", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	e.addUser(t, "root", "admin")
+	if _, body := b.do("GET", "/login", nil, nil); strings.Contains(body, "imprint user add") {
+		t.Error("login page still shows the first-start hint once an account exists")
+	}
+}
+
+func TestSessionCookieFlagsAndFixation(t *testing.T) {
+	e := start(t)
+	e.addUser(t, "root", "admin")
+	e.addUser(t, "ops", "operator")
+	b := e.browser(t)
+	// A token planted before login (fixation) is never adopted.
+	u, _ := url.Parse(e.base)
+	b.jar.SetCookies(u, []*http.Cookie{{Name: "__Host-imprint_session", Value: "planted-by-attacker", Path: "/", Secure: true}})
+	resp := b.login("root", pw)
+	ck := sessionCookie(resp)
+	if ck == nil || ck.Value == "planted-by-attacker" {
+		t.Fatalf("login set no new __Host-imprint_session cookie: %v", ck)
+	}
+	if !ck.Secure || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/" || ck.Domain != "" {
+		t.Errorf("session cookie %+v: want Secure, HttpOnly, SameSite=Strict, Path=/ and no Domain", ck)
+	}
+	first := ck.Value
+
+	// A second login from the same browser (or with a planted cookie)
+	// gets a new token, and the old one stops working.
+	resp = b.login("ops", pw)
+	ck = sessionCookie(resp)
+	if ck == nil || ck.Value == first {
+		t.Fatalf("second login kept the session token (fixation): %v", ck)
+	}
+	old := e.browser(t)
+	old.jar.SetCookies(u, []*http.Cookie{{Name: "__Host-imprint_session", Value: first, Path: "/", Secure: true}})
+	if resp, _ := old.do("GET", "/", nil, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("the replaced session token still opens the dashboard: %d", resp.StatusCode)
+	}
+	if resp, body := b.do("GET", "/", nil, nil); resp.StatusCode != 200 || !strings.Contains(body, "ops (operator)") {
+		t.Errorf("the new session is not ops's: %d", resp.StatusCode)
+	}
+
+	// Logout ends the session on the server.
+	if resp, _ := b.do("POST", "/logout", url.Values{"csrf": {b.csrf}}, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout: %d", resp.StatusCode)
+	}
+	if resp, _ := b.do("GET", "/", nil, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("after logout GET / = %d, want 303 to /login", resp.StatusCode)
+	}
+}
+
+func TestCSRF(t *testing.T) {
+	e := start(t)
+	e.addUser(t, "root", "admin")
+	b := e.browser(t)
+	b.mustLogin("root")
+	tests := []struct {
+		name string
+		form url.Values
+		hdr  map[string]string
+		want int
+	}{
+		{"missing", url.Values{"on": {"true"}}, nil, 403},
+		{"wrong", url.Values{"on": {"true"}, "csrf": {"x" + b.csrf[1:]}}, nil, 403},
+		{"right token, other origin", url.Values{"on": {"true"}, "csrf": {b.csrf}}, map[string]string{"Origin": "https://evil.example"}, 403},
+		{"right token, cross-site fetch", url.Values{"on": {"true"}, "csrf": {b.csrf}}, map[string]string{"Sec-Fetch-Site": "cross-site"}, 403},
+		{"right token in header", url.Values{"on": {"false"}}, map[string]string{"X-CSRF-Token": b.csrf, "Origin": e.base, "Sec-Fetch-Site": "same-origin"}, 303},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, _ := b.do("POST", "/security/anonymous", tt.form, tt.hdr)
+			if resp.StatusCode != tt.want {
+				t.Errorf("POST /security/anonymous: %d, want %d", resp.StatusCode, tt.want)
+			}
+		})
+	}
+	sec, err := e.admin.Security(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sec.Anonymous {
+		t.Error("a refused request turned anonymous on")
+	}
+
+	// The login form has its own token.
+	resp, _ := e.browser(t).do("POST", "/login", url.Values{"name": {"root"}, "password": {pw}}, nil)
+	if resp.StatusCode != 403 || sessionCookie(resp) != nil {
+		t.Errorf("login without the form's token: %d, want 403 and no session", resp.StatusCode)
+	}
+}
+
+func TestRolesEnforcedByServer(t *testing.T) {
+	e := start(t)
+	e.addUser(t, "root", "admin")
+	e.addUser(t, "ops", "operator")
+	e.addUser(t, "eve", "viewer")
+	ctx := context.Background()
+	const tsID = "6a1c2f8e-0d7b-4a39-9d55-3f2e4c1b7a01"
+	if _, _, err := e.admin.ImportTaskSequence(ctx, strings.NewReader(`{"id":"`+tsID+`","name":"Lab","architecture":"Any","versions":[{"id":"v1","taskSequenceId":"`+tsID+`","versionNo":1,"status":"In_Development","steps":[]}]}`), false); err != nil {
+		t.Fatal(err)
+	}
+	status := func() deploy.Status {
+		ts, err := e.srv.Store().TaskSequence(ctx, tsID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ts.Versions[0].Status
+	}
+
+	viewer := e.browser(t)
+	viewer.mustLogin("eve")
+	for _, p := range []string{"/", "/ts", "/content", "/security"} {
+		if resp, _ := viewer.do("GET", p, nil, nil); resp.StatusCode != 200 {
+			t.Errorf("viewer GET %s: %d, want 200", p, resp.StatusCode)
+		}
+	}
+	resp, body := viewer.do("POST", "/ts/"+tsID+"/versions/1/status", url.Values{"csrf": {viewer.csrf}, "status": {"Active"}}, nil)
+	if resp.StatusCode != 403 || !strings.Contains(body, "Refused by the server") {
+		t.Errorf("viewer status change: %d, want 403 with the reason", resp.StatusCode)
+	}
+	if st := status(); st != deploy.StatusInDevelopment {
+		t.Fatalf("the viewer's refused change happened: status %s", st)
+	}
+
+	ops := e.browser(t)
+	ops.mustLogin("ops")
+	if resp, _ := ops.do("POST", "/ts/"+tsID+"/versions/1/status", url.Values{"csrf": {ops.csrf}, "status": {"Active"}}, nil); resp.StatusCode != 303 {
+		t.Fatalf("operator status change: %d, want 303", resp.StatusCode)
+	}
+	if st := status(); st != deploy.StatusActive {
+		t.Fatalf("status after the operator's change = %s, want Active", st)
+	}
+	if resp, _ := ops.do("POST", "/security/anonymous", url.Values{"csrf": {ops.csrf}, "on": {"true"}}, nil); resp.StatusCode != 403 {
+		t.Errorf("operator changing security: %d, want 403", resp.StatusCode)
+	}
+	if _, body := ops.do("GET", "/security", nil, nil); strings.Contains(body, `action="/security/anonymous"`) {
+		t.Error("the security page offers the operator a control only admins have")
+	}
+
+	admin := e.browser(t)
+	admin.mustLogin("root")
+	if resp, _ := admin.do("POST", "/security/anonymous", url.Values{"csrf": {admin.csrf}, "on": {"true"}}, nil); resp.StatusCode != 303 {
+		t.Fatalf("admin turning anonymous on: %d", resp.StatusCode)
+	}
+	if sec, _ := e.admin.Security(ctx); !sec.Anonymous {
+		t.Error("the admin's change did not happen")
+	}
+
+	// Every change and refusal is in the audit log under the account.
+	events, err := e.srv.Store().AuditEvents(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"console:eve console.refused": false, "console:ops admin.request": false,
+		"console:ops console.refused": false, "console:root security.anonymous": false}
+	for _, ev := range events {
+		k := ev.Actor + " " + ev.Action
+		if _, ok := want[k]; ok {
+			want[k] = true
+		}
+	}
+	for k, seen := range want {
+		if !seen {
+			t.Errorf("audit log has no %q event", k)
+		}
+	}
+}
+
+func TestLoginThrottled(t *testing.T) {
+	e := start(t)
+	e.addUser(t, "root", "admin")
+	b := e.browser(t)
+	var last *http.Response
+	for range 7 {
+		last = b.login("root", "wrong-password-123")
+		if last.StatusCode == http.StatusTooManyRequests {
+			break
+		}
+		if last.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong password: %d, want 401", last.StatusCode)
+		}
+	}
+	if last.StatusCode != http.StatusTooManyRequests || last.Header.Get("Retry-After") == "" {
+		t.Fatalf("after repeated wrong passwords: %d (Retry-After %q), want 429 with Retry-After", last.StatusCode, last.Header.Get("Retry-After"))
+	}
+	// Even the right password waits out the backoff.
+	if resp := b.login("root", pw); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("right password during the backoff: %d, want 429", resp.StatusCode)
+	}
+}
+
+func TestHeadersOnEveryPage(t *testing.T) {
+	e := start(t)
+	e.addUser(t, "root", "admin")
+	b := e.browser(t)
+	check := func(path string, resp *http.Response) {
+		t.Helper()
+		if got := resp.Header.Get("Content-Security-Policy"); got != web.CSP {
+			t.Errorf("%s: CSP %q, want %q", path, got, web.CSP)
+		}
+		for _, d := range []string{"default-src 'self'", "script-src 'self'", "style-src 'self'", "object-src 'none'", "frame-ancestors 'none'", "base-uri 'none'", "form-action 'self'"} {
+			if !strings.Contains(resp.Header.Get("Content-Security-Policy"), d) {
+				t.Errorf("%s: CSP lacks %s", path, d)
+			}
+		}
+		if resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s: no nosniff", path)
+		}
+	}
+	for _, p := range []string{"/login", "/static/console.js", "/static/console.css"} {
+		resp, _ := b.do("GET", p, nil, nil)
+		check(p, resp)
+	}
+	b.mustLogin("root")
+	for _, p := range []string{"/", "/ts", "/content", "/security", "/runs/nope"} {
+		resp, _ := b.do("GET", p, nil, nil)
+		check(p, resp)
+	}
+}

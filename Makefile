@@ -16,7 +16,7 @@ TEST_NEEDS := zstd:zstd xz:xz-utils sgdisk:gdisk sfdisk:fdisk mdir:mtools \
 	/usr/lib/grub/x86_64-efi:grub-efi-amd64-bin qemu-system-x86_64:qemu-system-x86 \
 	/usr/share/OVMF/OVMF_CODE_4M.fd:ovmf /usr/lib/ipxe/qemu/efi-virtio.rom:ipxe-qemu \
 	/usr/share/seabios/bios-256k.bin:seabios ip:iproute2 dpkg-deb:dpkg \
-	dnsmasq:dnsmasq-base /usr/lib/ipxe/ipxe.efi:ipxe
+	dnsmasq:dnsmasq-base /usr/lib/ipxe/ipxe.efi:ipxe chromium:chromium
 
 .PHONY: build run test deps vet unit e2e bench clean
 
@@ -50,8 +50,13 @@ vet:
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./e2e/
 
+# IMPRINT_REQUIRE_BROWSER: the console's browser test fails, not skips,
+# without chromium (`make deps` installs it). It saves a screenshot of
+# every console page in IMPRINT_SCREENSHOTS.
+SCREENSHOTS ?= $(CURDIR)/bin/console-screenshots
 unit:
-	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+	IMPRINT_REQUIRE_BROWSER=1 IMPRINT_SCREENSHOTS=$(SCREENSHOTS) CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+	@echo "console screenshots: $(SCREENSHOTS)"
 
 # The QEMU end-to-end tests: a VM network-boots, types its passcode, writes
 # its disk and boots what was deployed. Needs root (network namespaces).

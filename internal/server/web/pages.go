@@ -256,6 +256,7 @@ func (c *Console) securityPage(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, 500, err)
 		return
 	}
+	delete(d.Passcode, "age") // nanoseconds; setAt says the same
 	d.Anonymous, _ = d.Settings["anonymous"].(bool)
 	c.render(w, r, "security", sessionOf(r), "Security", d)
 }

@@ -16,11 +16,12 @@ import (
 // runRow is one line of the dashboard.
 type runRow struct {
 	ID, Device, Sequence string
+	Model                string // make and model the agent gathered
 	VersionNo            int
 	State                deploy.RunState
 	Current              string
-	Done, Total          int // leaf steps started, leaf steps in the version
-	Percent              int
+	Done, Total          int // leaf steps started (step n of m), leaf steps in the version
+	Percent              int // leaf steps finished, of Total
 	Elapsed              string
 	Failed               bool
 	Error                string
@@ -41,6 +42,7 @@ func (c *Console) dashboardData(r *http.Request) (dashboardData, error) {
 	}
 	slices.SortFunc(runs, func(a, b *deploy.Run) int { return b.StartedAt.Compare(a.StartedAt) })
 	seqs := map[string]*deploy.TaskSequence{}
+	devs := map[string]*deploy.Device{}
 	var d dashboardData
 	for _, run := range runs {
 		ts, ok := seqs[run.TaskSequenceID]
@@ -48,7 +50,15 @@ func (c *Console) dashboardData(r *http.Request) (dashboardData, error) {
 			ts, _ = c.d.Store.TaskSequence(ctx, run.TaskSequenceID) // a deleted sequence: shown by ID
 			seqs[run.TaskSequenceID] = ts
 		}
+		dev, ok := devs[run.DeviceID]
+		if !ok && run.DeviceID != "" {
+			dev, _ = c.d.Store.Device(ctx, run.DeviceID)
+			devs[run.DeviceID] = dev
+		}
 		row := c.row(run, ts)
+		if dev != nil {
+			row.Model = strings.TrimSpace(dev.Make + " " + dev.Model)
+		}
 		if run.State.Terminal() {
 			if len(d.Recent) < 20 {
 				d.Recent = append(d.Recent, row)
@@ -77,16 +87,20 @@ func (c *Console) row(run *deploy.Run, ts *deploy.TaskSequence) runRow {
 		}
 	}
 	row.Total = len(leaves)
+	finished := 0
 	for _, st := range run.Steps {
 		if leaves[st.Path] {
 			row.Done++
+			if st.Outcome != deploy.StepRunning {
+				finished++
+			}
 		}
 		if st.Outcome == deploy.StepFailed {
 			row.Failed = true
 		}
 	}
 	if row.Total > 0 {
-		row.Percent = 100 * row.Done / row.Total
+		row.Percent = 100 * finished / row.Total
 		if run.State == deploy.RunSucceeded {
 			row.Percent = 100
 		}

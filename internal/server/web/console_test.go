@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imprint-osd/imprint/internal/client"
 	"github.com/imprint-osd/imprint/internal/deploy"
@@ -363,5 +364,79 @@ func TestHeadersOnEveryPage(t *testing.T) {
 	for _, p := range []string{"/", "/ts", "/content", "/security", "/runs/nope"} {
 		resp, _ := b.do("GET", p, nil, nil)
 		check(p, resp)
+	}
+}
+
+func TestDashboardFailuresAndStream(t *testing.T) {
+	e := start(t)
+	e.addUser(t, "eve", "viewer")
+	ctx := context.Background()
+	st := e.srv.Store()
+	now := time.Now().UTC()
+	failed := &deploy.Run{DeviceID: "dev-failed", TaskSequenceID: "nope", VersionNo: 1, State: deploy.RunFailed,
+		Steps: []deploy.StepResult{{StepID: "s1", Name: "Apply", Path: "Apply", Outcome: deploy.StepFailed, StartedAt: now}},
+		StartedAt: now.Add(-time.Minute), UpdatedAt: now, EndedAt: &now, Error: "disk not found"}
+	ok := &deploy.Run{DeviceID: "dev-ok", TaskSequenceID: "nope", VersionNo: 1, State: deploy.RunRunning,
+		Steps: []deploy.StepResult{}, StartedAt: now, UpdatedAt: now, CurrentStep: "Partition disk"}
+	for _, r := range []*deploy.Run{failed, ok} {
+		if err := st.CreateRun(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := e.browser(t)
+	if resp, _ := b.do("GET", "/events/dashboard", nil, nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("live stream without a session: %d, want 401", resp.StatusCode)
+	}
+	b.mustLogin("eve")
+	_, body := b.do("GET", "/", nil, nil)
+	rowRE := regexp.MustCompile(`<tr class="run( failed)?" data-run="([^"]+)"`)
+	classes := map[string]bool{}
+	for _, m := range rowRE.FindAllStringSubmatch(body, -1) {
+		classes[m[2]] = m[1] != ""
+	}
+	if len(classes) != 2 || !classes[failed.ID] || classes[ok.ID] {
+		t.Errorf("dashboard rows failed-marked = %v, want only %s", classes, failed.ID)
+	}
+	if !strings.Contains(body, "disk not found") || !strings.Contains(body, "Partition disk") {
+		t.Error("dashboard lacks the failure message or the current step")
+	}
+
+	// The live stream sends the same fragment as an SSE update event.
+	req, _ := http.NewRequest("GET", e.base+"/events/dashboard", nil)
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := b.c.Do(req.WithContext(sctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("stream Content-Type %q", ct)
+	}
+	var got strings.Builder
+	buf := make([]byte, 4096)
+	for !strings.Contains(got.String(), "\n\n") {
+		n, err := resp.Body.Read(buf)
+		got.Write(buf[:n])
+		if err != nil {
+			t.Fatalf("stream: %v after %q", err, got.String())
+		}
+	}
+	ev := got.String()
+	if !strings.HasPrefix(ev, "event: update\ndata: ") || !strings.Contains(ev, `data-run="`+ok.ID+`"`) {
+		t.Errorf("first stream event is not an update with the running run:\n%s", ev)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(ev), "\n") {
+		if !strings.HasPrefix(line, "data:") && !strings.HasPrefix(line, "event: ") {
+			t.Errorf("stream line %q is neither event: nor data: (an HTML newline broke the framing)", line)
+		}
+	}
+
+	// A changed password ends the account's console sessions.
+	if _, err := e.admin.SetUserPassword(ctx, "eve", "new-Orchard-Lantern-5"); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := b.do("GET", "/", nil, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("after a password change the old session still opens the dashboard: %d", resp.StatusCode)
 	}
 }

@@ -374,7 +374,7 @@ func TestDashboardFailuresAndStream(t *testing.T) {
 	st := e.srv.Store()
 	now := time.Now().UTC()
 	failed := &deploy.Run{DeviceID: "dev-failed", TaskSequenceID: "nope", VersionNo: 1, State: deploy.RunFailed,
-		Steps: []deploy.StepResult{{StepID: "s1", Name: "Apply", Path: "Apply", Outcome: deploy.StepFailed, StartedAt: now}},
+		Steps:     []deploy.StepResult{{StepID: "s1", Name: "Apply", Path: "Apply", Outcome: deploy.StepFailed, StartedAt: now}},
 		StartedAt: now.Add(-time.Minute), UpdatedAt: now, EndedAt: &now, Error: "disk not found"}
 	ok := &deploy.Run{DeviceID: "dev-ok", TaskSequenceID: "nope", VersionNo: 1, State: deploy.RunRunning,
 		Steps: []deploy.StepResult{}, StartedAt: now, UpdatedAt: now, CurrentStep: "Partition disk"}

@@ -19,6 +19,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/server"
 	"github.com/imprint-osd/imprint/internal/server/servertest"
 	"github.com/imprint-osd/imprint/internal/server/web"
+	"github.com/imprint-osd/imprint/internal/stepdefs"
 )
 
 const pw = "violet-harbour-71-lamp"
@@ -438,5 +439,64 @@ func TestDashboardFailuresAndStream(t *testing.T) {
 	}
 	if resp, _ := b.do("GET", "/", nil, nil); resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("after a password change the old session still opens the dashboard: %d", resp.StatusCode)
+	}
+}
+
+// TestDashboardShowsTransferBytes posts events through the machine API as
+// an agent does: a progress event's byte counts show under the current
+// step until the step ends.
+func TestDashboardShowsTransferBytes(t *testing.T) {
+	e := start(t)
+	e.addUser(t, "eve", "viewer")
+	ctx := context.Background()
+	const passcode = "Correct-Horse-Battery-42"
+	if _, err := e.admin.SetPasscode(ctx, passcode); err != nil {
+		t.Fatal(err)
+	}
+	const tsID = "5e2d3e4f-1a2b-4c3d-8e9f-0a1b2c3d4e5f"
+	doc := `{"id":"` + tsID + `","name":"Lab","architecture":"Any","versions":[{"id":"6e2d3e4f-1a2b-4c3d-8e9f-0a1b2c3d4e5f","taskSequenceId":"` + tsID +
+		`","versionNo":1,"status":"Active","steps":[{"id":"7e2d3e4f-1a2b-4c3d-8e9f-0a1b2c3d4e5f","name":"Apply image","typeId":"` +
+		stepdefs.TypeRunCommandLine + `","enabled":true,"settings":{"CommandLine":"true"}}]}]}`
+	if _, _, err := e.admin.ImportTaskSequence(ctx, strings.NewReader(doc), false); err != nil {
+		t.Fatal(err)
+	}
+	m, err := client.NewMachine(e.base, mustRead(t, server.CACertPath(e.srv.DataDir())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := client.DeviceInfo{UUID: "4c4c4544-0000-1000-8000-000000000077"}
+	tok, err := m.Token(ctx, client.TokenRequest{Method: "passcode", Passcode: passcode, Device: dev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SetToken(tok.Token)
+	run, err := m.CreateRun(ctx, client.CreateRunRequest{TaskSequenceID: tsID, VersionNo: 1, Device: dev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	send := func(evs ...client.AgentEvent) {
+		t.Helper()
+		if err := m.SendEvents(ctx, run.ID, evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(client.AgentEvent{Type: "step-start", Time: now, StepID: "7e2d3e4f-1a2b-4c3d-8e9f-0a1b2c3d4e5f", Path: "Apply image", Name: "Apply image"},
+		client.AgentEvent{Type: "progress", Time: now, Name: "Windows 11", BytesDone: 3 << 29, BytesTotal: 4 << 30},
+		client.AgentEvent{Type: "log", Time: now, Message: "still writing"})
+
+	b := e.browser(t)
+	b.mustLogin("eve")
+	_, body := b.do("GET", "/", nil, nil)
+	if !strings.Contains(body, "Windows 11: 1.5 GiB of 4.0 GiB") || !strings.Contains(body, `value="37"`) {
+		t.Errorf("dashboard does not show the transfer (1.5 of 4.0 GiB, 37%%):\n%s", body)
+	}
+	_, body = b.do("GET", "/runs/"+run.ID, nil, nil)
+	if !strings.Contains(body, "Windows 11: 1.5 GiB of 4.0 GiB (37%)") {
+		t.Errorf("run page does not show the transfer")
+	}
+	send(client.AgentEvent{Type: "step-end", Time: now, StepID: "7e2d3e4f-1a2b-4c3d-8e9f-0a1b2c3d4e5f", Path: "Apply image", Name: "Apply image", Outcome: "succeeded"})
+	if _, body = b.do("GET", "/", nil, nil); strings.Contains(body, "Windows 11:") {
+		t.Error("the transfer is still shown after its step ended")
 	}
 }

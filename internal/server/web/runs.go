@@ -20,8 +20,10 @@ type runRow struct {
 	VersionNo            int
 	State                deploy.RunState
 	Current              string
-	Done, Total          int // leaf steps started (step n of m), leaf steps in the version
-	Percent              int // leaf steps finished, of Total
+	Done, Total          int    // leaf steps started (step n of m), leaf steps in the version
+	Percent              int    // leaf steps finished, of Total
+	Transfer             string // "Windows 11: 1.2 GiB of 4.0 GiB" while a download or image write runs
+	TransferPercent      int    // -1: no transfer or unknown size
 	Elapsed              string
 	Failed               bool
 	Error                string
@@ -74,6 +76,17 @@ func (c *Console) row(run *deploy.Run, ts *deploy.TaskSequence) runRow {
 	row := runRow{ID: run.ID, Device: run.DeviceID, Sequence: run.TaskSequenceID, VersionNo: run.VersionNo,
 		State: run.State, Current: run.CurrentStep, Error: run.Error, Started: run.StartedAt,
 		Failed: run.State == deploy.RunFailed || run.State == deploy.RunLost}
+	row.TransferPercent = -1
+	if p := run.Progress; p != nil && !run.State.Terminal() {
+		row.Transfer = humanBytes(p.Done)
+		if p.Total > 0 {
+			row.Transfer += " of " + humanBytes(p.Total)
+			row.TransferPercent = int(100 * p.Done / p.Total)
+		}
+		if p.Name != "" {
+			row.Transfer = p.Name + ": " + row.Transfer
+		}
+	}
 	end := c.d.Now()
 	if run.EndedAt != nil {
 		end = *run.EndedAt

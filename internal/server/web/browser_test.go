@@ -136,7 +136,7 @@ func TestConsoleInChromium(t *testing.T) {
 	}()
 	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		tctx, cancel := context.WithTimeout(bctx, 30*time.Second)
+		tctx, cancel := context.WithTimeout(bctx, 60*time.Second)
 		defer cancel()
 		if err := chromedp.Do(tctx, actions...); err != nil {
 			body, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`location.href + "\n" + document.body.innerText`))
@@ -156,7 +156,7 @@ func TestConsoleInChromium(t *testing.T) {
 	// waitText polls the page until sel's text contains want.
 	waitText := func(sel, want string) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
+		deadline := time.Now().Add(60 * time.Second) // a loaded machine running the whole suite
 		for {
 			s, _ := chromedp.Run(bctx, chromedp.Evaluate[string](fmt.Sprintf(`(document.querySelector(%q)||{}).innerText||""`, sel)))
 			if strings.Contains(s, want) {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -498,5 +499,55 @@ func TestDashboardShowsTransferBytes(t *testing.T) {
 	send(client.AgentEvent{Type: "step-end", Time: now, StepID: "7e2d3e4f-1a2b-4c3d-8e9f-0a1b2c3d4e5f", Path: "Apply image", Name: "Apply image", Outcome: "succeeded"})
 	if _, body = b.do("GET", "/", nil, nil); strings.Contains(body, "Windows 11:") {
 		t.Error("the transfer is still shown after its step ended")
+	}
+}
+
+func TestImportExport(t *testing.T) {
+	e := start(t)
+	e.addUser(t, "ops", "operator")
+	e.addUser(t, "eve", "viewer")
+	const tsID = "4f2d3e4f-1a2b-4c3d-8e9f-0a1b2c3d4e5f"
+	doc := `{"id":"` + tsID + `","name":"Imported lab","architecture":"Any","versions":[{"id":"3f2d3e4f-1a2b-4c3d-8e9f-0a1b2c3d4e5f","taskSequenceId":"` + tsID + `","versionNo":1,"status":"In_Development","steps":[]}]}`
+	upload := func(b *browser, content string) (*http.Response, string) {
+		t.Helper()
+		var buf strings.Builder
+		mw := multipart.NewWriter(&buf)
+		mw.WriteField("csrf", b.csrf)
+		fw, _ := mw.CreateFormFile("file", "lab.json")
+		io.WriteString(fw, content)
+		mw.Close()
+		req, _ := http.NewRequest("POST", e.base+"/ts/import", strings.NewReader(buf.String()))
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		resp, err := b.c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp, string(body)
+	}
+	viewer := e.browser(t)
+	viewer.mustLogin("eve")
+	if resp, _ := upload(viewer, doc); resp.StatusCode != 403 {
+		t.Errorf("viewer import: %d, want 403", resp.StatusCode)
+	}
+	ops := e.browser(t)
+	ops.mustLogin("ops")
+	if resp, body := upload(ops, `{"id":"x","versions":"no"}`); resp.StatusCode != 400 || !strings.Contains(body, "import:") {
+		t.Errorf("importing a broken document: %d, want 400 with the reason:\n%s", resp.StatusCode, body)
+	}
+	resp, _ := upload(ops, doc)
+	if resp.StatusCode != 303 || !strings.Contains(resp.Header.Get("Location"), "Imported+lab") {
+		t.Fatalf("operator import: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if _, err := e.srv.Store().TaskSequence(context.Background(), tsID); err != nil {
+		t.Fatalf("the imported sequence is not stored: %v", err)
+	}
+	resp, body := viewer.do("GET", "/ts/"+tsID+"/export", nil, nil)
+	if resp.StatusCode != 200 || !strings.Contains(body, `"name": "Imported lab"`) && !strings.Contains(body, `"name":"Imported lab"`) {
+		t.Errorf("export: %d\n%s", resp.StatusCode, body)
+	}
+	if cd := resp.Header.Get("Content-Disposition"); !strings.Contains(cd, tsID+".json") {
+		t.Errorf("export Content-Disposition %q", cd)
 	}
 }

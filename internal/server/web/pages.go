@@ -180,8 +180,12 @@ func (c *Console) tsImport(w http.ResponseWriter, r *http.Request) {
 	}
 	defer f.Close()
 	var res struct {
-		Name     string `json:"name"`
-		Warnings []any  `json:"warnings"`
+		TaskSequence struct {
+			Name string `json:"name"`
+		} `json:"taskSequence"`
+		Warnings []struct {
+			Message string `json:"message"`
+		} `json:"warnings"`
 	}
 	code, body := c.adminCall(r, http.MethodPost, "/admin/v1/tasksequences/import", "application/json", io.LimitReader(f, maxForm))
 	if code >= 300 {
@@ -189,7 +193,11 @@ func (c *Console) tsImport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_ = json.Unmarshal(body, &res)
-	back(w, r, "/ts", fmt.Sprintf("Imported %s (%d warnings).", res.Name, len(res.Warnings)))
+	msg := fmt.Sprintf("Imported %s.", res.TaskSequence.Name)
+	for _, w := range res.Warnings {
+		msg += " Warning: " + w.Message + "."
+	}
+	back(w, r, "/ts", msg)
 }
 
 // tsStatus sets one version's status: the stored sequence with that one

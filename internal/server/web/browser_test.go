@@ -96,7 +96,10 @@ func TestConsoleInChromium(t *testing.T) {
 		`","versionNo":1,"status":"Active","steps":[` +
 		gateStep("9d4f5a6b-3c4d-4e5f-8a1b-2c3d4e5f6071", "Partition disk", gate(1)) + `,` +
 		gateStep("ae5a6b7c-4d5e-4f6a-9b2c-3d4e5f607182", "Apply operating system", gate(2)) + `,` +
-		gateStep("bf6b7c8d-5e6f-4a7b-8c3d-4e5f60718293", "Install drivers", gate(3)) + `]}]}`
+		gateStep("bf6b7c8d-5e6f-4a7b-8c3d-4e5f60718293", "Install drivers", gate(3)) + `,` +
+		`{"id":"c07c8d9e-6f70-4b8c-9d4e-5f6071829304","name":"Only in WinPE","typeId":"` + stepdefs.TypeRunCommandLine +
+		`","enabled":true,"settings":{"CommandLine":"false"},` +
+		`"condition":"{\"operator\":\"and\",\"items\":[{\"field\":\"OSVERSION\",\"operator\":\"equals\",\"value\":\"WinPE\"}]}"}]}]}`
 	if _, ferrs, err := e.admin.ImportTaskSequence(ctx, strings.NewReader(doc), false); err != nil || len(ferrs) > 0 {
 		t.Fatalf("import: %v %v", err, ferrs)
 	}
@@ -255,12 +258,12 @@ func TestConsoleInChromium(t *testing.T) {
 	}()
 
 	waitText("#live", "Partition disk")
-	waitText("#live", "1 of 3")
+	waitText("#live", "1 of 4")
 	waitText("#live", "Dell Inc. OptiPlex 7090")
 	shot("dashboard-step1")
 	os.WriteFile(gate(1), nil, 0o644)
 	waitText("#live", "Apply operating system")
-	waitText("#live", "2 of 3")
+	waitText("#live", "2 of 4")
 	live := shot("dashboard")
 	if os.Getenv("IMPRINT_UPDATE_DOCS") == "1" {
 		if err := os.WriteFile(filepath.Join("..", "..", "..", "docs", "console-dashboard.png"), live, 0o644); err != nil {
@@ -269,7 +272,7 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	os.WriteFile(gate(2), nil, 0o644)
 	waitText("#live", "Install drivers")
-	waitText("#live", "3 of 3")
+	waitText("#live", "3 of 4")
 	os.WriteFile(gate(3), nil, 0o644)
 	select {
 	case err := <-agentDone:
@@ -298,7 +301,8 @@ func TestConsoleInChromium(t *testing.T) {
 	mu.Lock()
 	page = "/runs/" + runs[0].ID
 	mu.Unlock()
-	for _, want := range []string{"Partition disk", "Apply operating system", "Install drivers", "succeeded"} {
+	for _, want := range []string{"Partition disk", "Apply operating system", "Install drivers", "succeeded",
+		"Only in WinPE", `if OSVERSION equals "WinPE"`, "skipped"} {
 		waitText("table.steps", want)
 	}
 	waitText("#live", ".tar.gz") // the log bundle's download link

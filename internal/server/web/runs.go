@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/sequence"
 )
 
 // runRow is one line of the dashboard.
@@ -141,6 +142,29 @@ type runData struct {
 	Run  *deploy.Run
 	Row  runRow
 	Logs []string
+	// Conditions are the readable conditions of the version's steps, by
+	// path: the run page says why a step was skipped.
+	Conditions map[string]string
+}
+
+// conditions maps each step path with a condition to its readable form.
+func conditions(prefix string, steps []deploy.Step, out map[string]string) {
+	for _, st := range steps {
+		p := st.Name
+		if prefix != "" {
+			p = prefix + "/" + st.Name
+		}
+		if st.Condition != nil && strings.TrimSpace(*st.Condition) != "" {
+			if c, err := sequence.ParseCondition(*st.Condition); err == nil && c != nil {
+				out[p] = c.String()
+			} else {
+				out[p] = *st.Condition
+			}
+		}
+		if st.IsGroup {
+			conditions(p, st.GroupMembers, out)
+		}
+	}
 }
 
 func (c *Console) runData(r *http.Request, id string) (runData, error) {
@@ -149,7 +173,12 @@ func (c *Console) runData(r *http.Request, id string) (runData, error) {
 		return runData{}, err
 	}
 	ts, _ := c.d.Store.TaskSequence(r.Context(), run.TaskSequenceID)
-	d := runData{Run: run, Row: c.row(run, ts)}
+	d := runData{Run: run, Row: c.row(run, ts), Conditions: map[string]string{}}
+	if ts != nil {
+		if v, ok := ts.Version(run.VersionNo); ok {
+			conditions("", v.Steps, d.Conditions)
+		}
+	}
 	if _, err := c.adminJSON(r, http.MethodGet, "/admin/v1/runs/"+url.PathEscape(run.ID)+"/logs", nil, &d.Logs); err != nil {
 		return runData{}, err
 	}

@@ -305,8 +305,14 @@ func TestConsoleInChromium(t *testing.T) {
 		"Only in WinPE", `if OSVERSION equals "WinPE"`, "skipped"} {
 		waitText("table.steps", want)
 	}
-	waitText("#live", ".tar.gz") // the log bundle's download link
+	waitText("#live", ".tar.gz") // the log bundle's links
 	shot("run")
+	run("open the log", chromedp.Click(chromedp.CSS(`a.logview`)), chromedp.WaitVisible(chromedp.CSS(`table.cmtrace`)))
+	mu.Lock()
+	page = "log view"
+	mu.Unlock()
+	waitText("table.cmtrace", "Partition disk")
+	shot("log")
 
 	for _, p := range []string{"/ts", "/content", "/security"} {
 		visit(p)

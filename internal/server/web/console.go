@@ -117,6 +117,7 @@ func (c *Console) Register(mux *http.ServeMux) {
 	h("POST /logout", c.change(deploy.RoleViewer, c.logout))
 	h("GET /runs/{id}", c.page(deploy.RoleViewer, c.runPage))
 	h("GET /runs/{id}/logs/{name}", c.page(deploy.RoleViewer, c.runLog))
+	h("GET /runs/{id}/logs/{name}/view", c.page(deploy.RoleViewer, c.runLogView))
 	h("GET /ts", c.page(deploy.RoleViewer, c.tsList))
 	h("GET /ts/{id}/export", c.page(deploy.RoleViewer, c.tsExport))
 	h("POST /ts/import", c.change(deploy.RoleOperator, c.tsImport))

@@ -5,7 +5,9 @@ package web_test
 // real agent's, against the same server.
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
@@ -77,6 +79,15 @@ func gateStep(id, name, gate string) string {
 		id, name, stepdefs.TypeRunCommandLine, gate)
 }
 
+// gateContentStep is a gateStep that first downloads a content item (the
+// agent reports the bytes of that download). The working directory is
+// set: the default, the content's folder, is the file itself for a File
+// item (the agent then fails with "not a directory").
+func gateContentStep(id, name, gate, content string) string {
+	return fmt.Sprintf(`{"id":%q,"name":%q,"typeId":%q,"enabled":true,"settings":{"CommandLine":"while [ ! -e %s ]; do sleep 0.1; done","WorkingDirectory":"/"},"contentItems":{"Content":"%s:1"}}`,
+		id, name, stepdefs.TypeRunCommandLine, gate, content)
+}
+
 func TestConsoleInChromium(t *testing.T) {
 	exe := chromium(t)
 	shots := screenshotDir(t)
@@ -92,9 +103,18 @@ func TestConsoleInChromium(t *testing.T) {
 	gates := t.TempDir()
 	gate := func(n int) string { return filepath.Join(gates, fmt.Sprint("gate", n)) }
 	const tsID = "7b2d3e4f-1a2b-4c3d-8e9f-0a1b2c3d4e5f"
+	item, err := e.admin.CreateContentItem(ctx, deploy.ContentItem{Name: "Lab image", Type: deploy.ContentFile, Purpose: deploy.PurposeOther})
+	if err != nil {
+		t.Fatal(err)
+	}
+	image := make([]byte, 8<<20)
+	rand.Read(image)
+	if _, err := e.admin.AddContentVersion(ctx, item.ID, deploy.ContentVersion{Status: deploy.StatusActive}, bytes.NewReader(image), "application/octet-stream"); err != nil {
+		t.Fatal(err)
+	}
 	doc := `{"id":"` + tsID + `","name":"Lab Linux","architecture":"Any","versions":[{"id":"8c3e4f5a-2b3c-4d4e-9f0a-1b2c3d4e5f60","taskSequenceId":"` + tsID +
 		`","versionNo":1,"status":"Active","steps":[` +
-		gateStep("9d4f5a6b-3c4d-4e5f-8a1b-2c3d4e5f6071", "Partition disk", gate(1)) + `,` +
+		gateContentStep("9d4f5a6b-3c4d-4e5f-8a1b-2c3d4e5f6071", "Partition disk", gate(1), item.ID) + `,` +
 		gateStep("ae5a6b7c-4d5e-4f6a-9b2c-3d4e5f607182", "Apply operating system", gate(2)) + `,` +
 		gateStep("bf6b7c8d-5e6f-4a7b-8c3d-4e5f60718293", "Install drivers", gate(3)) + `,` +
 		`{"id":"c07c8d9e-6f70-4b8c-9d4e-5f6071829304","name":"Only in WinPE","typeId":"` + stepdefs.TypeRunCommandLine +
@@ -260,16 +280,18 @@ func TestConsoleInChromium(t *testing.T) {
 	waitText("#live", "Partition disk")
 	waitText("#live", "1 of 4")
 	waitText("#live", "Dell Inc. OptiPlex 7090")
-	shot("dashboard-step1")
-	os.WriteFile(gate(1), nil, 0o644)
-	waitText("#live", "Apply operating system")
-	waitText("#live", "2 of 4")
-	live := shot("dashboard")
+	waitText("#live", "Lab image: 8.0 MiB of 8.0 MiB") // the agent's download, reported in bytes
+	live := shot("dashboard-step1")
+	// IMPRINT_UPDATE_DOCS=1 refreshes the README's screenshot.
 	if os.Getenv("IMPRINT_UPDATE_DOCS") == "1" {
 		if err := os.WriteFile(filepath.Join("..", "..", "..", "docs", "console-dashboard.png"), live, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
+	os.WriteFile(gate(1), nil, 0o644)
+	waitText("#live", "Apply operating system")
+	waitText("#live", "2 of 4")
+	shot("dashboard")
 	os.WriteFile(gate(2), nil, 0o644)
 	waitText("#live", "Install drivers")
 	waitText("#live", "3 of 4")
@@ -318,6 +340,8 @@ func TestConsoleInChromium(t *testing.T) {
 		visit(p)
 		shot(strings.TrimPrefix(p, "/"))
 	}
+	visit("/content")
+	waitText("td.usedby", "Lab Linux v1")
 
 	// A viewer sees the status form but the server refuses the change.
 	run("log out", chromedp.Click(chromedp.CSS(`form.who button`)), chromedp.WaitVisible(chromedp.CSS(`form[action="/login"]`)))

@@ -243,7 +243,50 @@ func (c *Console) contentList(w http.ResponseWriter, r *http.Request) {
 	slices.SortFunc(items, func(a, b *deploy.ContentItem) int {
 		return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name))
 	})
-	c.render(w, r, "content", sessionOf(r), "Content", items)
+	seqs, err := c.d.Store.TaskSequences(r.Context())
+	if err != nil {
+		c.fail(w, r, 500, err)
+		return
+	}
+	rows := make([]contentRow, 0, len(items))
+	for _, it := range items {
+		rows = append(rows, contentRow{ContentItem: it, UsedBy: usedBy(seqs, it.ID)})
+	}
+	c.render(w, r, "content", sessionOf(r), "Content", rows)
+}
+
+type contentRow struct {
+	*deploy.ContentItem
+	UsedBy []string // "Sequence v2" for each sequence version a step of which references the item
+}
+
+// usedBy names the sequence versions with a step whose content references
+// ("ID:version") point at item id.
+func usedBy(seqs []*deploy.TaskSequence, id string) []string {
+	var out []string
+	var uses func([]deploy.Step) bool
+	uses = func(steps []deploy.Step) bool {
+		for _, st := range steps {
+			for _, ref := range st.ContentItems {
+				if strings.EqualFold(ref, id) || strings.HasPrefix(strings.ToLower(ref), strings.ToLower(id)+":") {
+					return true
+				}
+			}
+			if uses(st.GroupMembers) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, ts := range seqs {
+		for _, v := range ts.Versions {
+			if uses(v.Steps) {
+				out = append(out, fmt.Sprintf("%s v%d", ts.Name, v.VersionNo))
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Security.

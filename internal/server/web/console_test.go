@@ -500,6 +500,27 @@ func TestDashboardShowsTransferBytes(t *testing.T) {
 	if _, body = b.do("GET", "/", nil, nil); strings.Contains(body, "Windows 11:") {
 		t.Error("the transfer is still shown after its step ended")
 	}
+	// The uploaded log bundle downloads whole and by range.
+	bundle := []byte("\x1f\x8b pretend gzip bundle")
+	if err := m.UploadLogs(ctx, run.ID, strings.NewReader(string(bundle))); err != nil {
+		t.Fatal(err)
+	}
+	_, body = b.do("GET", "/runs/"+run.ID, nil, nil)
+	mm := regexp.MustCompile(`/runs/` + run.ID + `/logs/([^"/]+)"`).FindStringSubmatch(body)
+	if mm == nil {
+		t.Fatalf("run page has no log link:\n%s", body)
+	}
+	resp, got := b.do("GET", "/runs/"+run.ID+"/logs/"+mm[1], nil, nil)
+	if resp.StatusCode != 200 || got != string(bundle) || !strings.Contains(resp.Header.Get("Content-Disposition"), mm[1]) {
+		t.Errorf("log download: %d %q (%s)", resp.StatusCode, got, resp.Header.Get("Content-Disposition"))
+	}
+	resp, got = b.do("GET", "/runs/"+run.ID+"/logs/"+mm[1], nil, map[string]string{"Range": "bytes=3-9"})
+	if resp.StatusCode != http.StatusPartialContent || got != string(bundle[3:10]) {
+		t.Errorf("log range download: %d %q", resp.StatusCode, got)
+	}
+	if resp, _ := b.do("GET", "/runs/"+run.ID+"/logs/..%2Fimprint.db", nil, nil); resp.StatusCode < 400 {
+		t.Errorf("a log name with a path got %d", resp.StatusCode)
+	}
 }
 
 func TestImportExport(t *testing.T) {

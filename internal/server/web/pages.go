@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -122,16 +123,20 @@ func statusOf(err error) int {
 	return http.StatusInternalServerError
 }
 
-// runLog sends one uploaded log bundle through the admin API.
+// runLog streams one uploaded log bundle from the admin API (with Range
+// support, without holding it in memory); an error is the API's JSON.
 func (c *Console) runLog(w http.ResponseWriter, r *http.Request) {
-	code, body := c.adminCall(r, http.MethodGet, "/admin/v1/runs/"+url.PathEscape(r.PathValue("id"))+"/logs?name="+url.QueryEscape(r.PathValue("name")), "", nil)
-	if code != http.StatusOK {
-		c.fail(w, r, code, fmt.Errorf("%s", apiMessage(body)))
-		return
+	ctx := c.d.WithActor(r.Context(), actorName(sessionOf(r).user))
+	req := httptest.NewRequestWithContext(ctx, http.MethodGet,
+		"/admin/v1/runs/"+url.PathEscape(r.PathValue("id"))+"/logs?name="+url.QueryEscape(r.PathValue("name")), nil)
+	req.RemoteAddr = r.RemoteAddr
+	for _, h := range []string{"Range", "If-Range", "If-Modified-Since", "If-None-Match"} {
+		if v := r.Header.Get(h); v != "" {
+			req.Header.Set(h, v)
+		}
 	}
-	w.Header().Set("Content-Type", "application/gzip")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+filepath.Base(r.PathValue("name"))+`"`)
-	w.Write(body)
+	c.d.Admin.ServeHTTP(w, req)
 }
 
 // Task sequences.

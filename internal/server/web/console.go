@@ -121,6 +121,7 @@ func (c *Console) Register(mux *http.ServeMux) {
 	h("GET /ts", c.page(deploy.RoleViewer, c.tsList))
 	h("GET /ts/{id}/export", c.page(deploy.RoleViewer, c.tsExport))
 	h("POST /ts/import", c.change(deploy.RoleOperator, c.tsImport))
+	h("POST /ts/new", c.change(deploy.RoleOperator, c.tsNew))
 	h("POST /ts/{id}/versions/{no}/status", c.change(deploy.RoleOperator, c.tsStatus))
 	h("GET /content", c.page(deploy.RoleViewer, c.contentList))
 	h("GET /security", c.page(deploy.RoleViewer, c.securityPage))

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -570,5 +571,32 @@ func TestImportExport(t *testing.T) {
 	}
 	if cd := resp.Header.Get("Content-Disposition"); !strings.Contains(cd, tsID+".json") {
 		t.Errorf("export Content-Disposition %q", cd)
+	}
+	// New from a template: refused to a viewer, done for an operator.
+	form := func(b *browser) url.Values {
+		return url.Values{"csrf": {b.csrf}, "template": {"linux-bare-metal"}, "name": {"Linux lab"}}
+	}
+	if resp, _ := viewer.do("POST", "/ts/new", form(viewer), nil); resp.StatusCode != 403 {
+		t.Errorf("viewer new from template: %d, want 403", resp.StatusCode)
+	}
+	if resp, _ := ops.do("POST", "/ts/new", url.Values{"csrf": {ops.csrf}, "template": {"nope"}, "name": {"x"}}, nil); resp.StatusCode != 400 {
+		t.Errorf("unknown template: %d, want 400", resp.StatusCode)
+	}
+	if resp, _ := ops.do("POST", "/ts/new", form(ops), nil); resp.StatusCode != 303 {
+		t.Fatalf("operator new from template: %d", resp.StatusCode)
+	}
+	all, err := e.srv.Store().TaskSequences(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, ts := range all {
+		names = append(names, ts.Name)
+	}
+	if !slices.Contains(names, "Linux lab") {
+		t.Errorf("sequences after new from template: %v", names)
+	}
+	if _, body := ops.do("GET", "/ts", nil, nil); !strings.Contains(body, `value="linux-bare-metal"`) {
+		t.Error("the task-sequence page does not offer the templates")
 	}
 }

@@ -159,7 +159,16 @@ func (c *Console) tsList(w http.ResponseWriter, r *http.Request) {
 		rows = append(rows, tsRow{ID: ts.ID, Name: ts.Name, Versions: vs})
 	}
 	slices.SortFunc(rows, func(a, b tsRow) int { return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)) })
+	var templates []struct {
+		Slug string `json:"slug"`
+		Name string `json:"name"`
+	}
+	if _, err := c.adminJSON(r, http.MethodGet, "/admin/v1/tasksequences/templates", nil, &templates); err != nil {
+		c.fail(w, r, 500, err)
+		return
+	}
 	c.render(w, r, "ts", sessionOf(r), "Task sequences", map[string]any{
+		"Templates": templates,
 		"Sequences": rows,
 		"Statuses":  []deploy.Status{deploy.StatusInDevelopment, deploy.StatusActive, deploy.StatusDeprecated},
 	})
@@ -203,6 +212,25 @@ func (c *Console) tsImport(w http.ResponseWriter, r *http.Request) {
 		msg += " Warning: " + w.Message + "."
 	}
 	back(w, r, "/ts", msg)
+}
+
+// tsNew creates a sequence from a built-in template through the admin
+// API; its warnings (content still to pick) are shown.
+func (c *Console) tsNew(w http.ResponseWriter, r *http.Request) {
+	var res struct {
+		TaskSequence struct {
+			Name string `json:"name"`
+		} `json:"taskSequence"`
+		Warnings []struct {
+			Message string `json:"message"`
+		} `json:"warnings"`
+	}
+	req := map[string]string{"template": r.PostFormValue("template"), "name": r.PostFormValue("name")}
+	if code, err := c.adminJSON(r, http.MethodPost, "/admin/v1/tasksequences/new", req, &res); err != nil {
+		c.fail(w, r, code, fmt.Errorf("new task sequence: %w", err))
+		return
+	}
+	back(w, r, "/ts", fmt.Sprintf("Created %s from the template (%d settings to fill in, such as its content).", res.TaskSequence.Name, len(res.Warnings)))
 }
 
 // tsStatus sets one version's status: the stored sequence with that one

@@ -19,7 +19,7 @@ TEST_NEEDS := zstd:zstd xz:xz-utils sgdisk:gdisk sfdisk:fdisk mdir:mtools \
 	/usr/share/OVMF/OVMF_VARS_4M.ms.fd:ovmf grub-mkimage:grub-common mkfs.fat:dosfstools \
 	/usr/lib/ipxe/qemu/efi-virtio.rom:ipxe-qemu \
 	/usr/share/seabios/bios-256k.bin:seabios ip:iproute2 dpkg-deb:dpkg \
-	dnsmasq:dnsmasq-base /usr/lib/ipxe/ipxe.efi:ipxe \
+	dnsmasq:dnsmasq-base /usr/lib/ipxe/ipxe.efi:ipxe chromium:chromium \
 	/usr/lib/postgresql/*/bin/initdb:postgresql
 
 .PHONY: build run test deps vet unit fuzz e2e bench clean
@@ -56,9 +56,13 @@ vet:
 	$(GO) vet -tags e2e ./e2e/
 
 # IMPRINT_TEST_REQUIRE makes a test whose prerequisite is missing (e.g.
-# PostgreSQL for internal/store/postgres) fail instead of skipping.
+# PostgreSQL for internal/store/postgres, chromium for the console's browser
+# test) fail instead of skipping. The browser test saves a screenshot of
+# every console page in IMPRINT_SCREENSHOTS.
+SCREENSHOTS ?= $(CURDIR)/bin/console-screenshots
 unit:
-	IMPRINT_TEST_REQUIRE=1 CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+	IMPRINT_TEST_REQUIRE=1 IMPRINT_REQUIRE_BROWSER=1 IMPRINT_SCREENSHOTS=$(SCREENSHOTS) CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+	@echo "console screenshots: $(SCREENSHOTS)"
 
 # Every fuzz target in the tree (found by name, so a new one is never left
 # out) runs for FUZZTIME: 9 targets x (5 s + about 6 s to build) is under

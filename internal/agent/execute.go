@@ -333,6 +333,12 @@ func (a *Agent) progress(ref deploy.Ref, name string, done, total int64) {
 		end = "\n"
 	}
 	a.Console.Printf("\r  %s %s%s", name, Bar(done, total, 30), end)
+	// The server (and its console) hears of it every 5 %: at most 21
+	// events per transfer.
+	if a.reporter != nil && (pct%5 == 0 || done == total) {
+		_ = a.reporter.Report(client.AgentEvent{Type: "progress", Time: a.now().UTC(), Name: name,
+			BytesDone: done, BytesTotal: total})
+	}
 }
 
 // report queues a non-step event.

@@ -45,6 +45,7 @@ func commands() []command {
 		{"passcode", "set, generate, rotate and clear the boot passcode", runPasscode},
 		{"sessions", "list and revoke agent sessions", runSessions},
 		{"token", "create, list and revoke admin tokens for --server", runToken},
+		{"user", "add, list, remove web-console accounts and set their passwords", runUser},
 		{"security", "show and set the client authentication modes", runSecurity},
 		{"audit", "list and verify the audit log", runAudit},
 		{"runs", "list, show and follow task-sequence runs", runRuns},

@@ -431,6 +431,10 @@ type AgentEvent struct {
 	OutputTail      string    `json:"outputTail,omitempty"`
 	DurationSeconds float64   `json:"durationSeconds,omitempty"`
 	State           string    `json:"state,omitempty"`
+	// BytesDone and BytesTotal (progress events) count a download or an
+	// image write, so the console can show it.
+	BytesDone  int64 `json:"bytesDone,omitempty"`
+	BytesTotal int64 `json:"bytesTotal,omitempty"`
 }
 
 // SendEvents posts a batch of events of run runID.

@@ -47,6 +47,17 @@ type Run struct {
 	UpdatedAt      time.Time    `json:"updatedAt"`
 	EndedAt        *time.Time   `json:"endedAt,omitempty"`
 	Error          string       `json:"error,omitempty"`
+	// Progress is the byte count of the current download or image write,
+	// from the agent's latest progress event; nil between steps.
+	Progress *RunProgress `json:"progress,omitempty"`
+}
+
+// RunProgress is how far a long transfer of the current step has got.
+type RunProgress struct {
+	Name  string    `json:"name"` // what is transferred (content item, image)
+	Done  int64     `json:"bytesDone"`
+	Total int64     `json:"bytesTotal"` // 0: unknown
+	Time  time.Time `json:"time"`
 }
 
 // StepOutcome is what happened to one step of a run.

@@ -81,6 +81,14 @@ type Store interface {
 	// RevokeSessions revokes every live session matching f and returns how many.
 	RevokeSessions(ctx context.Context, f SessionFilter, at time.Time) (int, error)
 
+	// Web-console accounts, by name. CreateUser refuses a name in use
+	// (KindConflict); UpdateUser replaces role and hash of an existing one.
+	CreateUser(ctx context.Context, u *User) error
+	UpdateUser(ctx context.Context, u *User) error
+	User(ctx context.Context, name string) (*User, error)
+	Users(ctx context.Context) ([]*User, error) // by name
+	DeleteUser(ctx context.Context, name string) error
+
 	// Audit log: append-only. AppendAudit fills Seq, PrevHash and Hash.
 	AppendAudit(ctx context.Context, e *AuditEvent) error
 	AuditEvents(ctx context.Context, afterSeq int64, limit int) ([]*AuditEvent, error)

@@ -22,6 +22,7 @@ func (s *Server) apiRoutes() http.Handler {
 	mux.Handle("POST /v1/runs/{id}/logs", bearer(s.machineRunLogs))
 	mux.Handle("POST /v1/runs/{id}/server-script", bearer(s.machineServerScript))
 	mux.Handle("/admin/v1/", s.requireAdminToken(vouch(s.auditChanges(s.adminMux(false)))))
+	s.consoleRoutes(mux) // the web console: /, /login, /runs/…, /static/…
 	return s.recoverer(mux)
 }
 
@@ -56,6 +57,10 @@ func (s *Server) adminMux(local bool) *http.ServeMux {
 		mux.Handle("GET /admin/v1/tokens", s.adapt(s.adminListTokens))
 		mux.Handle("POST /admin/v1/tokens", s.adapt(s.adminCreateToken))
 		mux.Handle("DELETE /admin/v1/tokens/{ref}", s.adapt(s.adminRevokeToken))
+		mux.Handle("GET /admin/v1/users", s.adapt(s.adminListUsers))
+		mux.Handle("POST /admin/v1/users", s.adapt(s.adminAddUser))
+		mux.Handle("PUT /admin/v1/users/{name}/password", s.adapt(s.adminSetUserPassword))
+		mux.Handle("DELETE /admin/v1/users/{name}", s.adapt(s.adminRemoveUser))
 	}
 
 	mux.Handle("GET /admin/v1/info", s.adapt(s.handleInfo))

@@ -105,6 +105,9 @@ type agentEvent struct {
 	OutputTail string             `json:"outputTail"`
 	Duration   float64            `json:"durationSeconds"`
 	State      deploy.RunState    `json:"state"`
+	// BytesDone and BytesTotal are a progress event's transfer count.
+	BytesDone  int64 `json:"bytesDone,omitempty"`
+	BytesTotal int64 `json:"bytesTotal,omitempty"`
 }
 
 const maxOutputTail = 8 << 10
@@ -268,6 +271,16 @@ func applyEvent(run *deploy.Run, e agentEvent) {
 		}
 		run.Steps = append(run.Steps, deploy.StepResult{StepID: e.StepID, Name: e.Name, Path: key})
 		return &run.Steps[len(run.Steps)-1]
+	}
+	switch e.Type {
+	case "progress":
+		if e.BytesDone > 0 || e.BytesTotal > 0 {
+			run.Progress = &deploy.RunProgress{Name: e.Name, Done: e.BytesDone, Total: e.BytesTotal, Time: e.Time}
+		}
+		return
+	}
+	if e.Type != "log" {
+		run.Progress = nil // a step started or ended: the transfer is over
 	}
 	switch e.Type {
 	case "step-start":

@@ -23,6 +23,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/content"
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/netlimit"
+	"github.com/imprint-osd/imprint/internal/server/web"
 	"github.com/imprint-osd/imprint/internal/store/sqlite"
 )
 
@@ -47,6 +48,8 @@ type Server struct {
 	auditor     *auth.Auditor
 	entra       *entraValidators
 	certs       *cert.Verifier // nil unless --client-ca is set
+	users       *auth.Users    // web-console accounts
+	console     *web.Console
 	proxies     []*net.IPNet
 	use         *usage // per-session quotas and running scripts (quota.go)
 
@@ -116,6 +119,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	if err := s.openAuth(); err != nil {
 		return nil, err
 	}
+	if err := s.openConsole(); err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
 
 	if s.apiLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
@@ -140,6 +146,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	tlsCfg = s.clientCertTLS(tlsCfg)
 	s.api = lim.httpServer(s.apiRoutes(), s.apiLim, apiMaxHeaderBytes, log)
 	s.api.TLSConfig = tlsCfg
+	s.api.RegisterOnShutdown(s.console.Close) // live console streams end
 	bootMux, err := s.bootRoutes()
 	if err != nil {
 		return nil, fmt.Errorf("boot: %w", err)

@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) deploy.Store) {
 		{"Sessions", testSessions},
 		{"RevokeSessions", testRevokeSessions},
 		{"AuditChain", testAuditChain},
+		{"Users", testUsers},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -56,6 +56,11 @@ type Store interface {
 	UpdateRun(ctx context.Context, r *Run) error
 	Run(ctx context.Context, id string) (*Run, error)
 	Runs(ctx context.Context, f RunFilter) ([]*Run, error)
+	// LastRunState returns the state of the newest run (by StartedAt, then
+	// ID, as Runs orders them) of any of the devices, and false when none
+	// has a run. It is one indexed read: the per-machine boot script asks
+	// it on every network boot.
+	LastRunState(ctx context.Context, deviceIDs ...string) (RunState, bool, error)
 	AppendRunEvent(ctx context.Context, e *RunEvent) error // assigns Seq
 	RunEvents(ctx context.Context, runID string, afterSeq int64) ([]*RunEvent, error)
 	// MarkLostRuns sets every non-terminal run not updated since before to RunLost.

@@ -20,7 +20,7 @@ func (db *DB) UpsertDevice(ctx context.Context, d *deploy.Device) error {
 	if d.ID == "" {
 		d.ID = newID()
 	}
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		s := *d
 		now := db.now()
 		var doc string
@@ -106,7 +106,7 @@ func (db *DB) CreateRun(ctx context.Context, r *deploy.Run) error {
 		r.StartedAt = now
 	}
 	r.UpdatedAt = now
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		found, err := exists(ctx, tx, `SELECT 1 FROM runs WHERE id = ?`, r.ID)
 		if err != nil {
 			return err
@@ -126,7 +126,7 @@ func (db *DB) UpdateRun(ctx context.Context, r *deploy.Run) error {
 	if !validRunState(r.State) {
 		return deploy.Errorf(deploy.KindInvalid, "run state %q is not one of pending, running, succeeded, failed, lost, canceled", r.State)
 	}
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		found, err := exists(ctx, tx, `SELECT 1 FROM runs WHERE id = ?`, r.ID)
 		if err != nil {
 			return err
@@ -205,6 +205,29 @@ func (db *DB) Runs(ctx context.Context, f deploy.RunFilter) ([]*deploy.Run, erro
 	return runs, nil
 }
 
+// LastRunState returns the state of the devices' newest run, from the
+// runs_device_state index alone.
+func (db *DB) LastRunState(ctx context.Context, deviceIDs ...string) (deploy.RunState, bool, error) {
+	if len(deviceIDs) == 0 {
+		return "", false, nil
+	}
+	q := `SELECT state FROM runs WHERE device_id IN (?` + strings.Repeat(`, ?`, len(deviceIDs)-1) +
+		`) ORDER BY started_at DESC, id LIMIT 1`
+	args := make([]any, len(deviceIDs))
+	for i, id := range deviceIDs {
+		args[i] = id
+	}
+	var state string
+	err := db.db.QueryRowContext(ctx, q, args...).Scan(&state)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, wrapDB(err)
+	}
+	return deploy.RunState(state), true, nil
+}
+
 // AppendRunEvent appends e to its run's events, assigning the next Seq (the
 // first is 1) and a zero Time to now. The run counts as updated: its
 // UpdatedAt becomes now.
@@ -212,7 +235,7 @@ func (db *DB) AppendRunEvent(ctx context.Context, e *deploy.RunEvent) error {
 	if e == nil {
 		return deploy.Errorf(deploy.KindInvalid, "run event is missing")
 	}
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		now := db.now()
 		res, err := tx.ExecContext(ctx, `UPDATE runs SET updated_at = ? WHERE id = ?`, micros(now), e.RunID)
 		if err != nil {
@@ -268,7 +291,7 @@ func (db *DB) RunEvents(ctx context.Context, runID string, afterSeq int64) ([]*d
 // many changed.
 func (db *DB) MarkLostRuns(ctx context.Context, before time.Time) (int, error) {
 	n := 0
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT doc, updated_at FROM runs
 			WHERE state NOT IN (?, ?, ?, ?) AND updated_at < ?`,
 			deploy.RunSucceeded, deploy.RunFailed, deploy.RunLost, deploy.RunCanceled, micros(before))

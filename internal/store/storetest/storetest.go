@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) deploy.Store) {
 		{"Devices", testDevices},
 		{"RunRoundTrip", testRunRoundTrip},
 		{"RunsFilter", testRunsFilter},
+		{"LastRunState", testLastRunState},
 		{"RunEvents", testRunEvents},
 		{"MarkLostRuns", testMarkLostRuns},
 		{"Sessions", testSessions},

@@ -62,6 +62,12 @@ type Store interface {
 	// it on every network boot.
 	LastRunState(ctx context.Context, deviceIDs ...string) (RunState, bool, error)
 	AppendRunEvent(ctx context.Context, e *RunEvent) error // assigns Seq
+	// AppendRunEvents appends the events to run r (assigning Seq, and a
+	// zero Time now, as AppendRunEvent) and replaces the stored run with r
+	// (UpdatedAt now), in one transaction: what a machine's event post
+	// changes is one write. KindNotFound, and nothing stored, for an
+	// unknown run.
+	AppendRunEvents(ctx context.Context, r *Run, events []*RunEvent) error
 	RunEvents(ctx context.Context, runID string, afterSeq int64) ([]*RunEvent, error)
 	// MarkLostRuns sets every non-terminal run not updated since before to RunLost.
 	MarkLostRuns(ctx context.Context, before time.Time) (int, error)

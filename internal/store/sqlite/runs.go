@@ -246,10 +246,52 @@ func (db *DB) AppendRunEvent(ctx context.Context, e *deploy.RunEvent) error {
 		} else if n == 0 {
 			return errNotFound("run", e.RunID)
 		}
-		s := *e
-		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) + 1 FROM run_events WHERE run_id = ?`, e.RunID).Scan(&s.Seq); err != nil {
+		return appendEvents(ctx, tx, e.RunID, []*deploy.RunEvent{e}, now)
+	})
+}
+
+// AppendRunEvents appends the events to r's run as AppendRunEvent does and
+// replaces the stored run with r, in one write.
+func (db *DB) AppendRunEvents(ctx context.Context, r *deploy.Run, events []*deploy.RunEvent) error {
+	if r == nil {
+		return deploy.Errorf(deploy.KindInvalid, "run is missing")
+	}
+	if !validRunState(r.State) {
+		return deploy.Errorf(deploy.KindInvalid, "run state %q is not one of pending, running, succeeded, failed, lost, canceled", r.State)
+	}
+	for i, e := range events {
+		if e == nil {
+			return deploy.Errorf(deploy.KindInvalid, "run event %d is missing", i)
+		}
+	}
+	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		found, err := exists(ctx, tx, `SELECT 1 FROM runs WHERE id = ?`, r.ID)
+		if err != nil {
 			return err
 		}
+		if !found {
+			return errNotFound("run", r.ID)
+		}
+		now := db.now()
+		if err := appendEvents(ctx, tx, r.ID, events, now); err != nil {
+			return err
+		}
+		r.UpdatedAt = now
+		return putRun(ctx, tx, r)
+	})
+}
+
+// appendEvents inserts the events of one run after its last, numbering
+// them on; each event is set to what was stored.
+func appendEvents(ctx context.Context, tx *sql.Tx, runID string, events []*deploy.RunEvent, now time.Time) error {
+	var next int64
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) + 1 FROM run_events WHERE run_id = ?`, runID).Scan(&next); err != nil {
+		return err
+	}
+	stored := make([]deploy.RunEvent, len(events))
+	for i, e := range events {
+		s := *e
+		s.RunID, s.Seq = runID, next+int64(i)
 		if s.Time.IsZero() {
 			s.Time = now
 		}
@@ -261,9 +303,12 @@ func (db *DB) AppendRunEvent(ctx context.Context, e *deploy.RunEvent) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO run_events (run_id, seq, doc) VALUES (?, ?, ?)`, s.RunID, s.Seq, doc); err != nil {
 			return err
 		}
-		*e = s
-		return nil
-	})
+		stored[i] = s
+	}
+	for i, e := range events {
+		*e = stored[i]
+	}
+	return nil
 }
 
 // RunEvents returns the run's events with Seq > afterSeq, in order.

@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) deploy.Store) {
 		{"RunsFilter", testRunsFilter},
 		{"LastRunState", testLastRunState},
 		{"RunEvents", testRunEvents},
+		{"AppendRunEvents", testAppendRunEvents},
 		{"MarkLostRuns", testMarkLostRuns},
 		{"Sessions", testSessions},
 		{"RevokeSessions", testRevokeSessions},

@@ -65,8 +65,9 @@ type Store interface {
 	// AppendRunEvents appends the events to run r (assigning Seq, and a
 	// zero Time now, as AppendRunEvent) and replaces the stored run with r
 	// (UpdatedAt now), in one transaction: what a machine's event post
-	// changes is one write. KindNotFound, and nothing stored, for an
-	// unknown run.
+	// changes is one write. Events do not move a run: its DeviceID,
+	// TaskSequenceID and StartedAt stay as stored. KindNotFound, and
+	// nothing stored, for an unknown run.
 	AppendRunEvents(ctx context.Context, r *Run, events []*RunEvent) error
 	RunEvents(ctx context.Context, runID string, afterSeq int64) ([]*RunEvent, error)
 	// MarkLostRuns sets every non-terminal run not updated since before to RunLost.

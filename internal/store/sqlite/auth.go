@@ -50,21 +50,21 @@ func (db *DB) CreateSession(ctx context.Context, s *deploy.Session) error {
 // SessionByTokenHash returns the session whose token hashes to hash, even
 // when it is expired or revoked: the caller decides.
 func (db *DB) SessionByTokenHash(ctx context.Context, hash []byte) (*deploy.Session, error) {
-	var s *deploy.Session
-	err := db.read(ctx, func(tx *sql.Tx) error {
-		ss, err := querySessions(ctx, tx, `WHERE token_hash = ?`, hash)
-		if err != nil {
-			return err
-		}
-		if len(ss) == 0 {
-			return deploy.Errorf(deploy.KindNotFound, "session not found")
-		}
-		s = ss[0]
-		return nil
-	})
-	if err != nil {
-		return nil, err
+	// One statement, prepared once: every machine request asks it.
+	var stored []byte
+	var doc string
+	err := db.hot.session.QueryRowContext(ctx, hash).Scan(&stored, &doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, deploy.Errorf(deploy.KindNotFound, "session not found")
 	}
+	if err != nil {
+		return nil, wrapDB(err)
+	}
+	s := new(deploy.Session)
+	if err := decode(doc, s); err != nil {
+		return nil, wrapDB(err)
+	}
+	s.TokenHash = stored
 	return s, nil
 }
 

@@ -139,18 +139,20 @@ func (db *DB) UpdateRun(ctx context.Context, r *deploy.Run) error {
 	})
 }
 
-// Run returns the stored run.
+// Run returns the stored run: one statement, prepared once (every event
+// post asks it).
 func (db *DB) Run(ctx context.Context, id string) (*deploy.Run, error) {
-	var r *deploy.Run
-	err := db.read(ctx, func(tx *sql.Tx) error {
-		var err error
-		r, err = getRun(ctx, tx, id)
-		return err
-	})
-	if err != nil {
-		return nil, err
+	var doc string
+	var updated int64
+	err := db.hot.run.QueryRowContext(ctx, id).Scan(&doc, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errNotFound("run", id)
 	}
-	return r, nil
+	if err != nil {
+		return nil, wrapDB(err)
+	}
+	r, err := decodeRun(doc, updated)
+	return r, wrapDB(err)
 }
 
 // Runs returns the runs matching f, newest (by StartedAt) first.
@@ -265,19 +267,30 @@ func (db *DB) AppendRunEvents(ctx context.Context, r *deploy.Run, events []*depl
 		}
 	}
 	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		found, err := exists(ctx, tx, `SELECT 1 FROM runs WHERE id = ?`, r.ID)
+		s := *r
+		now := db.now()
+		s.UpdatedAt = now
+		doc, err := runDoc(&s)
 		if err != nil {
 			return err
 		}
-		if !found {
+		// Only the columns an event can change: the other indexes of
+		// runs are left alone.
+		res, err := tx.ExecContext(ctx, `UPDATE runs SET state = ?, updated_at = ?, doc = ? WHERE id = ?`,
+			string(s.State), micros(s.UpdatedAt), doc, s.ID)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
 			return errNotFound("run", r.ID)
 		}
-		now := db.now()
 		if err := appendEvents(ctx, tx, r.ID, events, now); err != nil {
 			return err
 		}
-		r.UpdatedAt = now
-		return putRun(ctx, tx, r)
+		*r = s
+		return nil
 	})
 }
 
@@ -378,19 +391,6 @@ func (db *DB) MarkLostRuns(ctx context.Context, before time.Time) (int, error) {
 	return n, err
 }
 
-func getRun(ctx context.Context, tx *sql.Tx, id string) (*deploy.Run, error) {
-	var doc string
-	var updated int64
-	err := tx.QueryRowContext(ctx, `SELECT doc, updated_at FROM runs WHERE id = ?`, id).Scan(&doc, &updated)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, errNotFound("run", id)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return decodeRun(doc, updated)
-}
-
 // decodeRun decodes a run document; the updated_at column is authoritative
 // because AppendRunEvent advances it without rewriting the document.
 func decodeRun(doc string, updated int64) (*deploy.Run, error) {
@@ -402,8 +402,8 @@ func decodeRun(doc string, updated int64) (*deploy.Run, error) {
 	return r, nil
 }
 
-// putRun upserts r with its times in UTC.
-func putRun(ctx context.Context, tx *sql.Tx, r *deploy.Run) error {
+// runDoc sets r's times to UTC and encodes it for the doc column.
+func runDoc(r *deploy.Run) (string, error) {
 	r.StartedAt, r.UpdatedAt = r.StartedAt.UTC(), r.UpdatedAt.UTC()
 	if r.EndedAt != nil {
 		t := r.EndedAt.UTC()
@@ -412,7 +412,12 @@ func putRun(ctx context.Context, tx *sql.Tx, r *deploy.Run) error {
 	for i := range r.Steps {
 		r.Steps[i].StartedAt = r.Steps[i].StartedAt.UTC()
 	}
-	doc, err := encode(r)
+	return encode(r)
+}
+
+// putRun upserts r with its times in UTC.
+func putRun(ctx context.Context, tx *sql.Tx, r *deploy.Run) error {
+	doc, err := runDoc(r)
 	if err != nil {
 		return err
 	}

@@ -30,16 +30,20 @@ var _ deploy.Store = (*DB)(nil)
 type DB struct {
 	db *sql.DB // readers: a bounded pool that keeps its connections
 	w  *writer // the one writing connection
+	// hot are the reads every machine request makes, prepared once (the
+	// pool keeps them prepared on each of its connections).
+	hot struct{ run, session *sql.Stmt }
 	// Now is the clock for timestamps the store sets itself (run and session
 	// times, audit entries, content dates). Defaults to time.Now.
 	Now func() time.Time
 }
 
-// dsnParams apply to every pooled connection: WAL, foreign keys, a busy
-// timeout and full sync; write transactions begin IMMEDIATE so that they
-// never fail upgrading a read lock to a write lock.
+// dsnParams apply to every connection: WAL, foreign keys, a busy timeout,
+// full sync, and temporary data (the writer's savepoint journals) in
+// memory; write transactions begin IMMEDIATE so that they never fail
+// upgrading a read lock to a write lock.
 const dsnParams = "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)" +
-	"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_txlock=immediate"
+	"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_pragma=temp_store(MEMORY)&_txlock=immediate"
 
 // dsn returns the modernc.org/sqlite data source name Open uses for path.
 // The path is given without "file:" so that SQLite does not URI-decode it.
@@ -77,6 +81,11 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		rdb.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
+	if err := db.prepare(ctx); err != nil {
+		wdb.Close()
+		rdb.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
 	db.w = newWriter(wdb)
 	return db, nil
 }
@@ -85,9 +94,18 @@ func Open(ctx context.Context, path string) (*DB, error) {
 // one another, and more connections than cores only add memory.
 func readConns() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
 
+func (db *DB) prepare(ctx context.Context) error {
+	var err error
+	if db.hot.run, err = db.db.PrepareContext(ctx, `SELECT doc, updated_at FROM runs WHERE id = ?`); err != nil {
+		return err
+	}
+	db.hot.session, err = db.db.PrepareContext(ctx, `SELECT token_hash, doc FROM sessions WHERE token_hash = ?`)
+	return err
+}
+
 // Close closes the database.
 func (db *DB) Close() error {
-	return errors.Join(db.w.close(), db.db.Close())
+	return errors.Join(db.w.close(), db.hot.run.Close(), db.hot.session.Close(), db.db.Close())
 }
 
 type migration struct {

@@ -33,17 +33,22 @@ type DB struct {
 	// hot are the reads every machine request makes, prepared once (the
 	// pool keeps them prepared on each of its connections).
 	hot struct{ run, session *sql.Stmt }
+	// stopCheckpoint ends the checkpoint goroutine, which closes
+	// checkpointDone.
+	stopCheckpoint, checkpointDone chan struct{}
 	// Now is the clock for timestamps the store sets itself (run and session
 	// times, audit entries, content dates). Defaults to time.Now.
 	Now func() time.Time
 }
 
 // dsnParams apply to every connection: WAL, foreign keys, a busy timeout,
-// full sync, and temporary data (the writer's savepoint journals) in
-// memory; write transactions begin IMMEDIATE so that they never fail
+// full sync, temporary data (the writer's savepoint journals) in memory,
+// and no checkpoint inside a commit (the checkpointer does it beside the
+// writer, see checkpoint); write transactions begin IMMEDIATE so that they never fail
 // upgrading a read lock to a write lock.
 const dsnParams = "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)" +
-	"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_pragma=temp_store(MEMORY)&_txlock=immediate"
+	"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_pragma=temp_store(MEMORY)" +
+	"&_pragma=wal_autocheckpoint(0)&_txlock=immediate"
 
 // dsn returns the modernc.org/sqlite data source name Open uses for path.
 // The path is given without "file:" so that SQLite does not URI-decode it.
@@ -87,6 +92,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	db.w = newWriter(wdb)
+	db.stopCheckpoint = make(chan struct{})
+	db.checkpointDone = make(chan struct{})
+	go db.checkpoint()
 	return db, nil
 }
 
@@ -103,8 +111,31 @@ func (db *DB) prepare(ctx context.Context) error {
 	return err
 }
 
+// checkpointEvery is how often the WAL is copied back into the database.
+const checkpointEvery = 500 * time.Millisecond
+
+// checkpoint copies the WAL back into the database file, PASSIVE (never
+// waiting for readers or the writer), from a read connection: a
+// checkpoint inside the writer's commit would hold every waiting machine
+// for its copy and fsync.
+func (db *DB) checkpoint() {
+	defer close(db.checkpointDone)
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.stopCheckpoint:
+			return
+		case <-t.C:
+			_, _ = db.db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+		}
+	}
+}
+
 // Close closes the database.
 func (db *DB) Close() error {
+	close(db.stopCheckpoint)
+	<-db.checkpointDone
 	return errors.Join(db.w.close(), db.hot.run.Close(), db.hot.session.Close(), db.db.Close())
 }
 

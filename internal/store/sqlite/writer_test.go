@@ -3,11 +3,15 @@ package sqlite_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/store/sqlite"
 )
 
 // TestGroupCommit posts events from a few hundred goroutines, one run
@@ -160,5 +164,41 @@ func TestLastRunStateUsesIndex(t *testing.T) {
 	all := strings.Join(plan, "\n")
 	if !strings.Contains(all, "USING COVERING INDEX runs_device_state") || strings.Contains(all, "SCAN runs") {
 		t.Errorf("query plan:\n%s\nwant a search of the covering index runs_device_state", all)
+	}
+}
+
+// TestCheckpointBesideWriter: with no checkpoint inside commits, the
+// checkpointer still copies the WAL into the database file.
+func TestCheckpointBesideWriter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "imprint.db")
+	db, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := fi.Size()
+	big := strings.Repeat("x", 4000)
+	for i := 0; i < 100; i++ {
+		if err := db.PutSetting(t.Context(), fmt.Sprint("k", i), []byte(big)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() >= before+100*4000 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("database file is %d bytes 10 s after 400 KB were committed (was %d): the WAL is not checkpointed", fi.Size(), before)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -126,6 +126,9 @@ func (o *options) setup(ctx context.Context, i int, tlsConf *tls.Config) (*machi
 				return err
 			}
 			retries++
+			if retries == 1 {
+				fmt.Fprintf(os.Stderr, "machine %d retries after: %v\n", i, err)
+			}
 			time.Sleep(time.Duration(50+rand.IntN(200)) * time.Millisecond)
 		}
 	}

@@ -213,14 +213,18 @@ func (db *DB) LastRunState(ctx context.Context, deviceIDs ...string) (deploy.Run
 	if len(deviceIDs) == 0 {
 		return "", false, nil
 	}
-	q := `SELECT state FROM runs WHERE device_id IN (?` + strings.Repeat(`, ?`, len(deviceIDs)-1) +
-		`) ORDER BY started_at DESC, id LIMIT 1`
 	args := make([]any, len(deviceIDs))
 	for i, id := range deviceIDs {
 		args[i] = id
 	}
+	var row *sql.Row
+	if n := len(deviceIDs); n <= len(db.hot.lastRun) {
+		row = db.hot.lastRun[n-1].QueryRowContext(ctx, args...)
+	} else {
+		row = db.db.QueryRowContext(ctx, lastRunQuery(n), args...)
+	}
 	var state string
-	err := db.db.QueryRowContext(ctx, q, args...).Scan(&state)
+	err := row.Scan(&state)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, nil
 	}
@@ -228,6 +232,12 @@ func (db *DB) LastRunState(ctx context.Context, deviceIDs ...string) (deploy.Run
 		return "", false, wrapDB(err)
 	}
 	return deploy.RunState(state), true, nil
+}
+
+// lastRunQuery is LastRunState's query for n device ids.
+func lastRunQuery(n int) string {
+	return `SELECT state FROM runs WHERE device_id IN (?` + strings.Repeat(`, ?`, n-1) +
+		`) ORDER BY started_at DESC, id LIMIT 1`
 }
 
 // AppendRunEvent appends e to its run's events, assigning the next Seq (the

@@ -32,7 +32,12 @@ type DB struct {
 	w  *writer // the one writing connection
 	// hot are the reads every machine request makes, prepared once (the
 	// pool keeps them prepared on each of its connections).
-	hot struct{ run, session *sql.Stmt }
+	hot struct {
+		run, session *sql.Stmt
+		// lastRun[n-1] is LastRunState's query for n device ids (a
+		// machine sends its UUID, its MAC or both).
+		lastRun [2]*sql.Stmt
+	}
 	// stopCheckpoint ends the checkpoint goroutine, which closes
 	// checkpointDone.
 	stopCheckpoint, checkpointDone chan struct{}
@@ -107,8 +112,15 @@ func (db *DB) prepare(ctx context.Context) error {
 	if db.hot.run, err = db.db.PrepareContext(ctx, `SELECT doc, updated_at FROM runs WHERE id = ?`); err != nil {
 		return err
 	}
-	db.hot.session, err = db.db.PrepareContext(ctx, `SELECT token_hash, doc FROM sessions WHERE token_hash = ?`)
-	return err
+	if db.hot.session, err = db.db.PrepareContext(ctx, `SELECT token_hash, doc FROM sessions WHERE token_hash = ?`); err != nil {
+		return err
+	}
+	for i := range db.hot.lastRun {
+		if db.hot.lastRun[i], err = db.db.PrepareContext(ctx, lastRunQuery(i+1)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkpointEvery is how often the WAL is copied back into the database.
@@ -136,7 +148,8 @@ func (db *DB) checkpoint() {
 func (db *DB) Close() error {
 	close(db.stopCheckpoint)
 	<-db.checkpointDone
-	return errors.Join(db.w.close(), db.hot.run.Close(), db.hot.session.Close(), db.db.Close())
+	return errors.Join(db.w.close(), db.hot.run.Close(), db.hot.session.Close(),
+		db.hot.lastRun[0].Close(), db.hot.lastRun[1].Close(), db.db.Close())
 }
 
 type migration struct {

@@ -286,6 +286,7 @@ func testLastRunState(t *testing.T, open func(*testing.T) deploy.Store) {
 		{[]string{"mac-a"}, deploy.RunSucceeded, true},
 		{[]string{"uuid-a", "mac-a"}, deploy.RunSucceeded, true}, // the newer of the two
 		{[]string{"mac-a", "uuid-a"}, deploy.RunSucceeded, true},
+		{[]string{"uuid-a", "mac-a", "other"}, deploy.RunCanceled, true},
 		{[]string{"nobody"}, "", false},
 		{nil, "", false},
 	}

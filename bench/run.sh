@@ -10,3 +10,9 @@ echo "== raw image apply =="
 echo
 echo "== hostile network (20,000 idle connections, 1,000 slow bodies) =="
 ./hostile.sh
+echo
+echo "== machines reporting events, the per-machine boot script (against the base commit) =="
+./events.sh
+echo
+echo "== content download over HTTP/1.1 and HTTP/2 (against the base commit) =="
+./h2.sh

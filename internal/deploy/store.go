@@ -56,7 +56,19 @@ type Store interface {
 	UpdateRun(ctx context.Context, r *Run) error
 	Run(ctx context.Context, id string) (*Run, error)
 	Runs(ctx context.Context, f RunFilter) ([]*Run, error)
+	// LastRunState returns the state of the newest run (by StartedAt, then
+	// ID, as Runs orders them) of any of the devices, and false when none
+	// has a run. It is one indexed read: the per-machine boot script asks
+	// it on every network boot.
+	LastRunState(ctx context.Context, deviceIDs ...string) (RunState, bool, error)
 	AppendRunEvent(ctx context.Context, e *RunEvent) error // assigns Seq
+	// AppendRunEvents appends the events to run r (assigning Seq, and a
+	// zero Time now, as AppendRunEvent) and replaces the stored run with r
+	// (UpdatedAt now), in one transaction: what a machine's event post
+	// changes is one write. Events do not move a run: its DeviceID,
+	// TaskSequenceID and StartedAt stay as stored. KindNotFound, and
+	// nothing stored, for an unknown run.
+	AppendRunEvents(ctx context.Context, r *Run, events []*RunEvent) error
 	RunEvents(ctx context.Context, runID string, afterSeq int64) ([]*RunEvent, error)
 	// MarkLostRuns sets every non-terminal run not updated since before to RunLost.
 	MarkLostRuns(ctx context.Context, before time.Time) (int, error)

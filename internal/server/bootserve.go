@@ -47,11 +47,11 @@ func (m machineBoots) Machine(ctx context.Context, mac, uuid string) (boot.Machi
 	if mac != "" {
 		ids = append(ids, "mac-"+strings.ToLower(strings.ReplaceAll(mac, ":", "-")))
 	}
-	for _, id := range ids {
-		runs, err := m.store.Runs(ctx, deploy.RunFilter{DeviceID: id, Limit: 1})
-		if err == nil && len(runs) == 1 && runs[0].State == deploy.RunSucceeded {
-			return boot.MachineBoot{DefaultEntry: boot.EntryLocal}, true
-		}
+	// One indexed read on every network boot: the newest run under
+	// either of the machine's ids decides.
+	state, ok, err := m.store.LastRunState(ctx, ids...)
+	if err == nil && ok && state == deploy.RunSucceeded {
+		return boot.MachineBoot{DefaultEntry: boot.EntryLocal}, true
 	}
 	return boot.MachineBoot{}, false
 }

@@ -188,7 +188,8 @@ func (s *Server) machineRunEvents(w http.ResponseWriter, r *http.Request) error 
 			return deploy.Errorf(deploy.KindInvalid, "events[%d].type: %q is not step-start, step-end, log, progress or run-end", i, e.Type)
 		}
 	}
-	for _, e := range events {
+	stored := make([]*deploy.RunEvent, len(events))
+	for i, e := range events {
 		if e.Time.IsZero() {
 			e.Time = s.now()
 		}
@@ -196,14 +197,12 @@ func (s *Server) machineRunEvents(w http.ResponseWriter, r *http.Request) error 
 			e.OutputTail = e.OutputTail[len(e.OutputTail)-maxOutputTail:]
 		}
 		data, _ := json.Marshal(e)
-		if err := s.store.AppendRunEvent(ctx, &deploy.RunEvent{RunID: run.ID, Time: e.Time, Type: e.Type,
-			StepID: e.StepID, Message: e.Message, Data: data}); err != nil {
-			return err
-		}
+		stored[i] = &deploy.RunEvent{RunID: run.ID, Time: e.Time, Type: e.Type, StepID: e.StepID, Message: e.Message, Data: data}
 		applyEvent(run, e)
 	}
-	run.UpdatedAt = s.now()
-	if err := s.store.UpdateRun(ctx, run); err != nil {
+	// The events and the run they change are one write, which the store
+	// commits together with other machines' (group commit).
+	if err := s.store.AppendRunEvents(ctx, run, stored); err != nil {
 		return err
 	}
 	if ended(events) && run.State.Terminal() {

@@ -147,6 +147,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	s.api = lim.httpServer(s.apiRoutes(), s.apiLim, apiMaxHeaderBytes, log)
 	s.api.TLSConfig = tlsCfg
 	s.api.RegisterOnShutdown(s.console.Close) // live console streams end
+	// HTTP/1.1 only: Go's HTTP/2 server sent content at 0.47× HTTP/1.1
+	// (docs/performance.md), the agent speaks HTTP/1.1, and the listener
+	// limits count connections, which HTTP/2 would multiplex.
+	s.api.Protocols = new(http.Protocols)
+	s.api.Protocols.SetHTTP1(true)
 	bootMux, err := s.bootRoutes()
 	if err != nil {
 		return nil, fmt.Errorf("boot: %w", err)

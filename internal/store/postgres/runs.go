@@ -223,10 +223,57 @@ func (db *DB) AppendRunEvent(ctx context.Context, e *deploy.RunEvent) error {
 		} else if n == 0 {
 			return errNotFound("run", e.RunID)
 		}
-		s := *e
-		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) + 1 FROM run_events WHERE run_id = ?`, e.RunID).Scan(&s.Seq); err != nil {
+		return appendEvents(ctx, tx, e.RunID, []*deploy.RunEvent{e}, now)
+	})
+}
+
+// AppendRunEvents appends the events to r's run as AppendRunEvent does and
+// replaces the stored run with r, in one transaction.
+func (db *DB) AppendRunEvents(ctx context.Context, r *deploy.Run, events []*deploy.RunEvent) error {
+	if r == nil {
+		return deploy.Errorf(deploy.KindInvalid, "run is missing")
+	}
+	if !validRunState(r.State) {
+		return deploy.Errorf(deploy.KindInvalid, "run state %q is not one of pending, running, succeeded, failed, lost, canceled", r.State)
+	}
+	for i, e := range events {
+		if e == nil {
+			return deploy.Errorf(deploy.KindInvalid, "run event %d is missing", i)
+		}
+	}
+	return db.write(ctx, func(tx txn) error {
+		found, err := exists(ctx, tx, `SELECT 1 FROM runs WHERE id = ?`, r.ID)
+		if err != nil {
 			return err
 		}
+		if !found {
+			return errNotFound("run", r.ID)
+		}
+		s := *r
+		now := db.now()
+		s.UpdatedAt = now
+		if err := putRun(ctx, tx, &s); err != nil {
+			return err
+		}
+		if err := appendEvents(ctx, tx, r.ID, events, now); err != nil {
+			return err
+		}
+		*r = s
+		return nil
+	})
+}
+
+// appendEvents inserts the events of one run after its last, numbering
+// them on; each event is set to what was stored. The caller's transaction
+// is serializable, so two writers cannot take the same numbers.
+func appendEvents(ctx context.Context, tx txn, runID string, events []*deploy.RunEvent, now time.Time) error {
+	var next int64
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) + 1 FROM run_events WHERE run_id = ?`, runID).Scan(&next); err != nil {
+		return err
+	}
+	for i, e := range events {
+		s := *e
+		s.RunID, s.Seq = runID, next+int64(i)
 		if s.Time.IsZero() {
 			s.Time = now
 		}
@@ -239,8 +286,36 @@ func (db *DB) AppendRunEvent(ctx context.Context, e *deploy.RunEvent) error {
 			return err
 		}
 		*e = s
-		return nil
+	}
+	return nil
+}
+
+// LastRunState returns the state of the newest run of any of the device
+// ids (by start, then id, as Runs orders them); ok is false when there is
+// none. One read of the runs_device_state index.
+func (db *DB) LastRunState(ctx context.Context, deviceIDs ...string) (deploy.RunState, bool, error) {
+	if len(deviceIDs) == 0 {
+		return "", false, nil
+	}
+	args := make([]any, len(deviceIDs))
+	for i, id := range deviceIDs {
+		args[i] = id
+	}
+	var state string
+	var ok bool
+	err := db.read(ctx, func(tx txn) error {
+		err := tx.QueryRowContext(ctx, `SELECT state FROM runs WHERE device_id IN (?`+strings.Repeat(`, ?`, len(deviceIDs)-1)+
+			`) ORDER BY started_at DESC, id LIMIT 1`, args...).Scan(&state)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		ok = err == nil
+		return err
 	})
+	if err != nil {
+		return "", false, err
+	}
+	return deploy.RunState(state), ok, nil
 }
 
 // RunEvents returns the run's events with Seq > afterSeq, in order.

@@ -29,7 +29,7 @@ func (db *DB) CreateSession(ctx context.Context, s *deploy.Session) error {
 	if s.LastUsedAt.IsZero() {
 		s.LastUsedAt = s.CreatedAt
 	}
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		found, err := exists(ctx, tx, `SELECT 1 FROM sessions WHERE id = ?`, s.ID)
 		if err != nil {
 			return err
@@ -50,21 +50,21 @@ func (db *DB) CreateSession(ctx context.Context, s *deploy.Session) error {
 // SessionByTokenHash returns the session whose token hashes to hash, even
 // when it is expired or revoked: the caller decides.
 func (db *DB) SessionByTokenHash(ctx context.Context, hash []byte) (*deploy.Session, error) {
-	var s *deploy.Session
-	err := db.read(ctx, func(tx *sql.Tx) error {
-		ss, err := querySessions(ctx, tx, `WHERE token_hash = ?`, hash)
-		if err != nil {
-			return err
-		}
-		if len(ss) == 0 {
-			return deploy.Errorf(deploy.KindNotFound, "session not found")
-		}
-		s = ss[0]
-		return nil
-	})
-	if err != nil {
-		return nil, err
+	// One statement, prepared once: every machine request asks it.
+	var stored []byte
+	var doc string
+	err := db.hot.session.QueryRowContext(ctx, hash).Scan(&stored, &doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, deploy.Errorf(deploy.KindNotFound, "session not found")
 	}
+	if err != nil {
+		return nil, wrapDB(err)
+	}
+	s := new(deploy.Session)
+	if err := decode(doc, s); err != nil {
+		return nil, wrapDB(err)
+	}
+	s.TokenHash = stored
 	return s, nil
 }
 
@@ -74,7 +74,7 @@ func (db *DB) UpdateSession(ctx context.Context, s *deploy.Session) error {
 	if s == nil {
 		return deploy.Errorf(deploy.KindInvalid, "session is missing")
 	}
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		ss, err := querySessions(ctx, tx, `WHERE id = ?`, s.ID)
 		if err != nil {
 			return err
@@ -130,7 +130,7 @@ func (db *DB) RevokeSessions(ctx context.Context, f deploy.SessionFilter, at tim
 		where, args = append(where, "generation = ?"), append(args, f.Generation)
 	}
 	n := 0
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		ss, err := querySessions(ctx, tx, "WHERE "+strings.Join(where, " AND "), args...)
 		if err != nil {
 			return err
@@ -206,7 +206,7 @@ func (db *DB) AppendAudit(ctx context.Context, e *deploy.AuditEvent) error {
 	if e.Action == "" {
 		return deploy.Errorf(deploy.KindInvalid, "audit event action is empty")
 	}
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		s := *e
 		var last int64
 		var prev string

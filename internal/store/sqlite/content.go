@@ -25,7 +25,7 @@ func (db *DB) CreateContentItem(ctx context.Context, c *deploy.ContentItem) erro
 	if c.LastModifiedDate == 0 {
 		c.LastModifiedDate = now
 	}
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		found, err := exists(ctx, tx, `SELECT 1 FROM content_items WHERE id = ?`, c.ID)
 		if err != nil {
 			return err
@@ -45,7 +45,7 @@ func (db *DB) UpdateContentItem(ctx context.Context, c *deploy.ContentItem) erro
 	if c == nil {
 		return deploy.Errorf(deploy.KindInvalid, "content item is missing")
 	}
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		old, err := getItem(ctx, tx, c.ID)
 		if err != nil {
 			return err
@@ -117,7 +117,7 @@ func (db *DB) ContentItems(ctx context.Context) ([]*deploy.ContentItem, error) {
 // blob hashes no remaining version references, sorted.
 func (db *DB) DeleteContentItem(ctx context.Context, id string) ([]string, error) {
 	var orphans []string
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if _, err := getItem(ctx, tx, id); err != nil {
 			return err
 		}
@@ -159,7 +159,7 @@ func (db *DB) AddContentVersion(ctx context.Context, itemID string, v *deploy.Co
 	if stored.LastModifiedDate == 0 {
 		stored.LastModifiedDate = now
 	}
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		item, err := getItem(ctx, tx, itemID)
 		if err != nil {
 			return err
@@ -216,7 +216,7 @@ func (db *DB) UpdateContentVersion(ctx context.Context, v *deploy.ContentVersion
 	if v == nil {
 		return deploy.Errorf(deploy.KindInvalid, "content version is missing")
 	}
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		item, err := getItem(ctx, tx, v.ContentItemID)
 		if err != nil {
 			return err
@@ -261,7 +261,7 @@ func (db *DB) UpdateContentVersion(ctx context.Context, v *deploy.ContentVersion
 // referenced that no remaining version references, sorted.
 func (db *DB) DeleteContentVersion(ctx context.Context, itemID string, versionNo int) ([]string, error) {
 	var orphans []string
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		item, err := getItem(ctx, tx, itemID)
 		if err != nil {
 			return err
@@ -457,7 +457,7 @@ func (db *DB) ImportContentItem(ctx context.Context, c *deploy.ContentItem) erro
 	if c == nil || c.ID == "" {
 		return deploy.Errorf(deploy.KindInvalid, "content item id is missing")
 	}
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		found, err := exists(ctx, tx, `SELECT 1 FROM content_items WHERE id = ?`, c.ID)
 		if err != nil {
 			return err
@@ -505,7 +505,7 @@ func (db *DB) ImportContentItem(ctx context.Context, c *deploy.ContentItem) erro
 // deploy.Store. The caller has stored the blobs.
 func (db *DB) FillContentVersion(ctx context.Context, itemID string, versionNo int, sha256 string, m *deploy.Manifest, size int64) (*deploy.ContentVersion, error) {
 	var out *deploy.ContentVersion
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		item, err := getItem(ctx, tx, itemID)
 		if err != nil {
 			return err

@@ -22,7 +22,7 @@ func (t docTable) put(ctx context.Context, db *DB, id, name string, v any) error
 	if err != nil {
 		return err
 	}
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO `+t.table+` (id, name, doc) VALUES (?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET name = excluded.name, doc = excluded.doc`, id, name, doc)
 		return err
@@ -65,7 +65,7 @@ func (t docTable) list(ctx context.Context, db *DB, add func(doc string) error) 
 }
 
 func (t docTable) delete(ctx context.Context, db *DB, id string) error {
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM `+t.table+` WHERE id = ?`, id)
 		if err != nil {
 			return err
@@ -184,7 +184,7 @@ func (db *DB) PutSetting(ctx context.Context, key string, value []byte) error {
 	if value == nil {
 		value = []byte{}
 	}
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES (?, ?)
 			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
 		return err
@@ -193,7 +193,7 @@ func (db *DB) PutSetting(ctx context.Context, key string, value []byte) error {
 
 // DeleteSetting removes key; deleting an unset key is not an error.
 func (db *DB) DeleteSetting(ctx context.Context, key string) error {
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `DELETE FROM settings WHERE key = ?`, key)
 		return err
 	})
@@ -207,7 +207,7 @@ func (db *DB) UpdateSetting(ctx context.Context, key string, fn func(old []byte)
 	if key == "" {
 		return deploy.Errorf(deploy.KindInvalid, "setting key is empty")
 	}
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var old []byte
 		err := tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, key).Scan(&old)
 		switch {

@@ -2,5 +2,11 @@ package sqlite
 
 import "database/sql"
 
-// SQL exposes the underlying handle to the black-box tests.
+// SQL exposes the read pool to the black-box tests.
 func (db *DB) SQL() *sql.DB { return db.db }
+
+// GroupCommits returns how many commits carried more than one write, and
+// how many writes they carried.
+func (db *DB) GroupCommits() (commits, writes int64) {
+	return db.w.batches.Load(), db.w.batched.Load()
+}

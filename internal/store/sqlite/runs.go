@@ -20,7 +20,7 @@ func (db *DB) UpsertDevice(ctx context.Context, d *deploy.Device) error {
 	if d.ID == "" {
 		d.ID = newID()
 	}
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		s := *d
 		now := db.now()
 		var doc string
@@ -106,7 +106,7 @@ func (db *DB) CreateRun(ctx context.Context, r *deploy.Run) error {
 		r.StartedAt = now
 	}
 	r.UpdatedAt = now
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		found, err := exists(ctx, tx, `SELECT 1 FROM runs WHERE id = ?`, r.ID)
 		if err != nil {
 			return err
@@ -126,7 +126,7 @@ func (db *DB) UpdateRun(ctx context.Context, r *deploy.Run) error {
 	if !validRunState(r.State) {
 		return deploy.Errorf(deploy.KindInvalid, "run state %q is not one of pending, running, succeeded, failed, lost, canceled", r.State)
 	}
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		found, err := exists(ctx, tx, `SELECT 1 FROM runs WHERE id = ?`, r.ID)
 		if err != nil {
 			return err
@@ -139,18 +139,20 @@ func (db *DB) UpdateRun(ctx context.Context, r *deploy.Run) error {
 	})
 }
 
-// Run returns the stored run.
+// Run returns the stored run: one statement, prepared once (every event
+// post asks it).
 func (db *DB) Run(ctx context.Context, id string) (*deploy.Run, error) {
-	var r *deploy.Run
-	err := db.read(ctx, func(tx *sql.Tx) error {
-		var err error
-		r, err = getRun(ctx, tx, id)
-		return err
-	})
-	if err != nil {
-		return nil, err
+	var doc string
+	var updated int64
+	err := db.hot.run.QueryRowContext(ctx, id).Scan(&doc, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errNotFound("run", id)
 	}
-	return r, nil
+	if err != nil {
+		return nil, wrapDB(err)
+	}
+	r, err := decodeRun(doc, updated)
+	return r, wrapDB(err)
 }
 
 // Runs returns the runs matching f, newest (by StartedAt) first.
@@ -205,6 +207,39 @@ func (db *DB) Runs(ctx context.Context, f deploy.RunFilter) ([]*deploy.Run, erro
 	return runs, nil
 }
 
+// LastRunState returns the state of the devices' newest run, from the
+// runs_device_state index alone.
+func (db *DB) LastRunState(ctx context.Context, deviceIDs ...string) (deploy.RunState, bool, error) {
+	if len(deviceIDs) == 0 {
+		return "", false, nil
+	}
+	args := make([]any, len(deviceIDs))
+	for i, id := range deviceIDs {
+		args[i] = id
+	}
+	var row *sql.Row
+	if n := len(deviceIDs); n <= len(db.hot.lastRun) {
+		row = db.hot.lastRun[n-1].QueryRowContext(ctx, args...)
+	} else {
+		row = db.db.QueryRowContext(ctx, lastRunQuery(n), args...)
+	}
+	var state string
+	err := row.Scan(&state)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, wrapDB(err)
+	}
+	return deploy.RunState(state), true, nil
+}
+
+// lastRunQuery is LastRunState's query for n device ids.
+func lastRunQuery(n int) string {
+	return `SELECT state FROM runs WHERE device_id IN (?` + strings.Repeat(`, ?`, n-1) +
+		`) ORDER BY started_at DESC, id LIMIT 1`
+}
+
 // AppendRunEvent appends e to its run's events, assigning the next Seq (the
 // first is 1) and a zero Time to now. The run counts as updated: its
 // UpdatedAt becomes now.
@@ -212,7 +247,7 @@ func (db *DB) AppendRunEvent(ctx context.Context, e *deploy.RunEvent) error {
 	if e == nil {
 		return deploy.Errorf(deploy.KindInvalid, "run event is missing")
 	}
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		now := db.now()
 		res, err := tx.ExecContext(ctx, `UPDATE runs SET updated_at = ? WHERE id = ?`, micros(now), e.RunID)
 		if err != nil {
@@ -223,10 +258,63 @@ func (db *DB) AppendRunEvent(ctx context.Context, e *deploy.RunEvent) error {
 		} else if n == 0 {
 			return errNotFound("run", e.RunID)
 		}
-		s := *e
-		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) + 1 FROM run_events WHERE run_id = ?`, e.RunID).Scan(&s.Seq); err != nil {
+		return appendEvents(ctx, tx, e.RunID, []*deploy.RunEvent{e}, now)
+	})
+}
+
+// AppendRunEvents appends the events to r's run as AppendRunEvent does and
+// replaces the stored run with r, in one write.
+func (db *DB) AppendRunEvents(ctx context.Context, r *deploy.Run, events []*deploy.RunEvent) error {
+	if r == nil {
+		return deploy.Errorf(deploy.KindInvalid, "run is missing")
+	}
+	if !validRunState(r.State) {
+		return deploy.Errorf(deploy.KindInvalid, "run state %q is not one of pending, running, succeeded, failed, lost, canceled", r.State)
+	}
+	for i, e := range events {
+		if e == nil {
+			return deploy.Errorf(deploy.KindInvalid, "run event %d is missing", i)
+		}
+	}
+	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		s := *r
+		now := db.now()
+		s.UpdatedAt = now
+		doc, err := runDoc(&s)
+		if err != nil {
 			return err
 		}
+		// Only the columns an event can change: the other indexes of
+		// runs are left alone.
+		res, err := tx.ExecContext(ctx, `UPDATE runs SET state = ?, updated_at = ?, doc = ? WHERE id = ?`,
+			string(s.State), micros(s.UpdatedAt), doc, s.ID)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return errNotFound("run", r.ID)
+		}
+		if err := appendEvents(ctx, tx, r.ID, events, now); err != nil {
+			return err
+		}
+		*r = s
+		return nil
+	})
+}
+
+// appendEvents inserts the events of one run after its last, numbering
+// them on; each event is set to what was stored.
+func appendEvents(ctx context.Context, tx *sql.Tx, runID string, events []*deploy.RunEvent, now time.Time) error {
+	var next int64
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) + 1 FROM run_events WHERE run_id = ?`, runID).Scan(&next); err != nil {
+		return err
+	}
+	stored := make([]deploy.RunEvent, len(events))
+	for i, e := range events {
+		s := *e
+		s.RunID, s.Seq = runID, next+int64(i)
 		if s.Time.IsZero() {
 			s.Time = now
 		}
@@ -238,9 +326,12 @@ func (db *DB) AppendRunEvent(ctx context.Context, e *deploy.RunEvent) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO run_events (run_id, seq, doc) VALUES (?, ?, ?)`, s.RunID, s.Seq, doc); err != nil {
 			return err
 		}
-		*e = s
-		return nil
-	})
+		stored[i] = s
+	}
+	for i, e := range events {
+		*e = stored[i]
+	}
+	return nil
 }
 
 // RunEvents returns the run's events with Seq > afterSeq, in order.
@@ -268,7 +359,7 @@ func (db *DB) RunEvents(ctx context.Context, runID string, afterSeq int64) ([]*d
 // many changed.
 func (db *DB) MarkLostRuns(ctx context.Context, before time.Time) (int, error) {
 	n := 0
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT doc, updated_at FROM runs
 			WHERE state NOT IN (?, ?, ?, ?) AND updated_at < ?`,
 			deploy.RunSucceeded, deploy.RunFailed, deploy.RunLost, deploy.RunCanceled, micros(before))
@@ -310,19 +401,6 @@ func (db *DB) MarkLostRuns(ctx context.Context, before time.Time) (int, error) {
 	return n, err
 }
 
-func getRun(ctx context.Context, tx *sql.Tx, id string) (*deploy.Run, error) {
-	var doc string
-	var updated int64
-	err := tx.QueryRowContext(ctx, `SELECT doc, updated_at FROM runs WHERE id = ?`, id).Scan(&doc, &updated)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, errNotFound("run", id)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return decodeRun(doc, updated)
-}
-
 // decodeRun decodes a run document; the updated_at column is authoritative
 // because AppendRunEvent advances it without rewriting the document.
 func decodeRun(doc string, updated int64) (*deploy.Run, error) {
@@ -334,8 +412,8 @@ func decodeRun(doc string, updated int64) (*deploy.Run, error) {
 	return r, nil
 }
 
-// putRun upserts r with its times in UTC.
-func putRun(ctx context.Context, tx *sql.Tx, r *deploy.Run) error {
+// runDoc sets r's times to UTC and encodes it for the doc column.
+func runDoc(r *deploy.Run) (string, error) {
 	r.StartedAt, r.UpdatedAt = r.StartedAt.UTC(), r.UpdatedAt.UTC()
 	if r.EndedAt != nil {
 		t := r.EndedAt.UTC()
@@ -344,7 +422,12 @@ func putRun(ctx context.Context, tx *sql.Tx, r *deploy.Run) error {
 	for i := range r.Steps {
 		r.Steps[i].StartedAt = r.Steps[i].StartedAt.UTC()
 	}
-	doc, err := encode(r)
+	return encode(r)
+}
+
+// putRun upserts r with its times in UTC.
+func putRun(ctx context.Context, tx *sql.Tx, r *deploy.Run) error {
+	doc, err := runDoc(r)
 	if err != nil {
 		return err
 	}

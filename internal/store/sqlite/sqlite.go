@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,17 +28,32 @@ var _ deploy.Store = (*DB)(nil)
 
 // DB is the SQLite implementation of deploy.Store. Create it with Open.
 type DB struct {
-	db *sql.DB
+	db *sql.DB // readers: a bounded pool that keeps its connections
+	w  *writer // the one writing connection
+	// hot are the reads every machine request makes, prepared once (the
+	// pool keeps them prepared on each of its connections).
+	hot struct {
+		run, session *sql.Stmt
+		// lastRun[n-1] is LastRunState's query for n device ids (a
+		// machine sends its UUID, its MAC or both).
+		lastRun [2]*sql.Stmt
+	}
+	// stopCheckpoint ends the checkpoint goroutine, which closes
+	// checkpointDone.
+	stopCheckpoint, checkpointDone chan struct{}
 	// Now is the clock for timestamps the store sets itself (run and session
 	// times, audit entries, content dates). Defaults to time.Now.
 	Now func() time.Time
 }
 
-// dsnParams apply to every pooled connection: WAL, foreign keys, a busy
-// timeout and full sync; write transactions begin IMMEDIATE so that they
-// never fail upgrading a read lock to a write lock.
+// dsnParams apply to every connection: WAL, foreign keys, a busy timeout,
+// full sync, temporary data (the writer's savepoint journals) in memory,
+// and no checkpoint inside a commit (the checkpointer does it beside the
+// writer, see checkpoint); write transactions begin IMMEDIATE so that they never fail
+// upgrading a read lock to a write lock.
 const dsnParams = "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)" +
-	"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_txlock=immediate"
+	"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_pragma=temp_store(MEMORY)" +
+	"&_pragma=wal_autocheckpoint(0)&_txlock=immediate"
 
 // dsn returns the modernc.org/sqlite data source name Open uses for path.
 // The path is given without "file:" so that SQLite does not URI-decode it.
@@ -53,20 +69,88 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("open store: database path %q must not contain '?' or '#'", path)
 	}
-	sdb, err := sql.Open("sqlite", dsn(path))
+	wdb, err := sql.Open("sqlite", dsn(path))
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	db := &DB{db: sdb, Now: time.Now}
-	if err := db.migrate(ctx); err != nil {
-		sdb.Close()
+	rdb, err := sql.Open("sqlite", dsn(path))
+	if err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	// Opening a connection costs far more than a short read (the schema
+	// is parsed, the pragmas run): the pool keeps what it opens.
+	n := readConns()
+	rdb.SetMaxOpenConns(n)
+	rdb.SetMaxIdleConns(n)
+	rdb.SetConnMaxLifetime(0)
+	rdb.SetConnMaxIdleTime(0)
+	db := &DB{db: rdb, Now: time.Now}
+	if err := db.migrate(ctx, wdb); err != nil {
+		wdb.Close()
+		rdb.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
+	if err := db.prepare(ctx); err != nil {
+		wdb.Close()
+		rdb.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	db.w = newWriter(wdb)
+	db.stopCheckpoint = make(chan struct{})
+	db.checkpointDone = make(chan struct{})
+	go db.checkpoint()
 	return db, nil
 }
 
+// readConns is the size of the read pool: readers in WAL mode do not block
+// one another, and more connections than cores only add memory.
+func readConns() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
+
+func (db *DB) prepare(ctx context.Context) error {
+	var err error
+	if db.hot.run, err = db.db.PrepareContext(ctx, `SELECT doc, updated_at FROM runs WHERE id = ?`); err != nil {
+		return err
+	}
+	if db.hot.session, err = db.db.PrepareContext(ctx, `SELECT token_hash, doc FROM sessions WHERE token_hash = ?`); err != nil {
+		return err
+	}
+	for i := range db.hot.lastRun {
+		if db.hot.lastRun[i], err = db.db.PrepareContext(ctx, lastRunQuery(i+1)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkpointEvery is how often the WAL is copied back into the database.
+const checkpointEvery = 500 * time.Millisecond
+
+// checkpoint copies the WAL back into the database file, PASSIVE (never
+// waiting for readers or the writer), from a read connection: a
+// checkpoint inside the writer's commit would hold every waiting machine
+// for its copy and fsync.
+func (db *DB) checkpoint() {
+	defer close(db.checkpointDone)
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.stopCheckpoint:
+			return
+		case <-t.C:
+			_, _ = db.db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+		}
+	}
+}
+
 // Close closes the database.
-func (db *DB) Close() error { return db.db.Close() }
+func (db *DB) Close() error {
+	close(db.stopCheckpoint)
+	<-db.checkpointDone
+	return errors.Join(db.w.close(), db.hot.run.Close(), db.hot.session.Close(),
+		db.hot.lastRun[0].Close(), db.hot.lastRun[1].Close(), db.db.Close())
+}
 
 type migration struct {
 	version int
@@ -105,12 +189,12 @@ func migrations() ([]migration, error) {
 
 // migrate applies every embedded migration the database lacks, each in its
 // own transaction together with its schema_migrations row.
-func (db *DB) migrate(ctx context.Context) error {
+func (db *DB) migrate(ctx context.Context, wdb *sql.DB) error {
 	ms, err := migrations()
 	if err != nil {
 		return err
 	}
-	if _, err := db.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	if _, err := wdb.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INTEGER PRIMARY KEY,
 		applied_at TEXT NOT NULL
 	)`); err != nil {
@@ -129,15 +213,15 @@ func (db *DB) migrate(ctx context.Context) error {
 			"database schema version %d is newer than this imprint knows (%d); upgrade imprint", current, known)
 	}
 	for _, m := range ms {
-		if err := db.apply(ctx, m); err != nil {
+		if err := db.apply(ctx, wdb, m); err != nil {
 			return fmt.Errorf("migration %s: %w", m.name, err)
 		}
 	}
 	return nil
 }
 
-func (db *DB) apply(ctx context.Context, m migration) error {
-	tx, err := db.db.BeginTx(ctx, nil)
+func (db *DB) apply(ctx context.Context, wdb *sql.DB, m migration) error {
+	tx, err := wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -179,17 +263,11 @@ func (db *DB) now() time.Time {
 	return f().UTC().Truncate(time.Microsecond)
 }
 
-// write runs fn in an IMMEDIATE transaction and commits it.
-func (db *DB) write(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := db.db.BeginTx(ctx, nil)
-	if err != nil {
-		return wrapDB(err)
-	}
-	defer tx.Rollback()
-	if err := fn(tx); err != nil {
-		return wrapDB(err)
-	}
-	return wrapDB(tx.Commit())
+// write runs fn through the writer: in a transaction, committed (possibly
+// together with other writes waiting at the same time) before it returns.
+// fn must use the context it is given, not its caller's.
+func (db *DB) write(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
+	return wrapDB(db.w.do(ctx, fn))
 }
 
 // read runs fn in a deferred, read-only transaction: one consistent snapshot.

@@ -19,7 +19,7 @@ func (db *DB) CreateUser(ctx context.Context, u *deploy.User) error {
 		u.UpdatedAt = u.CreatedAt
 	}
 	u.CreatedAt, u.UpdatedAt = u.CreatedAt.UTC(), u.UpdatedAt.UTC()
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		found, err := exists(ctx, tx, `SELECT 1 FROM users WHERE name = ?`, u.Name)
 		if err != nil {
 			return err
@@ -43,7 +43,7 @@ func (db *DB) UpdateUser(ctx context.Context, u *deploy.User) error {
 		u.UpdatedAt = db.now()
 	}
 	u.UpdatedAt = u.UpdatedAt.UTC()
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE users SET role = ?, password_hash = ?, updated_at = ? WHERE name = ?`,
 			string(u.Role), u.PasswordHash, micros(u.UpdatedAt), u.Name)
 		if err != nil {
@@ -86,7 +86,7 @@ func (db *DB) Users(ctx context.Context) ([]*deploy.User, error) {
 
 // DeleteUser removes an account.
 func (db *DB) DeleteUser(ctx context.Context, name string) error {
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name)
 		if err != nil {
 			return err

@@ -265,3 +265,81 @@ func testMarkLostRuns(t *testing.T, open func(*testing.T) deploy.Store) {
 		t.Errorf("MarkLostRuns again = %d, want 0", n)
 	}
 }
+
+func testLastRunState(t *testing.T, open func(*testing.T) deploy.Store) {
+	s := open(t)
+	t0 := base()
+	for _, r := range []*deploy.Run{
+		newRun("uuid-a", "ts", deploy.RunFailed, t0),
+		newRun("mac-a", "ts", deploy.RunSucceeded, t0.Add(time.Minute)),
+		newRun("uuid-a", "ts", deploy.RunRunning, t0.Add(-time.Hour)),
+		newRun("other", "ts", deploy.RunCanceled, t0.Add(time.Hour)),
+	} {
+		must(t, "CreateRun", s.CreateRun(ctx(t), r))
+	}
+	tests := []struct {
+		ids    []string
+		want   deploy.RunState
+		wantOK bool
+	}{
+		{[]string{"uuid-a"}, deploy.RunFailed, true},
+		{[]string{"mac-a"}, deploy.RunSucceeded, true},
+		{[]string{"uuid-a", "mac-a"}, deploy.RunSucceeded, true}, // the newer of the two
+		{[]string{"mac-a", "uuid-a"}, deploy.RunSucceeded, true},
+		{[]string{"uuid-a", "mac-a", "other"}, deploy.RunCanceled, true},
+		{[]string{"nobody"}, "", false},
+		{nil, "", false},
+	}
+	for _, tc := range tests {
+		got, ok, err := s.LastRunState(ctx(t), tc.ids...)
+		must(t, "LastRunState", err)
+		if got != tc.want || ok != tc.wantOK {
+			t.Errorf("LastRunState(%q) = %q, %v; want %q, %v", tc.ids, got, ok, tc.want, tc.wantOK)
+		}
+	}
+}
+
+func testAppendRunEvents(t *testing.T, open func(*testing.T) deploy.Store) {
+	s := open(t)
+	r := newRun("dev", "ts", deploy.RunRunning, base())
+	must(t, "CreateRun", s.CreateRun(ctx(t), r))
+	must(t, "AppendRunEvent", s.AppendRunEvent(ctx(t), &deploy.RunEvent{RunID: r.ID, Type: "log", Time: base()}))
+
+	evs := []*deploy.RunEvent{
+		{Type: "step-start", StepID: "s1", Time: base().Add(time.Second)},
+		{Type: "step-end", StepID: "s1"},
+	}
+	r.CurrentStep = "s1"
+	r.Steps = []deploy.StepResult{{StepID: "s1", Name: "One", Path: "s1", Outcome: deploy.StepSucceeded, StartedAt: base()}}
+	must(t, "AppendRunEvents", s.AppendRunEvents(ctx(t), r, evs))
+	for i, e := range evs {
+		if e.RunID != r.ID || e.Seq != int64(i+2) || e.Time.IsZero() {
+			t.Errorf("event %d after append: run %q seq %d time %v; want run %s, seq %d and a time", i, e.RunID, e.Seq, e.Time, r.ID, i+2)
+		}
+	}
+	got, err := s.RunEvents(ctx(t), r.ID, 1)
+	must(t, "RunEvents", err)
+	if d := cmp.Diff(evs, got); d != "" {
+		t.Errorf("stored events (-want +got):\n%s", d)
+	}
+	stored, err := s.Run(ctx(t), r.ID)
+	must(t, "Run", err)
+	if d := cmp.Diff(r, stored); d != "" {
+		t.Errorf("stored run (-want +got):\n%s", d)
+	}
+
+	missing := newRun("dev", "ts", deploy.RunRunning, base())
+	missing.ID = "00000000-0000-0000-0000-00000000dead"
+	err = s.AppendRunEvents(ctx(t), missing, []*deploy.RunEvent{{Type: "log"}})
+	if !deploy.IsNotFound(err) {
+		t.Errorf("AppendRunEvents to an unknown run: %v, want not found", err)
+	}
+	if _, err := s.RunEvents(ctx(t), missing.ID, 0); !deploy.IsNotFound(err) {
+		t.Errorf("RunEvents of the unknown run after the refused append: %v, want not found", err)
+	}
+	bad := *r
+	bad.State = "sideways"
+	if err := s.AppendRunEvents(ctx(t), &bad, nil); deploy.ErrorKind(err) != deploy.KindInvalid {
+		t.Errorf("AppendRunEvents with state %q: %v, want invalid", bad.State, err)
+	}
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Machines reporting run events, and the per-machine iPXE script, against
+# the server built from this tree and against a baseline built from BASE
+# (default: the commit before the single-writer change), in the same run,
+# with the load client on the same machine. Prints p50/p99/errors for each
+# load and the ratios.
+#
+#   bench/events.sh                      1,000 and 5,000 machines, 20 s each
+#   MACHINES="1000" DURATION=10s BASE=<commit> bench/events.sh
+#
+# The baseline runs only the first machine count (at 5,000 its setup alone,
+# thousands of fsync'd logins fighting for the lock, takes minutes).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+base=${BASE:-d5e5b47}
+machines=${MACHINES:-1000 5000}
+duration=${DURATION:-20s}
+conns=${CONNS:-200}
+work=$(mktemp -d "${TMPDIR:-/tmp}/imprint-events.XXXXXX")
+pid=
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+
+echo "building this tree and the baseline ($base)..."
+go build -o "$work/imprint-new" ./cmd/imprint
+go build -o "$work/events" ./bench/events
+mkdir "$work/base-src"
+git archive "$base" | tar -x -C "$work/base-src"
+(cd "$work/base-src" && go build -o "$work/imprint-base" ./cmd/imprint)
+
+api=127.0.0.1:${API_PORT:-17281}
+boot=127.0.0.1:${BOOT_PORT:-17282}
+ts='{"id":"b0000000-0000-4000-8000-000000000001","name":"Bench","architecture":"Any","versions":[{"id":"v","taskSequenceId":"b0000000-0000-4000-8000-000000000001","versionNo":1,"status":"Active","steps":[]}]}'
+
+# serve BINARY: a fresh server with anonymous logins and the sequence.
+serve() {
+	local data="$work/data-$1"
+	rm -rf "$data"
+	"$work/imprint-$1" --data "$data" server --listen "$api" --boot-listen "$boot" \
+		--max-conns 20000 --max-conns-per-addr 64 --log-level error 2>>"$work/server-$1.log" &
+	pid=$!
+	local sock="$data/imprint.sock"
+	for _ in $(seq 200); do [ -S "$sock" ] && break; sleep 0.1; done
+	curl -sf --unix-socket "$sock" -X PUT http://imprint/admin/v1/security/anonymous -d '{"on":true}' >/dev/null
+	curl -sf --unix-socket "$sock" -X POST http://imprint/admin/v1/tasksequences/import -d "$ts" >/dev/null
+	mkdir -p "$data/boot/images/x86_64"
+}
+stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
+field() { sed -n "s/^RESULT.* $1=\([^ ]*\).*/\1/p" "$2"; }
+
+for which in base new; do
+	for n in $machines; do
+		echo
+		echo "== $which: $n machines, one step event each every 2 s, $duration =="
+		serve "$which"
+		"$work/events" -api "https://$api" -ca "$work/data-$which/tls/ca.crt" -machines "$n" -duration "$duration" |
+			tee "$work/$which-$n.events"
+		echo "-- boot script vs static file of its size, $conns connections, 10 s each --"
+		"$work/events" -boot "http://$boot" -static "$work/data-$which/boot/images/x86_64/vmlinuz" \
+			-machines "$n" -conns "$conns" -duration 10s | tee "$work/$which-$n.boot"
+		stop
+		[ "$which" = base ] && break
+	done
+done
+
+echo
+echo "== summary =="
+first=${machines%% *}
+for f in "$work"/new-*.events; do
+	n=$(basename "$f" .events); n=${n#new-}
+	printf 'new  %5d machines: errors %s  p50 %s ms  p99 %s ms   boot script %s× static\n' "$n" \
+		"$(field errors "$f")" "$(field p50_ms "$f")" "$(field p99_ms "$f")" "$(field ratio "$work/new-$n.boot")"
+done
+b="$work/base-$first"
+printf 'base %5d machines: errors %s  p50 %s ms  p99 %s ms   boot script %s× static\n' "$first" \
+	"$(field errors "$b.events")" "$(field p50_ms "$b.events")" "$(field p99_ms "$b.events")" "$(field ratio "$b.boot")"
+awk -v nb="$(field p99_ms "$b.events")" -v nn="$(field p99_ms "$work/new-$first.events")" \
+	-v sb="$(field script_rps "$b.boot")" -v sn="$(field script_rps "$work/new-$first.boot")" \
+	'BEGIN { printf "at %s machines: p99 new/base %.3f, boot script rate new/base %.2f\n", "'"$first"'", nn / nb, sn / sb }'

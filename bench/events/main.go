@@ -1,0 +1,353 @@
+// Command events is the load client of bench/events.sh: simulated machines,
+// each with its own session and connection, posting a step event every few
+// seconds to a running imprint server over HTTPS, and the per-machine iPXE
+// script fetched against a static boot file of the same size.
+//
+//	events -api https://127.0.0.1:PORT -ca CA.crt -machines 1000 -duration 20s
+//	events -boot http://127.0.0.1:PORT -static FILE -machines 1000 -conns 200
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// tsID is the task sequence bench/events.sh imports.
+const tsID = "b0000000-0000-4000-8000-000000000001"
+
+func main() {
+	var o options
+	flag.StringVar(&o.api, "api", "", "API base URL (https://127.0.0.1:PORT): run the events load")
+	flag.StringVar(&o.ca, "ca", "", "the server's CA certificate (PEM)")
+	flag.StringVar(&o.boot, "boot", "", "boot port base URL (http://127.0.0.1:PORT): run the boot script load")
+	flag.StringVar(&o.static, "static", "", "with -boot: write a static boot file of the script's size here and fetch it too")
+	flag.IntVar(&o.machines, "machines", 1000, "simulated machines")
+	flag.DurationVar(&o.interval, "interval", 2*time.Second, "time between one machine's events")
+	flag.DurationVar(&o.duration, "duration", 20*time.Second, "length of the measured load")
+	flag.IntVar(&o.conns, "conns", 200, "with -boot: concurrent connections")
+	flag.Parse()
+	var err error
+	switch {
+	case o.api != "":
+		err = o.events(context.Background())
+	case o.boot != "":
+		err = o.bootLoad(context.Background())
+	default:
+		err = errors.New("give -api or -boot")
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "events:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	api, ca, boot, static string
+	machines, conns       int
+	interval, duration    time.Duration
+}
+
+// source is the loopback address machine i connects from: the server
+// limits connections per source address, and a lab has one per machine.
+func source(i int) *net.TCPAddr {
+	return &net.TCPAddr{IP: net.IPv4(127, 1+byte(i>>16), byte(i>>8), byte(i))}
+}
+
+// deviceUUID is machine i's SMBIOS UUID.
+func deviceUUID(i int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", i) }
+
+// client is one machine's HTTP client: its own connection, kept alive.
+func client(i int, tlsConf *tls.Config) *http.Client {
+	d := &net.Dialer{LocalAddr: source(i), Timeout: 10 * time.Second}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		DialContext: d.DialContext, TLSClientConfig: tlsConf, MaxIdleConnsPerHost: 1,
+		IdleConnTimeout: time.Minute, TLSHandshakeTimeout: 10 * time.Second,
+	}}
+}
+
+func post(ctx context.Context, c *http.Client, url, token string, body, out any) (int, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return 0, err
+	}
+	req, err := http.NewRequestWithContext(ctx, "POST", url, strings.NewReader(string(b)))
+	if err != nil {
+		return 0, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	ans, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		return resp.StatusCode, fmt.Errorf("%d %s", resp.StatusCode, strings.TrimSpace(string(ans)))
+	}
+	if out != nil {
+		return resp.StatusCode, json.Unmarshal(ans, out)
+	}
+	return resp.StatusCode, nil
+}
+
+type machine struct {
+	c            *http.Client
+	token, runID string
+}
+
+// setup logs machine i in and starts its run, retrying what the server
+// refuses (a baseline under load may answer 500) for up to a minute.
+func (o *options) setup(ctx context.Context, i int, tlsConf *tls.Config) (*machine, int, error) {
+	m := &machine{c: client(i, tlsConf)}
+	retries := 0
+	try := func(f func() error) error {
+		deadline := time.Now().Add(time.Minute)
+		for {
+			err := f()
+			if err == nil || time.Now().After(deadline) {
+				return err
+			}
+			retries++
+			if retries == 1 {
+				fmt.Fprintf(os.Stderr, "machine %d retries after: %v\n", i, err)
+			}
+			time.Sleep(time.Duration(50+rand.IntN(200)) * time.Millisecond)
+		}
+	}
+	err := try(func() error {
+		var tok struct{ Token string }
+		dev := map[string]any{"uuid": deviceUUID(i), "macs": []string{fmt.Sprintf("52:54:00:%02x:%02x:%02x", byte(i>>16), byte(i>>8), byte(i))}}
+		_, err := post(ctx, m.c, o.api+"/v1/auth/token", "", map[string]any{"method": "anonymous", "device": dev}, &tok)
+		m.token = tok.Token
+		return err
+	})
+	if err != nil {
+		return nil, retries, fmt.Errorf("login: %w", err)
+	}
+	err = try(func() error {
+		var run struct{ ID string }
+		_, err := post(ctx, m.c, o.api+"/v1/runs", m.token, map[string]any{"taskSequenceId": tsID, "versionNo": 1}, &run)
+		m.runID = run.ID
+		return err
+	})
+	if err != nil {
+		return nil, retries, fmt.Errorf("start run: %w", err)
+	}
+	return m, retries, nil
+}
+
+func (o *options) events(ctx context.Context) error {
+	pem, err := os.ReadFile(o.ca)
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return fmt.Errorf("%s holds no certificate", o.ca)
+	}
+	tlsConf := &tls.Config{RootCAs: pool, ServerName: "localhost"}
+
+	t0 := time.Now()
+	ms := make([]*machine, o.machines)
+	var retries atomic.Int64
+	var firstErr error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for i := range ms {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			m, r, err := o.setup(ctx, i, tlsConf)
+			retries.Add(int64(r))
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && firstErr == nil {
+				firstErr = fmt.Errorf("machine %d: %w", i, err)
+			}
+			ms[i] = m
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	fmt.Printf("setup: %d machines logged in and started a run in %.1fs (%d retries of refused requests)\n",
+		o.machines, time.Since(t0).Seconds(), retries.Load())
+
+	// Every machine posts one step event per interval, starting at a
+	// random moment of the first interval, for the duration.
+	var (
+		lat    []time.Duration
+		errs   = map[string]int{}
+		sample string
+	)
+	end := time.Now().Add(o.interval + o.duration)
+	for i, m := range ms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			bad := map[string]int{}
+			var first string
+			time.Sleep(time.Duration(rand.Int64N(int64(o.interval))))
+			tick := time.NewTicker(o.interval)
+			defer tick.Stop()
+			for n := 0; time.Now().Before(end); n++ {
+				typ := "step-start"
+				if n%2 == 1 {
+					typ = "step-end"
+				}
+				step := fmt.Sprintf("s%d", n/2)
+				ev := []map[string]any{{"type": typ, "stepId": step, "path": step, "name": "Step " + step, "outcome": "succeeded"}}
+				start := time.Now()
+				code, err := post(ctx, m.c, o.api+"/v1/runs/"+m.runID+"/events", m.token, ev, nil)
+				mine = append(mine, time.Since(start))
+				if err != nil {
+					key := fmt.Sprint(code)
+					if code == 0 {
+						key = "transport"
+					}
+					bad[key]++
+					if first == "" {
+						first = fmt.Sprintf("machine %d: %v", i, err)
+					}
+				}
+				<-tick.C
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			lat = append(lat, mine...)
+			for k, v := range bad {
+				errs[k] += v
+			}
+			if sample == "" {
+				sample = first
+			}
+		}()
+	}
+	wg.Wait()
+	nerr := 0
+	for _, v := range errs {
+		nerr += v
+	}
+	slices.Sort(lat)
+	fmt.Printf("events: machines %d  every %v  requests %d  errors %d %v  p50 %s  p99 %s  max %s\n",
+		o.machines, o.interval, len(lat), nerr, errs, ms2(pct(lat, 50)), ms2(pct(lat, 99)), ms2(pct(lat, 100)))
+	if sample != "" {
+		fmt.Println("first error:", sample)
+	}
+	// For the script: one line it can pick fields from.
+	fmt.Printf("RESULT machines=%d requests=%d errors=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",
+		o.machines, len(lat), nerr, msf(pct(lat, 50)), msf(pct(lat, 99)), msf(pct(lat, 100)))
+	return nil
+}
+
+func pct(s []time.Duration, p int) time.Duration {
+	if len(s) == 0 {
+		return 0
+	}
+	i := (len(s)*p + 99) / 100
+	return s[min(max(i-1, 0), len(s)-1)]
+}
+
+func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+func ms2(d time.Duration) string  { return fmt.Sprintf("%.1fms", msf(d)) }
+
+// bootLoad fetches machines' iPXE scripts over conns connections for the
+// duration, then (with -static) a static boot file of the same size the
+// same way, and prints both rates and their ratio.
+func (o *options) bootLoad(ctx context.Context) error {
+	script := func(i int) string {
+		return fmt.Sprintf("%s/ipxe?mac=52-54-00-%02x-%02x-%02x&uuid=%s&arch=x86_64&platform=efi",
+			o.boot, byte(i>>16), byte(i>>8), byte(i), deviceUUID(i))
+	}
+	body, err := get(ctx, http.DefaultClient, script(0))
+	if err != nil {
+		return err
+	}
+	rate, p50, p99, nerr := o.hammer(ctx, script)
+	fmt.Printf("boot script: %d bytes  %d connections  %.0f req/s  p50 %s  p99 %s  errors %d\n",
+		len(body), o.conns, rate, ms2(p50), ms2(p99), nerr)
+	if o.static == "" {
+		return nil
+	}
+	if err := os.WriteFile(o.static, body, 0o644); err != nil {
+		return err
+	}
+	srate, sp50, sp99, serr := o.hammer(ctx, func(int) string { return o.boot + "/images/x86_64/vmlinuz" })
+	fmt.Printf("static file: %d bytes  %d connections  %.0f req/s  p50 %s  p99 %s  errors %d\n",
+		len(body), o.conns, srate, ms2(sp50), ms2(sp99), serr)
+	fmt.Printf("RESULT script_rps=%.0f static_rps=%.0f ratio=%.2f errors=%d\n", rate, srate, rate/srate, nerr+serr)
+	return nil
+}
+
+func get(ctx context.Context, c *http.Client, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != 200 {
+		err = fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, b)
+	}
+	return b, err
+}
+
+// hammer gets url(i) as fast as conns keep-alive connections allow (one
+// per source address) for the duration.
+func (o *options) hammer(ctx context.Context, url func(int) string) (rate float64, p50, p99 time.Duration, nerr int) {
+	var mu sync.Mutex
+	var lat []time.Duration
+	var wg sync.WaitGroup
+	start := time.Now()
+	end := start.Add(o.duration)
+	for c := 0; c < o.conns; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl := client(c, nil)
+			var mine []time.Duration
+			bad := 0
+			for n := c; time.Now().Before(end); n += o.conns {
+				t := time.Now()
+				if _, err := get(ctx, cl, url(n%o.machines)); err != nil {
+					bad++
+				}
+				mine = append(mine, time.Since(t))
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			lat = append(lat, mine...)
+			nerr += bad
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	slices.Sort(lat)
+	return float64(len(lat)) / el.Seconds(), pct(lat, 50), pct(lat, 99), nerr
+}

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -229,36 +228,20 @@ func TestCorruptBlobBreaksTheMachineDownload(t *testing.T) {
 	ts.machine(t, "GET", "/v1/tasksequences/"+tsID+"/versions/1", tok, nil, nil)
 	flipByte(t, blobPath(dir, v.SHA256), 7)
 
-	for _, h2 := range []bool{false, true} {
-		tr := ts.api.Transport.(*http.Transport).Clone()
-		tr.ForceAttemptHTTP2 = h2
-		req, _ := http.NewRequest("GET", ts.apiURL("/v1/content/"+app.ID+"/1/data"), nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := (&http.Client{Transport: tr}).Do(req)
-		if err != nil {
-			t.Fatalf("HTTP/2 %v: %v", h2, err)
-		}
-		got, rerr := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if h2 && resp.ProtoMajor != 2 {
-			t.Errorf("answered over %s, want HTTP/2", resp.Proto)
-		}
-		if !h2 {
-			// The first download found the damage and broke off.
-			if rerr == nil {
-				t.Fatalf("agent download of a corrupt blob completed: %d, %d bytes", resp.StatusCode, len(got))
-			}
-			if a := ts.corruptAudits(t); len(a) != 1 || a[0].Details["sha256"] != v.SHA256 {
-				t.Errorf("content.corrupt audit = %+v", a)
-			}
-			// Put the corrupt bytes back (as if set aside had failed) for the HTTP/2 round.
-			if err := os.Rename(filepath.Join(dir, "content", "corrupt", v.SHA256), blobPath(dir, v.SHA256)); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		if rerr == nil {
-			t.Fatalf("HTTP/2 download of a corrupt blob completed: %d, %d bytes", resp.StatusCode, len(got))
-		}
+	// The API speaks HTTP/1.1 only (server.go), as the agent does.
+	req, _ := http.NewRequest("GET", ts.apiURL("/v1/content/"+app.ID+"/1/data"), nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := ts.api.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, rerr := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	// The download found the damage and broke off.
+	if rerr == nil {
+		t.Fatalf("agent download of a corrupt blob completed: %d, %d bytes", resp.StatusCode, len(got))
+	}
+	if a := ts.corruptAudits(t); len(a) != 1 || a[0].Details["sha256"] != v.SHA256 {
+		t.Errorf("content.corrupt audit = %+v", a)
 	}
 }

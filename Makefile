@@ -55,8 +55,9 @@ vet:
 	GOOS=windows $(GO) vet ./...
 	$(GO) vet -tags e2e ./e2e/
 
-# IMPRINT_TEST_REQUIRE makes a test whose prerequisite is missing (e.g.
-# PostgreSQL for internal/store/postgres) fail instead of skipping.
+# IMPRINT_TEST_REQUIRE makes a test whose host prerequisite is missing (a
+# tool, root, PostgreSQL for internal/store/postgres) fail, naming the
+# package to install, instead of skipping (internal/testenv).
 unit:
 	IMPRINT_TEST_REQUIRE=1 CGO_ENABLED=1 $(GO) test -race -count=1 ./...
 
@@ -77,9 +78,10 @@ fuzz:
 	done
 
 # The QEMU end-to-end tests: a VM network-boots, types its passcode, writes
-# its disk and boots what was deployed. Needs root (network namespaces).
+# its disk and boots what was deployed. Needs root (network namespaces); a
+# missing prerequisite fails (IMPRINT_TEST_REQUIRE), it never skips.
 e2e: build
-	$(GO) test -tags e2e -count=1 -v -timeout 20m ./e2e/
+	IMPRINT_TEST_REQUIRE=1 $(GO) test -tags e2e -count=1 -v -timeout 20m ./e2e/
 
 test: deps vet build unit fuzz e2e
 

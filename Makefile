@@ -55,13 +55,14 @@ vet:
 	GOOS=windows $(GO) vet ./...
 	$(GO) vet -tags e2e ./e2e/
 
-# IMPRINT_TEST_REQUIRE makes a test whose prerequisite is missing (e.g.
-# PostgreSQL for internal/store/postgres, chromium for the console's browser
-# test) fail instead of skipping. The browser test saves a screenshot of
-# every console page in IMPRINT_SCREENSHOTS.
+# IMPRINT_TEST_REQUIRE makes a test whose host prerequisite is missing (a
+# tool, root, PostgreSQL for internal/store/postgres, chromium for the
+# console's browser test) fail, naming the package to install, instead of
+# skipping (internal/testenv). The browser test saves a screenshot of every
+# console page in IMPRINT_SCREENSHOTS.
 SCREENSHOTS ?= $(CURDIR)/bin/console-screenshots
 unit:
-	IMPRINT_TEST_REQUIRE=1 IMPRINT_REQUIRE_BROWSER=1 IMPRINT_SCREENSHOTS=$(SCREENSHOTS) CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+	IMPRINT_TEST_REQUIRE=1 IMPRINT_SCREENSHOTS=$(SCREENSHOTS) CGO_ENABLED=1 $(GO) test -race -count=1 ./...
 	@echo "console screenshots: $(SCREENSHOTS)"
 
 # Every fuzz target in the tree (found by name, so a new one is never left
@@ -81,9 +82,10 @@ fuzz:
 	done
 
 # The QEMU end-to-end tests: a VM network-boots, types its passcode, writes
-# its disk and boots what was deployed. Needs root (network namespaces).
+# its disk and boots what was deployed. Needs root (network namespaces); a
+# missing prerequisite fails (IMPRINT_TEST_REQUIRE), it never skips.
 e2e: build
-	$(GO) test -tags e2e -count=1 -v -timeout 20m ./e2e/
+	IMPRINT_TEST_REQUIRE=1 $(GO) test -tags e2e -count=1 -v -timeout 20m ./e2e/
 
 test: deps vet build unit fuzz e2e
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/imprint-osd/imprint/internal/bootimage"
 	"github.com/imprint-osd/imprint/internal/server"
+	"github.com/imprint-osd/imprint/internal/testenv"
 )
 
 // Ports of the server inside each test's private network namespace; the
@@ -88,9 +89,7 @@ func artifacts(t *testing.T) *Artifacts {
 
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("e2e tests need root (network namespaces); run them as root")
-	}
+	testenv.Root(t, "for the e2e tests (network namespaces)")
 	needTools(t, "ip", "qemu-system-x86_64", "apt-get", "dpkg-deb", "depmod", "objcopy", "mkfs.ext4", "zstd", "sgdisk", "e2fsck", "mdir")
 }
 
@@ -441,14 +440,13 @@ func (e *Env) imprint(ctx context.Context, stdin string, args ...string) ([]byte
 	return stdout.Bytes(), nil
 }
 
-// needTools skips the test when a host program it drives is missing;
-// `make deps` installs them all, so under `make test` nothing skips.
+// needTools skips the test when a host program it drives is missing, or
+// fails it naming the package under `make test` (testenv.Missing; `make
+// deps` installs them all, see e2e/README.md).
 func needTools(t testing.TB, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("host prerequisite missing: %s (see e2e/README.md; make deps installs it)", tool)
-		}
+		testenv.LookPath(t, tool)
 	}
 }
 

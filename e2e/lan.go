@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/imprint-osd/imprint/internal/testenv"
 )
 
 // The bridged LAN of feasibility §6: the server's namespace and a
@@ -35,9 +37,7 @@ type LAN struct {
 // options; t.Cleanup removes it all.
 func newLAN(t *testing.T, dir, serverNS string, nextServer bool) *LAN {
 	t.Helper()
-	if _, err := exec.LookPath("dnsmasq"); err != nil {
-		t.Skipf("host prerequisite missing: dnsmasq (install dnsmasq-base): %v", err)
-	}
+	testenv.LookPath(t, "dnsmasq")
 	ctx := context.Background()
 	l := &LAN{NS: serverNS + "-lan", DHCPNS: serverNS + "-dhcp", DHCPLog: filepath.Join(dir, "dnsmasq.log")}
 	ip := func(args ...string) {

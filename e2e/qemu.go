@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"time"
+
+	"github.com/imprint-osd/imprint/internal/testenv"
 )
 
 // Firmware is the machine's firmware.
@@ -105,7 +107,7 @@ func (e *Env) StartVM(o VMOptions) *VM {
 	}
 	rom := romFile(o.NIC, o.Firmware)
 	if _, err := os.Stat(rom); err != nil {
-		t.Skipf("host prerequisite missing: %s (install ipxe-qemu)", rom)
+		testenv.Missing(t, "%s is not there: apt-get install ipxe-qemu", rom)
 	}
 	if o.SecureBoot && o.Firmware != UEFI {
 		t.Fatal("VMOptions.SecureBoot is for UEFI machines")
@@ -146,7 +148,7 @@ func (e *Env) StartVM(o VMOptions) *VM {
 		}
 		for _, f := range []string{code, varsTemplate} {
 			if _, err := os.Stat(f); err != nil {
-				t.Skipf("host prerequisite missing: %s (install ovmf)", f)
+				testenv.Missing(t, "%s is not there: apt-get install ovmf", f)
 			}
 		}
 		vars := filepath.Join(e.Dir, o.Name+"-vars.fd")

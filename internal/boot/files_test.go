@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/imprint-osd/imprint/internal/boot"
+	"github.com/imprint-osd/imprint/internal/testenv"
 )
 
 // bootTree writes root/{arch}/{name} files with distinct contents and
@@ -200,12 +201,12 @@ func TestServeIPXEBinaries(t *testing.T) {
 	}
 }
 
-// TestDebianIPXEDir serves the real binaries when Debian's ipxe package is
-// installed (it is not a dependency of the unit tests).
+// TestDebianIPXEDir serves the real binaries of Debian's ipxe package
+// (make deps installs it).
 func TestDebianIPXEDir(t *testing.T) {
 	want, err := os.ReadFile(filepath.Join(boot.DefaultIPXEDir, "snponly.efi"))
 	if err != nil {
-		t.Skipf("Debian's ipxe package is not installed: %v", err)
+		testenv.Missing(t, "Debian's ipxe binaries are not there: apt-get install ipxe: %v", err)
 	}
 	w := get(t, newHandler(t, testConfig(), nil, nil), "/ipxe/snponly.efi")
 	if w.Code != 200 || w.Body.String() != string(want) {

@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/imprint-osd/imprint/internal/boot"
+	"github.com/imprint-osd/imprint/internal/testenv"
 )
 
 // TestQEMUiPXEChain boots QEMU's own iPXE ROM (Debian's ipxe-qemu, the
@@ -32,10 +33,7 @@ import (
 // Needs qemu-system-x86, ipxe-qemu and ovmf (apt-get install -y
 // --no-install-recommends qemu-system-x86 ipxe-qemu ovmf).
 func TestQEMUiPXEChain(t *testing.T) {
-	qemu, err := exec.LookPath("qemu-system-x86_64")
-	if err != nil {
-		t.Skip("qemu-system-x86_64 not installed")
-	}
+	qemu := testenv.LookPath(t, "qemu-system-x86_64")
 	for _, platform := range []string{"pcbios", "efi"} {
 		t.Run(platform, func(t *testing.T) {
 			t.Parallel()
@@ -94,7 +92,7 @@ func runChain(t *testing.T, qemu, platform string) {
 		vars := filepath.Join(t.TempDir(), "vars.fd")
 		b, err := os.ReadFile("/usr/share/OVMF/OVMF_VARS_4M.fd")
 		if err != nil {
-			t.Skipf("ovmf not installed: %v", err)
+			testenv.Missing(t, "OVMF firmware is not there: apt-get install ovmf: %v", err)
 		}
 		if err := os.WriteFile(vars, b, 0o644); err != nil {
 			t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/imprint-osd/imprint/internal/bootimage"
+	"github.com/imprint-osd/imprint/internal/testenv"
 )
 
 func TestFetchKernelAndCache(t *testing.T) {
@@ -162,9 +163,7 @@ func TestBuildRefusesKernelWithoutEssentials(t *testing.T) {
 
 func needQEMU(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("qemu-system-x86_64 not installed; the e2e suite installs it")
-	}
+	testenv.LookPath(t, "qemu-system-x86_64")
 }
 
 func wantConsole(t *testing.T, out string, wants ...string) {

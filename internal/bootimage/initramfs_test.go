@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/imprint-osd/imprint/internal/bootimage"
+	"github.com/imprint-osd/imprint/internal/testenv"
 )
 
 // fakeModules writes a module tree whose .ko files hold their own names.
@@ -203,9 +204,7 @@ func TestBuildInitramfsRejects(t *testing.T) {
 // loader, every library and the symlinks are there and resolve without the
 // host's /etc/ld.so.cache.
 func TestInitramfsToolsRunInChroot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("chroot needs root")
-	}
+	testenv.Root(t, "to chroot")
 	if _, err := exec.LookPath("cpio"); err != nil {
 		t.Fatal("cpio not installed (apt-get install cpio)")
 	}

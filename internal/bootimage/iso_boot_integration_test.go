@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/imprint-osd/imprint/internal/bootimage"
+	"github.com/imprint-osd/imprint/internal/testenv"
 )
 
 // TestISOBootsInQEMU boots an ISO from BuildISO from a virtual CD drive with
@@ -28,7 +29,7 @@ func TestISOBootsInQEMU(t *testing.T) {
 	t.Run("iso boots with UEFI", func(t *testing.T) {
 		const code, vars = "/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"
 		if _, err := os.Stat(code); err != nil {
-			t.Skip("ovmf not installed; the e2e suite installs it")
+			testenv.Missing(t, "OVMF firmware is not there: apt-get install ovmf: %v", err)
 		}
 		v := filepath.Join(t.TempDir(), "vars.fd")
 		b, err := os.ReadFile(vars)

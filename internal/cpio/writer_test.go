@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/imprint-osd/imprint/internal/cpio"
+	"github.com/imprint-osd/imprint/internal/testenv"
 )
 
 // entry is one archive member as read back by readNewc.
@@ -114,9 +115,7 @@ func TestWriterReadBackInGo(t *testing.T) {
 }
 
 func TestWriterReadByGNUCpio(t *testing.T) {
-	if _, err := exec.LookPath("cpio"); err != nil {
-		t.Skip("cpio not installed (apt-get install cpio)")
-	}
+	testenv.LookPath(t, "cpio")
 	arc := sample(t)
 
 	list := exec.Command("cpio", "-t", "--quiet")

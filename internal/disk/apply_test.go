@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/imprint-osd/imprint/internal/testenv"
 )
 
 // testImage writes n bytes of compressible pseudo-random data.
@@ -177,7 +179,7 @@ func TestApplyRawBadInput(t *testing.T) {
 func TestApplyRawDiskFull(t *testing.T) {
 	needTools(t, "zstd", "gzip", "xz")
 	if _, err := os.Stat("/dev/full"); err != nil {
-		t.Skip("no /dev/full")
+		testenv.Missing(t, "no /dev/full (a Linux device node; create it with mknod -m 666 /dev/full c 1 7): %v", err)
 	}
 	raw := testImage(t, 3<<20)
 	for _, tool := range []string{"zstd", "gzip", "xz", ""} {

@@ -12,16 +12,18 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/imprint-osd/imprint/internal/testenv"
 )
 
-// needTools skips the test when a checking tool is missing (the Makefile
-// installs them: gdisk fdisk mtools dosfstools e2fsprogs zstd xz-utils
-// ntfs-3g wimtools).
+// needTools skips the test when a checking tool is missing, or fails it
+// under make test (testenv.Missing; make deps installs them: gdisk fdisk
+// mtools dosfstools e2fsprogs zstd xz-utils ntfs-3g wimtools).
 func needTools(t testing.TB, names ...string) {
 	t.Helper()
 	for _, n := range names {
 		if _, err := findTool(n); err != nil {
-			t.Skipf("%s not installed", n)
+			testenv.Missing(t, "%s is not installed: apt-get install %s (make deps does)", n, testenv.Package(n))
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/imprint-osd/imprint/internal/pe"
 	"github.com/imprint-osd/imprint/internal/ptytest"
+	"github.com/imprint-osd/imprint/internal/testenv"
 )
 
 // readUntil reads the master until want appears or the (generous)
@@ -120,7 +121,7 @@ func TestReadSecretFromPipe(t *testing.T) {
 
 func TestShellOnTerminal(t *testing.T) {
 	if _, err := os.Stat(pe.ShellPath); err != nil {
-		t.Skipf("no %s here", pe.ShellPath)
+		testenv.Missing(t, "no POSIX shell at %s: apt-get install dash: %v", pe.ShellPath, err)
 	}
 	m, s := ptytest.Open(t)
 	done := make(chan error, 1)

@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
+
+	"github.com/imprint-osd/imprint/internal/testenv"
 )
 
 // mountsBelow lists "mountpoint fstype" for mounts below root, from
@@ -35,9 +37,7 @@ func mountsBelow(t *testing.T, root string) []string {
 }
 
 func TestMountEarlyAt(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount")
-	}
+	testenv.Root(t, "to mount")
 	root := t.TempDir()
 	t.Cleanup(func() {
 		m := mountsBelow(t, root)

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/imprint-osd/imprint/internal/pe"
+	"github.com/imprint-osd/imprint/internal/testenv"
 )
 
 // lan is a veth pair between two network namespaces made for one test:
@@ -39,16 +40,12 @@ func ipCmd(t *testing.T, args ...string) string {
 
 func newLAN(t *testing.T) lan {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs the ip command (iproute2)")
-	}
+	testenv.Root(t, "to create network namespaces")
+	testenv.LookPath(t, "ip")
 	id := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%100000)
 	l := lan{srv: "pe-srv-" + id, cli: "pe-cli-" + id}
 	if out, err := exec.Command("ip", "netns", "add", l.srv).CombinedOutput(); err != nil {
-		t.Skipf("cannot create a network namespace here: %v: %s", err, out)
+		testenv.Missing(t, "cannot create a network namespace here (needs a kernel with network namespaces): %v: %s", err, out)
 	}
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", l.srv).Run() })
 	ipCmd(t, "netns", "add", l.cli)

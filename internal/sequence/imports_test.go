@@ -5,15 +5,14 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/imprint-osd/imprint/internal/testenv"
 )
 
 // The engine is shared by the agent and the server; neither it nor anything
 // it imports may pull in HTTP or SQL.
 func TestNoHTTPOrSQLImports(t *testing.T) {
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go command not on PATH")
-	}
+	gobin := testenv.LookPath(t, "go")
 	forbidden := []string{"net/http", "database/sql"}
 	for _, goos := range []string{"linux", "windows"} {
 		cmd := exec.Command(gobin, "list", "-deps", ".")

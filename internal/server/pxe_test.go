@@ -21,22 +21,19 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/imprint-osd/imprint/internal/server"
+	"github.com/imprint-osd/imprint/internal/testenv"
 )
 
 // TestServePXE starts `imprint server --pxe --pxe-interface eth0` with its
 // PXE sockets in a network namespace and checks that iPXE on the other end
 // of a veth is sent to this server's own boot port.
 func TestServePXE(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces and bind UDP 67")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs the ip command (iproute2)")
-	}
+	testenv.Root(t, "to create network namespaces and bind UDP 67")
+	testenv.LookPath(t, "ip")
 	id := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%1000000)
 	srvNS, cliNS := "srv-pxe-"+id, "cli-pxe-"+id
 	if out, err := exec.Command("ip", "netns", "add", srvNS).CombinedOutput(); err != nil {
-		t.Skipf("cannot create a network namespace here: %v: %s", err, out)
+		testenv.Missing(t, "cannot create a network namespace here (needs a kernel with network namespaces): %v: %s", err, out)
 	}
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", srvNS).Run() })
 	run := func(args ...string) {

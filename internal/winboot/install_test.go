@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/imprint-osd/imprint/internal/hive/hivextest"
+	"github.com/imprint-osd/imprint/internal/testenv"
 	"github.com/imprint-osd/imprint/internal/winboot"
 	"github.com/imprint-osd/imprint/internal/winboot/wintest"
 )
@@ -85,9 +86,7 @@ func TestAddBootEntry(t *testing.T) {
 // with known GUIDs.
 func gptImage(t *testing.T) string {
 	t.Helper()
-	if _, err := exec.LookPath("sgdisk"); err != nil {
-		t.Skip("sgdisk is not installed (make deps installs gdisk)")
-	}
+	testenv.LookPath(t, "sgdisk")
 	img := filepath.Join(t.TempDir(), "disk.img")
 	if err := os.WriteFile(img, nil, 0o644); err != nil {
 		t.Fatal(err)

@@ -28,6 +28,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/imprint-osd/imprint/internal/boot/pxe"
+	"github.com/imprint-osd/imprint/internal/testenv"
 )
 
 // The proxy runs in its own process under `ip netns exec`, because the
@@ -79,18 +80,14 @@ type pxeLAN struct {
 
 func newPXELAN(t *testing.T) pxeLAN {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
+	testenv.Root(t, "to create network namespaces")
 	for _, cmd := range []string{"ip", "dnsmasq"} {
-		if _, err := exec.LookPath(cmd); err != nil {
-			t.Skipf("needs %s (apt-get install iproute2 dnsmasq-base): %v", cmd, err)
-		}
+		testenv.LookPath(t, cmd)
 	}
 	id := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%1000000)
 	l := pxeLAN{lan: "pxe-lan-" + id, site: "pxe-site-" + id, proxy: "pxe-proxy-" + id, client: "pxe-cli-" + id}
 	if out, err := exec.Command("ip", "netns", "add", l.lan).CombinedOutput(); err != nil {
-		t.Skipf("cannot create a network namespace here: %v: %s", err, out)
+		testenv.Missing(t, "cannot create a network namespace here (needs a kernel with network namespaces): %v: %s", err, out)
 	}
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", l.lan).Run() })
 	for _, ns := range []string{l.site, l.proxy, l.client} {

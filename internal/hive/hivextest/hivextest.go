@@ -11,19 +11,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/imprint-osd/imprint/internal/testenv"
 )
 
 // Need skips the test when hivexml or hivexsh is not installed, or fails
-// it when IMPRINT_TEST_REQUIRE is set.
+// it when IMPRINT_TEST_REQUIRE is set (testenv.Missing).
 func Need(t testing.TB) {
 	t.Helper()
 	for _, tool := range []string{"hivexml", "hivexsh"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("IMPRINT_TEST_REQUIRE") != "" {
-				t.Fatalf("%s is not installed: apt-get install libhivex-bin (make deps does)", tool)
-			}
-			t.Skipf("%s is not installed (make deps installs libhivex-bin)", tool)
-		}
+		testenv.LookPath(t, tool)
 	}
 }
 

@@ -28,10 +28,11 @@ import (
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/server"
 	"github.com/imprint-osd/imprint/internal/stepdefs"
+	"github.com/imprint-osd/imprint/internal/testenv"
 )
 
-// chromium finds the browser. In `make test` (IMPRINT_REQUIRE_BROWSER=1)
-// a missing browser fails the test; run by hand, it skips.
+// chromium finds the browser. In `make test` (IMPRINT_TEST_REQUIRE=1) a
+// missing browser fails the test; run by hand, it skips (testenv.Missing).
 func chromium(t *testing.T) string {
 	t.Helper()
 	for _, name := range []string{"chromium", "chromium-browser"} {
@@ -39,10 +40,7 @@ func chromium(t *testing.T) string {
 			return p
 		}
 	}
-	if os.Getenv("IMPRINT_REQUIRE_BROWSER") == "1" {
-		t.Fatal("chromium is not installed (apt-get install chromium; `make deps` does it)")
-	}
-	t.Skip("chromium is not installed; `make test` installs it and runs this test")
+	testenv.Missing(t, "chromium is not installed: apt-get install chromium (make deps does)")
 	return ""
 }
 

@@ -26,14 +26,13 @@ import (
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/sequence"
 	"github.com/imprint-osd/imprint/internal/steps/disksteps"
+	"github.com/imprint-osd/imprint/internal/testenv"
 )
 
 func need(t *testing.T, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed (make deps installs it)", tool)
-		}
+		testenv.LookPath(t, tool)
 	}
 }
 

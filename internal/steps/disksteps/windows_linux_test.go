@@ -18,17 +18,17 @@ import (
 	"github.com/imprint-osd/imprint/internal/hive/hivextest"
 	"github.com/imprint-osd/imprint/internal/sequence"
 	"github.com/imprint-osd/imprint/internal/steps/disksteps"
+	"github.com/imprint-osd/imprint/internal/testenv"
 	"github.com/imprint-osd/imprint/internal/winboot"
 	"github.com/imprint-osd/imprint/internal/winboot/wintest"
 )
 
-// needWindowsTools skips unless the test can mount NTFS through a loop
-// device (root, losetup, ntfs-3g) and check with the independent tools.
+// needWindowsTools skips (fails under make test) unless the test can mount
+// NTFS through a loop device (root, losetup, ntfs-3g) and check with the
+// independent tools.
 func needWindowsTools(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to attach a loop device and mount NTFS")
-	}
+	testenv.Root(t, "to attach a loop device and mount NTFS")
 	need(t, "losetup", "ntfs-3g", "ntfscat", "mkntfs", "wimlib-imagex", "sfdisk", "mtype")
 	hivextest.Need(t)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/imprint-osd/imprint/internal/hive"
 	"github.com/imprint-osd/imprint/internal/hive/hivextest"
+	"github.com/imprint-osd/imprint/internal/testenv"
 )
 
 // BootMgr is the content of the tree's Windows\Boot\EFI\bootmgfw.efi.
@@ -122,9 +123,7 @@ add DriverPackages`)
 // WIM captures Tree into a WIM file with wimlib-imagex and returns its path.
 func WIM(t testing.TB) string {
 	t.Helper()
-	if _, err := exec.LookPath("wimlib-imagex"); err != nil {
-		t.Skip("wimlib-imagex is not installed (make deps installs wimtools)")
-	}
+	testenv.LookPath(t, "wimlib-imagex")
 	tree := Tree(t)
 	out := filepath.Join(t.TempDir(), "install.wim")
 	if b, err := exec.Command("wimlib-imagex", "capture", tree, out, "Windows 11 Enterprise").CombinedOutput(); err != nil {

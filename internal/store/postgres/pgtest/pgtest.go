@@ -31,11 +31,13 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/imprint-osd/imprint/internal/testenv"
 )
 
 // RequireEnv names the environment variable that turns a missing
-// prerequisite from a skip into a failure.
-const RequireEnv = "IMPRINT_TEST_REQUIRE"
+// prerequisite from a skip into a failure (testenv.RequireEnv).
+const RequireEnv = testenv.RequireEnv
 
 // Server is a running PostgreSQL owned by one test.
 type Server struct {
@@ -74,11 +76,7 @@ func version(initdb string) int {
 // RequireEnv is set (as under make test) and skips otherwise.
 func Missing(t testing.TB, err error) {
 	t.Helper()
-	if os.Getenv(RequireEnv) != "" {
-		t.Fatalf("PostgreSQL is needed (Debian package postgresql): %v", err)
-	} else {
-		t.Skipf("skipping: PostgreSQL is needed (Debian package postgresql; set %s=1 to fail instead): %v", RequireEnv, err)
-	}
+	testenv.Missing(t, "PostgreSQL is needed: apt-get install postgresql: %v", err)
 }
 
 // Start initialises and starts a server for t and stops it at cleanup.

@@ -218,3 +218,19 @@ func TestValidateSaysWhatCannotRun(t *testing.T) {
 		t.Errorf("still In_Development after ts status:\n%s", out)
 	}
 }
+
+// A DeployR export is untrusted input: a name carrying a terminal escape
+// is shown escaped when the import reports it.
+func TestImportReportEscapesNames(t *testing.T) {
+	dir := startServer(t)
+	doc := filepath.Join(t.TempDir(), "hostile.json")
+	body := `{"id":"c4a1b2c3-0000-4000-8000-0000000000e5","name":"Tools\u001b]0;pwned\u0007","contentItemType":"File","contentItemPurpose":"Application","versions":[],"tags":[]}`
+	if err := os.WriteFile(doc, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := ok(t, dir, "content", "import", doc)
+	if strings.ContainsAny(out, "\x1b\x07") {
+		t.Fatalf("import printed a raw escape: %q", out)
+	}
+	wantContains(t, "import", out, `Tools\x1b]0;pwned\x07`)
+}

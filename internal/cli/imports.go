@@ -89,10 +89,10 @@ func contentImport(ctx context.Context, a *app, args []string) error {
 	if a.jsonOut {
 		return a.printJSON(item)
 	}
-	fmt.Fprintf(a.stdout, "imported content item %s (%s) with %d %s\n", item.ID, item.Name, len(item.Versions), plural(len(item.Versions), "version", "versions"))
+	fmt.Fprintf(a.stdout, "imported content item %s (%s) with %d %s\n", safe(item.ID), safe(item.Name), len(item.Versions), plural(len(item.Versions), "version", "versions"))
 	for _, v := range item.Versions {
 		if v.AwaitingContent {
-			fmt.Fprintf(a.stdout, "  version %d is awaiting content: imprint content version %s PATH --version %d\n", v.VersionNo, item.ID, v.VersionNo)
+			fmt.Fprintf(a.stdout, "  version %d is awaiting content: imprint content version %s PATH --version %d\n", v.VersionNo, safe(item.ID), v.VersionNo)
 		}
 	}
 	return nil
@@ -156,6 +156,6 @@ func tsStatus(ctx context.Context, a *app, args []string) error {
 	if a.jsonOut {
 		return a.printJSON(savedResult{saved, warnings})
 	}
-	fmt.Fprintf(a.stdout, "task sequence %s version %d is %s\n", saved.ID, no, st)
+	fmt.Fprintf(a.stdout, "task sequence %s version %d is %s\n", safe(saved.ID), no, st)
 	return nil
 }

@@ -262,7 +262,7 @@ func printCannotRun(w io.Writer, cannot []deploy.FieldError) {
 		fmt.Fprintln(w)
 	}
 	for _, f := range cannot {
-		fmt.Fprintf(w, "CANNOT RUN  %s: %s\n", f.Step, f.Message)
+		fmt.Fprintf(w, "CANNOT RUN  %s: %s\n", safe(f.Step), safe(f.Message))
 		steps[f.Step] = true
 	}
 	if len(steps) == 0 {

@@ -77,7 +77,7 @@ func userAdd(ctx context.Context, a *app, args []string) error {
 	if a.jsonOut {
 		return a.printJSON(u)
 	}
-	fmt.Fprintf(a.stdout, "user %s added (%s)\n", u.Name, u.Role)
+	fmt.Fprintf(a.stdout, "user %s added (%s)\n", safe(u.Name), u.Role)
 	return nil
 }
 
@@ -138,7 +138,7 @@ func userPasswd(ctx context.Context, a *app, args []string) error {
 	if a.jsonOut {
 		return a.printJSON(u)
 	}
-	fmt.Fprintf(a.stdout, "password of %s changed; its console sessions ended\n", u.Name)
+	fmt.Fprintf(a.stdout, "password of %s changed; its console sessions ended\n", safe(u.Name))
 	return nil
 }
 
@@ -158,6 +158,6 @@ func userRemove(ctx context.Context, a *app, args []string) error {
 	if err := c.RemoveUser(ctx, pos[0]); err != nil {
 		return fmt.Errorf("user remove: %w", err)
 	}
-	fmt.Fprintf(a.stdout, "user %s removed\n", pos[0])
+	fmt.Fprintf(a.stdout, "user %s removed\n", safe(pos[0]))
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -41,6 +42,8 @@ type DB struct {
 	// stopCheckpoint ends the checkpoint goroutine, which closes
 	// checkpointDone.
 	stopCheckpoint, checkpointDone chan struct{}
+	closeOnce                      sync.Once
+	closeErr                       error
 	// Now is the clock for timestamps the store sets itself (run and session
 	// times, audit entries, content dates). Defaults to time.Now.
 	Now func() time.Time
@@ -144,12 +147,16 @@ func (db *DB) checkpoint() {
 	}
 }
 
-// Close closes the database.
+// Close closes the database. Closing it again does nothing more and
+// returns the first Close's error, as database/sql's Close does.
 func (db *DB) Close() error {
-	close(db.stopCheckpoint)
-	<-db.checkpointDone
-	return errors.Join(db.w.close(), db.hot.run.Close(), db.hot.session.Close(),
-		db.hot.lastRun[0].Close(), db.hot.lastRun[1].Close(), db.db.Close())
+	db.closeOnce.Do(func() {
+		close(db.stopCheckpoint)
+		<-db.checkpointDone
+		db.closeErr = errors.Join(db.w.close(), db.hot.run.Close(), db.hot.session.Close(),
+			db.hot.lastRun[0].Close(), db.hot.lastRun[1].Close(), db.db.Close())
+	})
+	return db.closeErr
 }
 
 type migration struct {

@@ -298,3 +298,18 @@ func TestContextCanceled(t *testing.T) {
 		t.Error("PutSetting with a canceled context succeeded")
 	}
 }
+
+// A second Close (a test's cleanup after the code under test closed the
+// store) does nothing, as database/sql's does.
+func TestCloseTwice(t *testing.T) {
+	db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "imprint.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}

@@ -31,21 +31,39 @@ func versionState(v *deploy.ContentVersion) string {
 	return "ready"
 }
 
-// importFlags adds --clone and --new-version to fs.
-func importFlags(fs *flags) func() (client.ImportMode, error) {
+// importArgs parses an import command's arguments (FILE, --clone,
+// --new-version) and calls do with the admin client, the opened file and
+// the import mode; what names the command in errors ("ts import").
+func (a *app) importArgs(ctx context.Context, fs *flags, args []string, what string,
+	do func(c *client.Admin, f io.Reader, m client.ImportMode) error) error {
 	clone := fs.Bool("clone", false, "")
 	newVersion := fs.Bool("new-version", false, "")
-	return func() (client.ImportMode, error) {
-		switch {
-		case *clone && *newVersion:
-			return "", usagef("--clone and --new-version exclude each other", "")
-		case *clone:
-			return client.ImportClone, nil
-		case *newVersion:
-			return client.ImportNewVersion, nil
-		}
-		return client.ImportNew, nil
+	pos, err := a.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
 	}
+	m := client.ImportNew
+	switch {
+	case *clone && *newVersion:
+		return usagef("--clone and --new-version exclude each other", "")
+	case *clone:
+		m = client.ImportClone
+	case *newVersion:
+		m = client.ImportNewVersion
+	}
+	f, err := a.openArg(pos[0])
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	defer f.Close()
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	if err := do(c, f, m); err != nil {
+		return fmt.Errorf("%s: %s: %w", what, pos[0], err)
+	}
+	return nil
 }
 
 // export writes what get writes to stdout, or with -o FILE to FILE
@@ -64,27 +82,12 @@ func (a *app) export(ctx context.Context, out string, get func(w io.Writer) erro
 
 func contentImport(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("imprint content import", usageContent)
-	mode := importFlags(fs)
-	pos, err := a.parse(fs, args, 1, 1)
-	if err != nil {
+	var item *deploy.ContentItem
+	if err := a.importArgs(ctx, fs, args, "content import", func(c *client.Admin, f io.Reader, m client.ImportMode) (err error) {
+		item, err = c.ImportContentItem(ctx, f, m)
 		return err
-	}
-	m, err := mode()
-	if err != nil {
+	}); err != nil {
 		return err
-	}
-	f, err := a.openArg(pos[0])
-	if err != nil {
-		return fmt.Errorf("content import: %w", err)
-	}
-	defer f.Close()
-	c, err := a.client()
-	if err != nil {
-		return err
-	}
-	item, err := c.ImportContentItem(ctx, f, m)
-	if err != nil {
-		return fmt.Errorf("content import: %s: %w", pos[0], err)
 	}
 	if a.jsonOut {
 		return a.printJSON(item)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/imprint-osd/imprint/internal/client"
 	"github.com/imprint-osd/imprint/internal/deploy"
 )
 
@@ -102,27 +103,12 @@ func (a *app) openArg(name string) (io.ReadCloser, error) {
 
 func stepdefImport(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("imprint stepdef import", usageStepdef)
-	mode := importFlags(fs)
-	pos, err := a.parse(fs, args, 1, 1)
-	if err != nil {
+	var d *deploy.StepDefinition
+	if err := a.importArgs(ctx, fs, args, "stepdef import", func(c *client.Admin, f io.Reader, m client.ImportMode) (err error) {
+		d, err = c.ImportStepDefinition(ctx, f, m)
 		return err
-	}
-	m, err := mode()
-	if err != nil {
+	}); err != nil {
 		return err
-	}
-	f, err := a.openArg(pos[0])
-	if err != nil {
-		return fmt.Errorf("stepdef import: %w", err)
-	}
-	defer f.Close()
-	c, err := a.client()
-	if err != nil {
-		return err
-	}
-	d, err := c.ImportStepDefinition(ctx, f, m)
-	if err != nil {
-		return fmt.Errorf("stepdef import: %s: %w", pos[0], err)
 	}
 	if a.jsonOut {
 		return a.printJSON(d)

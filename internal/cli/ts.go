@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/imprint-osd/imprint/internal/client"
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/sequence"
 )
@@ -72,27 +73,13 @@ func (a *app) printSaved(verb string, ts *deploy.TaskSequence, warnings []deploy
 
 func tsImport(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("imprint ts import", usageTS)
-	mode := importFlags(fs)
-	pos, err := a.parse(fs, args, 1, 1)
-	if err != nil {
+	var ts *deploy.TaskSequence
+	var warnings []deploy.FieldError
+	if err := a.importArgs(ctx, fs, args, "ts import", func(c *client.Admin, f io.Reader, m client.ImportMode) (err error) {
+		ts, warnings, err = c.ImportTaskSequence(ctx, f, m)
 		return err
-	}
-	m, err := mode()
-	if err != nil {
+	}); err != nil {
 		return err
-	}
-	f, err := a.openArg(pos[0])
-	if err != nil {
-		return fmt.Errorf("ts import: %w", err)
-	}
-	defer f.Close()
-	c, err := a.client()
-	if err != nil {
-		return err
-	}
-	ts, warnings, err := c.ImportTaskSequence(ctx, f, m)
-	if err != nil {
-		return fmt.Errorf("ts import: %s: %w", pos[0], err)
 	}
 	return a.printSaved("imported", ts, warnings)
 }

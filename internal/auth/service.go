@@ -322,10 +322,12 @@ func (p *Passcodes) Status(ctx context.Context) (PasscodeStatus, error) {
 
 // Check verifies a passcode presented by a client and returns the
 // generation it matched. Every failure — wrong passcode, malformed input,
-// no passcode set — takes the same path: exactly two Argon2 evaluations
-// (current and previous, a dummy standing in for each one missing) and
-// ErrBadPasscode. When too many callers wait for an evaluation slot it
-// fails fast with ErrBusy; a cancelled ctx returns the ctx error.
+// no passcode set — takes the same path: one Argon2 evaluation (of the
+// current hash, or of a dummy when there is none or the input is malformed)
+// and ErrBadPasscode. While a rotation's grace period is open every attempt
+// evaluates both hashes, so the time never tells which one matched. When
+// too many callers wait for an evaluation slot it fails fast with ErrBusy;
+// a cancelled ctx returns the ctx error.
 // Call it only after the Throttle allowed the attempt.
 func (p *Passcodes) Check(ctx context.Context, passcode string) (int, error) {
 	return p.check(ctx, passcode, true)
@@ -344,23 +346,29 @@ func (p *Passcodes) check(ctx context.Context, passcode string, enabled bool) (i
 		return 0, err
 	}
 	defer func() { <-p.slots }()
-	var st passcodeState
-	if enabled {
-		var err error
-		if st, err = p.load(ctx); err != nil {
-			return 0, err
-		}
+	// The state is read even when the mode is off: a grace period open
+	// makes every attempt cost two evaluations, refused ones included.
+	st, err := p.load(ctx)
+	if err != nil {
+		return 0, err
 	}
 	now := p.cfg.Now()
-	bad := malformed(passcode)
+	bad := !enabled || malformed(passcode)
 	normalized := ""
 	if !bad {
 		normalized = NormalizePasscode(passcode)
 	}
+	// One evaluation, of the current hash or the dummy; a second only while
+	// a rotation's grace period is open, and then for every attempt, so
+	// which hash matched never shows in the timing.
+	entries := []*passcodeEntry{st.Current}
+	if prev := st.Previous; prev != nil && now.Before(prev.GraceUntil) {
+		entries = append(entries, prev)
+	}
 	match := 0
-	for _, e := range []*passcodeEntry{st.Current, st.Previous} {
+	for _, e := range entries {
 		h, ok := phc{}, false
-		if e != nil && !bad && (e == st.Current || now.Before(e.GraceUntil)) {
+		if e != nil && !bad {
 			var err error
 			if h, err = parsePHC(e.PHC); err != nil {
 				return 0, deploy.Wrap(deploy.KindInternal, err, "stored passcode hash is unreadable")

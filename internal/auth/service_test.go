@@ -135,45 +135,63 @@ func TestCheckWithoutPasscodeRefusesEverything(t *testing.T) {
 	}
 }
 
-// TestCheckConstantShape: every way of failing runs exactly two Argon2
-// evaluations and returns the same error value (spec PC-5).
+// TestCheckConstantShape: every way of failing runs the same number of
+// Argon2 evaluations as a success and returns the same error value (spec
+// PC-5): one outside a rotation, two for every attempt while a rotation's
+// grace period is open (issue 14: a login costs one Argon2 otherwise).
 func TestCheckConstantShape(t *testing.T) {
 	ctx := t.Context()
 	clock := newClock()
-	tests := []struct {
+	calls := []struct {
+		name string
+		call func(*auth.Passcodes) error
+	}{
+		{"wrong", func(p *auth.Passcodes) error { _, err := p.Check(ctx, "Wrong-Zebra-Quokka-4471"); return err }},
+		{"empty", func(p *auth.Passcodes) error { _, err := p.Check(ctx, ""); return err }},
+		{"too long", func(p *auth.Passcodes) error { _, err := p.Check(ctx, strings.Repeat("x", 1025)); return err }},
+		{"invalid UTF-8", func(p *auth.Passcodes) error { _, err := p.Check(ctx, "abc\xff\xfedefgh"); return err }},
+		{"mode off (Refuse) with the right passcode", func(p *auth.Passcodes) error { return p.Refuse(ctx, canary) }},
+		{"right", func(p *auth.Passcodes) error { _, err := p.Check(ctx, canary); return err }},
+		{"previous", func(p *auth.Passcodes) error { _, err := p.Check(ctx, "Old-Marmot-Pylon-2291"); return err }},
+	}
+	states := []struct {
 		name  string
 		setup func(*auth.Passcodes)
-		call  func(*auth.Passcodes) error
+		want  int64
+		match map[string]bool // calls that succeed
 	}{
-		{"no passcode set", nil, func(p *auth.Passcodes) error { _, err := p.Check(ctx, "whatever-it-is"); return err }},
-		{"wrong", set, func(p *auth.Passcodes) error { _, err := p.Check(ctx, "Wrong-Zebra-Quokka-4471"); return err }},
-		{"empty", set, func(p *auth.Passcodes) error { _, err := p.Check(ctx, ""); return err }},
-		{"too long", set, func(p *auth.Passcodes) error { _, err := p.Check(ctx, strings.Repeat("x", 1025)); return err }},
-		{"invalid UTF-8", set, func(p *auth.Passcodes) error { _, err := p.Check(ctx, "abc\xff\xfedefgh"); return err }},
-		{"mode off (Refuse) with the right passcode", set, func(p *auth.Passcodes) error { return p.Refuse(ctx, canary) }},
-		{"right", set, func(p *auth.Passcodes) error { _, err := p.Check(ctx, canary); return err }},
+		{"no passcode set", func(*auth.Passcodes) {}, 1, nil},
+		{"passcode set", set, 1, map[string]bool{"right": true}},
+		{"rotation in grace", func(p *auth.Passcodes) {
+			if _, err := p.Set(ctx, "Old-Marmot-Pylon-2291"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.Rotate(ctx, canary, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+		}, 2, map[string]bool{"right": true, "previous": true}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			p := newPasscodes(t, &memStore{}, clock)
-			if tt.setup != nil {
-				tt.setup(p)
-			}
-			before := p.Evaluations()
-			err := tt.call(p)
-			if got := p.Evaluations() - before; got != 2 {
-				t.Errorf("%d Argon2 evaluations, want 2", got)
-			}
-			if tt.name == "right" {
-				if err != nil {
-					t.Fatalf("right passcode refused: %v", err)
+	for _, st := range states {
+		for _, c := range calls {
+			t.Run(st.name+"/"+c.name, func(t *testing.T) {
+				p := newPasscodes(t, &memStore{}, clock)
+				st.setup(p)
+				before := p.Evaluations()
+				err := c.call(p)
+				if got := p.Evaluations() - before; got != st.want {
+					t.Errorf("%d Argon2 evaluations, want %d", got, st.want)
 				}
-				return
-			}
-			if err != auth.ErrBadPasscode {
-				t.Errorf("err = %v, want the ErrBadPasscode value itself", err)
-			}
-		})
+				if st.match[c.name] {
+					if err != nil {
+						t.Fatalf("%s refused: %v", c.name, err)
+					}
+					return
+				}
+				if err != auth.ErrBadPasscode {
+					t.Errorf("err = %v, want the ErrBadPasscode value itself", err)
+				}
+			})
+		}
 	}
 }
 

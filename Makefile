@@ -20,7 +20,7 @@ TEST_NEEDS := zstd:zstd xz:xz-utils sgdisk:gdisk sfdisk:fdisk mdir:mtools \
 	/usr/lib/ipxe/qemu/efi-virtio.rom:ipxe-qemu \
 	/usr/share/seabios/bios-256k.bin:seabios ip:iproute2 dpkg-deb:dpkg \
 	dnsmasq:dnsmasq-base /usr/lib/ipxe/ipxe.efi:ipxe chromium:chromium \
-	/usr/lib/postgresql/*/bin/initdb:postgresql
+	/usr/lib/postgresql/*/bin/initdb:postgresql udp-sender:udpcast udp-receiver:udpcast
 
 .PHONY: build run test deps vet unit fuzz e2e bench clean
 

@@ -71,6 +71,8 @@ func Package(tool string) string {
 		return "ntfs-3g"
 	case "wimlib-imagex":
 		return "wimtools"
+	case "udp-sender", "udp-receiver":
+		return "udpcast"
 	case "hivexml", "hivexsh":
 		return "libhivex-bin"
 	case "depmod":

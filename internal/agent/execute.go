@@ -57,7 +57,8 @@ func (a *Agent) execute(ctx context.Context, tsv *deploy.TSVersion) error {
 	streamer, canStream := a.Client.(disksteps.Content)
 	if canStream {
 		up, _ := a.Client.(disksteps.Uploader)
-		deps.Disk = &disksteps.Deps{Content: streamer, Uploader: up, TempDir: tmp, Disks: a.Disks,
+		mc, _ := a.Client.(disksteps.Multicaster)
+		deps.Disk = &disksteps.Deps{Content: streamer, Uploader: up, Multicast: mc, TempDir: tmp, Disks: a.Disks,
 			Progress: func(name string, done, total int64) { a.progress(deploy.Ref{}, name, done, total) }}
 	}
 	reg := a.Registry

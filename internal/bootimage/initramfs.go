@@ -24,7 +24,7 @@ import (
 // initramfs and skips the rest with a warning.
 var DefaultTools = []string{
 	"mke2fs", "mkfs.ext4", "e2fsck", "mkfs.fat", "mkfs.vfat", "mkntfs",
-	"wimlib-imagex", "sgdisk", "blkid", "partprobe", "ntfs-3g",
+	"wimlib-imagex", "sgdisk", "blkid", "partprobe", "ntfs-3g", "udp-receiver",
 }
 
 // DefaultFiles are host data files the tools read, copied when present.

@@ -27,20 +27,35 @@ func (m *Machine) OpenContent(ctx context.Context, id string, no int) (io.ReadCl
 	if err != nil {
 		return nil, nil, err
 	}
+	rc, err := m.openContent(ctx, id, no, info, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rc, info, nil
+}
+
+// OpenContentAt is OpenContent from byte off of the version info
+// describes (an HTTP Range request with If-Range when off > 0): the rest
+// of an image a multicast session did not deliver.
+func (m *Machine) OpenContentAt(ctx context.Context, info *ContentInfo, off int64) (io.ReadCloser, error) {
+	return m.openContent(ctx, info.Item.ID, info.Version.VersionNo, info, off)
+}
+
+func (m *Machine) openContent(ctx context.Context, id string, no int, info *ContentInfo, off int64) (io.ReadCloser, error) {
 	ref := fmt.Sprintf("%s:%d", id, no)
-	s := &contentStream{m: m, ctx: ctx, size: info.Version.ContentSize, ref: ref, auth: true, hc: m.hc}
+	s := &contentStream{m: m, ctx: ctx, size: info.Version.ContentSize, ref: ref, auth: true, hc: m.hc, off: off}
 	switch info.Item.Type {
 	case deploy.ContentFile:
 		s.url = fmt.Sprintf("%s/v1/content/%s/%d/data", m.base, esc(id), no)
 	case deploy.ContentURL:
 		s.url = deploy.Str(info.Version.ExternalURL)
 		if s.url == "" {
-			return nil, nil, deploy.Errorf(deploy.KindInvalid, "content %s is of type URL but has no externalURL", ref)
+			return nil, deploy.Errorf(deploy.KindInvalid, "content %s is of type URL but has no externalURL", ref)
 		}
 		// The external host gets neither our token nor our CA pin.
 		s.auth, s.hc, s.size = false, http.DefaultClient, -1
 	default:
-		return nil, nil, deploy.Errorf(deploy.KindInvalid,
+		return nil, deploy.Errorf(deploy.KindInvalid,
 			"content %s is a %s; only File and URL content can be streamed", ref, info.Item.Type)
 	}
 	if sha := strings.ToLower(info.Version.SHA256); sha != "" {
@@ -50,9 +65,9 @@ func (m *Machine) OpenContent(ctx context.Context, id string, no int) (io.ReadCl
 		s.size = -1
 	}
 	if err := s.open(); err != nil {
-		return nil, nil, fmt.Errorf("open content %s: %w", ref, err)
+		return nil, fmt.Errorf("open content %s: %w", ref, err)
 	}
-	return s, info, nil
+	return s, nil
 }
 
 // contentStream is OpenContent's resuming reader. It is not safe for

@@ -47,10 +47,17 @@ type server struct {
 
 func startServer(t *testing.T, bin string) *server {
 	t.Helper()
+	return startServerWith(t, nil, bin, "--listen", "127.0.0.1:0", "--boot-listen", "127.0.0.1:0")
+}
+
+// startServerWith starts `imprint server` with args, its command line
+// prefixed by wrap (e.g. ip netns exec NS).
+func startServerWith(t *testing.T, wrap []string, bin string, args ...string) *server {
+	t.Helper()
 	s := &server{bin: bin, data: t.TempDir(), log: &bytes.Buffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "--data", s.data, "server",
-		"--listen", "127.0.0.1:0", "--boot-listen", "127.0.0.1:0", "--log-format", "json")
+	argv := append(append(append([]string{}, wrap...), bin, "--data", s.data, "server", "--log-format", "json"), args...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {

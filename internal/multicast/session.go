@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"slices"
 	"strings"
@@ -24,31 +25,56 @@ const (
 // Session is one multicast transfer, as the admin API and the machine API
 // show it.
 type Session struct {
-	ID        string        `json:"id"`
-	ContentID string        `json:"contentId"`
-	VersionNo int           `json:"versionNo"`
-	Size      int64         `json:"size"`
-	SHA256    string        `json:"sha256"`
-	Interface string        `json:"interface,omitempty"`
-	Portbase  int           `json:"portbase"`
-	Machines  int           `json:"machines"`
-	Wait      time.Duration `json:"wait"`
-	State     string        `json:"state"`
-	Joined    int           `json:"joined"`
-	Dropped   int           `json:"dropped"`
-	Error     string        `json:"error,omitempty"`
-	Created   time.Time     `json:"created"`
-	Started   time.Time     `json:"started,omitzero"`
-	Ended     time.Time     `json:"ended,omitzero"`
+	ID        string    `json:"id"`
+	ContentID string    `json:"contentId"`
+	VersionNo int       `json:"versionNo"`
+	Size      int64     `json:"size"`
+	SHA256    string    `json:"sha256"`
+	Interface string    `json:"interface,omitempty"`
+	Portbase  int       `json:"portbase"`
+	Machines  int       `json:"machines"`
+	Wait      Duration  `json:"wait"`
+	State     string    `json:"state"`
+	Joined    int       `json:"joined"`
+	Dropped   int       `json:"dropped"`
+	Error     string    `json:"error,omitempty"`
+	Created   time.Time `json:"created"`
+	Started   time.Time `json:"started,omitzero"`
+	Ended     time.Time `json:"ended,omitzero"`
 }
 
-// StartRequest asks for a session.
+// StartRequest asks for a session (the admin API's body).
 type StartRequest struct {
-	ContentID string        `json:"contentId"`
-	VersionNo int           `json:"versionNo"`
-	Machines  int           `json:"machines"`
-	Wait      time.Duration `json:"wait"`
-	Interface string        `json:"interface,omitempty"`
+	ContentID string   `json:"contentId"`
+	VersionNo int      `json:"versionNo"`
+	Machines  int      `json:"machines"`
+	Wait      Duration `json:"wait"`
+	Interface string   `json:"interface,omitempty"`
+}
+
+// Duration is a time.Duration written in JSON as Go's text form ("5m").
+type Duration time.Duration
+
+// MarshalJSON writes "5m0s".
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads "5m" (or a number of seconds).
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		var n float64
+		if json.Unmarshal(b, &n) != nil {
+			return deploy.Errorf(deploy.KindInvalid, "wait: want a duration such as \"5m\", got %s", b)
+		}
+		*d = Duration(n * float64(time.Second))
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return deploy.Errorf(deploy.KindInvalid, "wait: %q is not a duration such as 5m", s)
+	}
+	*d = Duration(v)
+	return nil
 }
 
 // Opener opens a content version's stored bytes for sending and says its
@@ -89,7 +115,10 @@ func (m *Manager) Start(ctx context.Context, req StartRequest) (Session, error) 
 	if iface == "" {
 		return Session{}, deploy.Errorf(deploy.KindInvalid, "multicast: say which network interface to send on (--interface), or run the server with --pxe-interface")
 	}
-	cfg := SendConfig{Interface: iface, Machines: req.Machines, Wait: req.Wait, Portbase: 9000}
+	if req.Wait == 0 {
+		req.Wait = Duration(5 * time.Minute)
+	}
+	cfg := SendConfig{Interface: iface, Machines: req.Machines, Wait: time.Duration(req.Wait), Portbase: 9000}
 	if err := cfg.Check(); err != nil {
 		return Session{}, err
 	}

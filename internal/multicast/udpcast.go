@@ -54,6 +54,9 @@ type SendConfig struct {
 	MaxBitrate string
 }
 
+// StartTimeout ends a session no machine joined, counted beyond its Wait.
+const StartTimeout = time.Hour
+
 // DefaultRetriesUntilDrop bounds how long a stalled receiver holds the
 // session up.
 const DefaultRetriesUntilDrop = 20
@@ -87,6 +90,9 @@ func senderArgs(c SendConfig) []string {
 		"--min-receivers", strconv.Itoa(c.Machines),
 		"--max-wait", strconv.Itoa(int(c.Wait / time.Second)),
 		"--retries-until-drop", strconv.Itoa(retries),
+		// A session nobody joins ends after an hour (plus the wait); the
+		// transfer must also have started by then.
+		"--start-timeout", strconv.Itoa(int((c.Wait + StartTimeout) / time.Second)),
 	}
 	if c.MaxBitrate != "" {
 		args = append(args, "--max-bitrate", c.MaxBitrate)

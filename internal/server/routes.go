@@ -16,6 +16,7 @@ func (s *Server) apiRoutes() http.Handler {
 	mux.Handle("GET /v1/content/{id}/{no}", bearer(s.machineContentInfo))
 	mux.Handle("GET /v1/content/{id}/{no}/data", bearer(s.machineContentData))
 	mux.Handle("GET /v1/content/{id}/{no}/files/{path...}", bearer(s.machineContentFile))
+	mux.Handle("GET /v1/content/{id}/{no}/multicast", bearer(s.machineMulticast))
 	mux.Handle("POST /v1/content/{id}/versions", bearer(s.machineCapture))
 	mux.Handle("POST /v1/runs", bearer(s.machineCreateRun))
 	mux.Handle("POST /v1/runs/{id}/events", bearer(s.machineRunEvents))
@@ -77,6 +78,9 @@ func (s *Server) adminMux(local bool) *http.ServeMux {
 	mux.Handle("DELETE /admin/v1/content/{id}/versions/{no}", s.adapt(s.deleteContentVersion))
 	mux.Handle("GET /admin/v1/content/{id}/versions/{no}/data", s.adapt(s.downloadContentVersion))
 	mux.Handle("POST /admin/v1/content/verify", s.adapt(s.adminVerifyContent))
+	mux.Handle("GET /admin/v1/multicast", s.adapt(s.adminListMulticast))
+	mux.Handle("POST /admin/v1/multicast", s.adapt(s.adminStartMulticast))
+	mux.Handle("DELETE /admin/v1/multicast/{id}", s.adapt(s.adminStopMulticast))
 
 	mux.Handle("GET /admin/v1/stepdefs", s.adapt(s.listStepDefs))
 	mux.Handle("GET /admin/v1/stepdefs/{id}", s.adapt(s.getStepDef))

@@ -22,6 +22,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/boot"
 	"github.com/imprint-osd/imprint/internal/content"
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/multicast"
 	"github.com/imprint-osd/imprint/internal/netlimit"
 	"github.com/imprint-osd/imprint/internal/server/web"
 	"github.com/imprint-osd/imprint/internal/store/sqlite"
@@ -63,6 +64,12 @@ type Server struct {
 
 	checks *blobChecks // content integrity (integrity.go)
 
+	mcast *multicast.Manager // multicast sessions (multicast.go)
+	// life ends when the server closes; background work started by a
+	// request (a multicast session) runs under it, not the request's.
+	life context.Context
+	stop context.CancelFunc
+
 	apiLn, bootLn, adminLn net.Listener
 	apiLim, bootLim        *netlimit.Listener // apiLn, bootLn with their caps
 	api, boot, admin       *http.Server
@@ -82,6 +89,8 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	}
 	s := &Server{cfg: cfg, log: log, now: time.Now, store: cfg.Store, checks: newBlobChecks()}
 	s.use = newUsage(cfg.Quotas)
+	s.life, s.stop = context.WithCancel(context.Background())
+	s.mcast = s.newMulticast()
 	defer func() {
 		if err != nil {
 			s.close()
@@ -355,6 +364,9 @@ func (s *Server) janitor(ctx context.Context) {
 }
 
 func (s *Server) close() {
+	if s.stop != nil {
+		s.stop()
+	}
 	for _, ln := range []net.Listener{s.apiLn, s.bootLn, s.adminLn} {
 		if ln != nil {
 			ln.Close()

@@ -103,6 +103,7 @@ func catalogue() []def {
 					"Auto", "Auto", "WIM", "WIM", "Raw", "Raw disk image (optionally zstd-compressed)", "Tar", "Tar archive").withDefault("Auto"),
 				text("TargetPartition", "Target partition", "Partition to apply to; empty uses the one Format disk created"),
 				boolean("VerifyWrite", "Read back and compare", "After writing a raw image, read it back from the disk and compare (slower; catches disks that lose writes). The image's SHA-256 is always checked", false),
+				boolean("Multicast", "Join a multicast session", "Receive the image from the multicast session started for it (imprint multicast start) when one is waiting; what the session loses, or a machine that comes too late, is downloaded by unicast. The SHA-256 is checked either way", false),
 				content("Unattend", "Unattend file", "Custom unattend.xml (Windows)", deploy.PurposeOther),
 				dropdown("ContinueMethod", "Continuation method", "How the sequence resumes in the new Windows installation",
 					continueMethods...).withDefault("1"),

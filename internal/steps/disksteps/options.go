@@ -9,6 +9,7 @@ import (
 
 	"github.com/imprint-osd/imprint/internal/client"
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/multicast"
 	"github.com/imprint-osd/imprint/internal/stepdefs"
 )
 
@@ -17,14 +18,25 @@ type Content interface {
 	OpenContent(ctx context.Context, id string, no int) (io.ReadCloser, *client.ContentInfo, error)
 }
 
+// Multicaster joins a multicast session for a content version and opens
+// the rest of it by unicast from an offset (*client.Machine implements
+// it).
+type Multicaster interface {
+	BaseURL() string
+	ContentInfo(ctx context.Context, id string, no int) (*client.ContentInfo, error)
+	MulticastSession(ctx context.Context, id string, no int) (multicast.Session, bool, error)
+	OpenContentAt(ctx context.Context, info *client.ContentInfo, off int64) (io.ReadCloser, error)
+}
+
 // Uploader sends a captured image (*client.Machine implements it).
 type Uploader interface {
 	UploadCapture(ctx context.Context, itemID string, body io.Reader) (*deploy.ContentVersion, error)
 }
 
 var (
-	_ Content  = (*client.Machine)(nil)
-	_ Uploader = (*client.Machine)(nil)
+	_ Content     = (*client.Machine)(nil)
+	_ Uploader    = (*client.Machine)(nil)
+	_ Multicaster = (*client.Machine)(nil)
 )
 
 // Deps are what the disk steps need. Only Content (for the apply steps)
@@ -32,6 +44,12 @@ var (
 type Deps struct {
 	Content  Content
 	Uploader Uploader
+	// Multicast, when set, lets Apply operating system join a multicast
+	// session (its Multicast option); nil always downloads by unicast.
+	Multicast Multicaster
+	// Receive starts a multicast receiver (nil: multicast.Receive with
+	// udp-receiver on the interface towards the server).
+	Receive func(ctx context.Context, sess multicast.Session) (io.ReadCloser, error)
 	// Disks lists the machine's disks; nil reads /sys (disk.Lister{}).
 	// Tests return an image file as the only disk.
 	Disks func() ([]DiskInfo, error)

@@ -149,6 +149,11 @@ func (d *Deps) openImage(ctx context.Context, env *sequence.Env) (io.ReadCloser,
 			if d.Content == nil {
 				return nil, nil, errors.New("no content client to stream the image with")
 			}
+			if on, _ := strconv.ParseBool(strings.TrimSpace(env.Setting("Multicast"))); on {
+				if rc, info, ok := d.openMulticast(ctx, ref, env.Log); ok {
+					return rc, info, nil
+				}
+			}
 			rc, info, err := d.Content.OpenContent(ctx, ref.ID, ref.VersionNo)
 			if err != nil {
 				return nil, nil, fmt.Errorf("open image %s: %w", ref, err)
@@ -272,6 +277,7 @@ func (s ApplyOS) Run(ctx context.Context, env *sequence.Env) (sequence.Result, e
 	}
 	env.Vars.SetInternal(VarOSImageName, info.Item.Name)
 	env.Vars.SetInternal(VarOSImageVer, strconv.Itoa(info.Version.VersionNo))
+	msg += sourcesNote(rc)
 	fmt.Fprintln(env.Log, msg)
 	return sequence.Result{Output: msg}, nil
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/netlimit"
 	"github.com/imprint-osd/imprint/internal/server/web"
 	"github.com/imprint-osd/imprint/internal/store/sqlite"
+	"github.com/imprint-osd/imprint/internal/tlsca"
 )
 
 // Server is a running Imprint daemon: its state, its content and its three
@@ -36,7 +37,7 @@ type Server struct {
 	log   *slog.Logger
 	store deploy.Store
 	blobs *content.Store
-	tls   *tlsMaterial
+	tls   *tlsca.Material
 	now   func() time.Time
 	bootH *boot.Handler // the boot port's handler; the PXE service's TFTP serves through it too
 
@@ -121,7 +122,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	} else if n > 0 {
 		log.Info("removed content blobs no version references", "count", n)
 	}
-	if s.tls, err = loadOrCreateTLS(filepath.Join(cfg.DataDir, "tls"), s.certHosts(), s.now()); err != nil {
+	if s.tls, err = tlsca.LoadOrCreate(filepath.Join(cfg.DataDir, "tls"), s.certHosts(), s.now()); err != nil {
 		return nil, err
 	}
 

@@ -1,4 +1,8 @@
-package server
+// Package tlsca is a server's own PKI under DIR/tls: a CA that agents pin
+// (its SHA-256 fingerprint goes on the boot command line) and the
+// certificate it signs for the HTTPS port. The server and the branch relay
+// each have one.
+package tlsca
 
 import (
 	"crypto/ecdsa"
@@ -12,34 +16,34 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"github.com/imprint-osd/imprint/internal/atomicfile"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/imprint-osd/imprint/internal/atomicfile"
 )
 
-// tlsMaterial is the server's PKI under DIR/tls: a CA that agents pin (its
-// SHA-256 fingerprint goes on the boot command line) and a server
+// Material is the PKI under DIR/tls: a CA that agents pin and a server
 // certificate it signs. Both are generated on first start; the CA key
 // never leaves the data directory.
-type tlsMaterial struct {
+type Material struct {
 	CA          *x509.Certificate
 	CAPEM       []byte
 	Certificate tls.Certificate
 }
 
 // Fingerprint is the hex SHA-256 of the CA certificate's DER bytes.
-func (m *tlsMaterial) Fingerprint() string {
+func (m *Material) Fingerprint() string {
 	sum := sha256.Sum256(m.CA.Raw)
 	return hex.EncodeToString(sum[:])
 }
 
-// loadOrCreateTLS loads DIR/tls or creates it. A server certificate that
+// LoadOrCreate loads DIR/tls or creates it. A server certificate that
 // does not cover every host in hosts, or expires within 30 days, is
 // re-issued from the existing CA.
-func loadOrCreateTLS(dir string, hosts []string, now time.Time) (*tlsMaterial, error) {
+func LoadOrCreate(dir string, hosts []string, now time.Time) (*Material, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
@@ -68,7 +72,7 @@ func loadOrCreateTLS(dir string, hosts []string, now time.Time) (*tlsMaterial, e
 	if err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
-	return &tlsMaterial{
+	return &Material{
 		CA:    ca,
 		CAPEM: caPEM,
 		Certificate: tls.Certificate{

@@ -24,20 +24,21 @@ const (
 // missing byte when the session fails. ok false means download by unicast
 // (no session, no multicast client, or the receiver could not start); why
 // is written to log.
-func (d *Deps) openMulticast(ctx context.Context, ref deploy.Ref, log io.Writer) (io.ReadCloser, *client.ContentInfo, bool) {
+func (d *Deps) openMulticast(ctx context.Context, ref deploy.Ref, log io.Writer) (_ io.ReadCloser, _ *client.ContentInfo, ok bool, why string) {
 	say := func(format string, args ...any) {
+		why = fmt.Sprintf(format, args...)
 		if log != nil {
-			fmt.Fprintf(log, format+"\n", args...)
+			fmt.Fprintln(log, why)
 		}
 	}
 	if d.Multicast == nil {
 		say("Multicast is on, but this agent cannot join sessions; downloading by unicast")
-		return nil, nil, false
+		return nil, nil, false, why
 	}
 	info, err := d.Multicast.ContentInfo(ctx, ref.ID, ref.VersionNo)
 	if err != nil {
 		say("Multicast: %v; downloading by unicast", err)
-		return nil, nil, false
+		return nil, nil, false, why
 	}
 	if info.Item.ID == "" {
 		info.Item.ID = ref.ID
@@ -49,10 +50,10 @@ func (d *Deps) openMulticast(ctx context.Context, ref deploy.Ref, log io.Writer)
 	switch {
 	case err != nil:
 		say("Multicast: %v; downloading by unicast", err)
-		return nil, nil, false
+		return nil, nil, false, why
 	case !ok:
 		say("No multicast session is waiting for %s; downloading by unicast", ref)
-		return nil, nil, false
+		return nil, nil, false, why
 	}
 	receive := d.Receive
 	if receive == nil {
@@ -68,22 +69,31 @@ func (d *Deps) openMulticast(ctx context.Context, ref deploy.Ref, log io.Writer)
 	rc, err := receive(ctx, sess)
 	if err != nil {
 		say("Multicast: %v; downloading by unicast", err)
-		return nil, nil, false
+		return nil, nil, false, why
 	}
 	say("Joined multicast session %s for %s (port %d, waiting for %d machines)", sess.ID, ref, sess.Portbase, sess.Machines)
 	fallback := func(ctx context.Context, off int64) (io.ReadCloser, error) {
 		say("Multicast stream lost after %d bytes; fetching the rest by unicast", off)
 		return d.Multicast.OpenContentAt(ctx, info, off)
 	}
-	return multicast.NewReader(ctx, rc, fallback, info.Version.ContentSize), info, true
+	return multicast.NewReader(ctx, rc, fallback, info.Version.ContentSize), info, true, ""
+}
+
+// unicastNote is an image stream that could have come by multicast and
+// did not, with the reason for the step's output.
+type unicastNote struct {
+	io.ReadCloser
+	why string
 }
 
 // sourcesNote says where an image's bytes came from, for the step's
 // message ("" for a plain unicast stream).
 func sourcesNote(rc io.Reader) string {
-	r, ok := rc.(*multicast.Reader)
-	if !ok {
-		return ""
+	switch r := rc.(type) {
+	case *multicast.Reader:
+		return fmt.Sprintf("; %d bytes by multicast, %d by unicast", r.Multicast, r.Unicast)
+	case *unicastNote:
+		return "; by unicast: " + r.why
 	}
-	return fmt.Sprintf("; %d bytes by multicast, %d by unicast", r.Multicast, r.Unicast)
+	return ""
 }

@@ -149,12 +149,18 @@ func (d *Deps) openImage(ctx context.Context, env *sequence.Env) (io.ReadCloser,
 			if d.Content == nil {
 				return nil, nil, errors.New("no content client to stream the image with")
 			}
+			why := ""
 			if on, _ := strconv.ParseBool(strings.TrimSpace(env.Setting("Multicast"))); on {
-				if rc, info, ok := d.openMulticast(ctx, ref, env.Log); ok {
+				rc, info, ok, reason := d.openMulticast(ctx, ref, env.Log)
+				if ok {
 					return rc, info, nil
 				}
+				why = reason
 			}
 			rc, info, err := d.Content.OpenContent(ctx, ref.ID, ref.VersionNo)
+			if err == nil && why != "" {
+				rc = &unicastNote{ReadCloser: rc, why: why}
+			}
 			if err != nil {
 				return nil, nil, fmt.Errorf("open image %s: %w", ref, err)
 			}

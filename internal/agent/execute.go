@@ -61,7 +61,11 @@ func (a *Agent) execute(ctx context.Context, tsv *deploy.TSVersion) error {
 			Progress: func(name string, done, total int64) { a.progress(deploy.Ref{}, name, done, total) }}
 		if src, ok := a.Client.(WindowsAgentSource); ok {
 			deps.Disk.StageWindows = func(ctx context.Context, root string) (string, error) {
-				return StageWindowsAgent(ctx, root, src, []byte(a.st.CAPEM), nil)
+				ca := []byte(a.st.CAPEM)
+				if c, ok := a.Client.(interface{ CACertPEM() []byte }); ok && len(ca) == 0 {
+					ca = c.CACertPEM() // the pinned CA, as the connection showed it
+				}
+				return StageWindowsAgent(ctx, root, src, ca, nil)
 			}
 		}
 	}

@@ -37,14 +37,11 @@ type WindowsCleanup struct {
 
 var _ Cleaner = WindowsCleanup{}
 
-// stateFiles are the files of a state directory the cleanup deletes
-// itself, before anything else.
-var stateFiles = []string{"agent.json", "agent.done.json", "journal.json", "journal.done.json", WindowsCAFile, "outbox.jsonl"}
-
 // Cleanup deletes the state and schedules the removal of the rest.
 func (c WindowsCleanup) Cleanup(_ context.Context, stateDir string) error {
 	var errs []error
-	for _, f := range stateFiles {
+	// The state files first, before anything else.
+	for _, f := range []string{"agent.json", "agent.done.json", "journal.json", "journal.done.json", WindowsCAFile, "outbox.jsonl"} {
 		if err := removeFile(filepath.Join(stateDir, f)); err != nil {
 			errs = append(errs, err)
 		}

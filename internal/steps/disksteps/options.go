@@ -55,7 +55,8 @@ type Deps struct {
 	// directory on the Windows partition mounted at root, for the answer
 	// file's continuation (Prepare operating system calls it after writing
 	// the answer file). The agent sets it; without it Prepare operating
-	// system fails for Windows, since nothing could continue the run.
+	// system fails for Windows, since nothing could continue the run. It
+	// returns the staged agent's SHA-256, for the log.
 	StageWindows func(ctx context.Context, root string) (string, error)
 }
 

@@ -172,7 +172,7 @@ func (s PrepareOS) prepareWindows(ctx context.Context, env *sequence.Env) (seque
 	if err != nil {
 		return sequence.Result{}, fmt.Errorf("Prepare operating system: %w", err)
 	}
-	fmt.Fprintf(env.Log, "Staged the Windows agent (%s) and its state directory (SYSTEM and Administrators only)\n", staged)
+	fmt.Fprintf(env.Log, "Staged the Windows agent (SHA-256 %s) as ProgramData\\Imprint\\imprint-agent.exe and its state directory ProgramData\\Imprint\\state (SYSTEM and Administrators only)\n", staged)
 	if err := w.close(); err != nil {
 		return sequence.Result{}, fmt.Errorf("unmount the Windows partition: %w", err)
 	}

@@ -27,6 +27,7 @@ TEST_NEEDS := zstd:zstd xz:xz-utils sgdisk:gdisk sfdisk:fdisk mdir:mtools \
 build:
 	$(GO) build -trimpath -o bin/imprint ./cmd/imprint
 	$(GO) build -trimpath -o bin/imprint-agent ./cmd/imprint-agent
+	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) build -trimpath -o bin/imprint-agent.exe ./cmd/imprint-agent
 
 run: build
 	./bin/imprint --data $(DATA) server

@@ -74,6 +74,10 @@ type Agent struct {
 	Power func(ctx context.Context, action string) error
 	// Resume arranges the restart after a reboot; nil does nothing.
 	Resume Resumer
+	// Cleanup removes what was staged for the run once it is over; nil is
+	// WindowsCleanup on Windows when StateDir is the staged
+	// %SystemDrive%\ProgramData\Imprint\state, else nothing.
+	Cleanup Cleaner
 	// Executable is imprint-agent's path (for the resume unit and `var set`).
 	Executable string
 	// HTTPClient is used for Entra ID; nil means http.DefaultClient.

@@ -60,6 +60,15 @@ func (a *Agent) execute(ctx context.Context, tsv *deploy.TSVersion) error {
 		mc, _ := a.Client.(disksteps.Multicaster)
 		deps.Disk = &disksteps.Deps{Content: streamer, Uploader: up, Multicast: mc, TempDir: tmp, Disks: a.Disks,
 			Progress: func(name string, done, total int64) { a.progress(deploy.Ref{}, name, done, total) }}
+		if src, ok := a.Client.(WindowsAgentSource); ok {
+			deps.Disk.StageWindows = func(ctx context.Context, root string) (string, error) {
+				ca := []byte(a.st.CAPEM)
+				if c, ok := a.Client.(interface{ CACertPEM() []byte }); ok && len(ca) == 0 {
+					ca = c.CACertPEM() // the pinned CA, as the connection showed it
+				}
+				return StageWindowsAgent(ctx, root, src, ca, nil)
+			}
+		}
 	}
 	reg := a.Registry
 	if reg == nil {
@@ -429,6 +438,7 @@ func (a *Agent) finish(ctx context.Context, out sequence.Outcome, forceAction st
 	// The run is over: a later `run` starts afresh, and nothing of the
 	// session or of the secrets stays on disk (TK-7).
 	a.retire()
+	a.cleanup(ctx)
 	if a.BootImage {
 		// The e2e harness and people at the console look for these lines.
 		if failed {
@@ -478,6 +488,21 @@ func (a *Agent) finish(ctx context.Context, out sequence.Outcome, forceAction st
 		return fmt.Errorf("%w: %s: %s", ErrRunFailed, out.FailedPath, out.Message)
 	}
 	return nil
+}
+
+// cleanup removes what was staged for the run (the Windows
+// continuation); a failure is logged, the run is over either way.
+func (a *Agent) cleanup(ctx context.Context) {
+	c := a.Cleanup
+	if c == nil {
+		c = defaultCleaner(a.StateDir)
+	}
+	if c == nil {
+		return
+	}
+	if err := c.Cleanup(ctx, a.StateDir); err != nil {
+		a.logf(SevWarning, "%v", err)
+	}
 }
 
 // Console markers printed in the boot image at the end of a run, each on

@@ -19,6 +19,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/client"
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/secrettest"
+	"github.com/imprint-osd/imprint/internal/server"
 	"github.com/imprint-osd/imprint/internal/stepdefs"
 )
 
@@ -35,8 +36,15 @@ const (
 // by its Out option), and a task sequence of steps.
 func secretsServer(t *testing.T, steps ...map[string]any) *realServer {
 	t.Helper()
+	return secretsServerConfig(t, nil, steps...)
+}
+
+// secretsServerConfig is secretsServer with the server's configuration
+// edited first.
+func secretsServerConfig(t *testing.T, edit func(*server.Config), steps ...map[string]any) *realServer {
+	t.Helper()
 	ctx := context.Background()
-	rs := startRealServer(t, nil)
+	rs := startRealServer(t, edit)
 	if _, err := rs.admin.SetPasscode(ctx, canaryPasscode); err != nil {
 		t.Fatalf("set passcode: %v", err)
 	}

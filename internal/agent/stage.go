@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 
 	"github.com/imprint-osd/imprint/internal/atomicfile"
-	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/sequence"
 	"github.com/imprint-osd/imprint/internal/steps/disksteps"
 )
@@ -36,43 +35,7 @@ func StageResume(root, exe, stateDir string) error {
 	if err := os.RemoveAll(dst); err != nil {
 		return fmt.Errorf("stage state: %w", err)
 	}
-	// agent.json and journal.json are written, not copied: the deployed
-	// disk gets the session token to resume with, but no secret variable
-	// (a step there gets its Password options from the task sequence
-	// again) and no copy of the passcode.
-	err := filepath.WalkDir(stateDir, func(p string, e fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(stateDir, p)
-		t := filepath.Join(dst, rel)
-		switch {
-		case e.IsDir():
-			return os.MkdirAll(t, 0o700)
-		case rel == "agent.json" || rel == "journal.json":
-			return nil
-		case e.Type().IsRegular():
-			return copyFile(p, t, 0o600)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("stage state: %w", err)
-	}
-	if st, err := LoadState(stateDir); err == nil {
-		st.BootImage, st.Secrets = false, nil
-		if err := writeState(filepath.Join(dst, "agent.json"), st); err != nil {
-			return fmt.Errorf("stage state: %w", err)
-		}
-	} else if !deploy.IsNotFound(err) {
-		return fmt.Errorf("stage state: %w", err)
-	}
-	if j, err := (&sequence.FileJournal{Path: filepath.Join(stateDir, "journal.json")}).Load(); err == nil {
-		j.Vars, _ = splitSecrets(j.Vars)
-		if err := (&sequence.FileJournal{Path: filepath.Join(dst, "journal.json")}).Save(j); err != nil {
-			return fmt.Errorf("stage state: %w", err)
-		}
-	} else if !deploy.IsNotFound(err) {
+	if _, err := copyState(stateDir, dst, nil); err != nil {
 		return fmt.Errorf("stage state: %w", err)
 	}
 	unitDir := filepath.Join(root, "etc/systemd/system")
@@ -114,10 +77,20 @@ type VarsResumer interface {
 // BootImageResume arranges, in the boot image, for the deployed Linux on
 // OSPartition to continue the run: it mounts that partition read-write
 // and calls StageResume with the running binary (/proc/self/exe).
+//
+// For a Windows target (Format disk wrote a Windows layout) it mounts the
+// NTFS partition instead and calls StageWindows: the answer file's
+// continuation starts the agent Prepare operating system staged there.
 type BootImageResume struct {
 	TempDir string
 	// Mount mounts a partition read-write; nil is disksteps.MountRW.
 	Mount func(spec, tmpDir string) (string, func() error, error)
+	// MountNTFS mounts a Windows partition read-write; nil is
+	// disksteps.MountWindows.
+	MountNTFS func(ctx context.Context, spec, tmpDir string) (string, func() error, error)
+	// Protect restricts the staged Windows state directory to SYSTEM and
+	// Administrators; nil sets the NTFS security descriptors (winacl).
+	Protect func(dir string) error
 }
 
 var _ VarsResumer = BootImageResume{}
@@ -136,6 +109,9 @@ func (b BootImageResume) InstallVars(ctx context.Context, vars *sequence.Vars, e
 	if part == "" {
 		return fmt.Errorf("no OSPartition variable: nothing was deployed to continue in")
 	}
+	if IsWindowsTarget(vars) {
+		return b.stageWindows(ctx, part, stateDir)
+	}
 	mount := b.Mount
 	if mount == nil {
 		mount = disksteps.MountRW
@@ -148,6 +124,22 @@ func (b BootImageResume) InstallVars(ctx context.Context, vars *sequence.Vars, e
 		exe = "/proc/self/exe"
 	}
 	serr := StageResume(dir, exe, stateDir)
+	if err := unmount(); serr == nil {
+		serr = err
+	}
+	return serr
+}
+
+func (b BootImageResume) stageWindows(ctx context.Context, part, stateDir string) error {
+	mount := b.MountNTFS
+	if mount == nil {
+		mount = disksteps.MountWindows
+	}
+	dir, unmount, err := mount(ctx, part, b.TempDir)
+	if err != nil {
+		return fmt.Errorf("continue in Windows: %w", err)
+	}
+	serr := StageWindows(dir, stateDir, b.Protect)
 	if err := unmount(); serr == nil {
 		serr = err
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +32,31 @@ type Machine struct {
 	mu         sync.Mutex
 	token      string
 	retryDelay *time.Duration
+	// ca is the CA the client trusts: the PEM given, or the pinned
+	// certificate once a connection has shown it (CACertPEM).
+	ca *trustedCA
+}
+
+// trustedCA holds the CA certificate (PEM) for CACertPEM.
+type trustedCA struct {
+	mu  sync.Mutex
+	pem []byte
+}
+
+func (c *trustedCA) set(p []byte) {
+	c.mu.Lock()
+	c.pem = p
+	c.mu.Unlock()
+}
+
+// CACertPEM returns the server's CA certificate (PEM): the one NewMachine
+// was given, or for NewMachinePinned the chain's certificate with the
+// pinned fingerprint, once a connection has been made (nil before). The
+// boot image stages it for the Windows continuation.
+func (m *Machine) CACertPEM() []byte {
+	m.ca.mu.Lock()
+	defer m.ca.mu.Unlock()
+	return append([]byte(nil), m.ca.pem...)
 }
 
 // MachineOption adjusts a Machine client at construction.
@@ -62,7 +88,11 @@ func NewMachine(baseURL string, caPEM []byte, opts ...MachineOption) (*Machine, 
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return nil, deploy.Errorf(deploy.KindInvalid, "CA file holds no PEM certificate")
 	}
-	return newMachine(baseURL, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, opts)
+	m, err := newMachine(baseURL, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, opts)
+	if err == nil {
+		m.ca.set(append([]byte(nil), caPEM...))
+	}
+	return m, err
 }
 
 // NewMachinePinned returns a client that trusts the server when some
@@ -82,15 +112,24 @@ func NewMachinePinned(baseURL, caSHA256 string, opts ...MachineOption) (*Machine
 		return nil, deploy.Errorf(deploy.KindInvalid, "server URL %q has no host", baseURL)
 	}
 	host := u.Hostname()
+	ca := &trustedCA{}
 	cfg := &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		// Verification is done by VerifyConnection against the pinned root.
 		InsecureSkipVerify: true, //nolint:gosec // replaced by the pin check below
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			return verifyPinned(cs, want, host)
+			root, err := verifyPinned(cs, want, host)
+			if err == nil {
+				ca.set(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}))
+			}
+			return err
 		},
 	}
-	return newMachine(baseURL, cfg, opts)
+	m, err := newMachine(baseURL, cfg, opts)
+	if err == nil {
+		m.ca = ca
+	}
+	return m, err
 }
 
 func parseFingerprint(s string) ([]byte, error) {
@@ -103,9 +142,9 @@ func parseFingerprint(s string) ([]byte, error) {
 }
 
 // verifyPinned checks the chain against the pinned certificate.
-func verifyPinned(cs tls.ConnectionState, want []byte, host string) error {
+func verifyPinned(cs tls.ConnectionState, want []byte, host string) (*x509.Certificate, error) {
 	if len(cs.PeerCertificates) == 0 {
-		return errors.New("server presented no certificate")
+		return nil, errors.New("server presented no certificate")
 	}
 	var root *x509.Certificate
 	for _, c := range cs.PeerCertificates {
@@ -116,7 +155,7 @@ func verifyPinned(cs tls.ConnectionState, want []byte, host string) error {
 		}
 	}
 	if root == nil {
-		return errors.New("no certificate of the server's chain has the pinned CA fingerprint")
+		return nil, errors.New("no certificate of the server's chain has the pinned CA fingerprint")
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(root)
@@ -127,12 +166,12 @@ func verifyPinned(cs tls.ConnectionState, want []byte, host string) error {
 	leaf := cs.PeerCertificates[0]
 	if leaf.Equal(root) {
 		// A self-signed server certificate pinned directly.
-		return nil
+		return root, nil
 	}
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: host}); err != nil {
-		return fmt.Errorf("server certificate does not verify against the pinned CA: %w", err)
+		return nil, fmt.Errorf("server certificate does not verify against the pinned CA: %w", err)
 	}
-	return nil
+	return root, nil
 }
 
 func newMachine(baseURL string, cfg *tls.Config, opts []MachineOption) (*Machine, error) {
@@ -159,7 +198,7 @@ func newMachine(baseURL string, cfg *tls.Config, opts []MachineOption) (*Machine
 		MaxIdleConns:        4,
 		DisableCompression:  true, // downloads are hashed and resumed byte for byte
 	}
-	return &Machine{base: base, hc: &http.Client{Transport: tr}, clientCert: o.cert != nil}, nil
+	return &Machine{base: base, hc: &http.Client{Transport: tr}, clientCert: o.cert != nil, ca: &trustedCA{}}, nil
 }
 
 // HasClientCert reports whether the client presents a client certificate.

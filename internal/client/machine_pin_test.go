@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -8,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"math/big"
 	"net"
 	"net/http"
@@ -79,5 +81,32 @@ func TestPinnedClientChecksIPAddressNames(t *testing.T) {
 				t.Fatalf("wrong name: err = %v, want a refusal", err)
 			}
 		})
+	}
+}
+
+// A pinned client learns the CA certificate from the chain it checked
+// (the boot image stages it for Windows); it has none before connecting.
+func TestPinnedClientCACertPEM(t *testing.T) {
+	srv, caDER := serverWithLeaf(t, nil, []net.IP{net.ParseIP("127.0.0.1")})
+	m, err := client.NewMachinePinned(srv.URL, sum(caDER))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := m.CACertPEM(); len(p) != 0 {
+		t.Errorf("CA before any connection: %q", p)
+	}
+	if _, err := m.Time(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	if got := m.CACertPEM(); !bytes.Equal(got, want) {
+		t.Errorf("CACertPEM = %q, want the pinned CA %q", got, want)
+	}
+	byPEM, err := client.NewMachine(srv.URL, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := byPEM.CACertPEM(); !bytes.Equal(got, want) {
+		t.Errorf("NewMachine's CACertPEM = %q", got)
 	}
 }

@@ -64,6 +64,11 @@ type Config struct {
 	AuditSyslog string // --audit-syslog, IMPRINT_AUDIT_SYSLOG
 	// ScriptsDir holds server-side scripts; default DIR/scripts.
 	ScriptsDir string // --scripts, IMPRINT_SCRIPTS
+	// WindowsAgent is the windows/amd64 imprint-agent.exe served to boot
+	// images that deploy Windows; empty looks at
+	// DIR/agents/windows-amd64/imprint-agent.exe, then beside the server's
+	// executable (winagent.go).
+	WindowsAgent string
 	// PasscodeArgon2 overrides the Argon2id cost (tests use a cheap one);
 	// zero means auth.DefaultArgon2Params.
 	PasscodeArgon2 auth.Argon2Params

@@ -67,7 +67,7 @@ func Package(tool string) string {
 		return "dosfstools"
 	case "mkfs.ext4", "debugfs", "e2fsck":
 		return "e2fsprogs"
-	case "mkntfs", "ntfsinfo", "ntfscat", "ntfsls", "ntfs-3g":
+	case "mkntfs", "ntfsinfo", "ntfscat", "ntfsls", "ntfs-3g", "ntfssecaudit":
 		return "ntfs-3g"
 	case "wimlib-imagex":
 		return "wimtools"

@@ -69,6 +69,13 @@ type Deps struct {
 	// is /sys/firmware/efi/efivars, which is not touched when the target
 	// is an image file.
 	EFIVarsDir string
+	// StageWindows puts the Windows agent and its protected state
+	// directory on the Windows partition mounted at root, for the answer
+	// file's continuation (Prepare operating system calls it after writing
+	// the answer file). The agent sets it; without it Prepare operating
+	// system fails for Windows, since nothing could continue the run. It
+	// returns the staged agent's SHA-256, for the log.
+	StageWindows func(ctx context.Context, root string) (string, error)
 }
 
 // DiskInfo is one disk as Deps.Disks reports it (the fields of

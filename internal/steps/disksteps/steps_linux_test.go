@@ -48,6 +48,8 @@ type contentServer struct {
 	cut      bool
 	ranges   []string
 	captured []byte
+	// winAgent is served as the Windows agent (GET /v1/agent/windows-amd64).
+	winAgent []byte
 }
 
 func (c *contentServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -71,6 +73,9 @@ func (c *contentServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			panic(http.ErrAbortHandler)
 		}
 		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(c.data))
+	case r.URL.Path == "/v1/agent/windows-amd64" && c.winAgent != nil:
+		w.Header().Set("X-Imprint-SHA256", sha(c.winAgent))
+		_, _ = w.Write(c.winAgent)
 	case r.Method == http.MethodPost && r.URL.Path == "/v1/content/cap/versions":
 		b, _ := io.ReadAll(r.Body)
 		c.mu.Lock()

@@ -58,6 +58,11 @@ func (Capture) Run(context.Context, *sequence.Env) (sequence.Result, error) {
 // MountRW is Linux only.
 func MountRW(spec, tmpDir string) (string, func() error, error) { return "", nil, errNotLinux }
 
+// MountWindows fails: not Linux.
+func MountWindows(context.Context, string, string) (string, func() error, error) {
+	return "", nil, errNotLinux
+}
+
 // InjectDriverPack is the Inject driver pack step (Linux only).
 type InjectDriverPack struct{ D *Deps }
 

@@ -165,6 +165,14 @@ func (s PrepareOS) prepareWindows(ctx context.Context, env *sequence.Env) (seque
 	// Never the content: it holds the hidden Administrator password and
 	// the domain join blob.
 	fmt.Fprintf(env.Log, "Continuation %s; wrote %s\n", ao.Method, strings.Join(written, ", "))
+	if s.D.StageWindows == nil {
+		return sequence.Result{}, fmt.Errorf("Prepare operating system: no Windows agent to stage for the continuation (only imprint-agent can)")
+	}
+	staged, err := s.D.StageWindows(ctx, w.Root)
+	if err != nil {
+		return sequence.Result{}, fmt.Errorf("Prepare operating system: %w", err)
+	}
+	fmt.Fprintf(env.Log, "Staged the Windows agent (SHA-256 %s) as ProgramData\\Imprint\\imprint-agent.exe and its state directory ProgramData\\Imprint\\state (SYSTEM and Administrators only)\n", staged)
 	if err := w.close(); err != nil {
 		return sequence.Result{}, fmt.Errorf("unmount the Windows partition: %w", err)
 	}
@@ -221,6 +229,17 @@ func clearImmutable(p string) error {
 		return nil
 	}
 	return unix.IoctlSetPointerInt(int(f.Fd()), unix.FS_IOC_SETFLAGS, int(flags&^immutable))
+}
+
+// MountWindows mounts the Windows (NTFS) partition spec read-write, as
+// Prepare operating system does: a device, or a partition of an image file
+// through a loop device.
+func MountWindows(ctx context.Context, spec, tmpDir string) (string, func() error, error) {
+	p, err := ResolvePartition(spec)
+	if err != nil {
+		return "", nil, err
+	}
+	return mountNTFS(ctx, p, tmpDir)
 }
 
 // mountNTFS mounts NTFS partition p read-write: the kernel's ntfs3 driver

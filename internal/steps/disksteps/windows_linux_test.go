@@ -9,12 +9,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/imprint-osd/imprint/internal/agent"
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/disk"
 	"github.com/imprint-osd/imprint/internal/hive/hivextest"
 	"github.com/imprint-osd/imprint/internal/sequence"
 	"github.com/imprint-osd/imprint/internal/steps/disksteps"
@@ -29,7 +33,7 @@ import (
 func needWindowsTools(t *testing.T) {
 	t.Helper()
 	testenv.Root(t, "to attach a loop device and mount NTFS")
-	need(t, "losetup", "ntfs-3g", "ntfscat", "mkntfs", "wimlib-imagex", "sfdisk", "mtype")
+	need(t, "losetup", "ntfs-3g", "ntfscat", "ntfssecaudit", "mkntfs", "wimlib-imagex", "sfdisk", "mtype")
 	hivextest.Need(t)
 }
 
@@ -49,10 +53,14 @@ func windowsDisk(t *testing.T) (*disksteps.Deps, *sequence.Vars, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := newClient(t, &contentServer{name: "install.wim", data: wim})
+	m := newClient(t, &contentServer{name: "install.wim", data: wim, winAgent: []byte(winAgentBytes)})
 	d := &disksteps.Deps{Content: m, TempDir: dir, EFIVarsDir: filepath.Join(dir, "efivars"),
 		Disks: func() ([]disksteps.DiskInfo, error) {
 			return []disksteps.DiskInfo{{Path: diskImg, Size: 3 << 30, Bus: "nvme"}}, nil
+		},
+		// As the agent sets it: the real download and staging.
+		StageWindows: func(ctx context.Context, root string) (string, error) {
+			return agent.StageWindowsAgent(ctx, root, m, []byte(testCAPEM), nil)
 		}}
 	vars := sequence.NewVars()
 	vars.SetInternal("IsUEFI", "True")
@@ -110,6 +118,13 @@ func TestWindowsUEFIPrepareOnImageFile(t *testing.T) {
 		t.Errorf("Inject driver pack log:\n%s", log)
 	}
 
+	// Without the agent to stage nothing could continue the run in Windows.
+	noAgent := *d
+	noAgent.StageWindows = nil
+	env, _ = newEnv(vars, map[string]string{})
+	if _, err := (disksteps.PrepareOS{D: &noAgent}).Run(context.Background(), env); err == nil || !strings.Contains(err.Error(), "no Windows agent to stage") {
+		t.Errorf("Prepare operating system without the agent: err = %v", err)
+	}
 	env, log = newEnv(vars, map[string]string{})
 	if _, err := (disksteps.PrepareOS{D: d}).Run(context.Background(), env); err != nil {
 		t.Fatalf("Prepare operating system: %v\n%s", err, log)
@@ -225,6 +240,41 @@ func TestWindowsUEFIPrepareOnImageFile(t *testing.T) {
 	if b := ntfsFile(t, diskImg, win.Start, win.Size, "Windows/Imprint/Drivers/drvitem_3/net/vnet.inf"); !bytes.Contains(b, []byte("Class     = Net")) {
 		t.Errorf("staged vnet.inf = %q", b)
 	}
+	// The continuation: the agent and the CA at the contract paths, the
+	// state directory for SYSTEM and Administrators only.
+	if b := ntfsFile(t, diskImg, win.Start, win.Size, agent.WindowsAgentPath); string(b) != winAgentBytes {
+		t.Errorf("staged agent = %q", b)
+	}
+	if b := ntfsFile(t, diskImg, win.Start, win.Size, agent.WindowsStateDir+"/"+agent.WindowsCAFile); string(b) != testCAPEM {
+		t.Errorf("staged CA = %q", b)
+	}
+	wantPrivate(t, diskImg, win, agent.WindowsStateDir, true)
+	wantPrivate(t, diskImg, win, agent.WindowsStateDir+"/"+agent.WindowsCAFile, false)
+
+	// The reboot stages the run (session and journal, not the secrets)
+	// into it, on the NTFS partition mounted as the boot image does.
+	state := t.TempDir()
+	const token = "Tok-Canary-4242"
+	if err := os.WriteFile(filepath.Join(state, "agent.json"), []byte(`{"server":"https://s","token":"`+token+
+		`","runId":"r1","taskSequenceId":"ts","versionNo":1,"name":"n","bootImage":true,"secrets":[{"name":"AdminPassword","value":"`+
+		adminSecret+`","secret":true}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(state, "journal.json"), []byte(`{"format":1,"completed":[{"id":"prep"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := (agent.BootImageResume{TempDir: t.TempDir()}).InstallVars(context.Background(), vars, "", state); err != nil {
+		t.Fatalf("stage the run: %v", err)
+	}
+	if b := ntfsFile(t, diskImg, win.Start, win.Size, agent.WindowsStateDir+"/agent.json"); !bytes.Contains(b, []byte(token)) || bytes.Contains(b, []byte(`"bootImage"`)) {
+		t.Errorf("staged agent.json:\n%s", b)
+	}
+	if b := ntfsFile(t, diskImg, win.Start, win.Size, agent.WindowsStateDir+"/journal.json"); !bytes.Contains(b, []byte(`"prep"`)) {
+		t.Errorf("staged journal.json:\n%s", b)
+	}
+	wantPrivate(t, diskImg, win, agent.WindowsStateDir+"/agent.json", false)
+	wantPrivate(t, diskImg, win, agent.WindowsStateDir+"/journal.json", false)
+
 	// The password is nowhere in clear: not in the log, not on the disk.
 	if strings.Contains(log.String(), adminSecret) {
 		t.Error("the log holds the Administrator password")
@@ -239,6 +289,41 @@ func TestWindowsUEFIPrepareOnImageFile(t *testing.T) {
 }
 
 const adminSecret = "Adm1n-Secret-7781"
+
+const (
+	winAgentBytes = "MZ\x90\x00 imprint-agent.exe for windows/amd64"
+	testCAPEM     = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+)
+
+// wantPrivate checks with ntfssecaudit, reading the partition's $Secure
+// through a loop device, that p (slash-separated, from the partition's
+// root) has the protected SYSTEM and Administrators descriptor.
+func wantPrivate(t *testing.T, diskImg string, win disk.Partition, p string, dir bool) {
+	t.Helper()
+	out, err := exec.Command("losetup", "--find", "--show", "--read-only", "--offset", fmt.Sprint(win.Start), "--sizelimit", fmt.Sprint(win.Size), diskImg).Output()
+	if err != nil {
+		t.Fatalf("losetup: %v", err)
+	}
+	dev := strings.TrimSpace(string(out))
+	defer exec.Command("losetup", "-d", dev).Run()
+	b, err := exec.Command("ntfssecaudit", "-vv", dev, "/"+p).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ntfssecaudit %s: %v\n%s", p, err, b)
+	}
+	flags := map[bool]string{true: "0x3", false: "0x0"}[dir]
+	for _, want := range []string{"DACL cannot be modified by inheritable ACEs", "O:dec S-1-5-18", "ACE cnt  2", "flags    " + flags + "\n"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("%s: ntfssecaudit does not say %q:\n%s", p, want, b)
+		}
+	}
+	var sids []string
+	for _, m := range regexp.MustCompile(`(?m)^\s+dec (S-[0-9-]+)$`).FindAllStringSubmatch(string(b), -1) {
+		sids = append(sids, m[1])
+	}
+	if want := []string{"S-1-5-18", "S-1-5-32-544"}; !slices.Equal(sids, want) {
+		t.Errorf("%s: ACEs for %v, want %v", p, sids, want)
+	}
+}
 
 // ntfsFile reads a file from the NTFS partition at [start, start+size) of
 // the disk image with ntfscat, through a loop device.

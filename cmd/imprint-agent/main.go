@@ -154,7 +154,7 @@ func newAgent(ctx context.Context, c *client.Machine, stdin io.Reader, stdout io
 		Console:    agent.NewConsole(stdin, stdout),
 		StateDir:   stateDir,
 		Power:      agent.SystemPower,
-		Resume:     agent.SystemdResume{},
+		Resume:     agent.PlatformResume(),
 		Executable: exe,
 	}
 }

@@ -240,3 +240,56 @@ func TestFinishActionUnsupported(t *testing.T) {
 		t.Errorf("power asked %v", asked)
 	}
 }
+
+// refusingAPI refuses the saved session once, as a server does whose
+// token has expired while the machine rebooted.
+type refusingAPI struct {
+	*fakeAPI
+	refuse bool
+}
+
+func (r *refusingAPI) TaskSequenceVersion(ctx context.Context, id string, no int) (*deploy.TSVersion, error) {
+	if r.refuse {
+		r.refuse = false
+		return nil, deploy.Errorf(deploy.KindUnauthorized, "token expired")
+	}
+	return r.fakeAPI.TaskSequenceVersion(ctx, id, no)
+}
+
+// TestResumeAuthenticatesAgain: `resume` (what the Windows continuation
+// and scheduled task run) first tries the saved session; refused, it
+// authenticates again and continues after the last completed step.
+func TestResumeAuthenticatesAgain(t *testing.T) {
+	work := t.TempDir()
+	out := filepath.Join(work, "out.txt")
+	tsv := &deploy.TSVersion{TaskSequenceID: "ts-r", VersionNo: 1, Steps: []deploy.Step{
+		step(stepdefs.TypeRunCommandLine, "Before", map[string]string{"CommandLine": "echo before >> " + out}),
+		step(stepdefs.TypeReboot, "Reboot", map[string]string{"RebootRequested": "HD"}),
+		step(stepdefs.TypeRunCommandLine, "After", map[string]string{"CommandLine": "echo after >> " + out}),
+	}}
+	api := &refusingAPI{fakeAPI: &fakeAPI{passcode: "pc", list: []client.TSSummary{{ID: "ts-r", Name: "R", VersionNo: 1}},
+		ts: map[string]*deploy.TSVersion{"ts-r": tsv}}}
+	state := filepath.Join(work, "state")
+	newAgent := func(console string) *agent.Agent {
+		return &agent.Agent{Client: api, Console: agent.NewConsole(strings.NewReader(console), &strings.Builder{}), StateDir: state,
+			TS:       "R",
+			Gatherer: agent.Gatherer{Root: t.TempDir(), Addrs: func() ([]string, error) { return nil, nil }},
+			Resume:   &fakeResume{}, Power: func(context.Context, string) error { return nil },
+			Sleep: func(context.Context, time.Duration) error { return nil }}
+	}
+	ctx := context.Background()
+	if err := newAgent("pc\n").Run(ctx, agent.State{Server: "https://x"}, false); err != nil {
+		t.Fatal(err)
+	}
+	api.refuse = true
+	api.attempts = nil
+	if err := newAgent("pc\n").ResumeRun(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(out); string(got) != "before\nafter\n" {
+		t.Errorf("out.txt = %q", got)
+	}
+	if !cmp.Equal(api.attempts, []string{"passcode:pc"}) || api.tokens[0] != "tok-1" {
+		t.Errorf("after the refusal: auth attempts %v, tokens %v", api.attempts, api.tokens)
+	}
+}

@@ -154,6 +154,7 @@ func newAgent(ctx context.Context, c *client.Machine, stdin io.Reader, stdout io
 		StateDir:   stateDir,
 		Power:      agent.SystemPower,
 		Resume:     agent.PlatformResume(),
+		PowerShell: agent.PlatformPowerShell(),
 		Executable: exe,
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+
+	"github.com/imprint-osd/imprint/internal/sequence"
 )
 
 // SystemdResume installs and enables the resume unit in UnitDir (default
@@ -75,5 +77,11 @@ func SystemPower(ctx context.Context, action string) error {
 	if out, err := exec.CommandContext(ctx, prog, args...).CombinedOutput(); err != nil {
 		return fmt.Errorf("%s %v: %w: %s", prog, args, err, out)
 	}
+	return nil
+}
+
+// PlatformPowerShell evaluates PowerShell conditions: nil, the engine's
+// default (pwsh).
+func PlatformPowerShell() func(ctx context.Context, expr string, vars *sequence.Vars) (bool, error) {
 	return nil
 }

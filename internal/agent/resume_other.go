@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+
+	"github.com/imprint-osd/imprint/internal/sequence"
 )
 
 // SystemdResume is Linux-only; elsewhere it fails clearly.
@@ -30,4 +32,10 @@ func PlatformResume() Resumer { return SystemdResume{} }
 // SystemPower fails: no power actions on this OS.
 func SystemPower(_ context.Context, action string) error {
 	return fmt.Errorf("power action %q on %s: %w", action, runtime.GOOS, ErrPowerUnsupported)
+}
+
+// PlatformPowerShell evaluates PowerShell conditions: nil, the engine's
+// default (pwsh).
+func PlatformPowerShell() func(ctx context.Context, expr string, vars *sequence.Vars) (bool, error) {
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -291,5 +292,64 @@ func TestResumeAuthenticatesAgain(t *testing.T) {
 	}
 	if !cmp.Equal(api.attempts, []string{"passcode:pc"}) || api.tokens[0] != "tok-1" {
 		t.Errorf("after the refusal: auth attempts %v, tokens %v", api.attempts, api.tokens)
+	}
+}
+
+// unreachableAPI cannot be reached the first times, as a server is while
+// the network comes up at boot.
+type unreachableAPI struct {
+	*fakeAPI
+	fails int
+}
+
+func (u *unreachableAPI) TaskSequenceVersion(ctx context.Context, id string, no int) (*deploy.TSVersion, error) {
+	if u.fails > 0 {
+		u.fails--
+		return nil, &url.Error{Op: "Get", URL: "https://x/v1/ts", Err: errors.New("connect: network is unreachable")}
+	}
+	return u.fakeAPI.TaskSequenceVersion(ctx, id, no)
+}
+
+func TestResumeWaitsForTheServer(t *testing.T) {
+	work := t.TempDir()
+	tsv := &deploy.TSVersion{TaskSequenceID: "ts-u", VersionNo: 1, Steps: []deploy.Step{
+		step(stepdefs.TypeReboot, "Reboot", map[string]string{"RebootRequested": "HD"}),
+		step(stepdefs.TypeSetVariable, "Set", map[string]string{"VariableName": "A", "VariableValue": "1"}),
+	}}
+	api := &unreachableAPI{fakeAPI: &fakeAPI{passcode: "pc", list: []client.TSSummary{{ID: "ts-u", Name: "U", VersionNo: 1}},
+		ts: map[string]*deploy.TSVersion{"ts-u": tsv}}}
+	state := filepath.Join(work, "state")
+	var slept []time.Duration
+	newAgent := func() *agent.Agent {
+		return &agent.Agent{Client: api, Console: agent.NewConsole(strings.NewReader(""), &strings.Builder{}), StateDir: state,
+			TS: "U", Vars: map[string]string{"Passcode": "pc"},
+			Gatherer: agent.Gatherer{Root: t.TempDir(), Addrs: func() ([]string, error) { return nil, nil }},
+			Resume:   &fakeResume{}, Power: func(context.Context, string) error { return nil },
+			Sleep: func(_ context.Context, d time.Duration) error { slept = append(slept, d); return nil }}
+	}
+	ctx := context.Background()
+	if err := newAgent().Run(ctx, agent.State{Server: "https://x"}, false); err != nil {
+		t.Fatal(err)
+	}
+	api.fails = 3
+	if err := newAgent().ResumeRun(ctx); err != nil {
+		t.Fatalf("resume gave up on a server that answered the fourth time: %v", err)
+	}
+	if want := []time.Duration{agent.ResumeRetryDelay, agent.ResumeRetryDelay, agent.ResumeRetryDelay}; !cmp.Equal(slept, want) {
+		t.Errorf("waits = %v, want %v", slept, want)
+	}
+
+	// A server that never answers: resume gives up after ResumeAttempts
+	// with the error, and the run stays resumable.
+	if err := newAgent().Run(ctx, agent.State{Server: "https://x"}, false); err != nil {
+		t.Fatal(err)
+	}
+	api.fails, slept = 1000, nil
+	err := newAgent().ResumeRun(ctx)
+	if err == nil || !strings.Contains(err.Error(), "network is unreachable") || len(slept) != agent.ResumeAttempts-1 {
+		t.Errorf("err = %v after %d waits", err, len(slept))
+	}
+	if _, err := agent.LoadState(state); err != nil {
+		t.Errorf("state after giving up: %v", err)
 	}
 }

@@ -54,6 +54,12 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	GOOS=windows $(GO) vet ./...
+	@# go vet type-checks the tests but does not link them: build every
+	@# package's test binary for windows/amd64 (the Windows agent's tests
+	@# cannot run here, they must at least build).
+	@for p in $$(GOOS=windows $(GO) list ./...); do \
+		GOOS=windows GOARCH=amd64 $(GO) test -c -o /dev/null $$p || { echo "windows test build failed: $$p"; exit 1; }; \
+	done
 	$(GO) vet -tags e2e ./e2e/
 
 # IMPRINT_TEST_REQUIRE makes a test whose host prerequisite is missing (a

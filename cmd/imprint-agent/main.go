@@ -2,7 +2,7 @@
 // image or in an installed OS:
 //
 //	imprint-agent run --server URL --ca FILE [--ca-sha256 HEX] [--cert FILE --key FILE] [--ts ID|NAME] [--var NAME=VALUE]… [--state DIR] [--boot-image] [--dry-run]
-//	imprint-agent resume --state DIR
+//	imprint-agent resume [--state DIR]   (default /var/lib/imprint-agent; %SystemDrive%\ProgramData\Imprint\state on Windows)
 //	imprint-agent pe
 //	imprint-agent var set NAME VALUE
 //	imprint-agent version
@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 
@@ -83,14 +82,14 @@ func applyPower(a *agent.Agent, mode string) error {
 
 const usage = `usage:
   imprint-agent run --server URL (--ca FILE | --ca-sha256 HEX) [--cert FILE --key FILE] [--ts ID|NAME] [--var NAME=VALUE]... [--state DIR] [--boot-image] [--dry-run] [--power system|exit]
-  imprint-agent resume --state DIR [--power system|exit]
+  imprint-agent resume [--state DIR] [--power system|exit]
   imprint-agent pe      (the boot image's /init; also when started as PID 1)
   imprint-agent var set NAME VALUE
   imprint-agent version`
 
 func defaultStateDir() string {
 	if runtime.GOOS == "windows" {
-		return filepath.Join(os.Getenv("ProgramData"), "Imprint", "agent")
+		return windowsStateDir(os.Getenv)
 	}
 	return "/var/lib/imprint-agent"
 }
@@ -154,7 +153,8 @@ func newAgent(ctx context.Context, c *client.Machine, stdin io.Reader, stdout io
 		Console:    agent.NewConsole(stdin, stdout),
 		StateDir:   stateDir,
 		Power:      agent.SystemPower,
-		Resume:     agent.SystemdResume{},
+		Resume:     agent.PlatformResume(),
+		PowerShell: agent.PlatformPowerShell(),
 		Executable: exe,
 	}
 }

@@ -105,3 +105,19 @@ func TestDialWithClientCertificate(t *testing.T) {
 		t.Fatalf("dial without a certificate: %v, HasClientCert %v", err, c.HasClientCert())
 	}
 }
+
+// TestWindowsStateDir: on Windows `resume` finds the run where the
+// continuation staged it without being told (--state).
+func TestWindowsStateDir(t *testing.T) {
+	for drive, want := range map[string]string{"D:": `D:\ProgramData\Imprint\state`, "": `C:\ProgramData\Imprint\state`} {
+		got := windowsStateDir(func(k string) string {
+			if k == "SystemDrive" {
+				return drive
+			}
+			return ""
+		})
+		if got != want {
+			t.Errorf("SystemDrive %q: state dir %q, want %q", drive, got, want)
+		}
+	}
+}

@@ -181,6 +181,8 @@ func pePower(_ context.Context, action string) error {
 		return pe.Reboot()
 	case "shutdown":
 		return pe.PowerOff()
+	case "logoff", "reseal":
+		return fmt.Errorf("%s in the boot image: %w", action, agent.ErrPowerUnsupported)
 	}
 	return fmt.Errorf("unknown power action %q", action)
 }

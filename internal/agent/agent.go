@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -397,6 +398,17 @@ func (a *Agent) ResumeRun(ctx context.Context) error {
 	a.logf(SevInfo, "Resuming run %s of %s", st.RunID, st.Name)
 	a.Client.SetToken(st.Token)
 	tsv, err := a.Client.TaskSequenceVersion(ctx, st.TaskSequenceID, st.VersionNo)
+	// At boot the network may come up after the agent starts (Windows
+	// runs the continuation whenever setup reaches it, and does so once):
+	// a server that cannot be reached is tried again for a while rather
+	// than leaving the run stranded.
+	for i := 0; i < ResumeAttempts-1 && unreachable(err); i++ {
+		a.logf(SevWarning, "The server is not reachable (%v); trying again in %s", err, ResumeRetryDelay)
+		if err := a.sleep(ctx, ResumeRetryDelay); err != nil {
+			return err
+		}
+		tsv, err = a.Client.TaskSequenceVersion(ctx, st.TaskSequenceID, st.VersionNo)
+	}
 	if deploy.ErrorKind(err) == deploy.KindUnauthorized {
 		a.logf(SevWarning, "The saved session is no longer valid; authenticating again")
 		if err := a.authenticate(ctx, a.device()); err != nil {
@@ -411,6 +423,21 @@ func (a *Agent) ResumeRun(ctx context.Context) error {
 		return fmt.Errorf("load task sequence %s: %w", st.Name, err)
 	}
 	return a.execute(ctx, tsv)
+}
+
+// How often, and how far apart, `resume` tries a server it cannot reach
+// (5 minutes in all).
+const (
+	ResumeAttempts   = 30
+	ResumeRetryDelay = 10 * time.Second
+)
+
+// unreachable reports whether err is a failure to reach the server (no
+// answer at all), as opposed to an answer that refuses.
+func unreachable(err error) bool {
+	var ue *url.Error
+	var ne net.Error
+	return err != nil && (errors.As(err, &ue) || errors.As(err, &ne))
 }
 
 type loaderFunc func(ctx context.Context, ref deploy.Ref) (*deploy.TSVersion, error)

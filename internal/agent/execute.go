@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -466,18 +467,15 @@ func (a *Agent) finish(ctx context.Context, out sequence.Outcome, forceAction st
 		// disk or loop through the boot image.
 		action = map[bool]string{true: "shutdown", false: "reboot"}[failed]
 	}
-	switch action {
-	case "", "none", "nothing":
-	case "reboot", "restart", "shutdown", "poweroff":
-		if action == "restart" {
-			action = "reboot"
-		}
-		if action == "poweroff" {
-			action = "shutdown"
-		}
+	switch action = FinishPowerAction(action); action {
+	case "":
+	case "reboot", "shutdown", "logoff", "reseal":
 		a.logf(SevInfo, "FinishAction: %s", action)
 		if a.Power != nil {
-			if err := a.Power(ctx, action); err != nil {
+			err := a.Power(ctx, action)
+			if errors.Is(err, ErrPowerUnsupported) {
+				a.logf(SevWarning, "FinishAction %s: %v; doing nothing", action, err)
+			} else if err != nil {
 				return fmt.Errorf("finish action %s: %w", action, err)
 			}
 		}
@@ -503,6 +501,25 @@ func (a *Agent) cleanup(ctx context.Context) {
 	if err := c.Cleanup(ctx, a.StateDir); err != nil {
 		a.logf(SevWarning, "%v", err)
 	}
+}
+
+// FinishPowerAction maps a FinishAction value (DeployR's shutdown,
+// reboot, reseal, logoff, and the console's Restart, Log Off, Nothing) to
+// the power action; "" does nothing, an unknown value comes back as is.
+func FinishPowerAction(v string) string {
+	switch strings.Join(strings.Fields(strings.ToLower(v)), " ") {
+	case "", "none", "nothing":
+		return ""
+	case "reboot", "restart":
+		return "reboot"
+	case "shutdown", "poweroff", "shut down":
+		return "shutdown"
+	case "logoff", "log off":
+		return "logoff"
+	case "reseal":
+		return "reseal"
+	}
+	return v
 }
 
 // Console markers printed in the boot image at the end of a run, each on

@@ -44,6 +44,9 @@ type Gatherer struct {
 	GOARCH string
 	// OSVersion is set as OSVERSION; "" picks Linux or Windows.
 	OSVersion string
+	// WMI returns the JSON of WMIScript. When set, or on Windows (where
+	// nil means RunWMI), the hardware comes from WMI instead of /sys.
+	WMI func() ([]byte, error)
 }
 
 func (g Gatherer) path(p string) string {
@@ -65,6 +68,49 @@ func (g Gatherer) read(p string) string {
 // Gather reads the inventory. Missing files leave fields empty: a machine
 // without SMBIOS still deploys.
 func (g Gatherer) Gather() (*Inventory, error) {
+	wmi := g.WMI
+	if wmi == nil && runtime.GOOS == "windows" {
+		wmi = RunWMI
+	}
+	var inv *Inventory
+	if wmi != nil {
+		b, err := wmi()
+		if err != nil {
+			return nil, err
+		}
+		if inv, err = ParseWMI(b); err != nil {
+			return nil, err
+		}
+	} else {
+		var err error
+		if inv, err = g.sysInventory(); err != nil {
+			return nil, err
+		}
+	}
+	inv.Product = inv.Model
+	inv.MakeAlias, inv.ModelAlias, inv.SystemAlias = Aliases(inv.Make, inv.Model, inv.Version, inv.SystemSKU, inv.BaseBoardProduct)
+	inv.IsVM = IsVM(inv.Make, inv.Model)
+	inv.Architecture = Architecture(g.GOARCH)
+	inv.OSVersion = g.OSVersion
+	if inv.OSVersion == "" {
+		inv.OSVersion = OSVersionLinux
+		if runtime.GOOS == "windows" {
+			inv.OSVersion = OSVersionWindows
+		}
+	}
+	addrs := g.Addrs
+	if addrs == nil {
+		addrs = interfaceAddrs
+	}
+	var err error
+	if inv.IPs, err = addrs(); err != nil {
+		return nil, fmt.Errorf("gather: ip addresses: %w", err)
+	}
+	return inv, nil
+}
+
+// sysInventory reads the hardware from Linux's /sys and /proc.
+func (g Gatherer) sysInventory() (*Inventory, error) {
 	dmi := "sys/class/dmi/id/"
 	inv := &Inventory{
 		Make:             cleanSMBIOS(g.read(dmi + "sys_vendor")),
@@ -82,32 +128,14 @@ func (g Gatherer) Gather() (*Inventory, error) {
 	if inv.Model == "" {
 		inv.Model = inv.BaseBoardProduct
 	}
-	inv.Product = inv.Model
-	inv.MakeAlias, inv.ModelAlias, inv.SystemAlias = Aliases(inv.Make, inv.Model, inv.Version, inv.SystemSKU, inv.BaseBoardProduct)
-	inv.IsVM = IsVM(inv.Make, inv.Model)
 	_, err := os.Stat(g.path("sys/firmware/efi"))
 	inv.IsUEFI = err == nil
 	inv.MemoryMB = g.memoryMB()
-	inv.Architecture = Architecture(g.GOARCH)
-	inv.OSVersion = g.OSVersion
-	if inv.OSVersion == "" {
-		inv.OSVersion = OSVersionLinux
-		if runtime.GOOS == "windows" {
-			inv.OSVersion = OSVersionWindows
-		}
-	}
 	macs, err := g.macs()
 	if err != nil {
 		return nil, err
 	}
 	inv.MACs = macs
-	addrs := g.Addrs
-	if addrs == nil {
-		addrs = interfaceAddrs
-	}
-	if inv.IPs, err = addrs(); err != nil {
-		return nil, fmt.Errorf("gather: ip addresses: %w", err)
-	}
 	return inv, nil
 }
 

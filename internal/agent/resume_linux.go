@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+
+	"github.com/imprint-osd/imprint/internal/sequence"
 )
 
 // SystemdResume installs and enables the resume unit in UnitDir (default
@@ -61,14 +63,25 @@ func (s SystemdResume) Remove(ctx context.Context) error {
 	return nil
 }
 
-// SystemPower reboots or shuts the machine down ("reboot", "shutdown").
+// PlatformResume is how the agent restarts after a reboot on this OS:
+// the systemd unit.
+func PlatformResume() Resumer { return SystemdResume{} }
+
+// SystemPower reboots or shuts the machine down ("reboot", "shutdown");
+// logoff and reseal are Windows' (ErrPowerUnsupported).
 func SystemPower(ctx context.Context, action string) error {
-	verb := map[string]string{"reboot": "reboot", "shutdown": "poweroff"}[action]
-	if verb == "" {
-		return fmt.Errorf("unknown power action %q", action)
+	prog, args, err := PowerCommand("linux", action, "")
+	if err != nil {
+		return err
 	}
-	if out, err := exec.CommandContext(ctx, "systemctl", verb).CombinedOutput(); err != nil {
-		return fmt.Errorf("systemctl %s: %w: %s", verb, err, out)
+	if out, err := exec.CommandContext(ctx, prog, args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("%s %v: %w: %s", prog, args, err, out)
 	}
+	return nil
+}
+
+// PlatformPowerShell evaluates PowerShell conditions: nil, the engine's
+// default (pwsh).
+func PlatformPowerShell() func(ctx context.Context, expr string, vars *sequence.Vars) (bool, error) {
 	return nil
 }

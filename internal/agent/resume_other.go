@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux && !windows
 
 package agent
 
@@ -6,8 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
 	"runtime"
+
+	"github.com/imprint-osd/imprint/internal/sequence"
 )
 
 // SystemdResume is Linux-only; elsewhere it fails clearly.
@@ -16,7 +17,7 @@ type SystemdResume struct {
 	Systemctl func(ctx context.Context, args ...string) error
 }
 
-var errNoResume = errors.New("resuming after a reboot is only implemented on Linux with systemd")
+var errNoResume = errors.New("resuming after a reboot is only implemented on Linux with systemd and on Windows")
 
 // Install fails: no resume mechanism on this OS yet.
 func (SystemdResume) Install(context.Context, string, string) error { return errNoResume }
@@ -24,17 +25,17 @@ func (SystemdResume) Install(context.Context, string, string) error { return err
 // Remove does nothing.
 func (SystemdResume) Remove(context.Context) error { return nil }
 
-// SystemPower reboots or shuts the machine down ("reboot", "shutdown").
-func SystemPower(ctx context.Context, action string) error {
-	if runtime.GOOS != "windows" {
-		return fmt.Errorf("power action %q is not supported on %s", action, runtime.GOOS)
-	}
-	flag := map[string]string{"reboot": "/r", "shutdown": "/s"}[action]
-	if flag == "" {
-		return fmt.Errorf("unknown power action %q", action)
-	}
-	if out, err := exec.CommandContext(ctx, "shutdown", flag, "/t", "0").CombinedOutput(); err != nil {
-		return fmt.Errorf("shutdown %s: %w: %s", flag, err, out)
-	}
+// PlatformResume is how the agent restarts after a reboot on this OS:
+// not at all (Install fails clearly).
+func PlatformResume() Resumer { return SystemdResume{} }
+
+// SystemPower fails: no power actions on this OS.
+func SystemPower(_ context.Context, action string) error {
+	return fmt.Errorf("power action %q on %s: %w", action, runtime.GOOS, ErrPowerUnsupported)
+}
+
+// PlatformPowerShell evaluates PowerShell conditions: nil, the engine's
+// default (pwsh).
+func PlatformPowerShell() func(ctx context.Context, expr string, vars *sequence.Vars) (bool, error) {
 	return nil
 }

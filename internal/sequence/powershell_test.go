@@ -59,3 +59,36 @@ func TestPwshEvaluatorMissing(t *testing.T) {
 		t.Errorf("err = %v, want ErrNoPwsh", err)
 	}
 }
+
+// TestWindowsPowerShellEvaluator: Windows PowerShell 5.1 gets the
+// condition as -EncodedCommand (it runs standard input line by line);
+// the stand-in decodes it (base64 of UTF-16LE; the script is ASCII, so
+// dropping the zero bytes decodes it) and answers from the variables.
+func TestWindowsPowerShellEvaluator(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("shell script stand-in needs a POSIX shell")
+	}
+	dir := t.TempDir()
+	script := `#!/bin/sh
+[ "$6" = "-EncodedCommand" ] || { echo "args: $*" >&2; exit 2; }
+[ -z "$(cat)" ] || { echo "unexpected stdin" >&2; exit 2; }
+decoded=$(printf '%s' "$7" | base64 -d | tr -d '\000')
+case "$decoded" in *"New-PSDrive -Name TSEnv"*) ;; *) echo "no TSEnv drive" >&2; exit 3;; esac
+case "$decoded" in *'$TSEnv:IsUEFI'*) ;; *) echo "no expression" >&2; exit 3;; esac
+if [ "$(cat "$IMPRINT_TSENV_DIR/IsUEFI" 2>/dev/null)" = "True" ]; then echo True; else echo False; fi
+`
+	prog := filepath.Join(dir, "powershell.exe")
+	if err := os.WriteFile(prog, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	v := NewVars()
+	v.SetInternal("IsUEFI", "True")
+	ok, err := PowerShellEvaluator(prog)(context.Background(), "$TSEnv:IsUEFI -eq 'True'", v)
+	if err != nil || !ok {
+		t.Fatalf("ok = %v, err = %v", ok, err)
+	}
+	v.SetInternal("IsUEFI", "False")
+	if ok, err := PowerShellEvaluator(prog)(context.Background(), "$TSEnv:IsUEFI", v); err != nil || ok {
+		t.Errorf("false condition: ok = %v, err = %v", ok, err)
+	}
+}

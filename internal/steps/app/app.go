@@ -4,15 +4,19 @@
 // installationCommandLine runs through the system shell in its
 // installationWorkingDirectory (relative to the content folder) or the
 // content folder. Exit codes are checked against installationSuccessCodes
-// (default 0); 3010 (194 on Linux) always means success with a reboot required, which
-// makes the step ask the engine for a reboot once every application of the
-// step is installed. installationDependencies are installed first, each
-// once per step.
+// (default 0); 3010 and, on Windows, 1641 (194 on Linux) always mean
+// success with a reboot required, which makes the step ask the engine for
+// a reboot once every application of the step is installed; the agent
+// reboots and the run resumes after the step. A command line whose program
+// is a .msi, or none with content that is one .msi, runs Windows Installer
+// quietly with a verbose log in the run's logs (InstallCommand).
+// installationDependencies are installed first, each once per step.
 package app
 
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 	"strings"
 
@@ -125,9 +129,6 @@ func (in *installer) install(ctx context.Context, ref deploy.Ref, chain []string
 		}
 	}
 	line := strings.TrimSpace(in.env.Vars.Expand(deploy.Str(v.InstallationCommandLine)))
-	if line == "" {
-		return fmt.Errorf("application %s has no installation command line", key)
-	}
 	codes, err := v.SuccessCodes()
 	if err != nil {
 		return fmt.Errorf("application %s: %w", key, err)
@@ -136,20 +137,52 @@ func (in *installer) install(ctx context.Context, ref deploy.Ref, chain []string
 	if err != nil {
 		return fmt.Errorf("application %s: %w", key, err)
 	}
-	dir := cmdline.WorkDir(deploy.Str(v.InstallationWorkingDirectory), path)
-	fmt.Fprintf(in.env.Log, "Installing application %s: %s\n", key, line)
-	prog, args := proc.Shell(line)
-	res, err := proc.Run(ctx, proc.Cmd{Path: prog, Args: args, Dir: dir, Log: in.env.Log, Env: []string{"IMPRINT_PROCESS=1"}})
+	logDir := in.env.Vars.Value("_IMPRINTLOGS")
+	if logDir == "" {
+		logDir = os.TempDir()
+	}
+	inst, err := InstallCommand(runtime.GOOS, line, path, logDir, logName(ref))
+	if err != nil {
+		return fmt.Errorf("application %s: %w", key, err)
+	}
+	c := inst.Cmd
+	c.Dir, c.Log, c.Env = cmdline.WorkDir(deploy.Str(v.InstallationWorkingDirectory), path), in.env.Log, []string{"IMPRINT_PROCESS=1"}
+	if inst.MSI != "" {
+		fmt.Fprintf(in.env.Log, "Installing application %s: Windows Installer package %s (log %s)\n", key, inst.MSI, inst.Log)
+	} else {
+		fmt.Fprintf(in.env.Log, "Installing application %s: %s\n", key, line)
+	}
+	res, err := proc.Run(ctx, c)
 	in.res.ExitCode, in.res.Output = res.ExitCode, res.Tail
 	if err != nil {
 		return fmt.Errorf("application %s: %w", key, err)
 	}
-	if res.ExitCode == ExitRebootRequired || runtime.GOOS != "windows" && res.ExitCode == ExitRebootRequiredUnix {
-		fmt.Fprintf(in.env.Log, "Application %s installed; it needs a restart (exit code 3010).\n", key)
+	if RebootCode(runtime.GOOS, res.ExitCode) {
+		fmt.Fprintf(in.env.Log, "Application %s installed; it needs a restart (exit code %d).\n", key, res.ExitCode)
 		in.res.RebootRequested = true
 	} else if err := proc.CheckCodes(res.ExitCode, codes); err != nil {
 		return fmt.Errorf("application %s: %w", key, err)
 	}
 	in.done[key] = true
 	return nil
+}
+
+// RebootCode reports whether an installer's exit code means "installed,
+// restart needed" on goos: 3010 and 1641 on Windows; 3010 and its 8-bit
+// remainder 194 elsewhere (exit codes are 8 bits on Unix).
+func RebootCode(goos string, code int) bool {
+	switch code {
+	case ExitRebootRequired:
+		return true
+	case ExitRebootInitiated:
+		return goos == "windows"
+	case ExitRebootRequiredUnix:
+		return goos != "windows"
+	}
+	return false
+}
+
+// logName names an application's installer log after its reference.
+func logName(ref deploy.Ref) string {
+	return strings.NewReplacer(":", "-", "/", "-", `\`, "-").Replace(ref.String())
 }

@@ -1,5 +1,5 @@
 // Package cmdline is the Run command line step: the command line runs
-// through the system shell (sh -c on Linux, cmd /c on Windows) in
+// through the system shell (sh -c on Linux, cmd.exe /d /s /c on Windows) in
 // WorkingDirectory, or the folder of the Content option, with its output
 // in the step log; exit codes are checked against SuccessCodes and the
 // process is stopped after Timeout minutes.
@@ -35,9 +35,10 @@ func (Step) Run(ctx context.Context, env *sequence.Env) (sequence.Result, error)
 		return sequence.Result{}, fmt.Errorf("run command line: Timeout: %w", err)
 	}
 	dir := WorkDir(env.Setting("WorkingDirectory"), env.Content["Content"])
-	prog, args := proc.Shell(line)
+	c := proc.ShellCmd(line)
+	c.Dir, c.Timeout, c.Log, c.Env = dir, timeout, env.Log, []string{"IMPRINT_PROCESS=1"}
 	fmt.Fprintf(env.Log, "Running: %s (in %s)\n", line, dir)
-	res, err := proc.Run(ctx, proc.Cmd{Path: prog, Args: args, Dir: dir, Timeout: timeout, Log: env.Log, Env: []string{"IMPRINT_PROCESS=1"}})
+	res, err := proc.Run(ctx, c)
 	out := sequence.Result{ExitCode: res.ExitCode, Output: res.Tail}
 	if err != nil {
 		return out, err

@@ -27,6 +27,10 @@ type Cmd struct {
 	Timeout time.Duration
 	Log     io.Writer // receives stdout and stderr
 	Stdin   io.Reader
+	// CmdLine, on Windows, is the command line given to CreateProcess
+	// instead of one quoted from Path and Args (see ShellCmd,
+	// WindowsCommandLine); elsewhere it is ignored.
+	CmdLine string
 }
 
 // Result is how the process ended.
@@ -50,6 +54,7 @@ func Run(ctx context.Context, c Cmd) (Result, error) {
 	cmd.Stdin = c.Stdin
 	cmd.WaitDelay = 5 * time.Second
 	killGroup(cmd)
+	setCmdLine(&cmd.SysProcAttr, c.CmdLine)
 	tail := &tailBuffer{max: TailSize}
 	var w io.Writer = tail
 	if c.Log != nil {

@@ -2,7 +2,7 @@
 // script. The step definition names the file in an option of type Script
 // (DeployR's convention is ScriptName) and holds it in a Content option;
 // the interpreter follows the extension: .sh (sh), .bash (bash), .py
-// (python3), .ps1 (pwsh).
+// (python3), .ps1 (pwsh; on Windows without pwsh, Windows PowerShell 5.1).
 //
 // The script gets, as environment variables, each of the step's options
 // twice: under its own name and as IMPRINT_VAR_<NAME> (the name in upper
@@ -27,9 +27,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/imprint-osd/imprint/internal/sequence"
+	"github.com/imprint-osd/imprint/internal/steps/powershell"
 	"github.com/imprint-osd/imprint/internal/steps/proc"
 )
 
@@ -69,6 +71,20 @@ func Interpreter(file string) (string, []string, error) {
 	return "", nil, fmt.Errorf("script %q: unknown extension; use .sh, .bash, .py or .ps1", filepath.Base(file))
 }
 
+// Program finds an interpreter with look. On Windows a .ps1 whose pwsh
+// is not installed runs in Windows PowerShell 5.1 below systemRoot, which
+// every Windows has (DeployR's custom steps are PowerShell scripts).
+func Program(goos, prog string, look func(string) (string, error), systemRoot string) (string, error) {
+	full, err := look(prog)
+	if err == nil || goos != "windows" || prog != "pwsh" {
+		return full, err
+	}
+	if systemRoot == "" {
+		systemRoot = `C:\Windows`
+	}
+	return powershell.WindowsPowerShell(systemRoot), nil
+}
+
 // Run runs the script and reads back the variables it set.
 func (s Step) Run(ctx context.Context, env *sequence.Env) (sequence.Result, error) {
 	name := strings.TrimSpace(env.Setting(s.ScriptOption))
@@ -96,7 +112,7 @@ func (s Step) Run(ctx context.Context, env *sequence.Env) (sequence.Result, erro
 	if look == nil {
 		look = exec.LookPath
 	}
-	full, err := look(prog)
+	full, err := Program(runtime.GOOS, prog, look, os.Getenv("SystemRoot"))
 	if err != nil {
 		return sequence.Result{}, fmt.Errorf("script %s needs %s, which is not installed on this machine", name, prog)
 	}

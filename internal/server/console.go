@@ -31,8 +31,8 @@ func (s *Server) openConsole() error {
 		Validate: func(ctx context.Context, ts *deploy.TaskSequence) (validate.Result, error) {
 			return validate.TaskSequence(ctx, ts, resolver{s.store})
 		},
-		Log:      s.log,
-		Now:      s.now,
+		Log: s.log,
+		Now: s.now,
 	})
 	return err
 }

@@ -484,7 +484,7 @@ func TestEditorRoundTrip(t *testing.T) {
 	want = want[:i] + `"Timeout":"30"` + want[i+len(`"Timeout":"15"`):]
 	last := `"lastModifiedDate":1760035027`
 	j := strings.LastIndex(want, last)
-	want = want[:j] + `"lastModifiedDate":`+string(got["lastModifiedDate"]) + want[j+len(last):]
+	want = want[:j] + `"lastModifiedDate":` + string(got["lastModifiedDate"]) + want[j+len(last):]
 	if out.String() != want {
 		a, b := out.String(), want
 		k := 0

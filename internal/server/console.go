@@ -28,11 +28,11 @@ func (s *Server) openConsole() error {
 			return context.WithValue(ctx, actorKey, who)
 		},
 		ClientIP: s.clientIP,
+		Log:      s.log,
+		Now:      s.now,
 		Validate: func(ctx context.Context, ts *deploy.TaskSequence) (validate.Result, error) {
 			return validate.TaskSequence(ctx, ts, resolver{s.store})
 		},
-		Log: s.log,
-		Now: s.now,
 	})
 	return err
 }

@@ -268,11 +268,13 @@ func (c *Console) editPost(w http.ResponseWriter, r *http.Request) {
 	}
 	sel := r.PostFormValue("step")
 	var msg string
+	var cf *condForm // the condition as posted, shown again if the save is refused
 	switch {
 	case do == "add":
 		sel, msg, err = c.addStep(r, v)
 	case do == "save" || strings.HasPrefix(do, "cond-"):
-		pending, cf, err := c.applyStepForm(r, v, sel, do)
+		var pending bool
+		pending, cf, err = c.applyStepForm(r, v, sel, do)
 		if err != nil {
 			c.fail(w, r, statusOf(err), err)
 			return
@@ -291,7 +293,7 @@ func (c *Console) editPost(w http.ResponseWriter, r *http.Request) {
 	}
 	if code, err := c.saveTS(r, ts); err != nil {
 		if code == http.StatusBadRequest {
-			c.showEdit(w, r, code, ts, v, sel, nil, err.Error())
+			c.showEdit(w, r, code, ts, v, sel, cf, err.Error())
 			return
 		}
 		c.fail(w, r, code, err)

@@ -282,9 +282,9 @@ func sameText(a, b string) bool {
 	return a == b || strings.ReplaceAll(a, "\r\n", "\n") == strings.ReplaceAll(b, "\r\n", "\n")
 }
 
-// applyStepForm copies the posted step form onto the step. A condition
-// builder action (do = cond-…) changes only the form shown, and pending
-// is true: nothing is saved until Save.
+// applyStepForm copies the posted step form onto the step and returns the
+// posted condition form. A condition-builder action (do = cond-…) changes
+// only the form shown, and pending is true: nothing is saved until Save.
 func (c *Console) applyStepForm(r *http.Request, v *deploy.TSVersion, id, do string) (bool, *condForm, error) {
 	p, err := locate(v, id)
 	if err != nil {
@@ -330,7 +330,7 @@ func (c *Console) applyStepForm(r *http.Request, v *deploy.TSVersion, id, do str
 	if nc := cf.condition(q); !sameCondition(deploy.Str(st.Condition), nc) {
 		st.Condition = deploy.StrPtr(nc)
 	}
-	return false, nil, nil
+	return false, cf, nil
 }
 
 // applyOptions sets the options the form sent; an option it did not send

@@ -540,6 +540,9 @@ func TestEditorConditionBuilder(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest || !stepHas(t, body, step, "empty field") {
 		t.Fatalf("saving a comparison without a variable: %d, want 400 with the error on the step", resp.StatusCode)
 	}
+	if again := formValues(t, body, "step-form"); again.Get("cond.kind") != "query" || again.Get("q.n.r") != "2" || again.Get("q.kind.r.1") != "g" {
+		t.Fatalf("the refused condition is not shown again in the builder: %v", again)
+	}
 	form.Set("q.f.r.0", "OSVERSION")
 	form.Set("q.o.r.0", "notEquals")
 	form.Set("q.v.r.0", "WinPE")
@@ -601,5 +604,121 @@ func TestEditorConditionBuilder(t *testing.T) {
 	form.Set("q.n.r", "100000")
 	if resp, _ := ops.do("POST", path, form, nil); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("100000 comparisons: %d, want 400", resp.StatusCode)
+	}
+}
+
+// contentItem creates an item with one version per status.
+func (e *env) contentItem(t *testing.T, name string, p deploy.Purpose, statuses ...deploy.Status) *deploy.ContentItem {
+	t.Helper()
+	ctx := context.Background()
+	it, err := e.admin.CreateContentItem(ctx, deploy.ContentItem{Name: name, Type: deploy.ContentFile, Purpose: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range statuses {
+		if _, err := e.admin.AddContentVersion(ctx, it.ID, deploy.ContentVersion{Status: st}, strings.NewReader(name+string(st)), "application/octet-stream"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return it
+}
+
+// TestEditorContentPicker: Apply operating system's Image offers the
+// operating-system items' versions (not other purposes, not deprecated
+// versions); a forged pick of another purpose is refused on the step.
+func TestEditorContentPicker(t *testing.T) {
+	e := start(t)
+	e.addUser(t, "ops", "operator")
+	osItem := e.contentItem(t, "Ubuntu raw", deploy.PurposeOperatingSystem, deploy.StatusActive, deploy.StatusDeprecated, deploy.StatusInDevelopment)
+	tools := e.contentItem(t, "Tools", deploy.PurposeOther, deploy.StatusActive)
+	ops := e.browser(t)
+	ops.mustLogin("ops")
+	if resp, _ := ops.do("POST", "/ts/new", url.Values{"csrf": {ops.csrf}, "template": {"linux-bare-metal"}, "name": {"Linux lab"}}, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("new from template: %d", resp.StatusCode)
+	}
+	all, err := e.srv.Store().TaskSequences(context.Background())
+	if err != nil || len(all) != 1 {
+		t.Fatalf("sequences: %v %v", all, err)
+	}
+	ts := all[0]
+	apply := ts.Versions[0].Steps[0].GroupMembers[1]
+	if apply.Name != "Apply operating system" {
+		t.Fatalf("template changed: %s", apply.Name)
+	}
+	path := "/ts/" + ts.ID + "/versions/1/edit"
+	_, page := ops.do("GET", path+"?step="+apply.ID, nil, nil)
+	if !stepHas(t, page, apply.ID, "Image") {
+		t.Error("the empty required image is not shown on the step")
+	}
+	field := optionBlock(t, page, "Image")
+	for _, want := range []string{`value="` + osItem.ID + `:1"`, `value="` + osItem.ID + `:3"`, "Ubuntu raw v3 (In_Development)"} {
+		if !strings.Contains(field, want) {
+			t.Errorf("the image picker lacks %s:\n%s", want, field)
+		}
+	}
+	for _, bad := range []string{osItem.ID + `:2"`, tools.ID} {
+		if strings.Contains(field, bad) {
+			t.Errorf("the image picker offers %s (deprecated or another purpose):\n%s", bad, field)
+		}
+	}
+	form := formValues(t, page, "step-form")
+	form.Set("do", "save")
+	form.Set("opt:Image", tools.ID+":1")
+	resp, body := ops.do("POST", path, form, nil)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(optionBlock(t, body, "Image"), "needs OperatingSystem") {
+		t.Fatalf("picking Other content for the image: %d, want 400 with the purpose error on the option", resp.StatusCode)
+	}
+	form.Set("opt:Image", osItem.ID+":1")
+	if resp, body := ops.do("POST", path, form, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("picking the image: %d\n%s", resp.StatusCode, body)
+	}
+	got := e.stored(t, ts.ID, 1).Steps[0].GroupMembers[1]
+	if got.ContentItems["Image"] != osItem.ID+":1" || got.Settings["ImageFormat"] != "Raw" {
+		t.Errorf("Apply operating system after the save: content %v, settings %v", got.ContentItems, got.Settings)
+	}
+}
+
+// TestEditorPassword: a Password option is never sent to the browser; an
+// empty field keeps it, "clear" empties it.
+func TestEditorPassword(t *testing.T) {
+	e := start(t)
+	e.addUser(t, "ops", "operator")
+	e.importTS(t, editorTS("In_Development"))
+	ops := e.browser(t)
+	ops.mustLogin("ops")
+	if resp, _ := ops.edit(edTS, 1, url.Values{"step": {edS3}, "do": {"add"}, "type": {stepdefs.TypeEnableAdministrator}, "where": {"after"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("add Enable Administrator account: %d", resp.StatusCode)
+	}
+	id := e.stored(t, edTS, 1).Steps[2].ID
+	const secret = "Tidal-Lantern-Quartz-9"
+	password := func() string { return e.stored(t, edTS, 1).Steps[2].Settings["AdminPassword"] }
+	save := func(change func(url.Values)) string {
+		t.Helper()
+		_, page := ops.do("GET", "/ts/"+edTS+"/versions/1/edit?step="+id, nil, nil)
+		if strings.Contains(page, secret) {
+			t.Fatal("the editor page carries the password")
+		}
+		f := formValues(t, page, "step-form")
+		f.Set("do", "save")
+		change(f)
+		if resp, body := ops.do("POST", "/ts/"+edTS+"/versions/1/edit", f, nil); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("save: %d\n%s", resp.StatusCode, body)
+		}
+		return page
+	}
+	save(func(f url.Values) { f.Set("opt:AdminPassword", secret) })
+	if password() != secret {
+		t.Fatalf("password after setting it: %q", password())
+	}
+	page := save(func(url.Values) {})
+	if password() != secret {
+		t.Fatalf("an empty password field changed the password to %q", password())
+	}
+	if !strings.Contains(optionBlock(t, page, "AdminPassword"), "leave empty to keep it") {
+		t.Error("the form does not say the password is set")
+	}
+	save(func(f url.Values) { f.Set("clear:AdminPassword", "1") })
+	if password() != "" {
+		t.Errorf("password after clearing it: %q", password())
 	}
 }

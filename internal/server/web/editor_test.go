@@ -722,3 +722,47 @@ func TestEditorPassword(t *testing.T) {
 		t.Errorf("password after clearing it: %q", password())
 	}
 }
+
+// TestStatusKeepsBytes: setting a version's status re-saves the whole
+// sequence; values holding &, < or > keep DeployR's bytes (a plain
+// json.Marshal would write them as \u0026 and so on).
+func TestStatusKeepsBytes(t *testing.T) {
+	e := start(t)
+	e.addUser(t, "ops", "operator")
+	in, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "shared", "compat", "deployr", "tasksequences", "windows-bare-metal-from-cloud-github-8770d276.json"))
+	if err != nil {
+		t.Fatalf("the DeployR corpus (../shared/compat/deployr): %v", err)
+	}
+	if !bytes.Contains(in, []byte("&os=win32")) {
+		t.Fatal("corpus file changed: no & in a script")
+	}
+	e.importTS(t, string(in))
+	const id = "8770d276-96ee-4c2b-b8c4-38d4ad54670c"
+	ops := e.browser(t)
+	ops.mustLogin("ops")
+	if resp, body := ops.do("POST", "/ts/"+id+"/versions/1/status", url.Values{"csrf": {ops.csrf}, "status": {"Deprecated"}}, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("set status: %d\n%s", resp.StatusCode, body)
+	}
+	var out bytes.Buffer
+	if err := e.admin.ExportTaskSequence(context.Background(), id, &out); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]json.RawMessage
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Replace(string(in), `"versionNo":1,"status":"Active"`, `"versionNo":1,"status":"Deprecated"`, 1)
+	var src map[string]json.RawMessage
+	json.Unmarshal(in, &src)
+	last := `"lastModifiedDate":` + string(src["lastModifiedDate"])
+	j := strings.LastIndex(want, last)
+	want = want[:j] + `"lastModifiedDate":` + string(got["lastModifiedDate"]) + want[j+len(last):]
+	if out.String() != want {
+		a, b := out.String(), want
+		k := 0
+		for k < len(a) && k < len(b) && a[k] == b[k] {
+			k++
+		}
+		t.Fatalf("export differs from the file with the status changed at byte %d:\nexport: …%s…\nwant:   …%s…", k, snippet(a, k), snippet(b, k))
+	}
+}

@@ -128,8 +128,14 @@ func TestEditorTreeActions(t *testing.T) {
 		{url.Values{"step": {edB}, "do": {"add"}, "type": {"group"}, "name": {"C"}, "where": {"inside"}}, "A-[S2] S1! B[S3 C[]]"},
 		{url.Values{"step": {edS1}, "do": {"add"}, "type": {stepdefs.TypeRunCommandLine}, "where": {"after"}}, "A-[S2] S1! Run command line B[S3 C[]]"},
 		{url.Values{"step": {edA}, "do": {"remove"}}, "S1! Run command line B[S3 C[]]"},
+		{url.Values{"step": {edS1}, "do": {"coe-off"}}, "S1 Run command line B[S3 C[]]"},
+		{url.Values{"do": {"add"}, "type": {"group"}, "where": {"end"}}, "S1 Run command line B[S3 C[]] New group[]"},
+		{url.Values{"step": {edS3}, "do": {"save"}, "name": {"S3 renamed"}, "flags": {"1"}, "coe": {"1"}}, "S1 Run command line B[S3 renamed-! C[]] New group[]"},
+		{url.Values{"step": {edS3}, "do": {"save"}, "name": {"S3"}, "flags": {"1"}, "enabled": {"1"}}, "S1 Run command line B[S3 C[]] New group[]"},
+		{url.Values{"step": {edB}, "do": {"remove"}}, "S1 Run command line New group[]"},
 	}
-	for _, s := range steps {
+	var v *deploy.TSVersion // the tree after removing A: S1! Run command line B[S3 C[]]
+	for i, s := range steps {
 		resp, body := ops.edit(edTS, 1, s.form)
 		if resp.StatusCode != http.StatusSeeOther {
 			t.Fatalf("%v: %d, want 303:\n%s", s.form, resp.StatusCode, body)
@@ -137,8 +143,10 @@ func TestEditorTreeActions(t *testing.T) {
 		if got := shape(e.stored(t, edTS, 1).Steps); got != s.want {
 			t.Fatalf("after %s %s: tree %q, want %q", s.form.Get("do"), s.form.Get("step"), got, s.want)
 		}
+		if i == 10 {
+			v = e.stored(t, edTS, 1)
+		}
 	}
-	v := e.stored(t, edTS, 1)
 	// Moved steps carry the links DeployR writes: groupId of their group,
 	// taskSequenceVersionId only at the top level.
 	s3 := v.Steps[2].GroupMembers[0]
@@ -172,7 +180,7 @@ func TestEditorTreeActions(t *testing.T) {
 	if resp, _ := ops.do("POST", "/ts/"+edTS+"/versions/1/edit", url.Values{"csrf": {ops.csrf}, "rev": {"stale"}, "step": {edS1}, "do": {"disable"}}, nil); resp.StatusCode != http.StatusConflict {
 		t.Errorf("edit with a stale revision: %d, want 409", resp.StatusCode)
 	}
-	if got := shape(e.stored(t, edTS, 1).Steps); got != "S1! Run command line B[S3 C[]]" {
+	if got := shape(e.stored(t, edTS, 1).Steps); got != "S1 Run command line New group[]" {
 		t.Errorf("refused edits changed the tree: %q", got)
 	}
 	// Every save is the admin API's PUT, audited under the account.

@@ -206,11 +206,16 @@ func (s *Server) newTS(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// putTS replaces a task sequence. The body goes through the import's
+// decoder, so a PUT meets the same size, depth and field-type limits as an
+// import (a bare json.Decode had no depth limit: deeply nested groups cost
+// time at every level).
 func (s *Server) putTS(w http.ResponseWriter, r *http.Request) error {
-	var ts deploy.TaskSequence
-	if err := decodeJSON(w, r, &ts); err != nil {
+	dec, err := deployrjson.DecodeTaskSequence(http.MaxBytesReader(w, r.Body, maxDocumentBytes), maxDocumentBytes)
+	if err != nil {
 		return err
 	}
+	ts := *dec
 	id := strings.ToLower(r.PathValue("id"))
 	if ts.ID == "" {
 		ts.ID = id

@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	"github.com/imprint-osd/imprint/internal/auth"
+	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/sequence/validate"
 	"github.com/imprint-osd/imprint/internal/server/web"
 )
 
@@ -28,6 +30,9 @@ func (s *Server) openConsole() error {
 		ClientIP: s.clientIP,
 		Log:      s.log,
 		Now:      s.now,
+		Validate: func(ctx context.Context, ts *deploy.TaskSequence) (validate.Result, error) {
+			return validate.TaskSequence(ctx, ts, resolver{s.store})
+		},
 	})
 	return err
 }

@@ -341,6 +341,52 @@ func TestConsoleInChromium(t *testing.T) {
 	visit("/content")
 	waitText("td.usedby", "Lab Linux v1")
 
+	// The editor (editor.go): a sequence from the Linux template, its
+	// Apply operating system pointed at an image with the content picker,
+	// then set Active.
+	osImg := e.contentItem(t, "Linux image", deploy.PurposeOperatingSystem, deploy.StatusActive)
+	visit("/ts")
+	run("new from the Linux template",
+		chromedp.SetValue(chromedp.CSS(`#new-form select[name="template"]`), "linux-bare-metal"),
+		chromedp.SendKeys(chromedp.CSS(`#new-form input[name="name"]`), "Linux from console"),
+		chromedp.Click(chromedp.CSS(`#new-form button[type="submit"]`)))
+	waitText("main", "Created Linux from console")
+	var linux *deploy.TaskSequence
+	all, err := e.srv.Store().TaskSequences(ctx)
+	for _, s := range all {
+		if s.Name == "Linux from console" {
+			linux = s
+		}
+	}
+	if err != nil || linux == nil {
+		t.Fatalf("the new sequence is not stored: %v", err)
+	}
+	applyOS := linux.Versions[0].Steps[0].GroupMembers[1]
+	run("open the editor", chromedp.Click(chromedp.CSS(`tr[data-ts="`+linux.ID+`"] a.edit`)), chromedp.WaitVisible(chromedp.CSS(`ol.steps`)))
+	mu.Lock()
+	page = "editor"
+	mu.Unlock()
+	run("pick Apply operating system", chromedp.Click(chromedp.CSS(`#step-`+applyOS.ID+` > .row > a.pick`)), chromedp.WaitVisible(chromedp.CSS(`#step-form`)))
+	waitText(`#step-`+applyOS.ID+` ul.problems`, "Image")
+	shot("editor-step")
+	run("choose the image",
+		chromedp.SetValue(chromedp.CSS(`div[data-option="Image"] select`), osImg.ID+":1"),
+		chromedp.Click(chromedp.CSS(`#step-form button.primary`)))
+	waitText("main", "Saved.")
+	shot("editor")
+	linux, err = e.srv.Store().TaskSequence(ctx, linux.ID)
+	if err != nil || linux.Versions[0].Steps[0].GroupMembers[1].ContentItems["Image"] != osImg.ID+":1" {
+		t.Fatalf("Apply operating system's image after the editor's save: %v (%v)", linux.Versions[0].Steps[0].GroupMembers[1].ContentItems, err)
+	}
+	visit("/ts")
+	run("set it Active", chromedp.SetValue(chromedp.CSS(`tr[data-ts="`+linux.ID+`"] select`), "Active"))
+	waitText("main", "Linux from console version 1 is now Active")
+	if linux, err = e.srv.Store().TaskSequence(ctx, linux.ID); err != nil || linux.Versions[0].Status != deploy.StatusActive {
+		t.Fatalf("the edited sequence is not Active: %v", err)
+	}
+	visit("/content")
+	waitText("tbody", "Linux from console v1")
+
 	// A viewer sees the status form but the server refuses the change.
 	run("log out", chromedp.Click(chromedp.CSS(`form.who button`)), chromedp.WaitVisible(chromedp.CSS(`form[action="/login"]`)))
 	login("eve")
@@ -353,12 +399,19 @@ func TestConsoleInChromium(t *testing.T) {
 	if err != nil || ts.Versions[0].Status != deploy.StatusActive {
 		t.Errorf("after the viewer's refused change the status is %v (%v), want Active", ts.Versions[0].Status, err)
 	}
+	// The editor's controls are refused to a viewer by the server too.
+	visit("/ts/" + linux.ID + "/versions/1/edit")
+	run("viewer copies a version", chromedp.Click(chromedp.CSS(`#copy-form button`)))
+	waitText("main", "Refused by the server: role viewer may not do this")
+	if after, err := e.srv.Store().TaskSequence(ctx, linux.ID); err != nil || len(after.Versions) != 1 {
+		t.Errorf("the viewer's refused copy made a version: %v", err)
+	}
 	// The 403 page itself logs a failed load in the console; that one is
 	// the expected refusal, anything else is a defect.
 	mu.Lock()
 	defer mu.Unlock()
 	for _, m := range consoleErrs {
-		if strings.Contains(m, "403") && strings.Contains(m, "/ts/"+tsID) {
+		if strings.Contains(m, "403") && (strings.Contains(m, "/ts/"+tsID) || strings.Contains(m, "/ts/"+linux.ID)) {
 			continue
 		}
 		t.Errorf("browser console: %s", m)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/imprint-osd/imprint/internal/auth"
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/sequence/validate"
 )
 
 //go:embed templates/*.html
@@ -49,6 +50,9 @@ type Deps struct {
 	ClientIP func(r *http.Request) string
 	Log      *slog.Logger
 	Now      func() time.Time
+	// Validate is the server's task-sequence validation (the checks a
+	// save runs), for the editor to show problems on their steps.
+	Validate func(ctx context.Context, ts *deploy.TaskSequence) (validate.Result, error)
 	// IdleTimeout and AbsoluteTimeout end sessions (zero: 30 minutes
 	// and 12 hours). Poll is how often live pages look for changes
 	// (zero: one second).
@@ -123,6 +127,9 @@ func (c *Console) Register(mux *http.ServeMux) {
 	h("POST /ts/import", c.change(deploy.RoleOperator, c.tsImport))
 	h("POST /ts/new", c.change(deploy.RoleOperator, c.tsNew))
 	h("POST /ts/{id}/versions/{no}/status", c.change(deploy.RoleOperator, c.tsStatus))
+	// Task-sequence editor (editor.go).
+	h("GET /ts/{id}/versions/{no}/edit", c.page(deploy.RoleViewer, c.editPage))
+	h("POST /ts/{id}/versions/{no}/edit", c.change(deploy.RoleOperator, c.editPost))
 	h("GET /content", c.page(deploy.RoleViewer, c.contentList))
 	h("GET /security", c.page(deploy.RoleViewer, c.securityPage))
 	h("POST /security/anonymous", c.change(deploy.RoleAdmin, c.securityAnonymous))

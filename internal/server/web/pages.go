@@ -258,7 +258,7 @@ func (c *Console) tsStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v.Status = st
-	if code, err := c.adminJSON(r, http.MethodPut, "/admin/v1/tasksequences/"+url.PathEscape(id), ts, nil); err != nil {
+	if code, err := c.saveTS(r, ts); err != nil { // editor.go: keeps the stored bytes of & < >
 		c.fail(w, r, code, fmt.Errorf("set status: %w", err))
 		return
 	}

@@ -66,7 +66,9 @@ func newLAN(t *testing.T, dir, serverNS string, nextServer bool) *LAN {
 	} {
 		ip("-n", l.NS, "link", "add", m.name, "type", "veth", "peer", "name", "eth0", "netns", m.ns)
 		ip("-n", l.NS, "link", "set", m.name, "master", "br0", "up")
-		ip("-n", m.ns, "addr", "add", m.addr, "dev", "eth0")
+		// brd +: as DHCP would; udpcast (TestMulticastLAN) rendezvouses on
+		// the broadcast address, which ip leaves at 0.0.0.0 unless asked.
+		ip("-n", m.ns, "addr", "add", m.addr, "brd", "+", "dev", "eth0")
 		ip("-n", m.ns, "link", "set", "eth0", "up")
 	}
 	l.startDNSMasq(t, dir, nextServer)

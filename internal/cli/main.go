@@ -51,6 +51,7 @@ func commands() []command {
 		{"runs", "list, show and follow task-sequence runs", runRuns},
 		{"bootimage", "build the boot image and its ISO", runBootimage},
 		{"multicast", "send one image to many machines at once", runMulticast},
+		{"relay", "run a branch relay in front of a central server", runRelay},
 	}
 }
 

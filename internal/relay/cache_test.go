@@ -170,8 +170,6 @@ func TestRangeStart(t *testing.T) {
 	}
 }
 
-
-
 func newRequest(rng, ifRange string) (*http.Request, error) {
 	r, err := http.NewRequest(http.MethodGet, "https://relay/v1/content/x/1/data", nil)
 	if rng != "" {

@@ -27,23 +27,32 @@ const (
 	NextBootLocal  = "local"  // always the local disk
 )
 
-// nextBootKey is the setting holding a device's next-boot override.
-func nextBootKey(id string) string { return "device.nextboot/" + strings.ToLower(id) }
+// nextBootKey is the setting holding every device's next-boot override,
+// one JSON object by device ID: the boot script reads it in one read.
+const nextBootKey = "device.nextboot"
 
-// nextBoot is a device's stored override, or NextBootAuto.
-func nextBoot(ctx context.Context, st deploy.Store, id string) (string, error) {
-	b, err := st.Setting(ctx, nextBootKey(id))
+// nextBoots returns the stored overrides (device ID -> deploy or local).
+func nextBoots(ctx context.Context, st deploy.Store) (map[string]string, error) {
+	b, err := st.Setting(ctx, nextBootKey)
 	if deploy.ErrorKind(err) == deploy.KindNotFound {
-		return NextBootAuto, nil
+		return map[string]string{}, nil
 	}
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	var v string
-	if err := json.Unmarshal(b, &v); err != nil || (v != NextBootDeploy && v != NextBootLocal) {
-		return NextBootAuto, nil // unreadable: the automatic choice, never a stuck machine
+	m := map[string]string{}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return map[string]string{}, nil // unreadable: the automatic choice, never a stuck machine
 	}
-	return v, nil
+	return m, nil
+}
+
+// nextBootOf is id's override in m, or NextBootAuto.
+func nextBootOf(m map[string]string, id string) string {
+	if v := m[strings.ToLower(id)]; v == NextBootDeploy || v == NextBootLocal {
+		return v
+	}
+	return NextBootAuto
 }
 
 // deviceView is a device with its next-boot default.
@@ -57,13 +66,13 @@ func (s *Server) adminListDevices(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
+	nb, err := nextBoots(r.Context(), s.store)
+	if err != nil {
+		return err
+	}
 	out := make([]deviceView, 0, len(all))
 	for _, d := range all {
-		nb, err := nextBoot(r.Context(), s.store, d.ID)
-		if err != nil {
-			return err
-		}
-		out = append(out, deviceView{Device: d, NextBoot: nb})
+		out = append(out, deviceView{Device: d, NextBoot: nextBootOf(nb, d.ID)})
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -74,11 +83,11 @@ func (s *Server) adminGetDevice(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	nb, err := nextBoot(r.Context(), s.store, d.ID)
+	nb, err := nextBoots(r.Context(), s.store)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, deviceView{Device: d, NextBoot: nb})
+	writeJSON(w, http.StatusOK, deviceView{Device: d, NextBoot: nextBootOf(nb, d.ID)})
 	return nil
 }
 
@@ -95,18 +104,24 @@ func (s *Server) adminSetNextBoot(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	switch req.NextBoot {
-	case NextBootAuto:
-		err = s.store.DeleteSetting(r.Context(), nextBootKey(d.ID))
-		if deploy.ErrorKind(err) == deploy.KindNotFound {
-			err = nil
-		}
-	case NextBootDeploy, NextBootLocal:
-		b, _ := json.Marshal(req.NextBoot)
-		err = s.store.PutSetting(r.Context(), nextBootKey(d.ID), b)
-	default:
+	if req.NextBoot != NextBootAuto && req.NextBoot != NextBootDeploy && req.NextBoot != NextBootLocal {
 		return deploy.Errorf(deploy.KindInvalid, "nextBoot: %q is not auto, deploy or local", req.NextBoot)
 	}
+	err = s.store.UpdateSetting(r.Context(), nextBootKey, func(old []byte) ([]byte, error) {
+		m := map[string]string{}
+		if old != nil {
+			_ = json.Unmarshal(old, &m) // unreadable: start again
+		}
+		if req.NextBoot == NextBootAuto {
+			delete(m, d.ID)
+		} else {
+			m[d.ID] = req.NextBoot
+		}
+		if len(m) == 0 {
+			return nil, nil
+		}
+		return json.Marshal(m)
+	})
 	if err != nil {
 		return err
 	}
@@ -231,14 +246,17 @@ func (s *Server) adminBootImageISO(w http.ResponseWriter, r *http.Request) error
 }
 
 // machineOverride is the next-boot override of the first of ids that has
-// one.
+// one (one settings read).
 func machineOverride(ctx context.Context, st deploy.Store, ids []string) (boot.MachineBoot, bool) {
+	m, err := nextBoots(ctx, st)
+	if err != nil || len(m) == 0 {
+		return boot.MachineBoot{}, false
+	}
 	for _, id := range ids {
-		switch nb, err := nextBoot(ctx, st, id); {
-		case err != nil:
-		case nb == NextBootLocal:
+		switch nextBootOf(m, id) {
+		case NextBootLocal:
 			return boot.MachineBoot{DefaultEntry: boot.EntryLocal}, true
-		case nb == NextBootDeploy:
+		case NextBootDeploy:
 			return boot.MachineBoot{DefaultEntry: boot.EntryDeploy}, true
 		}
 	}

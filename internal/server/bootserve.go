@@ -51,7 +51,7 @@ func (m machineBoots) Machine(ctx context.Context, mac, uuid string) (boot.Machi
 	if mb, ok := machineOverride(ctx, m.store, ids); ok {
 		return mb, true
 	}
-	// One indexed read on every network boot: the newest run under
+	// Then one indexed read on every network boot: the newest run under
 	// either of the machine's ids decides.
 	state, ok, err := m.store.LastRunState(ctx, ids...)
 	if err == nil && ok && state == deploy.RunSucceeded {

@@ -1,0 +1,229 @@
+package web_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imprint-osd/imprint/internal/deploy"
+)
+
+// TestDevicesNextBootAndCancel: the devices pages list what machines sent,
+// an operator changes a next boot and cancels a run, a viewer is refused
+// both by the server, and every change is audited under the account.
+func TestDevicesNextBootAndCancel(t *testing.T) {
+	e := start(t)
+	e.addUser(t, "ops", "operator")
+	e.addUser(t, "eve", "viewer")
+	ctx := context.Background()
+	st := e.srv.Store()
+	dev := &deploy.Device{ID: "4c4c4544-0042-3510-8052-b4c04f4e3332", UUID: "4c4c4544-0042-3510-8052-b4c04f4e3332",
+		MACs: []string{"52:54:00:12:34:56"}, SerialNumber: "SN-7781", Make: "Dell Inc.", Model: "Latitude 7440"}
+	if err := st.UpsertDevice(ctx, dev); err != nil {
+		t.Fatal(err)
+	}
+	run := &deploy.Run{DeviceID: dev.ID, TaskSequenceID: "ts", VersionNo: 1, State: deploy.RunRunning, StartedAt: time.Now()}
+	if err := st.CreateRun(ctx, run); err != nil {
+		t.Fatal(err)
+	}
+
+	eve := e.browser(t)
+	eve.mustLogin("eve")
+	for _, p := range []string{"/devices", "/devices/" + dev.ID, "/bootimages"} {
+		resp, body := eve.do("GET", p, nil, nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("viewer GET %s: %d", p, resp.StatusCode)
+		}
+		if p != "/bootimages" && (!strings.Contains(body, "SN-7781") || !strings.Contains(body, "Latitude 7440") || !strings.Contains(body, "52:54:00:12:34:56")) {
+			t.Errorf("GET %s does not show the device's serial, model and MAC", p)
+		}
+		if strings.Contains(body, "/nextboot") {
+			t.Errorf("GET %s offers the viewer the next-boot control", p)
+		}
+	}
+	if _, body := eve.do("GET", "/bootimages", nil, nil); !strings.Contains(body, "No boot image yet") {
+		t.Error("boot images page does not say there is none")
+	}
+	if resp, _ := eve.do("POST", "/devices/"+dev.ID+"/nextboot", url.Values{"csrf": {eve.csrf}, "nextBoot": {"deploy"}}, nil); resp.StatusCode != 403 {
+		t.Errorf("viewer next-boot change: %d, want 403", resp.StatusCode)
+	}
+	if resp, _ := eve.do("POST", "/runs/"+run.ID+"/cancel", url.Values{"csrf": {eve.csrf}}, nil); resp.StatusCode != 403 {
+		t.Errorf("viewer cancel: %d, want 403", resp.StatusCode)
+	}
+	if got, _ := st.Run(ctx, run.ID); got.State != deploy.RunRunning {
+		t.Fatalf("the viewer's refused cancel happened: %s", got.State)
+	}
+
+	ops := e.browser(t)
+	ops.mustLogin("ops")
+	if resp, _ := ops.do("POST", "/devices/"+dev.ID+"/nextboot", url.Values{"csrf": {ops.csrf}, "nextBoot": {"sideways"}}, nil); resp.StatusCode != 400 {
+		t.Errorf("next boot sideways: %d, want 400", resp.StatusCode)
+	}
+	if resp, _ := ops.do("POST", "/devices/"+dev.ID+"/nextboot", url.Values{"nextBoot": {"deploy"}}, nil); resp.StatusCode != 403 {
+		t.Errorf("next boot without CSRF: %d, want 403", resp.StatusCode)
+	}
+	if resp, _ := ops.do("POST", "/devices/"+dev.ID+"/nextboot", url.Values{"csrf": {ops.csrf}, "nextBoot": {"deploy"}, "from": {"device"}}, nil); resp.StatusCode != 303 {
+		t.Fatalf("operator next boot: %d", resp.StatusCode)
+	}
+	selected := regexp.MustCompile(`<option value="deploy" selected>`)
+	if _, body := ops.do("GET", "/devices/"+dev.ID, nil, nil); !selected.MatchString(body) {
+		t.Error("the device page does not show next boot deploy after the change")
+	}
+	if _, body := ops.do("GET", "/runs/"+run.ID, nil, nil); !strings.Contains(body, `id="cancel-form"`) {
+		t.Error("the run page offers the operator no cancel")
+	}
+	if resp, _ := ops.do("POST", "/runs/"+run.ID+"/cancel", url.Values{"csrf": {ops.csrf}}, nil); resp.StatusCode != 303 {
+		t.Fatalf("operator cancel: %d", resp.StatusCode)
+	}
+	got, _ := st.Run(ctx, run.ID)
+	if got.State != deploy.RunCanceled || got.EndedAt == nil || !strings.Contains(got.Error, "console:ops") {
+		t.Errorf("after cancel: state %s ended %v error %q; want canceled by console:ops", got.State, got.EndedAt, got.Error)
+	}
+	if resp, body := ops.do("POST", "/runs/"+run.ID+"/cancel", url.Values{"csrf": {ops.csrf}}, nil); resp.StatusCode != http.StatusConflict || !strings.Contains(body, "already ended") {
+		t.Errorf("second cancel: %d, want 409 already ended", resp.StatusCode)
+	}
+
+	events, _ := st.AuditEvents(ctx, 0, 0)
+	want := map[string]bool{"console:ops device.nextboot": false, "console:ops run.cancel": false, "console:eve console.refused": false}
+	for _, ev := range events {
+		if _, ok := want[ev.Actor+" "+ev.Action]; ok {
+			want[ev.Actor+" "+ev.Action] = true
+		}
+	}
+	for k, seen := range want {
+		if !seen {
+			t.Errorf("audit log has no %q event", k)
+		}
+	}
+}
+
+var secretRE = regexp.MustCompile(`<pre class="secret" id="secret">([^<]+)</pre>`)
+
+// TestSecurityAdminOnly: an admin generates a passcode (shown once),
+// rotates and clears it, limits anonymous to a network, creates and
+// revokes an admin token, pages and verifies the audit log; an operator is
+// refused every one of those by the server.
+func TestSecurityAdminOnly(t *testing.T) {
+	e := start(t)
+	e.addUser(t, "root", "admin")
+	e.addUser(t, "ops", "operator")
+	ctx := context.Background()
+
+	ops := e.browser(t)
+	ops.mustLogin("ops")
+	for _, p := range []string{"/security/sessions", "/security/tokens", "/security/audit"} {
+		if resp, _ := ops.do("GET", p, nil, nil); resp.StatusCode != 403 {
+			t.Errorf("operator GET %s: %d, want 403", p, resp.StatusCode)
+		}
+	}
+	for _, p := range []string{"/security/passcode", "/security/passcode/generate", "/security/passcode/rotate", "/security/passcode/clear",
+		"/security/tokens", "/security/sessions/revoke", "/security/audit/verify", "/security/anonymous"} {
+		if resp, _ := ops.do("POST", p, url.Values{"csrf": {ops.csrf}, "passcode": {"correct-horse-battery"}, "name": {"ci"}, "all": {"1"}, "on": {"true"}}, nil); resp.StatusCode != 403 {
+			t.Errorf("operator POST %s: %d, want 403", p, resp.StatusCode)
+		}
+	}
+	if st, _ := e.admin.PasscodeStatus(ctx); st.Set {
+		t.Fatal("an operator's refused request set the passcode")
+	}
+
+	root := e.browser(t)
+	root.mustLogin("root")
+	resp, body := root.do("POST", "/security/passcode/generate", url.Values{"csrf": {root.csrf}}, nil)
+	m := secretRE.FindStringSubmatch(body)
+	if resp.StatusCode != 200 || m == nil || len(m[1]) < 8 {
+		t.Fatalf("generate passcode: %d, secret shown: %v", resp.StatusCode, m)
+	}
+	if st, _ := e.admin.PasscodeStatus(ctx); !st.Set || !st.Generated {
+		t.Fatalf("passcode after generate: %+v", st)
+	}
+	if _, page := root.do("GET", "/security", nil, nil); strings.Contains(page, m[1]) {
+		t.Error("the generated passcode is shown again on the security page")
+	}
+	if resp, _ := root.do("POST", "/security/passcode/rotate", url.Values{"csrf": {root.csrf}, "passcode": {"correct-horse-battery-9"}, "grace": {"1h"}}, nil); resp.StatusCode != 303 {
+		t.Errorf("rotate: %d", resp.StatusCode)
+	}
+	if st, _ := e.admin.PasscodeStatus(ctx); st.Generated || st.PreviousGeneration == 0 {
+		t.Errorf("after rotate: %+v, want a set passcode with the previous one in grace", st)
+	}
+	if resp, _ := root.do("POST", "/security/passcode/clear", url.Values{"csrf": {root.csrf}}, nil); resp.StatusCode != 303 {
+		t.Errorf("clear: %d", resp.StatusCode)
+	}
+	if st, _ := e.admin.PasscodeStatus(ctx); st.Set {
+		t.Error("the passcode is still set after clear")
+	}
+	if resp, body := root.do("POST", "/security/anonymous", url.Values{"csrf": {root.csrf}, "on": {"true"}, "from": {"10.20.0.0/16, nonsense"}}, nil); resp.StatusCode != 400 || !strings.Contains(body, "nonsense") {
+		t.Errorf("anonymous from a bad network: %d, want 400 naming it", resp.StatusCode)
+	}
+	if resp, _ := root.do("POST", "/security/anonymous", url.Values{"csrf": {root.csrf}, "on": {"true"}, "from": {"10.20.0.0/16"}}, nil); resp.StatusCode != 303 {
+		t.Errorf("anonymous from 10.20.0.0/16: %d", resp.StatusCode)
+	}
+	if sec, _ := e.admin.Security(ctx); !sec.Anonymous || strings.Join(sec.AnonymousFrom, ",") != "10.20.0.0/16" {
+		t.Errorf("anonymous after the change: %v from %v", sec.Anonymous, sec.AnonymousFrom)
+	}
+
+	resp, body = root.do("POST", "/security/tokens", url.Values{"csrf": {root.csrf}, "name": {"ci-runner"}, "expires": {"24h"}}, nil)
+	tm := secretRE.FindStringSubmatch(body)
+	if resp.StatusCode != 200 || tm == nil {
+		t.Fatalf("create token: %d, token shown: %v", resp.StatusCode, tm)
+	}
+	// The token works against the remote admin API.
+	req, _ := http.NewRequest("GET", e.base+"/admin/v1/info", nil)
+	req.Header.Set("Authorization", "Bearer "+tm[1])
+	if r, err := root.c.Do(req); err != nil || r.StatusCode != 200 {
+		t.Fatalf("the created token does not authenticate: %v %v", r, err)
+	}
+	_, list := root.do("GET", "/security/tokens", nil, nil)
+	idm := regexp.MustCompile(`data-token="([^"]+)"`).FindStringSubmatch(list)
+	if idm == nil || !strings.Contains(list, "ci-runner") || strings.Contains(list, tm[1]) {
+		t.Fatalf("token list: has the token row %v, shows the secret again %v", idm != nil, strings.Contains(list, tm[1]))
+	}
+	if resp, _ := ops.do("POST", "/security/tokens/"+idm[1]+"/revoke", url.Values{"csrf": {ops.csrf}}, nil); resp.StatusCode != 403 {
+		t.Errorf("operator revoking a token: %d, want 403", resp.StatusCode)
+	}
+	if resp, _ := root.do("POST", "/security/tokens/"+idm[1]+"/revoke", url.Values{"csrf": {root.csrf}}, nil); resp.StatusCode != 303 {
+		t.Errorf("revoke token: %d", resp.StatusCode)
+	}
+	if r, err := root.c.Do(req); err != nil || r.StatusCode != 401 {
+		t.Errorf("revoked token still answers: %v %v", r, err)
+	}
+	if resp, _ := root.do("GET", "/security/sessions", nil, nil); resp.StatusCode != 200 {
+		t.Errorf("sessions page: %d", resp.StatusCode)
+	}
+	for range 20 { // enough audit entries for two pages
+		if resp, _ := root.do("POST", "/security/sessions/revoke", url.Values{"csrf": {root.csrf}, "all": {"1"}}, nil); resp.StatusCode != 303 {
+			t.Fatalf("revoke all sessions: %d", resp.StatusCode)
+		}
+	}
+
+	// Audit log: paged, and verified.
+	resp, page := root.do("GET", "/security/audit", nil, nil)
+	if resp.StatusCode != 200 || !strings.Contains(page, "passcode.generate") || !strings.Contains(page, `rel="next"`) {
+		t.Errorf("audit page 1: %d, has passcode.generate %v, has a next page %v", resp.StatusCode, strings.Contains(page, "passcode.generate"), strings.Contains(page, `rel="next"`))
+	}
+	if resp, _ := root.do("GET", "/security/audit?after=50", nil, nil); resp.StatusCode != 200 {
+		t.Errorf("audit page 2: %d", resp.StatusCode)
+	}
+	resp, _ = root.do("POST", "/security/audit/verify", url.Values{"csrf": {root.csrf}}, nil)
+	if loc := resp.Header.Get("Location"); resp.StatusCode != 303 || !strings.Contains(loc, "hash+chain+intact") {
+		t.Errorf("verify: %d %s", resp.StatusCode, loc)
+	}
+
+	events, _ := e.srv.Store().AuditEvents(ctx, 0, 0)
+	want := map[string]bool{"console:root passcode.generate": false, "console:root passcode.rotate": false, "console:root passcode.clear": false,
+		"console:root security.anonymous": false, "console:root admin.token.create": false, "console:root admin.token.revoke": false,
+		"console:root session.revoke": false}
+	for _, ev := range events {
+		if _, ok := want[ev.Actor+" "+ev.Action]; ok {
+			want[ev.Actor+" "+ev.Action] = true
+		}
+	}
+	for k, seen := range want {
+		if !seen {
+			t.Errorf("audit log has no %q event", k)
+		}
+	}
+}

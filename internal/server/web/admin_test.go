@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imprint-osd/imprint/internal/client"
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/server"
+	"github.com/imprint-osd/imprint/internal/stepdefs"
 )
 
 // TestDevicesNextBootAndCancel: the devices pages list what machines sent,
@@ -225,5 +228,63 @@ func TestSecurityAdminOnly(t *testing.T) {
 		if !seen {
 			t.Errorf("audit log has no %q event", k)
 		}
+	}
+}
+
+// TestCancelStopsTheAgent: after an operator cancels a real machine's
+// run, neither its session nor a new session of the same machine may post
+// events to it, so the run stays canceled.
+func TestCancelStopsTheAgent(t *testing.T) {
+	e := start(t)
+	e.addUser(t, "ops", "operator")
+	ctx := context.Background()
+	const passcode = "Correct-Horse-Battery-42"
+	if _, err := e.admin.SetPasscode(ctx, passcode); err != nil {
+		t.Fatal(err)
+	}
+	const tsID = "5e2d3e4f-1a2b-4c3d-8e9f-0a1b2c3d4e60"
+	doc := `{"id":"` + tsID + `","name":"Lab","architecture":"Any","versions":[{"id":"6e2d3e4f-1a2b-4c3d-8e9f-0a1b2c3d4e60","taskSequenceId":"` + tsID +
+		`","versionNo":1,"status":"Active","steps":[{"id":"7e2d3e4f-1a2b-4c3d-8e9f-0a1b2c3d4e60","name":"Apply image","typeId":"` +
+		stepdefs.TypeRunCommandLine + `","enabled":true,"settings":{"CommandLine":"true"}}]}]}`
+	if _, _, err := e.admin.ImportTaskSequence(ctx, strings.NewReader(doc), client.ImportNew); err != nil {
+		t.Fatal(err)
+	}
+	login := func() *client.Machine {
+		t.Helper()
+		m, err := client.NewMachine(e.base, mustRead(t, server.CACertPath(e.srv.DataDir())))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := m.Token(ctx, client.TokenRequest{Method: "passcode", Passcode: passcode, Device: client.DeviceInfo{UUID: "4c4c4544-0000-1000-8000-000000000078"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.SetToken(tok.Token)
+		return m
+	}
+	m := login()
+	run, err := m.CreateRun(ctx, client.CreateRunRequest{TaskSequenceID: tsID, VersionNo: 1, Device: client.DeviceInfo{UUID: "4c4c4544-0000-1000-8000-000000000078"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := client.AgentEvent{Type: "step-start", Time: time.Now().UTC(), StepID: "7e2d3e4f-1a2b-4c3d-8e9f-0a1b2c3d4e60", Path: "Apply image", Name: "Apply image"}
+	if err := m.SendEvents(ctx, run.ID, []client.AgentEvent{step}); err != nil {
+		t.Fatal(err)
+	}
+	ops := e.browser(t)
+	ops.mustLogin("ops")
+	if resp, _ := ops.do("POST", "/runs/"+run.ID+"/cancel", url.Values{"csrf": {ops.csrf}}, nil); resp.StatusCode != 303 {
+		t.Fatalf("cancel: %d", resp.StatusCode)
+	}
+	if err := m.SendEvents(ctx, run.ID, []client.AgentEvent{step}); err == nil {
+		t.Error("the canceled run's own session still posts events")
+	}
+	again := login() // the machine rebooted and logged in again
+	err = again.SendEvents(ctx, run.ID, []client.AgentEvent{{Type: "run-end", Time: time.Now().UTC(), State: string(deploy.RunSucceeded)}})
+	if err == nil || !strings.Contains(err.Error(), "canceled") {
+		t.Errorf("a new session posting to the canceled run: %v, want refused as canceled", err)
+	}
+	if got, _ := e.srv.Store().Run(ctx, run.ID); got.State != deploy.RunCanceled {
+		t.Errorf("run state %s after the agent's posts, want canceled", got.State)
 	}
 }

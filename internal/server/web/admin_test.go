@@ -25,7 +25,8 @@ func TestDevicesNextBootAndCancel(t *testing.T) {
 	ctx := context.Background()
 	st := e.srv.Store()
 	dev := &deploy.Device{ID: "4c4c4544-0042-3510-8052-b4c04f4e3332", UUID: "4c4c4544-0042-3510-8052-b4c04f4e3332",
-		MACs: []string{"52:54:00:12:34:56"}, SerialNumber: "SN-7781", Make: "Dell Inc.", Model: "Latitude 7440"}
+		MACs: []string{"52:54:00:12:34:56"}, SerialNumber: "SN-7781", Make: "Dell Inc.", Model: "Latitude 7440",
+		Disks: []deploy.Disk{{Name: "nvme0n1", Model: "PM9A1 NVMe Samsung 512GB", Size: 512110190592}}}
 	if err := st.UpsertDevice(ctx, dev); err != nil {
 		t.Fatal(err)
 	}
@@ -47,6 +48,9 @@ func TestDevicesNextBootAndCancel(t *testing.T) {
 		if strings.Contains(body, "/nextboot") {
 			t.Errorf("GET %s offers the viewer the next-boot control", p)
 		}
+	}
+	if _, body := eve.do("GET", "/devices/"+dev.ID, nil, nil); !strings.Contains(body, "nvme0n1: 476.9 GiB (PM9A1 NVMe Samsung 512GB)") {
+		t.Error("the device page does not show its disk")
 	}
 	if _, body := eve.do("GET", "/bootimages", nil, nil); !strings.Contains(body, "No boot image yet") {
 		t.Error("boot images page does not say there is none")

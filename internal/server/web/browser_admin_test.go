@@ -22,6 +22,17 @@ import (
 	"github.com/imprint-osd/imprint/internal/deploy"
 )
 
+// fakeDisk gives the agent's fake /sys one NVMe disk to gather.
+func fakeDisk(t *testing.T, root string) {
+	t.Helper()
+	dir := filepath.Join(root, "sys", "block", "nvme0n1", "device")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(root, "sys", "block", "nvme0n1", "size"), []byte("500118192\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "model"), []byte("KXG60ZNV256G TOSHIBA\n"), 0o644)
+}
+
 // chromeHelpers are TestConsoleInChromium's helpers.
 type chromeHelpers struct {
 	bctx     context.Context
@@ -114,6 +125,7 @@ func consoleAdminPages(t *testing.T, e *env, h chromeHelpers) string {
 	h.waitText("table.devices", "OptiPlex 7090")
 	h.shot("devices")
 	h.run("open the device", chromedp.Click(chromedp.CSS(`table.devices tbody a[href^="/devices/"]`)), chromedp.WaitVisible(chromedp.CSS(`#next-boot`)))
+	h.waitText("dd.disks", "nvme0n1: 238.5 GiB (KXG60ZNV256G TOSHIBA)")
 	h.run("set next boot to deploy", chromedp.SetValue(chromedp.CSS(`#next-boot select`), "deploy"))
 	h.waitText("main", "will next boot: deploy")
 	h.shot("device")

@@ -263,6 +263,7 @@ func TestConsoleInChromium(t *testing.T) {
 		"product_serial": "7HX2Q93", "product_uuid": "4c4c4544-0048-5810-8032-b7c04f513933"} {
 		os.WriteFile(filepath.Join(dmi, f), []byte(v+"\n"), 0o644)
 	}
+	fakeDisk(t, root) // conadmin: a disk for the devices page
 	a := &agent.Agent{Client: m, Console: agent.NewConsole(strings.NewReader(""), agentOut), StateDir: t.TempDir(),
 		TS: tsID, Vars: map[string]string{"Passcode": passcode},
 		Gatherer: agent.Gatherer{Root: root, Addrs: func() ([]string, error) { return nil, nil }},

@@ -196,7 +196,9 @@ func (s *Server) adminBootImages(w http.ResponseWriter, r *http.Request) error {
 		for _, f := range []string{bootimage.VmlinuzName, bootimage.InitrdName} {
 			fi, err := os.Stat(filepath.Join(sub, f))
 			if err != nil {
-				v.Error = f + " is missing: rebuild it with `imprint bootimage build`"
+				if v.Error == "" {
+					v.Error = f + " is missing: rebuild it with `imprint bootimage build`"
+				}
 				continue
 			}
 			v.Size += fi.Size()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -290,5 +292,39 @@ func TestCancelStopsTheAgent(t *testing.T) {
 	}
 	if got, _ := e.srv.Store().Run(ctx, run.ID); got.State != deploy.RunCanceled {
 		t.Errorf("run state %s after the agent's posts, want canceled", got.State)
+	}
+}
+
+// TestBootImagesPage: a built image under DIR/boot/images is listed with
+// its kernel and size, a broken one says why, and an unknown one's ISO is
+// a 404 page; a viewer may not ask for an ISO.
+func TestBootImagesPage(t *testing.T) {
+	e := start(t)
+	e.addUser(t, "ops", "operator")
+	e.addUser(t, "eve", "viewer")
+	dir := filepath.Join(server.BootImagesDir(e.srv.DataDir()), "x86_64")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "vmlinuz"), make([]byte, 3<<20), 0o644)
+	os.WriteFile(filepath.Join(dir, "initrd.img"), make([]byte, 5<<20), 0o644)
+	os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(`{"kernelVersion":"6.12.9-amd64","kernelSigned":true}`), 0o644)
+	os.MkdirAll(filepath.Join(filepath.Dir(dir), "arm64"), 0o755)
+
+	ops := e.browser(t)
+	ops.mustLogin("ops")
+	_, body := ops.do("GET", "/bootimages", nil, nil)
+	for _, want := range []string{"6.12.9-amd64", "8.0 MiB", "signed kernel only", `href="/bootimages/x86_64/iso"`, "arm64", "no readable manifest.json"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("boot images page lacks %q", want)
+		}
+	}
+	if resp, body := ops.do("GET", "/bootimages/riscv/iso", nil, nil); resp.StatusCode != 404 || !strings.Contains(body, "imprint bootimage build") {
+		t.Errorf("ISO of a missing image: %d, want 404 saying how to build one", resp.StatusCode)
+	}
+	eve := e.browser(t)
+	eve.mustLogin("eve")
+	if resp, _ := eve.do("GET", "/bootimages/x86_64/iso", nil, nil); resp.StatusCode != 403 {
+		t.Errorf("viewer ISO download: %d, want 403", resp.StatusCode)
 	}
 }

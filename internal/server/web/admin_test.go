@@ -2,6 +2,8 @@ package web_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -308,7 +310,8 @@ func TestBootImagesPage(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(dir, "vmlinuz"), make([]byte, 3<<20), 0o644)
 	os.WriteFile(filepath.Join(dir, "initrd.img"), make([]byte, 5<<20), 0o644)
-	os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(`{"kernelVersion":"6.12.9-amd64","kernelSigned":true}`), 0o644)
+	k, i := sha256.Sum256(make([]byte, 3<<20)), sha256.Sum256(make([]byte, 5<<20))
+	os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(fmt.Sprintf(`{"kernelVersion":"6.12.9-amd64","kernelSigned":true,"sha256":{"vmlinuz":"%x","initrd.img":"%x"}}`, k, i)), 0o644)
 	os.MkdirAll(filepath.Join(filepath.Dir(dir), "arm64"), 0o755)
 
 	ops := e.browser(t)
@@ -321,6 +324,19 @@ func TestBootImagesPage(t *testing.T) {
 	}
 	if resp, body := ops.do("GET", "/bootimages/riscv/iso", nil, nil); resp.StatusCode != 404 || !strings.Contains(body, "imprint bootimage build") {
 		t.Errorf("ISO of a missing image: %d, want 404 saying how to build one", resp.StatusCode)
+	}
+	// The ISO, as `imprint bootimage iso` makes it (GRUB and xorriso
+	// from the host: without them, the page names what to install).
+	resp, body := ops.do("GET", "/bootimages/x86_64/iso", nil, nil)
+	switch {
+	case resp.StatusCode == 200:
+		if resp.Header.Get("Content-Type") != "application/x-iso9660-image" || len(body) < 8<<20 || body[0x8001:0x8006] != "CD001" {
+			t.Errorf("ISO download: %s, %d bytes, not an ISO 9660 image", resp.Header.Get("Content-Type"), len(body))
+		}
+	case resp.StatusCode == 503 && strings.Contains(body, "install"):
+		t.Logf("no ISO tools on this host: %s", regexp.MustCompile(`build iso: [^<]*`).FindString(body))
+	default:
+		t.Errorf("ISO download: %d %s", resp.StatusCode, body)
 	}
 	eve := e.browser(t)
 	eve.mustLogin("eve")

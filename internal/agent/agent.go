@@ -109,6 +109,7 @@ type Agent struct {
 	steps    int
 	lastPct  int64
 	token    string
+	disks    []deploy.Disk // gathered, sent at login
 }
 
 // State is what the agent keeps in StateDir/agent.json between a reboot
@@ -231,6 +232,7 @@ func (a *Agent) gather() error {
 		return err
 	}
 	a.vars = sequence.NewVars()
+	a.disks = inv.Disks
 	inv.SetVars(a.vars.SetInternal, func(n string, items []string) { _ = a.vars.SetList(n, items) })
 	for k, v := range a.Vars {
 		if strings.EqualFold(k, "Passcode") {
@@ -255,6 +257,7 @@ func (a *Agent) device() client.DeviceInfo {
 		Make:         deploy.CleanDeviceText(a.vars.Value("Make"), deploy.MaxDeviceText),
 		Model:        deploy.CleanDeviceText(a.vars.Value("Model"), deploy.MaxDeviceText),
 		Name:         deploy.CleanDeviceText(name, deploy.MaxDeviceText),
+		Disks:        a.disks,
 	}
 	if u, err := deploy.ParseUUID(a.vars.Value("UUID")); err == nil {
 		d.UUID = u

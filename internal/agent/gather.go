@@ -7,9 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/imprint-osd/imprint/internal/deploy"
 )
 
 // OS version names set in OSVERSION.
@@ -32,6 +35,7 @@ type Inventory struct {
 	MemoryMB                      int64
 	Architecture                  string // x64, ARM64, x86
 	OSVersion                     string
+	Disks                         []deploy.Disk // fixed disks under /sys/block
 }
 
 // Gatherer reads inventory. Root is the file-system root holding /sys and
@@ -131,12 +135,39 @@ func (g Gatherer) sysInventory() (*Inventory, error) {
 	_, err := os.Stat(g.path("sys/firmware/efi"))
 	inv.IsUEFI = err == nil
 	inv.MemoryMB = g.memoryMB()
+	inv.Disks = g.disks()
 	macs, err := g.macs()
 	if err != nil {
 		return nil, err
 	}
 	inv.MACs = macs
 	return inv, nil
+}
+
+// disks lists the block devices that can hold a system: not loop, RAM,
+// device-mapper, optical, floppy or network ones, nor empty ones.
+func (g Gatherer) disks() []deploy.Disk {
+	entries, err := os.ReadDir(g.path("sys/block"))
+	if err != nil {
+		return nil
+	}
+	var out []deploy.Disk
+	for _, e := range entries {
+		n := e.Name()
+		if slices.ContainsFunc([]string{"loop", "ram", "zram", "dm-", "sr", "fd", "nbd", "md"}, func(p string) bool { return strings.HasPrefix(n, p) }) {
+			continue
+		}
+		sectors, err := strconv.ParseInt(g.read("sys/block/"+n+"/size"), 10, 64)
+		if err != nil || sectors <= 0 {
+			continue
+		}
+		out = append(out, deploy.Disk{Name: deploy.CleanDeviceText(n, deploy.MaxDeviceText), Size: sectors * 512,
+			Model: deploy.CleanDeviceText(g.read("sys/block/"+n+"/device/model"), deploy.MaxDeviceText)})
+		if len(out) == deploy.MaxDeviceDisks {
+			break
+		}
+	}
+	return out
 }
 
 // cleanSMBIOS drops placeholder values firmware vendors leave in SMBIOS.

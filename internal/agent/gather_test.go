@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/imprint-osd/imprint/internal/agent"
+	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/sequence"
 )
 
@@ -90,6 +91,11 @@ func TestGatherFromFakeSysfs(t *testing.T) {
 		"sys/class/net/wlp0s20f3/address":    "f4:26:79:11:22:33\n",
 		"sys/firmware/efi/fw_platform_size":  "64\n",
 		"proc/meminfo":                       "MemTotal:       32498764 kB\nMemFree: 1 kB\n",
+		"sys/block/nvme0n1/size":             "1000215216\n",
+		"sys/block/nvme0n1/device/model":     "SAMSUNG MZVL21T0HCLR-00BL7   \n",
+		"sys/block/sda/size":                 "0\n", // a card reader without a card
+		"sys/block/loop0/size":               "2048\n",
+		"sys/block/sr0/size":                 "2097152\n",
 	})
 	g := agent.Gatherer{Root: root, GOARCH: "arm64", OSVersion: agent.OSVersionBootImage,
 		Addrs: func() ([]string, error) { return []string{"192.0.2.10", "2001:db8::10"}, nil }}
@@ -117,6 +123,10 @@ func TestGatherFromFakeSysfs(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("variables (-want +got):\n%s", diff)
+	}
+	wantDisks := []deploy.Disk{{Name: "nvme0n1", Model: "SAMSUNG MZVL21T0HCLR-00BL7", Size: 1000215216 * 512}}
+	if diff := cmp.Diff(wantDisks, inv.Disks); diff != "" {
+		t.Errorf("disks (-want +got):\n%s", diff)
 	}
 }
 

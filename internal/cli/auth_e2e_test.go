@@ -283,6 +283,26 @@ func TestRunsEndToEnd(t *testing.T) {
 	if r := imprint(t, dir, nil, "runs", "show", "no-such-run"); r.code != 1 {
 		t.Errorf("unknown run: exit %d, want 1", r.code)
 	}
+
+	// Cancel: an ended run cannot be; a running one is, and its agent
+	// is refused from then on.
+	if r := imprint(t, dir, nil, "runs", "cancel", run.ID); r.code != 1 || !strings.Contains(r.stderr, "already ended") {
+		t.Errorf("cancel an ended run: exit %d %q, want 1 already ended", r.code, r.stderr)
+	}
+	tok, err = m.Token(ctx, client.TokenRequest{Method: "anonymous", Device: client.DeviceInfo{UUID: "4c4c4544-0000-1000-8000-000000000004"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SetToken(tok.Token)
+	run2, err := m.CreateRun(ctx, client.CreateRunRequest{TaskSequenceID: ts.TaskSequence.ID, VersionNo: ts.TaskSequence.Versions[0].VersionNo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantContains(t, "runs cancel", ok(t, dir, "runs", "cancel", run2.ID), run2.ID, "canceled")
+	wantContains(t, "runs show", ok(t, dir, "runs", "show", run2.ID), "canceled", "canceled by admin-socket")
+	if err := m.SendEvents(ctx, run2.ID, []client.AgentEvent{{Type: "run-end", State: "succeeded"}}); err == nil {
+		t.Error("the canceled run's agent still reports")
+	}
 }
 
 // TestSecureBootSetting: Secure Boot mode is on by default, `security

@@ -26,6 +26,8 @@ Subcommands:
                    duration, message
   logs ID [--name BUNDLE -o FILE]
                    list the run's log bundles, or download one to FILE
+  cancel ID        end a pending or running run as canceled: its session is
+                   revoked and its agent may report nothing more
   events ID [--follow]
                    print the run's events; --follow keeps polling every
                    second until the run ends
@@ -40,6 +42,7 @@ func runRuns(ctx context.Context, a *app, args []string) error {
 		"show":   runsShow,
 		"logs":   runsLogs,
 		"events": runsEvents,
+		"cancel": runsCancel,
 	}, usageRuns)
 }
 
@@ -82,6 +85,23 @@ func runsList(ctx context.Context, a *app, args []string) error {
 			string(r.State), cell(r.CurrentStep), stamp(r.StartedAt), stamp(r.UpdatedAt)})
 	}
 	return table(a.stdout, rows)
+}
+
+func runsCancel(ctx context.Context, a *app, args []string) error {
+	fs := a.flagSet("imprint runs cancel", usageRuns)
+	pos, c, err := a.connect(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	r, err := c.CancelRun(ctx, pos[0])
+	if err != nil {
+		return fmt.Errorf("runs cancel: %w", err)
+	}
+	if a.jsonOut {
+		return a.printJSON(r)
+	}
+	fmt.Fprintf(a.stdout, "Run %s on %s canceled.\n", safe(r.ID), safe(r.DeviceID))
+	return nil
 }
 
 func runsShow(ctx context.Context, a *app, args []string) error {

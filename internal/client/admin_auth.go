@@ -284,6 +284,16 @@ func (a *Admin) Run(ctx context.Context, id string) (*deploy.Run, error) {
 	return &out, nil
 }
 
+// CancelRun ends a pending or running run as canceled; its agent is
+// refused from then on.
+func (a *Admin) CancelRun(ctx context.Context, id string) (*deploy.Run, error) {
+	var out deploy.Run
+	if err := a.call(ctx, request{method: http.MethodPost, path: "/admin/v1/runs/" + esc(id) + "/cancel"}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // RunEvents returns the run's events with a seq above after, in order.
 func (a *Admin) RunEvents(ctx context.Context, id string, after int64) ([]*deploy.RunEvent, error) {
 	r := request{method: http.MethodGet, path: "/admin/v1/runs/" + esc(id) + "/events"}

@@ -352,6 +352,8 @@ type DeviceInfo struct {
 	Make         string   `json:"make,omitempty"`
 	Model        string   `json:"model,omitempty"`
 	Name         string   `json:"name,omitempty"`
+	// Disks are the machine's fixed disks (devices page inventory).
+	Disks []deploy.Disk `json:"disks,omitempty"`
 }
 
 // TokenRequest is the body of POST /v1/auth/token.

@@ -16,6 +16,7 @@ const (
 	MaxDeviceSerial = 64  // bytes of SerialNumber
 	MaxDeviceText   = 128 // bytes of Make, Model and Name
 	MaxDeviceMACs   = 32
+	MaxDeviceDisks  = 32
 )
 
 // Normalize checks the identity fields a machine sent and puts the UUID
@@ -60,6 +61,20 @@ func (d *Device) Normalize() error {
 			fe = append(fe, FieldError{Field: f.name, Message: fmt.Sprintf("longer than %d bytes", f.max)})
 		case !PrintableText(f.v):
 			fe = append(fe, FieldError{Field: f.name, Message: "holds a control, formatting or invalid character"})
+		}
+	}
+	if len(d.Disks) > MaxDeviceDisks {
+		fe = append(fe, FieldError{Field: "disks", Message: fmt.Sprintf("more than %d disks", MaxDeviceDisks)})
+	} else {
+		for i, k := range d.Disks {
+			for _, f := range []struct{ name, v string }{{"name", k.Name}, {"model", k.Model}} {
+				if len(f.v) > MaxDeviceText || !PrintableText(f.v) {
+					fe = append(fe, FieldError{Field: fmt.Sprintf("disks[%d].%s", i, f.name), Message: fmt.Sprintf("longer than %d bytes or holds a control, formatting or invalid character", MaxDeviceText)})
+				}
+			}
+			if k.Size < 0 {
+				fe = append(fe, FieldError{Field: fmt.Sprintf("disks[%d].size", i), Message: "negative"})
+			}
 		}
 	}
 	if len(fe) > 0 {

@@ -33,6 +33,10 @@ func TestDeviceNormalize(t *testing.T) {
 		"long serial":      {in: deploy.Device{SerialNumber: strings.Repeat("s", deploy.MaxDeviceSerial+1)}, invalid: []string{"serialNumber"}},
 		"invalid UTF-8":    {in: deploy.Device{Model: "x\xff"}, invalid: []string{"model"}},
 		"several problems": {in: deploy.Device{UUID: "x", Model: "\a"}, invalid: []string{"uuid", "model"}},
+		"disks":            {in: deploy.Device{Disks: []deploy.Disk{{Name: "nvme0n1", Model: "Samsung", Size: 1 << 40}}}, want: deploy.Device{Disks: []deploy.Disk{{Name: "nvme0n1", Model: "Samsung", Size: 1 << 40}}}},
+		"escape in disk":   {in: deploy.Device{Disks: []deploy.Disk{{Name: "sda", Model: "x\x1b[2J"}}}, invalid: []string{"disks[0].model"}},
+		"negative disk":    {in: deploy.Device{Disks: []deploy.Disk{{Name: "sda", Size: -1}}}, invalid: []string{"disks[0].size"}},
+		"too many disks":   {in: deploy.Device{Disks: make([]deploy.Disk, deploy.MaxDeviceDisks+1)}, invalid: []string{"disks"}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

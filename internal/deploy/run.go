@@ -12,8 +12,16 @@ type Device struct {
 	Make         string    `json:"make,omitempty"`
 	Model        string    `json:"model,omitempty"`
 	Name         string    `json:"name,omitempty"`
+	Disks        []Disk    `json:"disks,omitempty"` // as the agent gathered them
 	FirstSeen    time.Time `json:"firstSeen"`
 	LastSeen     time.Time `json:"lastSeen"`
+}
+
+// Disk is one fixed disk of a device.
+type Disk struct {
+	Name  string `json:"name"` // the kernel's name: sda, nvme0n1
+	Model string `json:"model,omitempty"`
+	Size  int64  `json:"size"` // bytes
 }
 
 // RunState is the lifecycle of a Run.

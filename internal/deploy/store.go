@@ -52,6 +52,8 @@ type Store interface {
 	// Devices and runs.
 	UpsertDevice(ctx context.Context, d *Device) error
 	Device(ctx context.Context, id string) (*Device, error)
+	// Devices returns every device seen, most recently seen first.
+	Devices(ctx context.Context) ([]*Device, error)
 	CreateRun(ctx context.Context, r *Run) error
 	UpdateRun(ctx context.Context, r *Run) error
 	Run(ctx context.Context, id string) (*Run, error)

@@ -184,6 +184,9 @@ type securityView struct {
 	SecureBoot      bool     `json:"secureBoot"`
 	SecureBootReady bool     `json:"secureBootReady"`
 	Missing         []string `json:"missing,omitempty"`
+	// CertSubject is the --cert-subject rule device certificates must
+	// match ("" accepts any the client CA issued).
+	CertSubject string `json:"certSubject,omitempty"`
 }
 
 func (s *Server) adminSecurity(w http.ResponseWriter, r *http.Request) error {
@@ -200,7 +203,7 @@ func (s *Server) adminSecurity(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	v := securityView{Security: sec, Certificate: s.certs != nil, Passcode: st.Set, Methods: m.Methods, BootImageMethods: m.BootImageMethods,
-		SecureBoot: !sec.SecureBootOff, SecureBootReady: s.signedChainReady() == nil}
+		SecureBoot: !sec.SecureBootOff, SecureBootReady: s.signedChainReady() == nil, CertSubject: s.cfg.CertSubjectPattern}
 	if err := s.signedChainReady(); v.SecureBoot && err != nil {
 		v.Missing = append(v.Missing, "Secure Boot mode is on but "+err.Error()+": UEFI machines get iPXE, which firmware with Secure Boot on refuses; run `imprint bootimage build`")
 	}

@@ -35,7 +35,7 @@ func (s *Server) bootHandler() (*boot.Handler, error) {
 }
 
 // machineBoots makes a machine whose last run succeeded boot from its
-// disk by default, so a deployed machine that network-boots again is not
+// disk by default (unless an operator set its next boot), so a deployed machine that network-boots again is not
 // re-imaged unless someone picks "Deploy" in the menu.
 type machineBoots struct{ store deploy.Store }
 
@@ -47,7 +47,11 @@ func (m machineBoots) Machine(ctx context.Context, mac, uuid string) (boot.Machi
 	if mac != "" {
 		ids = append(ids, "mac-"+strings.ToLower(strings.ReplaceAll(mac, ":", "-")))
 	}
-	// One indexed read on every network boot: the newest run under
+	// An operator's choice (the console's devices page) comes first.
+	if mb, ok := machineOverride(ctx, m.store, ids); ok {
+		return mb, true
+	}
+	// Then one indexed read on every network boot: the newest run under
 	// either of the machine's ids decides.
 	state, ok, err := m.store.LastRunState(ctx, ids...)
 	if err == nil && ok && state == deploy.RunSucceeded {

@@ -24,6 +24,10 @@ func (s *Server) openConsole() error {
 		Throttle: s.throttle,
 		Record:   s.auditor.Record,
 		Admin:    s.auditChanges(s.adminMux(false)),
+		// Admin tokens are managed only over the socket, never with a
+		// token; a console admin (password account, admin role) may,
+		// and the console sends nothing else there.
+		AdminTokens: s.auditChanges(s.adminMux(true)),
 		WithActor: func(ctx context.Context, who string) context.Context {
 			return context.WithValue(ctx, actorKey, who)
 		},

@@ -120,6 +120,13 @@ func (s *Server) adminMux(local bool) *http.ServeMux {
 	mux.Handle("GET /admin/v1/runs/{id}", s.adapt(s.adminGetRun))
 	mux.Handle("GET /admin/v1/runs/{id}/events", s.adapt(s.adminRunEvents))
 	mux.Handle("GET /admin/v1/runs/{id}/logs", s.adapt(s.adminRunLogs))
+	mux.Handle("POST /admin/v1/runs/{id}/cancel", s.adapt(s.adminCancelRun))
+
+	mux.Handle("GET /admin/v1/devices", s.adapt(s.adminListDevices))
+	mux.Handle("GET /admin/v1/devices/{id}", s.adapt(s.adminGetDevice))
+	mux.Handle("PUT /admin/v1/devices/{id}/nextboot", s.adapt(s.adminSetNextBoot))
+	mux.Handle("GET /admin/v1/bootimages", s.adapt(s.adminBootImages))
+	mux.Handle("GET /admin/v1/bootimages/{arch}/iso", s.adapt(s.adminBootImageISO))
 	return mux
 }
 

@@ -174,6 +174,9 @@ func (s *Server) machineRunEvents(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
+	if run.State == deploy.RunCanceled {
+		return deploy.Errorf(deploy.KindConflict, "run %s was canceled by an administrator: stop it", run.ID)
+	}
 	events, size, err := s.decodeEvents(w, r)
 	if err != nil {
 		return err

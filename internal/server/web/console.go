@@ -57,6 +57,16 @@ type Deps struct {
 	// and 12 hours). Poll is how often live pages look for changes
 	// (zero: one second).
 	IdleTimeout, AbsoluteTimeout, Poll time.Duration
+
+	// --- content uploads, devices, security (conadmin) ---
+	// AdminTokens is the admin API that also manages admin tokens (the
+	// socket's); the console sends it only /admin/v1/tokens requests, for
+	// admins.
+	AdminTokens http.Handler
+	// MaxUpload bounds one content upload (zero: 64 GiB); Uploads is how
+	// many may run at once (zero: 4).
+	MaxUpload int64
+	Uploads   int
 }
 
 // Console serves the web console.
@@ -66,6 +76,7 @@ type Console struct {
 	pages    map[string]*template.Template
 	stop     chan struct{} // closed by Close: live streams end
 	stopOnce sync.Once
+	uploads  chan struct{} // a slot per running content upload
 }
 
 // Close ends every live stream, so a server shutdown does not wait for
@@ -90,6 +101,10 @@ func New(d Deps) (*Console, error) {
 		d.Poll = time.Second
 	}
 	c := &Console{d: d, sessions: newSessions(d.IdleTimeout, d.AbsoluteTimeout, d.Now), pages: map[string]*template.Template{}, stop: make(chan struct{})}
+	if d.Uploads <= 0 {
+		d.Uploads = defaultUploads
+	}
+	c.d, c.uploads = d, make(chan struct{}, d.Uploads)
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, err
@@ -131,10 +146,9 @@ func (c *Console) Register(mux *http.ServeMux) {
 	h("GET /ts/{id}/versions/{no}/edit", c.page(deploy.RoleViewer, c.editPage))
 	h("POST /ts/{id}/versions/{no}/edit", c.change(deploy.RoleOperator, c.editPost))
 	h("GET /content", c.page(deploy.RoleViewer, c.contentList))
-	h("GET /security", c.page(deploy.RoleViewer, c.securityPage))
-	h("POST /security/anonymous", c.change(deploy.RoleAdmin, c.securityAnonymous))
 	h("GET /events/dashboard", c.page(deploy.RoleViewer, c.sseDashboard))
 	h("GET /events/runs/{id}", c.page(deploy.RoleViewer, c.sseRun))
+	c.registerAdmin(h) // content uploads, devices, boot images, security (admin.go)
 	static, _ := fs.Sub(staticFS, "static")
 	mux.Handle("GET /static/", c.headers(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-cache")

@@ -40,6 +40,16 @@ func funcs() template.FuncMap {
 		},
 		"seconds": func(f float64) string { return (time.Duration(f * float64(time.Second))).Round(time.Second).String() },
 		"bytes":   humanBytes,
+		// conadmin: devices' next-boot form, content dates.
+		"nbArgs": func(v view, id, cur, from string) map[string]any {
+			return map[string]any{"V": v, "ID": id, "Current": cur, "From": from}
+		},
+		"unix": func(sec int64) string {
+			if sec == 0 {
+				return "-"
+			}
+			return time.Unix(sec, 0).Local().Format("2006-01-02 15:04:05")
+		},
 	}
 }
 
@@ -320,40 +330,4 @@ func usedBy(seqs []*deploy.TaskSequence, id string) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// Security.
-
-type securityData struct {
-	Settings  map[string]any
-	Passcode  map[string]any
-	Anonymous bool
-}
-
-func (c *Console) securityPage(w http.ResponseWriter, r *http.Request) {
-	var d securityData
-	if _, err := c.adminJSON(r, http.MethodGet, "/admin/v1/security", nil, &d.Settings); err != nil {
-		c.fail(w, r, 500, err)
-		return
-	}
-	if _, err := c.adminJSON(r, http.MethodGet, "/admin/v1/passcode", nil, &d.Passcode); err != nil {
-		c.fail(w, r, 500, err)
-		return
-	}
-	delete(d.Passcode, "age") // nanoseconds; setAt says the same
-	d.Anonymous, _ = d.Settings["anonymous"].(bool)
-	c.render(w, r, "security", sessionOf(r), "Security", d)
-}
-
-func (c *Console) securityAnonymous(w http.ResponseWriter, r *http.Request) {
-	on := r.PostFormValue("on") == "true"
-	if code, err := c.adminJSON(r, http.MethodPut, "/admin/v1/security/anonymous", map[string]any{"on": on}, nil); err != nil {
-		c.fail(w, r, code, fmt.Errorf("anonymous: %w", err))
-		return
-	}
-	msg := "Anonymous authentication is off."
-	if on {
-		msg = "Anonymous authentication is ON: any machine that reaches this server can run any active task sequence."
-	}
-	back(w, r, "/security", msg)
 }

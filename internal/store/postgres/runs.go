@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -75,6 +76,40 @@ func (db *DB) Device(ctx context.Context, id string) (*deploy.Device, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// Devices returns every stored device, most recently seen first.
+func (db *DB) Devices(ctx context.Context) ([]*deploy.Device, error) {
+	var out []*deploy.Device
+	err := db.read(ctx, func(tx txn) error {
+		rows, err := tx.QueryContext(ctx, `SELECT doc FROM devices`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var doc string
+			if err := rows.Scan(&doc); err != nil {
+				return err
+			}
+			d := new(deploy.Device)
+			if err := decode(doc, d); err != nil {
+				return err
+			}
+			out = append(out, d)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b *deploy.Device) int {
+		if c := b.LastSeen.Compare(a.LastSeen); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out, nil
 }
 
 func validRunState(s deploy.RunState) bool {

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -54,6 +55,22 @@ func testDevices(t *testing.T, open func(*testing.T) deploy.Store) {
 	must(t, "UpsertDevice with id", s.UpsertDevice(ctx(t), byID))
 	if byID.ID != "4c4c4544-0042-3510-8052-b4c04f4e3333" || byID.FirstSeen.IsZero() || byID.LastSeen.IsZero() {
 		t.Errorf("upsert with zero times: id %q firstSeen %v lastSeen %v; want id kept and times set", byID.ID, byID.FirstSeen, byID.LastSeen)
+	}
+
+	old := &deploy.Device{ID: "mac-52-54-00-00-00-01", LastSeen: base().Add(-time.Hour)}
+	must(t, "UpsertDevice old", s.UpsertDevice(ctx(t), old))
+	all, err := s.Devices(ctx(t))
+	must(t, "Devices", err)
+	var ids []string
+	for _, x := range all {
+		ids = append(ids, x.ID)
+	}
+	// byID was seen now (after base()+1h), d at base()+1h, old an hour before base().
+	if want := []string{byID.ID, d.ID, old.ID}; !slices.Equal(ids, want) {
+		t.Errorf("Devices = %v, want %v (most recently seen first)", ids, want)
+	}
+	if len(all) == 3 && all[1].Name != "pc-01" {
+		t.Errorf("Devices()[1].Name = %q, want the stored pc-01", all[1].Name)
 	}
 }
 

@@ -1,0 +1,266 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/imprint-osd/imprint/internal/auth"
+	"github.com/imprint-osd/imprint/internal/boot"
+	"github.com/imprint-osd/imprint/internal/bootimage"
+	"github.com/imprint-osd/imprint/internal/deploy"
+)
+
+// Devices, their next-boot default, run cancel and boot images: the admin
+// API the console's devices and boot-images pages call (and any admin
+// token holder).
+
+// Next-boot defaults a machine's network boot menu starts on.
+const (
+	NextBootAuto   = "auto"   // local disk after a successful run, else deploy
+	NextBootDeploy = "deploy" // always the Imprint boot image
+	NextBootLocal  = "local"  // always the local disk
+)
+
+// nextBootKey is the setting holding every device's next-boot override,
+// one JSON object by device ID: the boot script reads it in one read.
+const nextBootKey = "device.nextboot"
+
+// nextBoots returns the stored overrides (device ID -> deploy or local).
+func nextBoots(ctx context.Context, st deploy.Store) (map[string]string, error) {
+	b, err := st.Setting(ctx, nextBootKey)
+	if deploy.ErrorKind(err) == deploy.KindNotFound {
+		return map[string]string{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]string{}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return map[string]string{}, nil // unreadable: the automatic choice, never a stuck machine
+	}
+	return m, nil
+}
+
+// nextBootOf is id's override in m, or NextBootAuto.
+func nextBootOf(m map[string]string, id string) string {
+	if v := m[strings.ToLower(id)]; v == NextBootDeploy || v == NextBootLocal {
+		return v
+	}
+	return NextBootAuto
+}
+
+// deviceView is a device with its next-boot default.
+type deviceView struct {
+	*deploy.Device
+	NextBoot string `json:"nextBoot"`
+}
+
+func (s *Server) adminListDevices(w http.ResponseWriter, r *http.Request) error {
+	all, err := s.store.Devices(r.Context())
+	if err != nil {
+		return err
+	}
+	nb, err := nextBoots(r.Context(), s.store)
+	if err != nil {
+		return err
+	}
+	out := make([]deviceView, 0, len(all))
+	for _, d := range all {
+		out = append(out, deviceView{Device: d, NextBoot: nextBootOf(nb, d.ID)})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) adminGetDevice(w http.ResponseWriter, r *http.Request) error {
+	d, err := s.store.Device(r.Context(), strings.ToLower(r.PathValue("id")))
+	if err != nil {
+		return err
+	}
+	nb, err := nextBoots(r.Context(), s.store)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, deviceView{Device: d, NextBoot: nextBootOf(nb, d.ID)})
+	return nil
+}
+
+// adminSetNextBoot sets what a device's boot menu starts on next time:
+// deploy (re-image it), local (leave it alone) or auto.
+func (s *Server) adminSetNextBoot(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		NextBoot string `json:"nextBoot"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	d, err := s.store.Device(r.Context(), strings.ToLower(r.PathValue("id")))
+	if err != nil {
+		return err
+	}
+	if req.NextBoot != NextBootAuto && req.NextBoot != NextBootDeploy && req.NextBoot != NextBootLocal {
+		return deploy.Errorf(deploy.KindInvalid, "nextBoot: %q is not auto, deploy or local", req.NextBoot)
+	}
+	err = s.store.UpdateSetting(r.Context(), nextBootKey, func(old []byte) ([]byte, error) {
+		m := map[string]string{}
+		if old != nil {
+			_ = json.Unmarshal(old, &m) // unreadable: start again
+		}
+		if req.NextBoot == NextBootAuto {
+			delete(m, d.ID)
+		} else {
+			m[d.ID] = req.NextBoot
+		}
+		if len(m) == 0 {
+			return nil, nil
+		}
+		return json.Marshal(m)
+	})
+	if err != nil {
+		return err
+	}
+	s.record(r.Context(), &deploy.AuditEvent{Action: "device.nextboot", Outcome: auth.OutcomeSuccess, Actor: actor(r.Context()),
+		DeviceID: d.ID, Details: map[string]string{"nextBoot": req.NextBoot}})
+	writeJSON(w, http.StatusOK, deviceView{Device: d, NextBoot: req.NextBoot})
+	return nil
+}
+
+// adminCancelRun ends a pending or running run as canceled and revokes
+// its session, so its agent can post nothing more (machineRunEvents
+// refuses a canceled run even from a later session of the device).
+func (s *Server) adminCancelRun(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	run, err := s.store.Run(ctx, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if run.State.Terminal() {
+		return deploy.Errorf(deploy.KindConflict, "run %s has already ended (%s)", run.ID, run.State)
+	}
+	now := s.now()
+	run.State, run.EndedAt, run.Error = deploy.RunCanceled, &now, "canceled by "+actor(ctx)
+	if err := s.store.UpdateRun(ctx, run); err != nil {
+		return err
+	}
+	n := 0
+	if run.SessionID != "" {
+		if n, err = s.store.RevokeSessions(ctx, deploy.SessionFilter{ID: run.SessionID}, now); err != nil {
+			return err
+		}
+	}
+	s.record(ctx, &deploy.AuditEvent{Action: "run.cancel", Outcome: auth.OutcomeSuccess, Actor: actor(ctx), DeviceID: run.DeviceID,
+		Details: map[string]string{"run": run.ID, "taskSequence": run.TaskSequenceID, "sessionRevoked": map[bool]string{true: "yes", false: "no"}[n > 0]}})
+	writeJSON(w, http.StatusOK, run)
+	return nil
+}
+
+// bootImageView is one built boot image under BootImagesDir.
+type bootImageView struct {
+	Arch          string    `json:"arch"`
+	KernelVersion string    `json:"kernelVersion,omitempty"`
+	KernelSigned  bool      `json:"kernelSigned"`
+	SignedChain   bool      `json:"signedChain"`
+	Size          int64     `json:"size"` // kernel and initrd
+	Built         time.Time `json:"built"`
+	Error         string    `json:"error,omitempty"` // why it is not usable
+}
+
+func (s *Server) adminBootImages(w http.ResponseWriter, r *http.Request) error {
+	dir := BootImagesDir(s.cfg.DataDir)
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	out := []bootImageView{}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		v := bootImageView{Arch: e.Name()}
+		sub := filepath.Join(dir, e.Name())
+		var m bootimage.Manifest
+		b, err := os.ReadFile(filepath.Join(sub, bootimage.ManifestName))
+		if err == nil {
+			err = json.Unmarshal(b, &m)
+		}
+		if err != nil {
+			v.Error = "no readable " + bootimage.ManifestName + ": rebuild it with `imprint bootimage build`"
+		}
+		v.KernelVersion, v.KernelSigned, v.SignedChain = m.KernelVersion, m.KernelSigned, m.SignedChain != nil
+		for _, f := range []string{bootimage.VmlinuzName, bootimage.InitrdName} {
+			fi, err := os.Stat(filepath.Join(sub, f))
+			if err != nil {
+				if v.Error == "" {
+					v.Error = f + " is missing: rebuild it with `imprint bootimage build`"
+				}
+				continue
+			}
+			v.Size += fi.Size()
+			if fi.ModTime().After(v.Built) {
+				v.Built = fi.ModTime().UTC()
+			}
+		}
+		out = append(out, v)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// adminBootImageISO builds the hybrid BIOS+UEFI ISO of one boot image
+// for this server (its public URL and CA fingerprint built in), as
+// `imprint bootimage iso` does, and sends it.
+func (s *Server) adminBootImageISO(w http.ResponseWriter, r *http.Request) error {
+	arch := r.PathValue("arch")
+	if filepath.Base(arch) != arch || strings.HasPrefix(arch, ".") {
+		return deploy.Errorf(deploy.KindInvalid, "arch: %q is not a boot image name", arch)
+	}
+	img, err := bootimage.LoadImage(filepath.Join(BootImagesDir(s.cfg.DataDir), arch))
+	if errors.Is(err, os.ErrNotExist) {
+		return deploy.Errorf(deploy.KindNotFound, "no boot image %s: build one with `imprint bootimage build`", arch)
+	}
+	if err != nil {
+		return deploy.Wrap(deploy.KindConflict, err, err.Error())
+	}
+	tmp, err := os.MkdirTemp(s.cfg.DataDir, ".iso-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	out := filepath.Join(tmp, "imprint-"+arch+".iso")
+	if err := bootimage.BuildISO(r.Context(), out, img, s.PublicURL(), s.CAFingerprint()); err != nil {
+		return deploy.Wrap(deploy.KindUnavailable, err, err.Error())
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/x-iso9660-image")
+	w.Header().Set("Content-Disposition", `attachment; filename="imprint-`+arch+`.iso"`)
+	http.ServeContent(w, r, "", time.Time{}, f)
+	return nil
+}
+
+// machineOverride is the next-boot override of the first of ids that has
+// one (one settings read).
+func machineOverride(ctx context.Context, st deploy.Store, ids []string) (boot.MachineBoot, bool) {
+	m, err := nextBoots(ctx, st)
+	if err != nil || len(m) == 0 {
+		return boot.MachineBoot{}, false
+	}
+	for _, id := range ids {
+		switch nextBootOf(m, id) {
+		case NextBootLocal:
+			return boot.MachineBoot{DefaultEntry: boot.EntryLocal}, true
+		case NextBootDeploy:
+			return boot.MachineBoot{DefaultEntry: boot.EntryDeploy}, true
+		}
+	}
+	return boot.MachineBoot{}, false
+}

@@ -69,7 +69,7 @@ vet:
 # console page in IMPRINT_SCREENSHOTS.
 SCREENSHOTS ?= $(CURDIR)/bin/console-screenshots
 unit:
-	IMPRINT_TEST_REQUIRE=1 IMPRINT_SCREENSHOTS=$(SCREENSHOTS) CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+	IMPRINT_TEST_REQUIRE=1 IMPRINT_SCREENSHOTS=$(SCREENSHOTS) CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m ./...
 	@echo "console screenshots: $(SCREENSHOTS)"
 
 # Every fuzz target in the tree runs for FUZZTIME (scripts/fuzz.sh): 9

@@ -29,8 +29,10 @@ func (s *Server) startPXE(ctx context.Context, g *errgroup.Group) error {
 		BootPort:  port,
 		IPXEDir:   boot.DefaultConfig().IPXEDir, // the directory the boot port serves /ipxe/ from
 		Log:       s.log.With("component", "pxe"),
-		Open:      s.bootH.TFTPOpen,
 	}
+	watch := newGrubWatch(s.log.With("component", "pxe"))
+	cfg.Open = watch.wrap(s.bootH.TFTPOpen)
+	g.Go(func() error { watch.run(ctx); return nil })
 	var warned atomic.Bool
 	cfg.SecureBoot = func() bool { return s.secureBoot(ctx, &warned) }
 	if s.cfg.PXEServerIP != "" {

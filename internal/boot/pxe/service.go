@@ -153,7 +153,7 @@ func (s *Service) Serve(ctx context.Context) error {
 	g.Go(func() error { return s.serveDHCP(ctx, s.dhcp, PortDHCP) })
 	g.Go(func() error { return s.serveDHCP(ctx, s.pxebs, PortProxy) })
 	g.Go(func() error {
-		t := &TFTPServer{Open: func(name string) (io.ReadCloser, int64, error) { return s.open(ctx, name) }, Log: s.log}
+		t := &TFTPServer{OpenFrom: func(remote net.Addr, name string) (io.ReadCloser, int64, error) { return s.open(ctx, remote, name) }, Log: s.log}
 		return t.Serve(ctx, s.tftp)
 	})
 	s.log.Info("proxyDHCP and TFTP started", "interface", s.cfg.Interface, "server_ip", s.cfg.ServerIP,
@@ -272,11 +272,15 @@ func tftpFile(name string) bool {
 
 // open serves a TFTP read: an iPXE binary from IPXEDir, anything else
 // through Config.Open.
-func (s *Service) open(ctx context.Context, name string) (io.ReadCloser, int64, error) {
+func (s *Service) open(ctx context.Context, remote net.Addr, name string) (io.ReadCloser, int64, error) {
 	if tftpFile(name) || s.cfg.Open == nil {
 		return s.openIPXE(name)
 	}
-	return s.cfg.Open(ctx, "tftp", name)
+	host := "tftp"
+	if ua, ok := remote.(*net.UDPAddr); ok {
+		host = ua.IP.String()
+	}
+	return s.cfg.Open(ctx, host, name)
 }
 
 // openIPXE opens an iPXE binary in IPXEDir for TFTP (following symlinks,

@@ -55,6 +55,9 @@ type TFTPServer struct {
 	// Open returns a file and its size; errors wrapping fs.ErrNotExist
 	// become "file not found".
 	Open func(name string) (io.ReadCloser, int64, error)
+	// OpenFrom, when set, is used instead of Open and is told the client's
+	// address.
+	OpenFrom func(remote net.Addr, name string) (io.ReadCloser, int64, error)
 	// Timeout is the retransmission timeout; zero means 2 s. A client's
 	// timeout option (RFC 2349) overrides it, up to MaxTimeout.
 	Timeout time.Duration
@@ -109,7 +112,7 @@ func (s *TFTPServer) limits() tftpLimits {
 // Serve answers read requests on conn until ctx ends. conn is closed when
 // Serve returns.
 func (s *TFTPServer) Serve(ctx context.Context, conn net.PacketConn) error {
-	if s.Open == nil {
+	if s.Open == nil && s.OpenFrom == nil {
 		conn.Close()
 		return errors.New("tftp: Open is nil")
 	}
@@ -243,7 +246,16 @@ var errDisplaced = errors.New("displaced by a new request")
 // transfer was displaced or the server stops) or its lifetime is over.
 func (s *TFTPServer) handle(ctx context.Context, log *slog.Logger, lim tftpLimits, listen net.PacketConn, remote net.Addr, req request, hooks transferHooks) {
 	name := strings.TrimPrefix(req.name, "/")
-	f, size, err := s.Open(name)
+	var (
+		f    io.ReadCloser
+		size int64
+		err  error
+	)
+	if s.OpenFrom != nil {
+		f, size, err = s.OpenFrom(remote, name)
+	} else {
+		f, size, err = s.Open(name)
+	}
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			replyError(listen, remote, errNotFound, fmt.Sprintf("file %q not found", name))

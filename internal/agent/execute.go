@@ -58,7 +58,9 @@ func (a *Agent) execute(ctx context.Context, tsv *deploy.TSVersion) error {
 	if canStream {
 		up, _ := a.Client.(disksteps.Uploader)
 		deps.Disk = &disksteps.Deps{Content: streamer, Uploader: up, TempDir: tmp, Disks: a.Disks,
-			Progress: func(name string, done, total int64) { a.progress(deploy.Ref{}, name, done, total) }}
+			Progress: func(name string, done, total int64) { a.progress(deploy.Ref{}, name, done, total) },
+			Fetch:    fetcher.Fetch, TSInDevelopment: tsv.Status == deploy.StatusInDevelopment}
+		deps.Disk.Packs, _ = a.Client.(disksteps.DriverPacks)
 	}
 	reg := a.Registry
 	if reg == nil {

@@ -14,7 +14,7 @@ var implemented = []string{
 	TypeSetVariable, TypeRunCommandLine, TypeRunPowerShell, TypeInstallApplication, TypeInstallMultipleApps,
 	TypeReboot, TypeRunServerScript, TypeRunTaskSequence,
 	TypeFormatDisk, TypeApplyOS, TypePrepareOS, TypeApplyChromeOSFlex, TypeApplyIGEL, TypeCaptureImage,
-	TypeEnableAdministrator, TypeOfflineDomainJoin, TypeInjectDriverPack,
+	TypeEnableAdministrator, TypeOfflineDomainJoin, TypeInjectDriverPack, TypeInjectDrivers,
 }
 
 // Implemented returns the type ids of the built-ins the agent implements.

@@ -10,6 +10,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/client"
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/stepdefs"
+	"github.com/imprint-osd/imprint/internal/windrivers"
 )
 
 // Content streams content versions (*client.Machine implements it).
@@ -23,8 +24,9 @@ type Uploader interface {
 }
 
 var (
-	_ Content  = (*client.Machine)(nil)
-	_ Uploader = (*client.Machine)(nil)
+	_ Content     = (*client.Machine)(nil)
+	_ DriverPacks = (*client.Machine)(nil)
+	_ Uploader    = (*client.Machine)(nil)
 )
 
 // Deps are what the disk steps need. Only Content (for the apply steps)
@@ -51,6 +53,20 @@ type Deps struct {
 	// is /sys/firmware/efi/efivars, which is not touched when the target
 	// is an image file.
 	EFIVarsDir string
+	// Packs lists the driver packs Inject drivers chooses from and Fetch
+	// downloads the chosen one, returning its local path (the agent's
+	// content fetcher). TSInDevelopment is true when the running task
+	// sequence version is In_Development (it then uses only In_Development
+	// packs).
+	Packs           DriverPacks
+	Fetch           func(ctx context.Context, ref deploy.Ref) (string, error)
+	TSInDevelopment bool
+}
+
+// DriverPacks lists the DriverPack versions a run may use
+// (*client.Machine implements it).
+type DriverPacks interface {
+	DriverPacks(ctx context.Context) ([]windrivers.Pack, error)
 }
 
 // DiskInfo is one disk as Deps.Disks reports it (the fields of

@@ -170,7 +170,7 @@ func TestInjectDriversAgainstRealServer(t *testing.T) {
 	if !strings.Contains(log.String(), "matches by MAKEALIAS+MODELALIAS") || !strings.Contains(log.String(), match+":2") {
 		t.Errorf("log does not name the Active pack matched by the aliases:\n%s", log.String())
 	}
-	if !strings.Contains(res.Output, "1 boot-critical storage drivers registered") {
+	if !strings.Contains(res.Output, "matched by MAKEALIAS+MODELALIAS") || !strings.Contains(res.Output, "1 boot-critical storage drivers registered") {
 		t.Errorf("output %q", res.Output)
 	}
 	if got := vars.Value("DriverPackID"); got != match+":2" {

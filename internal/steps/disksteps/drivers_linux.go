@@ -82,7 +82,12 @@ func (s InjectDrivers) Run(ctx context.Context, env *sequence.Env) (sequence.Res
 		return sequence.Result{}, fmt.Errorf("driver pack %s: %w", match.Pack.Ref(), err)
 	}
 	env.Vars.SetInternal("DriverPackID", match.Pack.Ref().String())
-	return injectPack(ctx, s.D, env, pack)
+	res, err := injectPack(ctx, s.D, env, pack)
+	if err != nil {
+		return res, err
+	}
+	res.Output = fmt.Sprintf("Driver pack %q (%s) matched by %s. %s", match.Pack.Name, match.Pack.Ref(), match.Rule, res.Output)
+	return res, nil
 }
 
 // injectPack injects the local driver pack (a folder, or a WIM of one).

@@ -73,3 +73,22 @@ func UnsupportedMessage(typeID string) string {
 	}
 	return "DeployR built-in step type " + typeID + " is not supported by this server"
 }
+
+// IsDeployRContent reports whether a content item id is one of DeployR's
+// own built-in content items (00000000-0000-0000-0000-…, its PowerShell
+// scripts and bootstrap), which Imprint does not ship.
+func IsDeployRContent(id string) bool {
+	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(id)), "00000000-0000-0000-0000-")
+}
+
+// DeployRContentReason says why a step of typeID (its definition named
+// name) that references DeployR's built-in content cannot run, or "" when
+// it can: a step Imprint's agent implements natively does not need
+// DeployR's scripts, any other one runs only from them.
+func DeployRContentReason(typeID, name string) string {
+	if IsImplemented(typeID) {
+		return ""
+	}
+	return "\"" + name + "\" runs DeployR's own script from DeployR's built-in content, which Imprint does not ship, " +
+		"and Imprint's agent has no implementation of it yet"
+}

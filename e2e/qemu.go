@@ -60,6 +60,9 @@ type VMOptions struct {
 	// SMBIOS are -smbios arguments (e.g. type=1,manufacturer=M,product=P:
 	// the make and model gather reports).
 	SMBIOS []string
+	// SATA puts the disk on the q35 machine's AHCI controller (UEFI only)
+	// instead of virtio-blk, for a Windows with no virtio driver.
+	SATA bool
 	// MemoryMiB and CPUs size the machine (default 1024 MiB, 1 CPU);
 	// Accel is QEMU's -accel (default TCG).
 	MemoryMiB, CPUs int
@@ -85,8 +88,8 @@ func romFile(nic string, fw Firmware) string {
 		prefix = "pxe-"
 	}
 	switch nic {
-	case "e1000":
-		return filepath.Join(romDir, prefix+"e1000.rom")
+	case "e1000", "e1000e":
+		return filepath.Join(romDir, prefix+nic+".rom")
 	default:
 		return filepath.Join(romDir, prefix+"virtio.rom")
 	}
@@ -175,8 +178,12 @@ func (e *Env) StartVM(o VMOptions) *VM {
 		if o.ISO != "" {
 			args = append(args, "-device", "ide-cd,drive=cd0,bootindex=1")
 		}
+		disk := fmt.Sprintf("virtio-blk-pci,drive=d0,bootindex=%d", diskIndex)
+		if o.SATA {
+			disk = fmt.Sprintf("ide-hd,drive=d0,bus=ide.0,bootindex=%d", diskIndex)
+		}
 		args = append(args,
-			"-device", fmt.Sprintf("virtio-blk-pci,drive=d0,bootindex=%d", diskIndex),
+			"-device", disk,
 			"-device", fmt.Sprintf("%s,netdev=n0,bootindex=%d,romfile=%s", o.NIC, nicIndex, rom))
 	case BIOS:
 		args = append(args, "-machine", "pc")

@@ -9,6 +9,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -164,7 +165,11 @@ func TestWindowsISO(t *testing.T) {
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("the run did not finish within %s: %+v", timeout, runs)
+			state := "no run"
+			if len(runs) > 0 {
+				state = fmt.Sprintf("run %s %s at step %q", runs[0].ID, runs[0].State, runs[0].CurrentStep)
+			}
+			t.Fatalf("the run did not finish within %s: %s", timeout, state)
 		case <-time.After(30 * time.Second):
 		}
 	}

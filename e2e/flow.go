@@ -39,6 +39,14 @@ func (e *Env) setPasscode(ctx context.Context, pc string) {
 // has that option), removes the steps named in drop and makes the version
 // Active, so agents see it.
 func (e *Env) newTaskSequence(ctx context.Context, template, name, imageID string, settings map[string]string, drop ...string) *deploy.TaskSequence {
+	e.t.Helper()
+	return e.newTaskSequenceEdit(ctx, template, name, imageID, settings, nil, drop...)
+}
+
+// newTaskSequenceEdit is newTaskSequence with edit, when not nil, called on
+// the version's top-level steps last (to add steps).
+func (e *Env) newTaskSequenceEdit(ctx context.Context, template, name, imageID string, settings map[string]string,
+	edit func([]deploy.Step) []deploy.Step, drop ...string) *deploy.TaskSequence {
 	t := e.t
 	t.Helper()
 	out, err := e.imprint(ctx, "", "--json", "ts", "new", "--template", template, "--name", name)
@@ -82,6 +90,9 @@ func (e *Env) newTaskSequence(ctx context.Context, template, name, imageID strin
 		return kept
 	}
 	v.Steps = walk(v.Steps)
+	if edit != nil {
+		v.Steps = edit(v.Steps)
+	}
 	if !found {
 		t.Fatalf("template %s has no step with an Image option", template)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/imprint-osd/imprint/internal/testenv"
@@ -56,6 +57,16 @@ type VMOptions struct {
 	// only EFI binaries signed by a key in db, such as Debian's shim.
 	// iPXE's option ROM is unsigned, so use it with NoOptionROM.
 	SecureBoot bool
+	// SMBIOS are -smbios arguments (e.g. type=1,manufacturer=M,product=P:
+	// the make and model gather reports).
+	SMBIOS []string
+	// SATA puts the disk on the q35 machine's AHCI controller (UEFI only)
+	// instead of virtio-blk, for a Windows with no virtio driver.
+	SATA bool
+	// MemoryMiB and CPUs size the machine (default 1024 MiB, 1 CPU);
+	// Accel is QEMU's -accel (default TCG).
+	MemoryMiB, CPUs int
+	Accel           string
 }
 
 // VM is a running QEMU.
@@ -77,8 +88,8 @@ func romFile(nic string, fw Firmware) string {
 		prefix = "pxe-"
 	}
 	switch nic {
-	case "e1000":
-		return filepath.Join(romDir, prefix+"e1000.rom")
+	case "e1000", "e1000e":
+		return filepath.Join(romDir, prefix+nic+".rom")
 	default:
 		return filepath.Join(romDir, prefix+"virtio.rom")
 	}
@@ -95,6 +106,7 @@ func (e *Env) StartVM(o VMOptions) *VM {
 	if o.Name == "" {
 		o.Name = "vm"
 	}
+	o.MemoryMiB, o.CPUs = max(o.MemoryMiB, 1024), max(o.CPUs, 1)
 	if _, err := os.Stat(o.Disk); os.IsNotExist(err) {
 		f, err := os.Create(o.Disk)
 		if err != nil {
@@ -127,7 +139,7 @@ func (e *Env) StartVM(o VMOptions) *VM {
 	}
 	args := []string{"netns", "exec", ns, "qemu-system-x86_64",
 		"-cpu", "max", // RDRAND: without it the guest's getrandom blocks DHCP for minutes
-		"-m", "1024", "-smp", "1",
+		"-m", strconv.Itoa(o.MemoryMiB), "-smp", strconv.Itoa(o.CPUs),
 		"-nographic", "-serial", "stdio", "-monitor", "none",
 		"-netdev", netdev,
 		"-drive", "file=" + o.Disk + ",if=none,id=d0,format=raw",
@@ -166,8 +178,12 @@ func (e *Env) StartVM(o VMOptions) *VM {
 		if o.ISO != "" {
 			args = append(args, "-device", "ide-cd,drive=cd0,bootindex=1")
 		}
+		disk := fmt.Sprintf("virtio-blk-pci,drive=d0,bootindex=%d", diskIndex)
+		if o.SATA {
+			disk = fmt.Sprintf("ide-hd,drive=d0,bus=ide.0,bootindex=%d", diskIndex)
+		}
 		args = append(args,
-			"-device", fmt.Sprintf("virtio-blk-pci,drive=d0,bootindex=%d", diskIndex),
+			"-device", disk,
 			"-device", fmt.Sprintf("%s,netdev=n0,bootindex=%d,romfile=%s", o.NIC, nicIndex, rom))
 	case BIOS:
 		args = append(args, "-machine", "pc")
@@ -185,6 +201,12 @@ func (e *Env) StartVM(o VMOptions) *VM {
 	}
 	if o.NoReboot {
 		args = append(args, "-no-reboot")
+	}
+	if o.Accel != "" {
+		args = append(args, "-accel", o.Accel)
+	}
+	for _, sm := range o.SMBIOS {
+		args = append(args, "-smbios", sm)
 	}
 	cmd := exec.Command("ip", args...)
 	stdin, err := cmd.StdinPipe()

@@ -86,9 +86,9 @@ func (stdio) Write(p []byte) (int, error) { return os.Stdout.Write(p) }
 // bootImage brings the boot image up and runs the agent. *con is replaced
 // by /dev/console once it can be opened.
 func bootImage(ctx context.Context, con *io.ReadWriter) error {
-	if err := pe.MountEarly(); err != nil {
-		fmt.Fprintf(*con, "imprint-agent: early mounts: %v\n", err)
-	}
+	// Mounted again once the modules are loaded: efivarfs is a module in
+	// Debian's kernel. Only what still fails then is reported.
+	earlyErr := pe.MountEarly()
 	if c, err := pe.OpenConsole(); err == nil {
 		*con = c
 	} else {
@@ -104,6 +104,11 @@ func bootImage(ctx context.Context, con *io.ReadWriter) error {
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		fmt.Fprintf(out, "imprint-agent: %v\n", err)
+	}
+	if earlyErr != nil {
+		if err := pe.MountEarly(); err != nil {
+			fmt.Fprintf(out, "imprint-agent: early mounts: %v\n", err)
+		}
 	}
 	cmdline, err := os.ReadFile(pe.CmdlinePath)
 	if err != nil {

@@ -60,7 +60,9 @@ func (a *Agent) execute(ctx context.Context, tsv *deploy.TSVersion) error {
 		up, _ := a.Client.(disksteps.Uploader)
 		mc, _ := a.Client.(disksteps.Multicaster)
 		deps.Disk = &disksteps.Deps{Content: streamer, Uploader: up, Multicast: mc, TempDir: tmp, Disks: a.Disks,
-			Progress: func(name string, done, total int64) { a.progress(deploy.Ref{}, name, done, total) }}
+			Progress: func(name string, done, total int64) { a.progress(deploy.Ref{}, name, done, total) },
+			Fetch:    fetcher.Fetch, TSInDevelopment: tsv.Status == deploy.StatusInDevelopment}
+		deps.Disk.Packs, _ = a.Client.(disksteps.DriverPacks)
 		if src, ok := a.Client.(WindowsAgentSource); ok {
 			deps.Disk.StageWindows = func(ctx context.Context, root string) (string, error) {
 				ca := []byte(a.st.CAPEM)

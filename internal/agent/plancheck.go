@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -91,6 +92,13 @@ func (a *Agent) planCheck(reg *sequence.Registry) StepCheck {
 				ref, err := deploy.ParseRef(r)
 				if err != nil {
 					reasons = append(reasons, fmt.Sprintf("content option %s: %s", k, deploy.ErrorMessage(err)))
+					continue
+				}
+				if stepdefs.IsDeployRContent(ref.ID) {
+					// The fetcher skips DeployR's scripts (IsDeployRBuiltinContent).
+					if why := stepdefs.DeployRContentReason(typeID, def.Name); why != "" && !slices.Contains(reasons, why) {
+						reasons = append(reasons, why)
+					}
 					continue
 				}
 				if _, err := a.Client.ContentInfo(ctx, ref.ID, ref.VersionNo); err != nil {

@@ -60,7 +60,11 @@ func TestDryRunMarksWhatCannotRun(t *testing.T) {
 	for _, want := range []string{
 		"CANNOT RUN Customize - Configure Initial Variables  (DeployR built-in step type 00000001-0000-0000-0000-000000000021 (Customize - Configure Initial Variables) is not supported by this server yet)",
 		"CANNOT RUN   Pre Reqs/Readiness Checker - VMs  [if ModelAlias equals \"Virtual Machine\"]  (content d819ff51-72a1-4e3c-bdf3-fcb69cf1bbab:1 unresolved: content d819ff51-72a1-4e3c-bdf3-fcb69cf1bbab:1 is awaiting content",
-		"Windows PE/Format disk  (content 00000000-0000-0000-0000-000000000002:1 unresolved:",
+		// Format disk is implemented natively: DeployR's script content it
+		// names is not needed. Apply OS from Cloud runs only from it.
+		"RUN          Windows PE/Format disk\n",
+		"CANNOT RUN   Windows PE/Apply OS from Cloud  (\"Apply operating system from cloud\" runs DeployR's own script from DeployR's built-in content, which Imprint does not ship, and Imprint's agent has no implementation of it yet)",
+		"CANNOT RUN   Full OS/Configure new OS  (\"Configure operating system\" runs DeployR's own script",
 		"UI Modification/Customize - Configure Default Start Menu Layout  (step definition 49ddc4a3-5ec3-480b-a609-fc380587b20c is not on the server)",
 		"OS Configuration/Module - Configure OS/  (child task sequence b09560a1-ae6d-48c2-b3d1-5177ee89a53f:1: ",
 		" steps cannot run.",

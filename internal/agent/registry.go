@@ -52,6 +52,7 @@ func DefaultRegistry(d Deps) *sequence.Registry {
 		r.Register(stepdefs.TypeEnableAdministrator, disksteps.EnableAdmin{})
 		r.Register(stepdefs.TypeOfflineDomainJoin, disksteps.OfflineDomainJoin{})
 		r.Register(stepdefs.TypeInjectDriverPack, disksteps.InjectDriverPack{D: d.Disk})
+		r.Register(stepdefs.TypeInjectDrivers, disksteps.InjectDrivers{D: d.Disk})
 	}
 	return r
 }

@@ -21,6 +21,9 @@ var DefaultModules = []string{
 	"crc32c_generic", "ext4", "vfat", "nls_cp437", "nls_iso8859_1",
 	// NTFS for the Windows steps: the kernel's ntfs3, else fuse for ntfs-3g.
 	"ntfs3", "fuse",
+	// The firmware's variables, for the boot entry Prepare operating system
+	// adds (a module in Debian's kernel; the agent mounts it once loaded).
+	"efivarfs",
 }
 
 // EssentialModules must be present (as a module or built in) in every

@@ -201,9 +201,16 @@ func TestValidateSaysWhatCannotRun(t *testing.T) {
 	out := ok(t, dir, "ts", "validate", bare)
 	wantContains(t, "validate", out,
 		"CANNOT RUN  Customize - Configure Initial Variables: DeployR built-in step type 00000001-0000-0000-0000-000000000021 (Customize - Configure Initial Variables) is not supported by this server yet",
-		"CANNOT RUN  Windows PE/Format disk: content item 00000000-0000-0000-0000-000000000002 is not on this server",
+		"CANNOT RUN  Windows PE/Apply OS from Cloud: \"Apply operating system from cloud\" runs DeployR's own script from DeployR's built-in content, which Imprint does not ship, and Imprint's agent has no implementation of it yet",
 		"CANNOT RUN  UI Modification/Customize - Configure Default Start Menu Layout: step definition 49ddc4a3-5ec3-480b-a609-fc380587b20c is not on this server",
 		" steps cannot run.")
+	// Format disk, Prepare OS and Reboot are implemented natively: the
+	// DeployR script content their definitions name is not needed.
+	for _, step := range []string{"Windows PE/Format disk", "Windows PE/Prepare OS", "Windows PE/Reboot"} {
+		if strings.Contains(out, "CANNOT RUN  "+step+":") {
+			t.Errorf("%s is marked CANNOT RUN:\n%s", step, out)
+		}
+	}
 	if strings.Contains(out, "CANNOT RUN  Pre Reqs/Readiness Checker") && !strings.Contains(out, "d819ff51") {
 		t.Errorf("Readiness Checker marked for another reason than its content:\n%s", out)
 	}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/windrivers"
 )
 
 // Machine is a client of the machine API (HTTPS, bearer session token),
@@ -441,6 +442,17 @@ func (m *Machine) ContentInfo(ctx context.Context, id string, no int) (*ContentI
 		return nil, err
 	}
 	return &out, nil
+}
+
+// DriverPacks lists the DriverPack versions the session's Inject drivers
+// step may choose from, with their Manufacturer and Model (empty when the
+// session's task sequence has no Inject drivers step).
+func (m *Machine) DriverPacks(ctx context.Context) ([]windrivers.Pack, error) {
+	var out []windrivers.Pack
+	if err := m.callJSON(ctx, http.MethodGet, "/v1/driverpacks", nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // CreateRunRequest is the body of POST /v1/runs.

@@ -82,6 +82,9 @@ func loadModules(k moduleKernel, root, list string) ([]string, error) {
 	var errs []error
 	for _, rel := range mods {
 		if err := loadModule(k, filepath.Join(root, filepath.FromSlash(rel))); err != nil {
+			if notApplicable(rel, err) {
+				continue
+			}
 			errs = append(errs, fmt.Errorf("load module %s: %w", rel, err))
 			continue
 		}
@@ -134,4 +137,12 @@ func ignoreExist(err error) error {
 		return nil
 	}
 	return err
+}
+
+// notApplicable reports whether a module failed only because this machine
+// lacks what it serves: efivarfs refuses to load (ENODEV) on a machine not
+// booted through UEFI, and the boot image carries it for those that are.
+func notApplicable(rel string, err error) bool {
+	name, _, _ := strings.Cut(path.Base(rel), ".")
+	return strings.EqualFold(name, "efivarfs") && errors.Is(err, syscall.ENODEV)
 }

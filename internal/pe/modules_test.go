@@ -155,6 +155,23 @@ func TestLoadModules(t *testing.T) {
 	}
 }
 
+// TestLoadModulesEFIVarFSWithoutUEFI: efivarfs refuses to load (ENODEV)
+// when the machine did not boot through UEFI; that is not a failure, but
+// ENODEV from any other module is.
+func TestLoadModulesEFIVarFSWithoutUEFI(t *testing.T) {
+	root := t.TempDir()
+	writeModule(t, root, "kernel/fs/efivarfs/efivarfs.ko", "EFIVARFS")
+	writeModule(t, root, "kernel/drivers/nodev.ko.xz", "NODEV")
+	k := &fakeKernel{errs: map[string]error{"EFIVARFS": syscall.ENODEV, "NODEV": syscall.ENODEV}}
+	loaded, err := loadModules(k, root, "kernel/fs/efivarfs/efivarfs.ko\nkernel/drivers/nodev.ko.xz\n")
+	if len(loaded) != 0 {
+		t.Errorf("loaded %v", loaded)
+	}
+	if err == nil || strings.Contains(err.Error(), "efivarfs") || !strings.Contains(err.Error(), "nodev.ko.xz") {
+		t.Errorf("err = %v, want only nodev reported", err)
+	}
+}
+
 func TestLoadModulesBadList(t *testing.T) {
 	k := &fakeKernel{}
 	_, err := loadModules(k, t.TempDir(), "/etc/passwd.ko\n")

@@ -10,6 +10,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/auth"
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/stepdefs"
+	"github.com/imprint-osd/imprint/internal/windrivers"
 )
 
 func (s *Server) handleTime(w http.ResponseWriter, r *http.Request) error {
@@ -169,18 +170,21 @@ func (s *Server) machineGetStepDef(w http.ResponseWriter, r *http.Request) error
 // "guid:version" its steps reference (with their definitions' default
 // content and application dependencies, transitively), every child
 // sequence it runs and the ScriptName of every Run server-side script step.
+// A sequence with an Inject drivers step may also reach every DriverPack
+// version that step could choose (driverPackVisible).
 type sessionScope struct {
 	content  map[deploy.Ref]bool
 	children map[deploy.Ref]bool
 	scripts  map[string]bool
+	drivers  bool
 }
 
-func (s *Server) contentScope(ctx context.Context, sess *deploy.Session) (map[deploy.Ref]bool, error) {
-	sc, err := s.scope(ctx, sess)
-	if err != nil {
-		return nil, err
-	}
-	return sc.content, nil
+// driverPackVisible reports whether Inject drivers may choose version v
+// of item: a DriverPack whose version is Active or In_Development and has
+// its bytes (windrivers.MatchPack never picks a Deprecated one).
+func driverPackVisible(item *deploy.ContentItem, v *deploy.ContentVersion) bool {
+	return item.Purpose == deploy.PurposeDriverPack && !v.AwaitingContent &&
+		(v.Status == deploy.StatusActive || v.Status == deploy.StatusInDevelopment)
 }
 
 func (s *Server) scope(ctx context.Context, sess *deploy.Session) (*sessionScope, error) {
@@ -213,6 +217,9 @@ func (s *Server) scope(ctx context.Context, sess *deploy.Session) (*sessionScope
 			}
 			if st.TypeID == nil {
 				continue
+			}
+			if strings.EqualFold(*st.TypeID, stepdefs.TypeInjectDrivers) {
+				sc.drivers = true
 			}
 			if strings.EqualFold(*st.TypeID, stepdefs.TypeRunServerScript) {
 				for k, v := range st.Settings {
@@ -297,11 +304,12 @@ func (s *Server) scopedVersion(r *http.Request) (*deploy.ContentItem, *deploy.Co
 	no, _ := strconv.Atoi(r.PathValue("no"))
 	id := strings.ToLower(r.PathValue("id"))
 	notFound := deploy.Errorf(deploy.KindNotFound, "content %s:%s not found", id, r.PathValue("no"))
-	scope, err := s.contentScope(ctx, sessionFrom(ctx))
+	sc, err := s.scope(ctx, sessionFrom(ctx))
 	if err != nil {
 		return nil, nil, err
 	}
-	if !scope[deploy.Ref{ID: id, VersionNo: no}] {
+	inScope := sc.content[deploy.Ref{ID: id, VersionNo: no}]
+	if !inScope && !sc.drivers {
 		return nil, nil, notFound
 	}
 	item, err := s.store.ContentItem(ctx, id)
@@ -311,7 +319,7 @@ func (s *Server) scopedVersion(r *http.Request) (*deploy.ContentItem, *deploy.Co
 		return nil, nil, err
 	}
 	v, ok := item.Version(no)
-	if !ok {
+	if !ok || (!inScope && !driverPackVisible(item, v)) {
 		return nil, nil, notFound
 	}
 	if v.AwaitingContent {
@@ -416,5 +424,43 @@ func (s *Server) machineCapture(w http.ResponseWriter, r *http.Request) error {
 	s.record(ctx, &deploy.AuditEvent{Action: "content.capture", Outcome: auth.OutcomeSuccess, DeviceID: sess.DeviceID,
 		Details: map[string]string{"item": id, "version": itoa(stored.VersionNo), "sha256": stored.SHA256}})
 	writeJSON(w, http.StatusCreated, stored)
+	return nil
+}
+
+// machineDriverPacks lists the DriverPack versions Inject drivers may
+// choose from (GET /v1/driverpacks): for a session whose task sequence has
+// an Inject drivers step, every Active and In_Development version of every
+// DriverPack item with its Manufacturer and Model; for any other session
+// none. The agent applies DeployR's matching rule (windrivers.MatchPack).
+func (s *Server) machineDriverPacks(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	sc, err := s.scope(ctx, sessionFrom(ctx))
+	if err != nil {
+		return err
+	}
+	out := []windrivers.Pack{}
+	if sc.drivers {
+		items, err := s.store.ContentItems(ctx)
+		if err != nil {
+			return err
+		}
+		for _, item := range items {
+			for i := range item.Versions {
+				v := &item.Versions[i]
+				if !driverPackVisible(item, v) {
+					continue
+				}
+				out = append(out, windrivers.Pack{ID: item.ID, Name: item.Name, VersionNo: v.VersionNo, Status: v.Status,
+					Manufacturer: deploy.Str(v.DriverManufacturer), Model: deploy.Str(v.DriverModel)})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].ID != out[j].ID {
+			return out[i].ID < out[j].ID
+		}
+		return out[i].VersionNo < out[j].VersionNo
+	})
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }

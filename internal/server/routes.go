@@ -14,6 +14,7 @@ func (s *Server) apiRoutes() http.Handler {
 	mux.Handle("GET /v1/tasksequences/{id}/versions/{no}", bearer(s.machineGetTS))
 	mux.Handle("GET /v1/stepdefs/{id}", bearer(s.machineGetStepDef))
 	mux.Handle("GET /v1/agent/windows-amd64", bearer(s.machineWindowsAgent))
+	mux.Handle("GET /v1/driverpacks", bearer(s.machineDriverPacks))
 	mux.Handle("GET /v1/content/{id}/{no}", bearer(s.machineContentInfo))
 	mux.Handle("GET /v1/content/{id}/{no}/data", bearer(s.machineContentData))
 	mux.Handle("GET /v1/content/{id}/{no}/files/{path...}", bearer(s.machineContentFile))

@@ -14,7 +14,7 @@ var implemented = []string{
 	TypeSetVariable, TypeRunCommandLine, TypeRunPowerShell, TypeInstallApplication, TypeInstallMultipleApps,
 	TypeReboot, TypeRunServerScript, TypeRunTaskSequence,
 	TypeFormatDisk, TypeApplyOS, TypePrepareOS, TypeApplyChromeOSFlex, TypeApplyIGEL, TypeCaptureImage,
-	TypeEnableAdministrator, TypeOfflineDomainJoin, TypeInjectDriverPack,
+	TypeEnableAdministrator, TypeOfflineDomainJoin, TypeInjectDriverPack, TypeInjectDrivers,
 }
 
 // Implemented returns the type ids of the built-ins the agent implements.
@@ -72,4 +72,23 @@ func UnsupportedMessage(typeID string) string {
 		return "DeployR built-in step type " + typeID + " (" + name + ") is not supported by this server yet"
 	}
 	return "DeployR built-in step type " + typeID + " is not supported by this server"
+}
+
+// IsDeployRContent reports whether a content item id is one of DeployR's
+// own built-in content items (00000000-0000-0000-0000-…, its PowerShell
+// scripts and bootstrap), which Imprint does not ship.
+func IsDeployRContent(id string) bool {
+	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(id)), "00000000-0000-0000-0000-")
+}
+
+// DeployRContentReason says why a step of typeID (its definition named
+// name) that references DeployR's built-in content cannot run, or "" when
+// it can: a step Imprint's agent implements natively does not need
+// DeployR's scripts, any other one runs only from them.
+func DeployRContentReason(typeID, name string) string {
+	if IsImplemented(typeID) {
+		return ""
+	}
+	return "\"" + name + "\" runs DeployR's own script from DeployR's built-in content, which Imprint does not ship, " +
+		"and Imprint's agent has no implementation of it yet"
 }

@@ -65,6 +65,8 @@ type checker struct {
 	re   map[string]*regexp.Regexp
 	ver  int  // version of ts being checked
 	off  bool // the step being checked is disabled (or inside a disabled group)
+	// typeID and defName are those of the step being checked.
+	typeID, defName string
 }
 
 // cannot records that the step at path cannot run, once per reason.
@@ -204,6 +206,7 @@ func (c *checker) step(path string, s *deploy.Step) error {
 		}
 		return nil
 	}
+	c.typeID, c.defName = typeID, def.Name
 	for i := range v.Options {
 		if err := c.option(path, def, &v.Options[i], s); err != nil {
 			return err
@@ -416,7 +419,13 @@ func (c *checker) contentRefs(path string, o *deploy.Option, val string) error {
 		}
 		if ci == nil {
 			c.warnf(path, o.Name, "content item %s is not on this server", ref.ID)
-			c.cannot(path, "content item %s is not on this server", ref.ID)
+			if !stepdefs.IsDeployRContent(ref.ID) {
+				c.cannot(path, "content item %s is not on this server", ref.ID)
+			} else if why := stepdefs.DeployRContentReason(c.typeID, c.defName); why != "" {
+				// The agent skips DeployR's scripts: a step it implements
+				// does not need them, any other cannot run without them.
+				c.cannot(path, "%s", why)
+			}
 			continue
 		}
 		if cv, ok := ci.Version(ref.VersionNo); !ok {

@@ -32,11 +32,66 @@ func (s InjectDriverPack) Run(ctx context.Context, env *sequence.Env) (sequence.
 	if pack == "" {
 		return sequence.Result{}, deploy.Errorf(deploy.KindInvalid, "option DriverPack is empty: choose the driver pack")
 	}
+	if err := needWindowsTarget(env, "Inject driver pack"); err != nil {
+		return sequence.Result{}, err
+	}
+	return injectPack(ctx, s.D, env, pack)
+}
+
+func needWindowsTarget(env *sequence.Env, step string) error {
 	switch disk.Layout(strings.ToLower(env.Vars.Value(VarOSDiskLayout))) {
 	case disk.WindowsUEFI, disk.WindowsBIOS:
-	default:
-		return sequence.Result{}, deploy.Errorf(deploy.KindInvalid, "Inject driver pack needs a Windows target: run Format disk with the Windows layout and Apply operating system first")
+		return nil
 	}
+	return deploy.Errorf(deploy.KindInvalid, "%s needs a Windows target: run Format disk with the Windows layout and Apply operating system first", step)
+}
+
+// InjectDrivers is the Inject drivers step: it asks the server for the
+// DriverPack versions the run may use, picks the one matching this
+// machine by DeployR's rule (windrivers.MatchPack over the gathered Make,
+// Model, MakeAlias, ModelAlias and SystemAlias) and injects it as Inject
+// driver pack does. With no matching pack it logs so and succeeds: the
+// image's own drivers are left to do.
+type InjectDrivers struct{ D *Deps }
+
+// Run chooses and injects the pack.
+func (s InjectDrivers) Run(ctx context.Context, env *sequence.Env) (sequence.Result, error) {
+	if err := needWindowsTarget(env, "Inject drivers"); err != nil {
+		return sequence.Result{}, err
+	}
+	if s.D.Packs == nil || s.D.Fetch == nil {
+		return sequence.Result{}, deploy.Errorf(deploy.KindInvalid, "Inject drivers needs the server's list of driver packs, which this agent cannot reach")
+	}
+	packs, err := s.D.Packs.DriverPacks(ctx)
+	if err != nil {
+		return sequence.Result{}, fmt.Errorf("list driver packs: %w", err)
+	}
+	v := func(name string) string { return strings.TrimSpace(env.Vars.Value(name)) }
+	m := windrivers.Machine{Make: v("Make"), Model: v("Model"), MakeAlias: v("MakeAlias"), ModelAlias: v("ModelAlias"), SystemAlias: v("SystemAlias")}
+	match, ok := windrivers.MatchPack(packs, m, s.D.TSInDevelopment)
+	if !ok {
+		msg := fmt.Sprintf("No driver pack matches this machine (Make %q, Model %q, MakeAlias %q, ModelAlias %q, SystemAlias %q; %d driver pack versions considered): no drivers injected",
+			m.Make, m.Model, m.MakeAlias, m.ModelAlias, m.SystemAlias, len(packs))
+		fmt.Fprintln(env.Log, msg)
+		return sequence.Result{Output: msg}, nil
+	}
+	fmt.Fprintf(env.Log, "Driver pack %q (%s, %s) matches by %s: Manufacturer %q, Model %q\n",
+		match.Pack.Name, match.Pack.Ref(), match.Pack.Status, match.Rule, match.Pack.Manufacturer, match.Pack.Model)
+	pack, err := s.D.Fetch(ctx, match.Pack.Ref())
+	if err != nil {
+		return sequence.Result{}, fmt.Errorf("driver pack %s: %w", match.Pack.Ref(), err)
+	}
+	env.Vars.SetInternal("DriverPackID", match.Pack.Ref().String())
+	res, err := injectPack(ctx, s.D, env, pack)
+	if err != nil {
+		return res, err
+	}
+	res.Output = fmt.Sprintf("Driver pack %q (%s) matched by %s. %s", match.Pack.Name, match.Pack.Ref(), match.Rule, res.Output)
+	return res, nil
+}
+
+// injectPack injects the local driver pack (a folder, or a WIM of one).
+func injectPack(ctx context.Context, d *Deps, env *sequence.Env, pack string) (sequence.Result, error) {
 	// The content cache keeps a version at DIR/<item>/<version>[/file]:
 	// those two name the staged folder.
 	name := packName(pack)
@@ -48,7 +103,7 @@ func (s InjectDriverPack) Run(ctx context.Context, env *sequence.Env) (sequence.
 		if !strings.EqualFold(filepath.Ext(pack), ".wim") {
 			return sequence.Result{}, deploy.Errorf(deploy.KindInvalid, "the driver pack %s is a file but not a WIM: give a folder of drivers or a WIM of one", filepath.Base(pack))
 		}
-		dir, err := os.MkdirTemp(s.D.TempDir, "imprint-drivers-*")
+		dir, err := os.MkdirTemp(d.TempDir, "imprint-drivers-*")
 		if err != nil {
 			return sequence.Result{}, err
 		}
@@ -63,7 +118,7 @@ func (s InjectDriverPack) Run(ctx context.Context, env *sequence.Env) (sequence.
 	if err != nil {
 		return sequence.Result{}, err
 	}
-	root, unmount, err := s.D.mountWindows(ctx, spec, win)
+	root, unmount, err := d.mountWindows(ctx, spec, win)
 	if err != nil {
 		return sequence.Result{}, err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/multicast"
 	"github.com/imprint-osd/imprint/internal/stepdefs"
+	"github.com/imprint-osd/imprint/internal/windrivers"
 )
 
 // Content streams content versions (*client.Machine implements it).
@@ -35,6 +36,7 @@ type Uploader interface {
 
 var (
 	_ Content     = (*client.Machine)(nil)
+	_ DriverPacks = (*client.Machine)(nil)
 	_ Uploader    = (*client.Machine)(nil)
 	_ Multicaster = (*client.Machine)(nil)
 )
@@ -76,6 +78,20 @@ type Deps struct {
 	// system fails for Windows, since nothing could continue the run. It
 	// returns the staged agent's SHA-256, for the log.
 	StageWindows func(ctx context.Context, root string) (string, error)
+	// Packs lists the driver packs Inject drivers chooses from and Fetch
+	// downloads the chosen one, returning its local path (the agent's
+	// content fetcher). TSInDevelopment is true when the running task
+	// sequence version is In_Development (it then uses only In_Development
+	// packs).
+	Packs           DriverPacks
+	Fetch           func(ctx context.Context, ref deploy.Ref) (string, error)
+	TSInDevelopment bool
+}
+
+// DriverPacks lists the DriverPack versions a run may use
+// (*client.Machine implements it).
+type DriverPacks interface {
+	DriverPacks(ctx context.Context) ([]windrivers.Pack, error)
 }
 
 // DiskInfo is one disk as Deps.Disks reports it (the fields of

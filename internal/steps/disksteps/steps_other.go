@@ -70,3 +70,11 @@ type InjectDriverPack struct{ D *Deps }
 func (InjectDriverPack) Run(context.Context, *sequence.Env) (sequence.Result, error) {
 	return sequence.Result{}, errNotLinux
 }
+
+// InjectDrivers is the Inject drivers step (Linux only).
+type InjectDrivers struct{ D *Deps }
+
+// Run fails: not Linux.
+func (InjectDrivers) Run(context.Context, *sequence.Env) (sequence.Result, error) {
+	return sequence.Result{}, errNotLinux
+}

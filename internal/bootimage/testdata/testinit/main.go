@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 )
@@ -73,6 +74,11 @@ func loadModules(out io.Writer, dir string) (loaded, failed int) {
 		empty := []byte{0}
 		_, _, e := syscall.Syscall(sysFinitModule, m.Fd(), uintptrOf(empty), 0)
 		m.Close()
+		// efivarfs refuses to load without UEFI (this is a direct kernel
+		// boot); the agent ignores that too (pe.LoadModules).
+		if e == syscall.ENODEV && strings.HasPrefix(filepath.Base(line), "efivarfs.") {
+			continue
+		}
 		if e != 0 && e != syscall.EEXIST {
 			fmt.Fprintln(out, "MODULE-FAIL", line, e)
 			failed++

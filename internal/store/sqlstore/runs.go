@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -20,7 +20,7 @@ func (db *DB) UpsertDevice(ctx context.Context, d *deploy.Device) error {
 	if d.ID == "" {
 		d.ID = newID()
 	}
-	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *Tx) error {
 		s := *d
 		now := db.now()
 		var doc string
@@ -60,7 +60,7 @@ func (db *DB) UpsertDevice(ctx context.Context, d *deploy.Device) error {
 // Device returns the stored device.
 func (db *DB) Device(ctx context.Context, id string) (*deploy.Device, error) {
 	d := new(deploy.Device)
-	err := db.read(ctx, func(tx *sql.Tx) error {
+	err := db.read(ctx, func(tx *Tx) error {
 		var doc string
 		err := tx.QueryRowContext(ctx, `SELECT doc FROM devices WHERE id = ?`, id).Scan(&doc)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -106,7 +106,7 @@ func (db *DB) CreateRun(ctx context.Context, r *deploy.Run) error {
 		r.StartedAt = now
 	}
 	r.UpdatedAt = now
-	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *Tx) error {
 		found, err := exists(ctx, tx, `SELECT 1 FROM runs WHERE id = ?`, r.ID)
 		if err != nil {
 			return err
@@ -126,7 +126,7 @@ func (db *DB) UpdateRun(ctx context.Context, r *deploy.Run) error {
 	if !validRunState(r.State) {
 		return deploy.Errorf(deploy.KindInvalid, "run state %q is not one of pending, running, succeeded, failed, lost, canceled", r.State)
 	}
-	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *Tx) error {
 		found, err := exists(ctx, tx, `SELECT 1 FROM runs WHERE id = ?`, r.ID)
 		if err != nil {
 			return err
@@ -149,10 +149,10 @@ func (db *DB) Run(ctx context.Context, id string) (*deploy.Run, error) {
 		return nil, errNotFound("run", id)
 	}
 	if err != nil {
-		return nil, wrapDB(err)
+		return nil, db.wrapDB(err)
 	}
 	r, err := decodeRun(doc, updated)
-	return r, wrapDB(err)
+	return r, db.wrapDB(err)
 }
 
 // Runs returns the runs matching f, newest (by StartedAt) first.
@@ -181,7 +181,7 @@ func (db *DB) Runs(ctx context.Context, f deploy.RunFilter) ([]*deploy.Run, erro
 		args = append(args, f.Limit)
 	}
 	runs := []*deploy.Run{}
-	err := db.read(ctx, func(tx *sql.Tx) error {
+	err := db.read(ctx, func(tx *Tx) error {
 		rows, err := tx.QueryContext(ctx, q, args...)
 		if err != nil {
 			return err
@@ -221,7 +221,7 @@ func (db *DB) LastRunState(ctx context.Context, deviceIDs ...string) (deploy.Run
 	if n := len(deviceIDs); n <= len(db.hot.lastRun) {
 		row = db.hot.lastRun[n-1].QueryRowContext(ctx, args...)
 	} else {
-		row = db.db.QueryRowContext(ctx, lastRunQuery(n), args...)
+		row = db.pool.QueryRowContext(ctx, db.rebind(lastRunQuery(n)), args...)
 	}
 	var state string
 	err := row.Scan(&state)
@@ -229,7 +229,7 @@ func (db *DB) LastRunState(ctx context.Context, deviceIDs ...string) (deploy.Run
 		return "", false, nil
 	}
 	if err != nil {
-		return "", false, wrapDB(err)
+		return "", false, db.wrapDB(err)
 	}
 	return deploy.RunState(state), true, nil
 }
@@ -247,7 +247,7 @@ func (db *DB) AppendRunEvent(ctx context.Context, e *deploy.RunEvent) error {
 	if e == nil {
 		return deploy.Errorf(deploy.KindInvalid, "run event is missing")
 	}
-	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *Tx) error {
 		now := db.now()
 		res, err := tx.ExecContext(ctx, `UPDATE runs SET updated_at = ? WHERE id = ?`, micros(now), e.RunID)
 		if err != nil {
@@ -276,7 +276,7 @@ func (db *DB) AppendRunEvents(ctx context.Context, r *deploy.Run, events []*depl
 			return deploy.Errorf(deploy.KindInvalid, "run event %d is missing", i)
 		}
 	}
-	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *Tx) error {
 		s := *r
 		now := db.now()
 		s.UpdatedAt = now
@@ -306,7 +306,7 @@ func (db *DB) AppendRunEvents(ctx context.Context, r *deploy.Run, events []*depl
 
 // appendEvents inserts the events of one run after its last, numbering
 // them on; each event is set to what was stored.
-func appendEvents(ctx context.Context, tx *sql.Tx, runID string, events []*deploy.RunEvent, now time.Time) error {
+func appendEvents(ctx context.Context, tx *Tx, runID string, events []*deploy.RunEvent, now time.Time) error {
 	var next int64
 	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) + 1 FROM run_events WHERE run_id = ?`, runID).Scan(&next); err != nil {
 		return err
@@ -337,7 +337,7 @@ func appendEvents(ctx context.Context, tx *sql.Tx, runID string, events []*deplo
 // RunEvents returns the run's events with Seq > afterSeq, in order.
 func (db *DB) RunEvents(ctx context.Context, runID string, afterSeq int64) ([]*deploy.RunEvent, error) {
 	events := []*deploy.RunEvent{}
-	err := db.read(ctx, func(tx *sql.Tx) error {
+	err := db.read(ctx, func(tx *Tx) error {
 		found, err := exists(ctx, tx, `SELECT 1 FROM runs WHERE id = ?`, runID)
 		if err != nil {
 			return err
@@ -359,10 +359,10 @@ func (db *DB) RunEvents(ctx context.Context, runID string, afterSeq int64) ([]*d
 // many changed.
 func (db *DB) MarkLostRuns(ctx context.Context, before time.Time) (int, error) {
 	n := 0
-	err := db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := db.write(ctx, func(ctx context.Context, tx *Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT doc, updated_at FROM runs
 			WHERE state NOT IN (?, ?, ?, ?) AND updated_at < ?`,
-			deploy.RunSucceeded, deploy.RunFailed, deploy.RunLost, deploy.RunCanceled, micros(before))
+			string(deploy.RunSucceeded), string(deploy.RunFailed), string(deploy.RunLost), string(deploy.RunCanceled), micros(before))
 		if err != nil {
 			return err
 		}
@@ -426,7 +426,7 @@ func runDoc(r *deploy.Run) (string, error) {
 }
 
 // putRun upserts r with its times in UTC.
-func putRun(ctx context.Context, tx *sql.Tx, r *deploy.Run) error {
+func putRun(ctx context.Context, tx *Tx, r *deploy.Run) error {
 	doc, err := runDoc(r)
 	if err != nil {
 		return err

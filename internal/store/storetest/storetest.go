@@ -47,6 +47,10 @@ func Run(t *testing.T, open func(t *testing.T) deploy.Store) {
 		{"RevokeSessions", testRevokeSessions},
 		{"AuditChain", testAuditChain},
 		{"Users", testUsers},
+		{"ThrottleWindow", testThrottleWindow},
+		{"ThrottleAllOrNone", testThrottleAllOrNone},
+		{"ThrottleRelease", testThrottleRelease},
+		{"ThrottleInvalid", testThrottleInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

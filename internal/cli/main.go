@@ -50,6 +50,7 @@ func commands() []command {
 		{"audit", "list and verify the audit log", runAudit},
 		{"runs", "list, show and follow task-sequence runs", runRuns},
 		{"bootimage", "build the boot image and its ISO", runBootimage},
+		{"migrate", "copy a server's database to another (SQLite to PostgreSQL)", runMigrate},
 	}
 }
 

@@ -2,8 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"sort"
 
 	"github.com/imprint-osd/imprint/internal/deploy"
@@ -299,16 +297,9 @@ func (db *DB) BlobInUse(ctx context.Context, sha256 string) (bool, error) {
 }
 
 func getItem(ctx context.Context, tx *Tx, id string) (*deploy.ContentItem, error) {
-	var doc string
-	err := tx.QueryRowContext(ctx, `SELECT doc FROM content_items WHERE id = ?`, id).Scan(&doc)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, deploy.Errorf(deploy.KindNotFound, "content item %s not found", id)
-	}
-	if err != nil {
-		return nil, err
-	}
 	c := new(deploy.ContentItem)
-	if err := decode(doc, c); err != nil {
+	if err := getDoc(ctx, tx, c, func() error { return errNotFound("content item", id) },
+		`SELECT doc FROM content_items WHERE id = ?`, id); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -336,16 +327,10 @@ func touchItem(ctx context.Context, tx *Tx, item *deploy.ContentItem, now int64)
 }
 
 func getVersion(ctx context.Context, tx *Tx, itemID string, no int) (*deploy.ContentVersion, error) {
-	var doc string
-	err := tx.QueryRowContext(ctx, `SELECT doc FROM content_versions WHERE item_id = ? AND version_no = ?`, itemID, no).Scan(&doc)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, deploy.Errorf(deploy.KindNotFound, "content version %s:%d not found", itemID, no)
-	}
-	if err != nil {
-		return nil, err
-	}
 	v := new(deploy.ContentVersion)
-	if err := decode(doc, v); err != nil {
+	missing := func() error { return deploy.Errorf(deploy.KindNotFound, "content version %s:%d not found", itemID, no) }
+	if err := getDoc(ctx, tx, v, missing,
+		`SELECT doc FROM content_versions WHERE item_id = ? AND version_no = ?`, itemID, no); err != nil {
 		return nil, err
 	}
 	return v, nil

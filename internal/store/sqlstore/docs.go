@@ -31,15 +31,8 @@ func (t docTable) put(ctx context.Context, db *DB, id, name string, v any) error
 
 func (t docTable) get(ctx context.Context, db *DB, id string, v any) error {
 	return db.read(ctx, func(tx *Tx) error {
-		var doc string
-		err := tx.QueryRowContext(ctx, `SELECT doc FROM `+t.table+` WHERE id = ?`, id).Scan(&doc)
-		if errors.Is(err, sql.ErrNoRows) {
-			return errNotFound(t.what, id)
-		}
-		if err != nil {
-			return err
-		}
-		return decode(doc, v)
+		return getDoc(ctx, tx, v, func() error { return errNotFound(t.what, id) },
+			`SELECT doc FROM `+t.table+` WHERE id = ?`, id)
 	})
 }
 

@@ -61,15 +61,8 @@ func (db *DB) UpsertDevice(ctx context.Context, d *deploy.Device) error {
 func (db *DB) Device(ctx context.Context, id string) (*deploy.Device, error) {
 	d := new(deploy.Device)
 	err := db.read(ctx, func(tx *Tx) error {
-		var doc string
-		err := tx.QueryRowContext(ctx, `SELECT doc FROM devices WHERE id = ?`, id).Scan(&doc)
-		if errors.Is(err, sql.ErrNoRows) {
-			return errNotFound("device", id)
-		}
-		if err != nil {
-			return err
-		}
-		return decode(doc, d)
+		return getDoc(ctx, tx, d, func() error { return errNotFound("device", id) },
+			`SELECT doc FROM devices WHERE id = ?`, id)
 	})
 	if err != nil {
 		return nil, err

@@ -257,6 +257,20 @@ func queryDocs[T any](ctx context.Context, tx *Tx, query string, args ...any) ([
 	return out, rows.Err()
 }
 
+// getDoc decodes into v the one doc column query selects; missing makes
+// the error for no row.
+func getDoc(ctx context.Context, tx *Tx, v any, missing func() error, query string, args ...any) error {
+	var doc string
+	err := tx.QueryRowContext(ctx, query, args...).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return missing()
+	}
+	if err != nil {
+		return err
+	}
+	return decode(doc, v)
+}
+
 // exists reports whether query (a SELECT of one row) finds anything.
 func exists(ctx context.Context, tx *Tx, query string, args ...any) (bool, error) {
 	var one int

@@ -100,10 +100,11 @@ func DefaultThrottleConfig() ThrottleConfig {
 // State is in memory; with ThrottleConfig.Shared the guesses Begin admits
 // are also counted in the database, so that every replica draws on one
 // per-source and one global budget. Without it a restart forgets the
-// counts (documented trade-off, security.md §9 item 5). Memory is bounded by MaxKeys per kind, evicting
-// the least recently used key; sources, devices and known-good sources
-// are kept apart so that inventing device ids or failing from many
-// addresses cannot evict a source's record or a known-good one.
+// counts (documented trade-off, security.md §9 item 5). Memory is bounded
+// by MaxKeys per kind, evicting the least recently used key; sources,
+// devices and known-good sources are kept apart so that inventing device
+// ids or failing from many addresses cannot evict a source's record or a
+// known-good one.
 type Throttle struct {
 	cfg ThrottleConfig
 

@@ -1,9 +1,12 @@
 package auth
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/imprint-osd/imprint/internal/deploy"
 )
 
 // ThrottleConfig tunes a Throttle. Zero fields take the defaults of
@@ -37,7 +40,31 @@ type ThrottleConfig struct {
 
 	MaxKeys int              // tracked sources, devices and known-good sources (100,000 each)
 	Now     func() time.Time // clock; time.Now when nil
+
+	// Shared, when set, is the database every server replica uses: each
+	// guess Begin admits is also counted there, per source (HourlyLimit)
+	// and, unless the source is known good, globally (GlobalHourlyLimit),
+	// in the rolling Window, so that N replicas together still evaluate
+	// at most those numbers. The memory state stays the fast path: what
+	// it refuses never reaches the database.
+	Shared SharedCounts
+	// SharedTimeout bounds each call to Shared (5 s): an attempt whose
+	// count cannot be taken in time is refused, not admitted unchecked.
+	SharedTimeout time.Duration
 }
+
+// SharedCounts is the part of deploy.Store the throttle shares its counts
+// through.
+type SharedCounts interface {
+	TakeThrottle(ctx context.Context, now time.Time, window time.Duration, limits ...deploy.ThrottleLimit) (id string, wait time.Duration, err error)
+	ReleaseThrottle(ctx context.Context, id string, keys ...string) error
+}
+
+// Keys of the shared counts.
+const (
+	sharedSourcePrefix = "login.source:"
+	sharedGlobal       = "login.global"
+)
 
 // DefaultThrottleConfig returns the production settings.
 func DefaultThrottleConfig() ThrottleConfig {
@@ -70,11 +97,14 @@ func DefaultThrottleConfig() ThrottleConfig {
 // for sources that have not failed in KnownFor, so a technician at a new
 // address usually finds a token too.
 //
-// State is in memory only: a restart forgets it (documented trade-off,
-// security.md §9 item 5). Memory is bounded by MaxKeys per kind, evicting
-// the least recently used key; sources, devices and known-good sources
-// are kept apart so that inventing device ids or failing from many
-// addresses cannot evict a source's record or a known-good one.
+// State is in memory; with ThrottleConfig.Shared the guesses Begin admits
+// are also counted in the database, so that every replica draws on one
+// per-source and one global budget. Without it a restart forgets the
+// counts (documented trade-off, security.md §9 item 5). Memory is bounded
+// by MaxKeys per kind, evicting the least recently used key; sources,
+// devices and known-good sources are kept apart so that inventing device
+// ids or failing from many addresses cannot evict a source's record or a
+// known-good one.
 type Throttle struct {
 	cfg ThrottleConfig
 
@@ -124,6 +154,7 @@ func NewThrottle(cfg ThrottleConfig) (*Throttle, error) {
 		{"Window", &cfg.Window, def.Window},
 		{"GlobalWindow", &cfg.GlobalWindow, def.GlobalWindow},
 		{"KnownFor", &cfg.KnownFor, def.KnownFor},
+		{"SharedTimeout", &cfg.SharedTimeout, 5 * time.Second},
 	} {
 		if *f.v < 0 {
 			return nil, fmt.Errorf("throttle config: %s must not be negative", f.name)
@@ -188,6 +219,11 @@ type Attempt struct {
 	ended          bool
 	free           bool // admitted by Admit: holds no place
 	token          bool // holds a token of the global budget
+	// shared names the hits counted for the attempt in the shared counts
+	// (Begin with ThrottleConfig.Shared), under sharedKeys: the source's
+	// key, then the global one when it holds a token.
+	shared     string
+	sharedKeys []string
 }
 
 // Begin admits a guess (an attempt that runs Argon2: a passcode, or a
@@ -231,7 +267,45 @@ func (t *Throttle) Begin(source, device string) (*Attempt, time.Duration) {
 	if !known {
 		t.tokens--
 	}
-	return &Attempt{t: t, source: source, device: device, token: !known}, 0
+	a := &Attempt{t: t, source: source, device: device, token: !known}
+	if t.cfg.Shared == nil {
+		return a, 0
+	}
+	t.mu.Unlock()
+	wait = a.takeShared(now, key, !known)
+	t.mu.Lock() // for the deferred Unlock
+	if wait > 0 {
+		return nil, wait
+	}
+	return a, 0
+}
+
+// takeShared counts the admitted guess a in the shared counts (t.mu is not
+// held: this is a database write). Refused, or when the database does not
+// answer, the attempt is abandoned (its reservation undone) and the wait
+// returned (> 0); the caller must then not use a.
+func (a *Attempt) takeShared(now time.Time, key string, global bool) time.Duration {
+	t := a.t
+	limits := []deploy.ThrottleLimit{{Key: sharedSourcePrefix + key, Limit: t.cfg.HourlyLimit}}
+	if global {
+		limits = append(limits, deploy.ThrottleLimit{Key: sharedGlobal, Limit: t.cfg.GlobalHourlyLimit})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), t.cfg.SharedTimeout)
+	defer cancel()
+	id, wait, err := t.cfg.Shared.TakeThrottle(ctx, now, t.cfg.Window, limits...)
+	if err != nil {
+		wait = t.cfg.BaseDelay // not checked: refuse, ask again soon
+	}
+	if wait > 0 {
+		a.endLocal(endAbandon)
+		return wait
+	}
+	a.shared = id
+	a.sharedKeys = make([]string, len(limits))
+	for i, l := range limits {
+		a.sharedKeys[i] = l.Key
+	}
+	return 0
 }
 
 // Admit is Begin for attempts at something that cannot usefully be
@@ -364,6 +438,37 @@ func (a *Attempt) end(how attemptEnd) {
 	if a == nil || a.ended {
 		return
 	}
+	a.endLocal(how)
+	a.releaseShared(how)
+}
+
+// releaseShared gives back the shared hits that the outcome does not
+// count: a failure keeps both; a busy refusal keeps the source's (it
+// counts against the source) and gives the global one back; any other
+// end gives both back.
+func (a *Attempt) releaseShared(how attemptEnd) {
+	if a.shared == "" {
+		return
+	}
+	keys := a.sharedKeys
+	switch how {
+	case endFail:
+		return
+	case endBusy:
+		keys = keys[1:]
+	}
+	if len(keys) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), a.t.cfg.SharedTimeout)
+	defer cancel()
+	// A hit not given back only makes the source wait longer: the error
+	// costs no guess.
+	_ = a.t.cfg.Shared.ReleaseThrottle(ctx, a.shared, keys...)
+}
+
+// endLocal is end's part in memory.
+func (a *Attempt) endLocal(how attemptEnd) {
 	a.ended = true
 	t := a.t
 	now := t.cfg.Now()

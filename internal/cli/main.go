@@ -52,6 +52,7 @@ func commands() []command {
 		{"bootimage", "build the boot image and its ISO", runBootimage},
 		{"multicast", "send one image to many machines at once", runMulticast},
 		{"relay", "run a branch relay in front of a central server", runRelay},
+		{"migrate", "copy a server's database to another (SQLite to PostgreSQL)", runMigrate},
 	}
 }
 

@@ -107,7 +107,27 @@ type Store interface {
 	AppendAudit(ctx context.Context, e *AuditEvent) error
 	AuditEvents(ctx context.Context, afterSeq int64, limit int) ([]*AuditEvent, error)
 
+	// Throttle counts, shared by every server on the database (the login
+	// throttle's per-source and global guess limits). TakeThrottle records
+	// one hit at now under each limit's key, all or none, in one step for
+	// every process, and only when each key has fewer than its Limit hits
+	// in the rolling window (now-window, now]. Refused, it records nothing
+	// and returns the wait (> 0) until every key has room again; taken, it
+	// returns an id naming the hits. Hits older than the window are
+	// forgotten.
+	TakeThrottle(ctx context.Context, now time.Time, window time.Duration, limits ...ThrottleLimit) (id string, wait time.Duration, err error)
+	// ReleaseThrottle removes the hits of id under the keys given (an
+	// attempt that in the end does not count); missing ones are ignored.
+	ReleaseThrottle(ctx context.Context, id string, keys ...string) error
+
 	Close() error
+}
+
+// ThrottleLimit is one key TakeThrottle counts a hit under, and how many
+// hits it may hold in the window.
+type ThrottleLimit struct {
+	Key   string
+	Limit int
 }
 
 // RunFilter narrows Runs. Zero fields match everything.

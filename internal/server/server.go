@@ -197,6 +197,12 @@ func (s *Server) openAuth() error {
 		s.auditor.Forward = s.auditFwd.Forward
 	}
 	tc := s.cfg.Throttle
+	if tc.Shared == nil {
+		// Guesses are counted in the database too, so that replicas on
+		// one database share the per-source and global limits (and a
+		// restart keeps them).
+		tc.Shared = s.store
+	}
 	tc.Alert = func(n int, window time.Duration) {
 		s.log.Warn("authentication failure rate above threshold", "failures", n, "window", window)
 		s.record(context.Background(), &deploy.AuditEvent{Action: "auth.alert", Outcome: auth.OutcomeAlert,

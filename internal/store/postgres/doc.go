@@ -1,11 +1,12 @@
 // Package postgres implements deploy.Store on PostgreSQL (pgx v5 through
 // database/sql), for sites that run several server replicas or already
-// operate PostgreSQL. It passes the same conformance suite (storetest) as
-// the embedded SQLite store and keeps the same tables and documents.
+// operate PostgreSQL: the shared SQL layer (internal/store/sqlstore) with
+// PostgreSQL's dialect. It passes the same conformance suite (storetest)
+// as the embedded SQLite store and keeps the same tables and documents.
 //
-// It uses pgx's database/sql driver rather than pgxpool so that the code
-// reads like the SQLite store's (the same *sql.Tx shaped helpers, the same
-// pool knobs); nothing here needs pgx's native-only features.
+// It uses pgx's database/sql driver rather than pgxpool so that the one
+// SQL layer serves both engines; nothing here needs pgx's native-only
+// features.
 //
 // Concurrency, with any number of processes on one database:
 //

@@ -3,4 +3,4 @@ package postgres
 import "database/sql"
 
 // SQL exposes the underlying handle to the black-box tests.
-func (db *DB) SQL() *sql.DB { return db.db }
+func (db *DB) SQL() *sql.DB { return db.sdb }

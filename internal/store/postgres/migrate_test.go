@@ -10,6 +10,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/store/postgres"
 	"github.com/imprint-osd/imprint/internal/store/postgres/pgtest"
+	"github.com/imprint-osd/imprint/internal/store/storetest"
 )
 
 // TestMigrations opens several stores at once on an empty database, as
@@ -33,20 +34,7 @@ func TestMigrations(t *testing.T) {
 		t.Cleanup(func() { dbs[i].Close() })
 	}
 	db := dbs[0]
-	v, err := db.SchemaVersion(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v < 1 {
-		t.Fatalf("schema version after Open = %d, want >= 1", v)
-	}
-	var rows int
-	if err := db.SQL().QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&rows); err != nil {
-		t.Fatal(err)
-	}
-	if rows != v {
-		t.Errorf("schema_migrations has %d rows, want one per version up to %d", rows, v)
-	}
+	storetest.CheckSchema(t, db, db.SQL())
 	if err := db.PutSetting(t.Context(), "k", []byte("v")); err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,7 @@ package sqlite
 import "database/sql"
 
 // SQL exposes the read pool to the black-box tests.
-func (db *DB) SQL() *sql.DB { return db.db }
+func (db *DB) SQL() *sql.DB { return db.rdb }
 
 // GroupCommits returns how many commits carried more than one write, and
 // how many writes they carried.

@@ -88,20 +88,7 @@ func TestMigrations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := db.SchemaVersion(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v < 1 {
-		t.Fatalf("schema version after Open = %d, want >= 1", v)
-	}
-	var rows int
-	if err := db.SQL().QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&rows); err != nil {
-		t.Fatal(err)
-	}
-	if rows != v {
-		t.Errorf("schema_migrations has %d rows, want one per version up to %d", rows, v)
-	}
+	v := storetest.CheckSchema(t, db, db.SQL())
 	// Data survives a reopen and migrations are not applied twice.
 	if err := db.PutSetting(t.Context(), "k", []byte("v")); err != nil {
 		t.Fatal(err)

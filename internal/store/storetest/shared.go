@@ -24,6 +24,7 @@ func RunShared(t *testing.T, open func(t *testing.T) (a, b deploy.Store)) {
 	}{
 		{"SettingsLoseNoUpdate", testSharedSettings},
 		{"AuditOneChain", testSharedAudit},
+		{"ThrottleLimitHolds", testSharedThrottle},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

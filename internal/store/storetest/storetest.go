@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -47,6 +48,10 @@ func Run(t *testing.T, open func(t *testing.T) deploy.Store) {
 		{"RevokeSessions", testRevokeSessions},
 		{"AuditChain", testAuditChain},
 		{"Users", testUsers},
+		{"ThrottleWindow", testThrottleWindow},
+		{"ThrottleAllOrNone", testThrottleAllOrNone},
+		{"ThrottleRelease", testThrottleRelease},
+		{"ThrottleInvalid", testThrottleInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -131,3 +136,27 @@ func compatFiles(t *testing.T, sub string) map[string][]byte {
 }
 
 func ctx(t *testing.T) context.Context { return t.Context() }
+
+// CheckSchema fails t unless the store reports a schema version of at
+// least 1 and schema_migrations (read through sqlDB) holds one row per
+// version; it returns the version.
+func CheckSchema(t *testing.T, s interface {
+	SchemaVersion(context.Context) (int, error)
+}, sqlDB *sql.DB) int {
+	t.Helper()
+	v, err := s.SchemaVersion(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v < 1 {
+		t.Fatalf("schema version after Open = %d, want >= 1", v)
+	}
+	var rows int
+	if err := sqlDB.QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != v {
+		t.Errorf("schema_migrations has %d rows, want one per version up to %d", rows, v)
+	}
+	return v
+}

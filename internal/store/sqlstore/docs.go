@@ -1,4 +1,4 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
@@ -22,7 +22,7 @@ func (t docTable) put(ctx context.Context, db *DB, id, name string, v any) error
 	if err != nil {
 		return err
 	}
-	return db.write(ctx, func(tx txn) error {
+	return db.write(ctx, func(ctx context.Context, tx *Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO `+t.table+` (id, name, doc) VALUES (?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET name = excluded.name, doc = excluded.doc`, id, name, doc)
 		return err
@@ -30,22 +30,15 @@ func (t docTable) put(ctx context.Context, db *DB, id, name string, v any) error
 }
 
 func (t docTable) get(ctx context.Context, db *DB, id string, v any) error {
-	return db.read(ctx, func(tx txn) error {
-		var doc string
-		err := tx.QueryRowContext(ctx, `SELECT doc FROM `+t.table+` WHERE id = ?`, id).Scan(&doc)
-		if errors.Is(err, sql.ErrNoRows) {
-			return errNotFound(t.what, id)
-		}
-		if err != nil {
-			return err
-		}
-		return decode(doc, v)
+	return db.read(ctx, func(tx *Tx) error {
+		return getDoc(ctx, tx, v, func() error { return errNotFound(t.what, id) },
+			`SELECT doc FROM `+t.table+` WHERE id = ?`, id)
 	})
 }
 
 // list decodes every document, by name then id, with each calling add.
 func (t docTable) list(ctx context.Context, db *DB, add func(doc string) error) error {
-	return db.read(ctx, func(tx txn) error {
+	return db.read(ctx, func(tx *Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT doc FROM `+t.table+` ORDER BY name, id`)
 		if err != nil {
 			return err
@@ -65,7 +58,7 @@ func (t docTable) list(ctx context.Context, db *DB, add func(doc string) error) 
 }
 
 func (t docTable) delete(ctx context.Context, db *DB, id string) error {
-	return db.write(ctx, func(tx txn) error {
+	return db.write(ctx, func(ctx context.Context, tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM `+t.table+` WHERE id = ?`, id)
 		if err != nil {
 			return err
@@ -160,7 +153,7 @@ func (db *DB) DeleteTaskSequence(ctx context.Context, id string) error {
 // Setting returns the value stored under key.
 func (db *DB) Setting(ctx context.Context, key string) ([]byte, error) {
 	var v []byte
-	err := db.read(ctx, func(tx txn) error {
+	err := db.read(ctx, func(tx *Tx) error {
 		err := tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, key).Scan(&v)
 		if errors.Is(err, sql.ErrNoRows) {
 			return deploy.Errorf(deploy.KindNotFound, "setting %q not found", key)
@@ -176,12 +169,6 @@ func (db *DB) Setting(ctx context.Context, key string) ([]byte, error) {
 	return v, nil
 }
 
-// Advisory lock namespaces (the first key of pg_advisory_xact_lock).
-const (
-	lockSettings int32 = 1 // second key: hashtext(setting key)
-	lockAudit    int32 = 2 // second key: hashtext("chain")
-)
-
 // PutSetting stores value under key, replacing any previous value.
 func (db *DB) PutSetting(ctx context.Context, key string, value []byte) error {
 	if key == "" {
@@ -190,35 +177,39 @@ func (db *DB) PutSetting(ctx context.Context, key string, value []byte) error {
 	if value == nil {
 		value = []byte{}
 	}
-	return db.writeLocked(ctx, lockSettings, key, func(tx txn) error {
+	return db.writeLocked(ctx, settingLock(key), func(ctx context.Context, tx *Tx) error {
 		return putSetting(ctx, tx, key, value)
 	})
 }
 
-func putSetting(ctx context.Context, tx txn, key string, value []byte) error {
+func putSetting(ctx context.Context, tx *Tx, key string, value []byte) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES (?, ?)
 		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
 	return err
 }
 
+// settingLock is the lock every write of a setting takes.
+func settingLock(key string) []Lock { return []Lock{{Space: LockSettings, Key: key}} }
+
 // DeleteSetting removes key; deleting an unset key is not an error.
 func (db *DB) DeleteSetting(ctx context.Context, key string) error {
-	return db.writeLocked(ctx, lockSettings, key, func(tx txn) error {
+	return db.writeLocked(ctx, settingLock(key), func(ctx context.Context, tx *Tx) error {
 		_, err := tx.ExecContext(ctx, `DELETE FROM settings WHERE key = ?`, key)
 		return err
 	})
 }
 
-// UpdateSetting changes key in one transaction holding the key's advisory
-// lock, which every settings write takes: fn gets the stored value (nil
-// when unset) and returns the new one (nil deletes the key). No other
-// process or goroutine changes the key in between. An error from fn
-// changes nothing and is returned as it is.
+// UpdateSetting changes key in one write transaction holding the key's
+// lock, which every settings write takes (SQLite: the one writer;
+// PostgreSQL: an advisory lock): fn gets the stored value (nil when unset)
+// and returns the new one (nil deletes the key). No other process or
+// goroutine changes the key in between. An error from fn changes nothing
+// and is returned as it is.
 func (db *DB) UpdateSetting(ctx context.Context, key string, fn func(old []byte) ([]byte, error)) error {
 	if key == "" {
 		return deploy.Errorf(deploy.KindInvalid, "setting key is empty")
 	}
-	return db.writeLocked(ctx, lockSettings, key, func(tx txn) error {
+	return db.writeLocked(ctx, settingLock(key), func(ctx context.Context, tx *Tx) error {
 		var old []byte
 		err := tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, key).Scan(&old)
 		switch {

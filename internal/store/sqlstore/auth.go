@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -29,7 +29,7 @@ func (db *DB) CreateSession(ctx context.Context, s *deploy.Session) error {
 	if s.LastUsedAt.IsZero() {
 		s.LastUsedAt = s.CreatedAt
 	}
-	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *Tx) error {
 		found, err := exists(ctx, tx, `SELECT 1 FROM sessions WHERE id = ?`, s.ID)
 		if err != nil {
 			return err
@@ -58,11 +58,11 @@ func (db *DB) SessionByTokenHash(ctx context.Context, hash []byte) (*deploy.Sess
 		return nil, deploy.Errorf(deploy.KindNotFound, "session not found")
 	}
 	if err != nil {
-		return nil, wrapDB(err)
+		return nil, db.wrapDB(err)
 	}
 	s := new(deploy.Session)
 	if err := decode(doc, s); err != nil {
-		return nil, wrapDB(err)
+		return nil, db.wrapDB(err)
 	}
 	s.TokenHash = stored
 	return s, nil
@@ -74,7 +74,7 @@ func (db *DB) UpdateSession(ctx context.Context, s *deploy.Session) error {
 	if s == nil {
 		return deploy.Errorf(deploy.KindInvalid, "session is missing")
 	}
-	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *Tx) error {
 		ss, err := querySessions(ctx, tx, `WHERE id = ?`, s.ID)
 		if err != nil {
 			return err
@@ -97,7 +97,7 @@ func (db *DB) UpdateSession(ctx context.Context, s *deploy.Session) error {
 // Sessions returns every stored session, oldest first.
 func (db *DB) Sessions(ctx context.Context) ([]*deploy.Session, error) {
 	var ss []*deploy.Session
-	err := db.read(ctx, func(tx *sql.Tx) error {
+	err := db.read(ctx, func(tx *Tx) error {
 		var err error
 		ss, err = querySessions(ctx, tx, `ORDER BY created_at, id`)
 		return err
@@ -130,7 +130,7 @@ func (db *DB) RevokeSessions(ctx context.Context, f deploy.SessionFilter, at tim
 		where, args = append(where, "generation = ?"), append(args, f.Generation)
 	}
 	n := 0
-	err := db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := db.write(ctx, func(ctx context.Context, tx *Tx) error {
 		ss, err := querySessions(ctx, tx, "WHERE "+strings.Join(where, " AND "), args...)
 		if err != nil {
 			return err
@@ -149,7 +149,7 @@ func (db *DB) RevokeSessions(ctx context.Context, f deploy.SessionFilter, at tim
 }
 
 // querySessions selects sessions with the given WHERE/ORDER tail.
-func querySessions(ctx context.Context, tx *sql.Tx, tail string, args ...any) ([]*deploy.Session, error) {
+func querySessions(ctx context.Context, tx *Tx, tail string, args ...any) ([]*deploy.Session, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT token_hash, doc FROM sessions `+tail, args...)
 	if err != nil {
 		return nil, err
@@ -172,7 +172,7 @@ func querySessions(ctx context.Context, tx *sql.Tx, tail string, args ...any) ([
 	return ss, rows.Err()
 }
 
-func putSession(ctx context.Context, tx *sql.Tx, s *deploy.Session) error {
+func putSession(ctx context.Context, tx *Tx, s *deploy.Session) error {
 	s.CreatedAt, s.LastUsedAt, s.ExpiresAt = s.CreatedAt.UTC(), s.LastUsedAt.UTC(), s.ExpiresAt.UTC()
 	var revoked *int64
 	if s.RevokedAt != nil {
@@ -198,7 +198,8 @@ func putSession(ctx context.Context, tx *sql.Tx, s *deploy.Session) error {
 // AppendAudit appends e to the hash chain: it sets Seq, PrevHash (the
 // previous entry's Hash, "" for the first) and Hash = deploy.AuditHash.
 // A zero Time becomes now; times are kept in UTC at microsecond precision,
-// as the hash sees them.
+// as the hash sees them. Appends from every process hold the audit lock,
+// so each reads the head the previous one wrote: one chain, no forks.
 func (db *DB) AppendAudit(ctx context.Context, e *deploy.AuditEvent) error {
 	if e == nil {
 		return deploy.Errorf(deploy.KindInvalid, "audit event is missing")
@@ -206,7 +207,7 @@ func (db *DB) AppendAudit(ctx context.Context, e *deploy.AuditEvent) error {
 	if e.Action == "" {
 		return deploy.Errorf(deploy.KindInvalid, "audit event action is empty")
 	}
-	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return db.writeLocked(ctx, []Lock{{Space: LockAudit, Key: "chain"}}, func(ctx context.Context, tx *Tx) error {
 		s := *e
 		var last int64
 		var prev string
@@ -246,7 +247,7 @@ func (db *DB) AuditEvents(ctx context.Context, afterSeq int64, limit int) ([]*de
 		args = append(args, limit)
 	}
 	var events []*deploy.AuditEvent
-	err := db.read(ctx, func(tx *sql.Tx) (err error) {
+	err := db.read(ctx, func(tx *Tx) (err error) {
 		events, err = queryDocs[deploy.AuditEvent](ctx, tx, q, args...)
 		return err
 	})

@@ -1,9 +1,7 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"sort"
 
 	"github.com/imprint-osd/imprint/internal/deploy"
@@ -25,7 +23,7 @@ func (db *DB) CreateContentItem(ctx context.Context, c *deploy.ContentItem) erro
 	if c.LastModifiedDate == 0 {
 		c.LastModifiedDate = now
 	}
-	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *Tx) error {
 		found, err := exists(ctx, tx, `SELECT 1 FROM content_items WHERE id = ?`, c.ID)
 		if err != nil {
 			return err
@@ -45,7 +43,7 @@ func (db *DB) UpdateContentItem(ctx context.Context, c *deploy.ContentItem) erro
 	if c == nil {
 		return deploy.Errorf(deploy.KindInvalid, "content item is missing")
 	}
-	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *Tx) error {
 		old, err := getItem(ctx, tx, c.ID)
 		if err != nil {
 			return err
@@ -66,7 +64,7 @@ func (db *DB) UpdateContentItem(ctx context.Context, c *deploy.ContentItem) erro
 // ContentItem returns the item with its versions in VersionNo order.
 func (db *DB) ContentItem(ctx context.Context, id string) (*deploy.ContentItem, error) {
 	var c *deploy.ContentItem
-	err := db.read(ctx, func(tx *sql.Tx) error {
+	err := db.read(ctx, func(tx *Tx) error {
 		var err error
 		if c, err = getItem(ctx, tx, id); err != nil {
 			return err
@@ -90,7 +88,7 @@ func (db *DB) ContentItem(ctx context.Context, id string) (*deploy.ContentItem, 
 // ContentItems returns every item with its versions, by name then id.
 func (db *DB) ContentItems(ctx context.Context) ([]*deploy.ContentItem, error) {
 	var items []*deploy.ContentItem
-	err := db.read(ctx, func(tx *sql.Tx) error {
+	err := db.read(ctx, func(tx *Tx) error {
 		var err error
 		if items, err = queryDocs[deploy.ContentItem](ctx, tx, `SELECT doc FROM content_items ORDER BY name, id`); err != nil {
 			return err
@@ -117,7 +115,7 @@ func (db *DB) ContentItems(ctx context.Context) ([]*deploy.ContentItem, error) {
 // blob hashes no remaining version references, sorted.
 func (db *DB) DeleteContentItem(ctx context.Context, id string) ([]string, error) {
 	var orphans []string
-	err := db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := db.write(ctx, func(ctx context.Context, tx *Tx) error {
 		if _, err := getItem(ctx, tx, id); err != nil {
 			return err
 		}
@@ -159,7 +157,7 @@ func (db *DB) AddContentVersion(ctx context.Context, itemID string, v *deploy.Co
 	if stored.LastModifiedDate == 0 {
 		stored.LastModifiedDate = now
 	}
-	err := db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := db.write(ctx, func(ctx context.Context, tx *Tx) error {
 		item, err := getItem(ctx, tx, itemID)
 		if err != nil {
 			return err
@@ -193,7 +191,7 @@ func (db *DB) AddContentVersion(ctx context.Context, itemID string, v *deploy.Co
 			return err
 		}
 		for _, h := range hashes {
-			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO content_blobs (item_id, version_no, sha256) VALUES (?, ?, ?)`,
+			if _, err := tx.ExecContext(ctx, `INSERT INTO content_blobs (item_id, version_no, sha256) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
 				itemID, stored.VersionNo, h); err != nil {
 				return err
 			}
@@ -216,7 +214,7 @@ func (db *DB) UpdateContentVersion(ctx context.Context, v *deploy.ContentVersion
 	if v == nil {
 		return deploy.Errorf(deploy.KindInvalid, "content version is missing")
 	}
-	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *Tx) error {
 		item, err := getItem(ctx, tx, v.ContentItemID)
 		if err != nil {
 			return err
@@ -261,7 +259,7 @@ func (db *DB) UpdateContentVersion(ctx context.Context, v *deploy.ContentVersion
 // referenced that no remaining version references, sorted.
 func (db *DB) DeleteContentVersion(ctx context.Context, itemID string, versionNo int) ([]string, error) {
 	var orphans []string
-	err := db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := db.write(ctx, func(ctx context.Context, tx *Tx) error {
 		item, err := getItem(ctx, tx, itemID)
 		if err != nil {
 			return err
@@ -290,7 +288,7 @@ func (db *DB) DeleteContentVersion(ctx context.Context, itemID string, versionNo
 // BlobInUse reports whether any version references the hash.
 func (db *DB) BlobInUse(ctx context.Context, sha256 string) (bool, error) {
 	var used bool
-	err := db.read(ctx, func(tx *sql.Tx) error {
+	err := db.read(ctx, func(tx *Tx) error {
 		var err error
 		used, err = exists(ctx, tx, `SELECT 1 FROM content_blobs WHERE sha256 = ? LIMIT 1`, sha256)
 		return err
@@ -298,24 +296,17 @@ func (db *DB) BlobInUse(ctx context.Context, sha256 string) (bool, error) {
 	return used, err
 }
 
-func getItem(ctx context.Context, tx *sql.Tx, id string) (*deploy.ContentItem, error) {
-	var doc string
-	err := tx.QueryRowContext(ctx, `SELECT doc FROM content_items WHERE id = ?`, id).Scan(&doc)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, deploy.Errorf(deploy.KindNotFound, "content item %s not found", id)
-	}
-	if err != nil {
-		return nil, err
-	}
+func getItem(ctx context.Context, tx *Tx, id string) (*deploy.ContentItem, error) {
 	c := new(deploy.ContentItem)
-	if err := decode(doc, c); err != nil {
+	if err := getDoc(ctx, tx, c, func() error { return errNotFound("content item", id) },
+		`SELECT doc FROM content_items WHERE id = ?`, id); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
 // putItem upserts the item row; c.Versions must be nil.
-func putItem(ctx context.Context, tx *sql.Tx, c *deploy.ContentItem) error {
+func putItem(ctx context.Context, tx *Tx, c *deploy.ContentItem) error {
 	doc, err := encode(c)
 	if err != nil {
 		return err
@@ -326,7 +317,7 @@ func putItem(ctx context.Context, tx *sql.Tx, c *deploy.ContentItem) error {
 }
 
 // touchItem recounts the item's versions and sets its modification date.
-func touchItem(ctx context.Context, tx *sql.Tx, item *deploy.ContentItem, now int64) error {
+func touchItem(ctx context.Context, tx *Tx, item *deploy.ContentItem, now int64) error {
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM content_versions WHERE item_id = ?`, item.ID).Scan(&item.VersionsCount); err != nil {
 		return err
 	}
@@ -335,23 +326,17 @@ func touchItem(ctx context.Context, tx *sql.Tx, item *deploy.ContentItem, now in
 	return putItem(ctx, tx, item)
 }
 
-func getVersion(ctx context.Context, tx *sql.Tx, itemID string, no int) (*deploy.ContentVersion, error) {
-	var doc string
-	err := tx.QueryRowContext(ctx, `SELECT doc FROM content_versions WHERE item_id = ? AND version_no = ?`, itemID, no).Scan(&doc)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, deploy.Errorf(deploy.KindNotFound, "content version %s:%d not found", itemID, no)
-	}
-	if err != nil {
-		return nil, err
-	}
+func getVersion(ctx context.Context, tx *Tx, itemID string, no int) (*deploy.ContentVersion, error) {
 	v := new(deploy.ContentVersion)
-	if err := decode(doc, v); err != nil {
+	missing := func() error { return deploy.Errorf(deploy.KindNotFound, "content version %s:%d not found", itemID, no) }
+	if err := getDoc(ctx, tx, v, missing,
+		`SELECT doc FROM content_versions WHERE item_id = ? AND version_no = ?`, itemID, no); err != nil {
 		return nil, err
 	}
 	return v, nil
 }
 
-func putVersion(ctx context.Context, tx *sql.Tx, v *deploy.ContentVersion) error {
+func putVersion(ctx context.Context, tx *Tx, v *deploy.ContentVersion) error {
 	doc, err := encode(v)
 	if err != nil {
 		return err
@@ -362,7 +347,7 @@ func putVersion(ctx context.Context, tx *sql.Tx, v *deploy.ContentVersion) error
 }
 
 // queryVersions runs a SELECT of version docs and groups them by item.
-func queryVersions(ctx context.Context, tx *sql.Tx, query string, args ...any) (map[string][]deploy.ContentVersion, error) {
+func queryVersions(ctx context.Context, tx *Tx, query string, args ...any) (map[string][]deploy.ContentVersion, error) {
 	vs, err := queryDocs[deploy.ContentVersion](ctx, tx, query, args...)
 	if err != nil {
 		return nil, err
@@ -374,7 +359,7 @@ func queryVersions(ctx context.Context, tx *sql.Tx, query string, args ...any) (
 	return out, nil
 }
 
-func blobHashes(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]string, error) {
+func blobHashes(ctx context.Context, tx *Tx, query string, args ...any) ([]string, error) {
 	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
@@ -392,7 +377,7 @@ func blobHashes(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]s
 }
 
 // unreferenced returns the hashes no content_blobs row names any more, sorted.
-func unreferenced(ctx context.Context, tx *sql.Tx, hashes []string) ([]string, error) {
+func unreferenced(ctx context.Context, tx *Tx, hashes []string) ([]string, error) {
 	orphans := []string{}
 	for _, h := range hashes {
 		used, err := exists(ctx, tx, `SELECT 1 FROM content_blobs WHERE sha256 = ? LIMIT 1`, h)
@@ -457,7 +442,7 @@ func (db *DB) ImportContentItem(ctx context.Context, c *deploy.ContentItem) erro
 	if c == nil || c.ID == "" {
 		return deploy.Errorf(deploy.KindInvalid, "content item id is missing")
 	}
-	return db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return db.write(ctx, func(ctx context.Context, tx *Tx) error {
 		found, err := exists(ctx, tx, `SELECT 1 FROM content_items WHERE id = ?`, c.ID)
 		if err != nil {
 			return err
@@ -505,7 +490,7 @@ func (db *DB) ImportContentItem(ctx context.Context, c *deploy.ContentItem) erro
 // deploy.Store. The caller has stored the blobs.
 func (db *DB) FillContentVersion(ctx context.Context, itemID string, versionNo int, sha256 string, m *deploy.Manifest, size int64) (*deploy.ContentVersion, error) {
 	var out *deploy.ContentVersion
-	err := db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := db.write(ctx, func(ctx context.Context, tx *Tx) error {
 		item, err := getItem(ctx, tx, itemID)
 		if err != nil {
 			return err
@@ -526,7 +511,7 @@ func (db *DB) FillContentVersion(ctx context.Context, itemID string, versionNo i
 			return err
 		}
 		for _, h := range hashes {
-			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO content_blobs (item_id, version_no, sha256) VALUES (?, ?, ?)`,
+			if _, err := tx.ExecContext(ctx, `INSERT INTO content_blobs (item_id, version_no, sha256) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
 				itemID, versionNo, h); err != nil {
 				return err
 			}

@@ -1,4 +1,4 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
@@ -21,7 +21,7 @@ func (db *DB) UpsertDevice(ctx context.Context, d *deploy.Device) error {
 	if d.ID == "" {
 		d.ID = newID()
 	}
-	return db.write(ctx, func(tx txn) error {
+	return db.write(ctx, func(ctx context.Context, tx *Tx) error {
 		s := *d
 		now := db.now()
 		var doc string
@@ -61,16 +61,9 @@ func (db *DB) UpsertDevice(ctx context.Context, d *deploy.Device) error {
 // Device returns the stored device.
 func (db *DB) Device(ctx context.Context, id string) (*deploy.Device, error) {
 	d := new(deploy.Device)
-	err := db.read(ctx, func(tx txn) error {
-		var doc string
-		err := tx.QueryRowContext(ctx, `SELECT doc FROM devices WHERE id = ?`, id).Scan(&doc)
-		if errors.Is(err, sql.ErrNoRows) {
-			return errNotFound("device", id)
-		}
-		if err != nil {
-			return err
-		}
-		return decode(doc, d)
+	err := db.read(ctx, func(tx *Tx) error {
+		return getDoc(ctx, tx, d, func() error { return errNotFound("device", id) },
+			`SELECT doc FROM devices WHERE id = ?`, id)
 	})
 	if err != nil {
 		return nil, err
@@ -81,7 +74,7 @@ func (db *DB) Device(ctx context.Context, id string) (*deploy.Device, error) {
 // Devices returns every stored device, most recently seen first.
 func (db *DB) Devices(ctx context.Context) ([]*deploy.Device, error) {
 	var out []*deploy.Device
-	err := db.read(ctx, func(tx txn) error {
+	err := db.read(ctx, func(tx *Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT doc FROM devices`)
 		if err != nil {
 			return err
@@ -141,7 +134,7 @@ func (db *DB) CreateRun(ctx context.Context, r *deploy.Run) error {
 		r.StartedAt = now
 	}
 	r.UpdatedAt = now
-	return db.write(ctx, func(tx txn) error {
+	return db.write(ctx, func(ctx context.Context, tx *Tx) error {
 		found, err := exists(ctx, tx, `SELECT 1 FROM runs WHERE id = ?`, r.ID)
 		if err != nil {
 			return err
@@ -161,7 +154,7 @@ func (db *DB) UpdateRun(ctx context.Context, r *deploy.Run) error {
 	if !validRunState(r.State) {
 		return deploy.Errorf(deploy.KindInvalid, "run state %q is not one of pending, running, succeeded, failed, lost, canceled", r.State)
 	}
-	return db.write(ctx, func(tx txn) error {
+	return db.write(ctx, func(ctx context.Context, tx *Tx) error {
 		found, err := exists(ctx, tx, `SELECT 1 FROM runs WHERE id = ?`, r.ID)
 		if err != nil {
 			return err
@@ -174,18 +167,20 @@ func (db *DB) UpdateRun(ctx context.Context, r *deploy.Run) error {
 	})
 }
 
-// Run returns the stored run.
+// Run returns the stored run: one statement, prepared once (every event
+// post asks it).
 func (db *DB) Run(ctx context.Context, id string) (*deploy.Run, error) {
-	var r *deploy.Run
-	err := db.read(ctx, func(tx txn) error {
-		var err error
-		r, err = getRun(ctx, tx, id)
-		return err
-	})
-	if err != nil {
-		return nil, err
+	var doc string
+	var updated int64
+	err := db.hot.run.QueryRowContext(ctx, id).Scan(&doc, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errNotFound("run", id)
 	}
-	return r, nil
+	if err != nil {
+		return nil, db.wrapDB(err)
+	}
+	r, err := decodeRun(doc, updated)
+	return r, db.wrapDB(err)
 }
 
 // Runs returns the runs matching f, newest (by StartedAt) first.
@@ -214,7 +209,7 @@ func (db *DB) Runs(ctx context.Context, f deploy.RunFilter) ([]*deploy.Run, erro
 		args = append(args, f.Limit)
 	}
 	runs := []*deploy.Run{}
-	err := db.read(ctx, func(tx txn) error {
+	err := db.read(ctx, func(tx *Tx) error {
 		rows, err := tx.QueryContext(ctx, q, args...)
 		if err != nil {
 			return err
@@ -240,6 +235,39 @@ func (db *DB) Runs(ctx context.Context, f deploy.RunFilter) ([]*deploy.Run, erro
 	return runs, nil
 }
 
+// LastRunState returns the state of the devices' newest run, from the
+// runs_device_state index alone.
+func (db *DB) LastRunState(ctx context.Context, deviceIDs ...string) (deploy.RunState, bool, error) {
+	if len(deviceIDs) == 0 {
+		return "", false, nil
+	}
+	args := make([]any, len(deviceIDs))
+	for i, id := range deviceIDs {
+		args[i] = id
+	}
+	var row *sql.Row
+	if n := len(deviceIDs); n <= len(db.hot.lastRun) {
+		row = db.hot.lastRun[n-1].QueryRowContext(ctx, args...)
+	} else {
+		row = db.pool.QueryRowContext(ctx, db.rebind(lastRunQuery(n)), args...)
+	}
+	var state string
+	err := row.Scan(&state)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, db.wrapDB(err)
+	}
+	return deploy.RunState(state), true, nil
+}
+
+// lastRunQuery is LastRunState's query for n device ids.
+func lastRunQuery(n int) string {
+	return `SELECT state FROM runs WHERE device_id IN (?` + strings.Repeat(`, ?`, n-1) +
+		`) ORDER BY started_at DESC, id LIMIT 1`
+}
+
 // AppendRunEvent appends e to its run's events, assigning the next Seq (the
 // first is 1) and a zero Time to now. The run counts as updated: its
 // UpdatedAt becomes now.
@@ -247,7 +275,7 @@ func (db *DB) AppendRunEvent(ctx context.Context, e *deploy.RunEvent) error {
 	if e == nil {
 		return deploy.Errorf(deploy.KindInvalid, "run event is missing")
 	}
-	return db.write(ctx, func(tx txn) error {
+	return db.write(ctx, func(ctx context.Context, tx *Tx) error {
 		now := db.now()
 		res, err := tx.ExecContext(ctx, `UPDATE runs SET updated_at = ? WHERE id = ?`, micros(now), e.RunID)
 		if err != nil {
@@ -263,7 +291,7 @@ func (db *DB) AppendRunEvent(ctx context.Context, e *deploy.RunEvent) error {
 }
 
 // AppendRunEvents appends the events to r's run as AppendRunEvent does and
-// replaces the stored run with r, in one transaction.
+// replaces the stored run with r, in one write.
 func (db *DB) AppendRunEvents(ctx context.Context, r *deploy.Run, events []*deploy.RunEvent) error {
 	if r == nil {
 		return deploy.Errorf(deploy.KindInvalid, "run is missing")
@@ -276,19 +304,25 @@ func (db *DB) AppendRunEvents(ctx context.Context, r *deploy.Run, events []*depl
 			return deploy.Errorf(deploy.KindInvalid, "run event %d is missing", i)
 		}
 	}
-	return db.write(ctx, func(tx txn) error {
-		found, err := exists(ctx, tx, `SELECT 1 FROM runs WHERE id = ?`, r.ID)
-		if err != nil {
-			return err
-		}
-		if !found {
-			return errNotFound("run", r.ID)
-		}
+	return db.write(ctx, func(ctx context.Context, tx *Tx) error {
 		s := *r
 		now := db.now()
 		s.UpdatedAt = now
-		if err := putRun(ctx, tx, &s); err != nil {
+		doc, err := runDoc(&s)
+		if err != nil {
 			return err
+		}
+		// Only the columns an event can change: the other indexes of
+		// runs are left alone.
+		res, err := tx.ExecContext(ctx, `UPDATE runs SET state = ?, updated_at = ?, doc = ? WHERE id = ?`,
+			string(s.State), micros(s.UpdatedAt), doc, s.ID)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return errNotFound("run", r.ID)
 		}
 		if err := appendEvents(ctx, tx, r.ID, events, now); err != nil {
 			return err
@@ -299,13 +333,13 @@ func (db *DB) AppendRunEvents(ctx context.Context, r *deploy.Run, events []*depl
 }
 
 // appendEvents inserts the events of one run after its last, numbering
-// them on; each event is set to what was stored. The caller's transaction
-// is serializable, so two writers cannot take the same numbers.
-func appendEvents(ctx context.Context, tx txn, runID string, events []*deploy.RunEvent, now time.Time) error {
+// them on; each event is set to what was stored.
+func appendEvents(ctx context.Context, tx *Tx, runID string, events []*deploy.RunEvent, now time.Time) error {
 	var next int64
 	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) + 1 FROM run_events WHERE run_id = ?`, runID).Scan(&next); err != nil {
 		return err
 	}
+	stored := make([]deploy.RunEvent, len(events))
 	for i, e := range events {
 		s := *e
 		s.RunID, s.Seq = runID, next+int64(i)
@@ -320,43 +354,18 @@ func appendEvents(ctx context.Context, tx txn, runID string, events []*deploy.Ru
 		if _, err := tx.ExecContext(ctx, `INSERT INTO run_events (run_id, seq, doc) VALUES (?, ?, ?)`, s.RunID, s.Seq, doc); err != nil {
 			return err
 		}
-		*e = s
+		stored[i] = s
+	}
+	for i, e := range events {
+		*e = stored[i]
 	}
 	return nil
-}
-
-// LastRunState returns the state of the newest run of any of the device
-// ids (by start, then id, as Runs orders them); ok is false when there is
-// none. One read of the runs_device_state index.
-func (db *DB) LastRunState(ctx context.Context, deviceIDs ...string) (deploy.RunState, bool, error) {
-	if len(deviceIDs) == 0 {
-		return "", false, nil
-	}
-	args := make([]any, len(deviceIDs))
-	for i, id := range deviceIDs {
-		args[i] = id
-	}
-	var state string
-	var ok bool
-	err := db.read(ctx, func(tx txn) error {
-		err := tx.QueryRowContext(ctx, `SELECT state FROM runs WHERE device_id IN (?`+strings.Repeat(`, ?`, len(deviceIDs)-1)+
-			`) ORDER BY started_at DESC, id LIMIT 1`, args...).Scan(&state)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil
-		}
-		ok = err == nil
-		return err
-	})
-	if err != nil {
-		return "", false, err
-	}
-	return deploy.RunState(state), ok, nil
 }
 
 // RunEvents returns the run's events with Seq > afterSeq, in order.
 func (db *DB) RunEvents(ctx context.Context, runID string, afterSeq int64) ([]*deploy.RunEvent, error) {
 	events := []*deploy.RunEvent{}
-	err := db.read(ctx, func(tx txn) error {
+	err := db.read(ctx, func(tx *Tx) error {
 		found, err := exists(ctx, tx, `SELECT 1 FROM runs WHERE id = ?`, runID)
 		if err != nil {
 			return err
@@ -378,7 +387,7 @@ func (db *DB) RunEvents(ctx context.Context, runID string, afterSeq int64) ([]*d
 // many changed.
 func (db *DB) MarkLostRuns(ctx context.Context, before time.Time) (int, error) {
 	n := 0
-	err := db.write(ctx, func(tx txn) error {
+	err := db.write(ctx, func(ctx context.Context, tx *Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT doc, updated_at FROM runs
 			WHERE state NOT IN (?, ?, ?, ?) AND updated_at < ?`,
 			string(deploy.RunSucceeded), string(deploy.RunFailed), string(deploy.RunLost), string(deploy.RunCanceled), micros(before))
@@ -420,19 +429,6 @@ func (db *DB) MarkLostRuns(ctx context.Context, before time.Time) (int, error) {
 	return n, err
 }
 
-func getRun(ctx context.Context, tx txn, id string) (*deploy.Run, error) {
-	var doc string
-	var updated int64
-	err := tx.QueryRowContext(ctx, `SELECT doc, updated_at FROM runs WHERE id = ?`, id).Scan(&doc, &updated)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, errNotFound("run", id)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return decodeRun(doc, updated)
-}
-
 // decodeRun decodes a run document; the updated_at column is authoritative
 // because AppendRunEvent advances it without rewriting the document.
 func decodeRun(doc string, updated int64) (*deploy.Run, error) {
@@ -444,8 +440,8 @@ func decodeRun(doc string, updated int64) (*deploy.Run, error) {
 	return r, nil
 }
 
-// putRun upserts r with its times in UTC.
-func putRun(ctx context.Context, tx txn, r *deploy.Run) error {
+// runDoc sets r's times to UTC and encodes it for the doc column.
+func runDoc(r *deploy.Run) (string, error) {
 	r.StartedAt, r.UpdatedAt = r.StartedAt.UTC(), r.UpdatedAt.UTC()
 	if r.EndedAt != nil {
 		t := r.EndedAt.UTC()
@@ -454,7 +450,12 @@ func putRun(ctx context.Context, tx txn, r *deploy.Run) error {
 	for i := range r.Steps {
 		r.Steps[i].StartedAt = r.Steps[i].StartedAt.UTC()
 	}
-	doc, err := encode(r)
+	return encode(r)
+}
+
+// putRun upserts r with its times in UTC.
+func putRun(ctx context.Context, tx *Tx, r *deploy.Run) error {
+	doc, err := runDoc(r)
 	if err != nil {
 		return err
 	}

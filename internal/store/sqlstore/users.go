@@ -1,4 +1,4 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
@@ -18,7 +18,7 @@ func (db *DB) CreateUser(ctx context.Context, u *deploy.User) error {
 		u.UpdatedAt = u.CreatedAt
 	}
 	u.CreatedAt, u.UpdatedAt = u.CreatedAt.UTC(), u.UpdatedAt.UTC()
-	return db.write(ctx, func(tx txn) error {
+	return db.write(ctx, func(ctx context.Context, tx *Tx) error {
 		found, err := exists(ctx, tx, `SELECT 1 FROM users WHERE name = ?`, u.Name)
 		if err != nil {
 			return err
@@ -42,7 +42,7 @@ func (db *DB) UpdateUser(ctx context.Context, u *deploy.User) error {
 		u.UpdatedAt = db.now()
 	}
 	u.UpdatedAt = u.UpdatedAt.UTC()
-	return db.write(ctx, func(tx txn) error {
+	return db.write(ctx, func(ctx context.Context, tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE users SET role = ?, password_hash = ?, updated_at = ? WHERE name = ?`,
 			string(u.Role), u.PasswordHash, micros(u.UpdatedAt), u.Name)
 		if err != nil {
@@ -58,7 +58,7 @@ func (db *DB) UpdateUser(ctx context.Context, u *deploy.User) error {
 // User returns one account.
 func (db *DB) User(ctx context.Context, name string) (*deploy.User, error) {
 	var u *deploy.User
-	err := db.read(ctx, func(tx txn) error {
+	err := db.read(ctx, func(tx *Tx) error {
 		us, err := queryUsers(ctx, tx, `WHERE name = ?`, name)
 		if err != nil {
 			return err
@@ -75,7 +75,7 @@ func (db *DB) User(ctx context.Context, name string) (*deploy.User, error) {
 // Users returns every account, by name.
 func (db *DB) Users(ctx context.Context) ([]*deploy.User, error) {
 	var us []*deploy.User
-	err := db.read(ctx, func(tx txn) error {
+	err := db.read(ctx, func(tx *Tx) error {
 		var err error
 		us, err = queryUsers(ctx, tx, `ORDER BY name`)
 		return err
@@ -85,7 +85,7 @@ func (db *DB) Users(ctx context.Context) ([]*deploy.User, error) {
 
 // DeleteUser removes an account.
 func (db *DB) DeleteUser(ctx context.Context, name string) error {
-	return db.write(ctx, func(tx txn) error {
+	return db.write(ctx, func(ctx context.Context, tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name)
 		if err != nil {
 			return err
@@ -97,7 +97,7 @@ func (db *DB) DeleteUser(ctx context.Context, name string) error {
 	})
 }
 
-func queryUsers(ctx context.Context, tx txn, tail string, args ...any) ([]*deploy.User, error) {
+func queryUsers(ctx context.Context, tx *Tx, tail string, args ...any) ([]*deploy.User, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT name, role, password_hash, created_at, updated_at FROM users `+tail, args...)
 	if err != nil {
 		return nil, err

@@ -48,6 +48,7 @@ deps:
 		echo "installing test dependencies:$$pkgs"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$pkgs; \
 	fi
+	GO=$(GO) ./scripts/weed.sh
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
@@ -61,7 +62,9 @@ vet:
 # skipping (internal/testenv). The browser test saves a screenshot of every
 # console page in IMPRINT_SCREENSHOTS.
 SCREENSHOTS ?= $(CURDIR)/bin/console-screenshots
+# The content tests run a SeaweedFS S3 server (bin/tools/weed, scripts/weed.sh).
 unit:
+	GO=$(GO) ./scripts/weed.sh
 	IMPRINT_TEST_REQUIRE=1 IMPRINT_SCREENSHOTS=$(SCREENSHOTS) CGO_ENABLED=1 $(GO) test -race -count=1 ./...
 	@echo "console screenshots: $(SCREENSHOTS)"
 

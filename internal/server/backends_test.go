@@ -1,0 +1,77 @@
+package server_test
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"testing"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/imprint-osd/imprint/internal/content/s3store"
+	"github.com/imprint-osd/imprint/internal/content/s3store/s3test"
+	"github.com/imprint-osd/imprint/internal/server"
+)
+
+// weed is the SeaweedFS S3 server the content tests of this package share
+// (started on first use).
+var weed = s3test.New()
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	weed.Close()
+	os.Exit(code)
+}
+
+// blobs reaches behind a server's content store, as bitrot or an operator
+// would.
+type blobs struct {
+	exists func(t *testing.T, h string) bool
+	flip   func(t *testing.T, h string, at int64) // corrupt one byte
+	remove func(t *testing.T, h string)
+}
+
+// forBackends runs fn on a server with each content store: the local
+// directory and an S3 bucket (SeaweedFS).
+func forBackends(t *testing.T, fn func(t *testing.T, ts *testServer, bl blobs)) {
+	t.Run("local", func(t *testing.T) {
+		dir := t.TempDir()
+		ts := startServer(t, dir)
+		fn(t, ts, blobs{
+			exists: func(t *testing.T, h string) bool { _, err := os.Stat(blobPath(dir, h)); return err == nil },
+			flip:   func(t *testing.T, h string, at int64) { flipByte(t, blobPath(dir, h), at) },
+			remove: func(t *testing.T, h string) { os.Remove(blobPath(dir, h)) },
+		})
+	})
+	t.Run("s3", func(t *testing.T) {
+		st := weed.Store(t, s3store.Options{})
+		ts := startServerWith(t, t.TempDir(), func(c *server.Config) { c.Blobs = st })
+		b := st.Bucket()
+		fn(t, ts, blobs{
+			exists: func(t *testing.T, h string) bool {
+				_, err := weed.Client.StatObject(t.Context(), b, st.Key(h), minio.StatObjectOptions{})
+				return err == nil
+			},
+			flip: func(t *testing.T, h string, at int64) {
+				o, err := weed.Client.GetObject(t.Context(), b, st.Key(h), minio.GetObjectOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				data, err := io.ReadAll(o)
+				o.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				data[at] ^= 0x01
+				if _, err := weed.Client.PutObject(t.Context(), b, st.Key(h), bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			remove: func(t *testing.T, h string) {
+				if err := weed.Client.RemoveObject(t.Context(), b, st.Key(h), minio.RemoveObjectOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			},
+		})
+	})
+}

@@ -47,7 +47,7 @@ func startServerWith(t *testing.T, dir string, edit func(*server.Config)) *testS
 }
 
 // startServerLog is startServerWith with the server logging to log.
-func startServerLog(t *testing.T, dir string, edit func(*server.Config), log *slog.Logger) *testServer {
+func startServerLog(t testing.TB, dir string, edit func(*server.Config), log *slog.Logger) *testServer {
 	t.Helper()
 	cfg := server.DefaultConfig()
 	cfg.DataDir, cfg.Listen, cfg.BootListen = dir, "127.0.0.1:0", "127.0.0.1:0"

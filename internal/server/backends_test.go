@@ -8,6 +8,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/imprint-osd/imprint/internal/content"
 	"github.com/imprint-osd/imprint/internal/content/s3store"
 	"github.com/imprint-osd/imprint/internal/content/s3store/s3test"
 	"github.com/imprint-osd/imprint/internal/server"
@@ -74,4 +75,20 @@ func forBackends(t *testing.T, fn func(t *testing.T, ts *testServer, bl blobs)) 
 			},
 		})
 	})
+}
+
+// TestStartSparesYoungBlobsInASharedStore: in a bucket other replicas may
+// share, the start-up sweep leaves an unreferenced blob younger than an
+// hour (another server's upload may be about to commit its row); the
+// local directory's sweep removes it (TestStartSweepsUnreferencedBlobs).
+func TestStartSparesYoungBlobsInASharedStore(t *testing.T) {
+	st := weed.Store(t, s3store.Options{})
+	b, err := st.Put(t.Context(), bytes.NewReader([]byte("in flight elsewhere")), content.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	startServerWith(t, t.TempDir(), func(c *server.Config) { c.Blobs = st })
+	if _, err := st.Stat(t.Context(), b.SHA256); err != nil {
+		t.Errorf("a young unreferenced blob in the shared bucket was swept: %v", err)
+	}
 }

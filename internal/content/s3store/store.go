@@ -28,8 +28,10 @@ package s3store
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -155,6 +157,9 @@ func (s *Store) where() string {
 func (s *Store) cleanup(ctx context.Context) error {
 	before := time.Now().Add(-s.staleAfter)
 	for u := range s.c.ListIncompleteUploads(ctx, s.cfg.Bucket, s.cfg.Prefix, true) {
+		if u.Err != nil && isNotFound(u.Err) {
+			break // some servers answer an empty listing with NoSuchUpload
+		}
 		if u.Err != nil {
 			return fmt.Errorf("list incomplete uploads: %w", u.Err)
 		}
@@ -417,8 +422,10 @@ func (u *upload) run(expect string) (content.Blob, error) {
 		if err != nil {
 			return content.Blob{}, err
 		}
+		// The payload's SHA-256 is signed, so the server refuses bytes
+		// that arrive different from those hashed here.
 		_, err = s.core.PutObject(u.ctx, s.cfg.Bucket, s.Key(sum), bytes.NewReader(u.buf[:n]), int64(n), "", sum,
-			minio.PutObjectOptions{ContentType: "application/octet-stream"})
+			minio.PutObjectOptions{ContentType: "application/octet-stream", DisableContentSha256: true})
 		if err != nil {
 			return content.Blob{}, fmt.Errorf("store blob: %w", ctxErr(u.ctx, err))
 		}
@@ -444,7 +451,11 @@ func (u *upload) run(expect string) (content.Blob, error) {
 		if no > maxParts {
 			return content.Blob{}, deploy.Errorf(deploy.KindTooLarge, "content exceeds %d parts of %d bytes", maxParts, len(u.buf))
 		}
-		p, err := s.core.PutObjectPart(u.ctx, s.cfg.Bucket, key, id, no, bytes.NewReader(u.buf[:n]), int64(n), minio.PutObjectPartOptions{})
+		// Content-MD5 lets the server refuse a part that arrives
+		// different (cheaper than signing the payload's SHA-256 again).
+		sum := md5.Sum(u.buf[:n])
+		p, err := s.core.PutObjectPart(u.ctx, s.cfg.Bucket, key, id, no, bytes.NewReader(u.buf[:n]), int64(n),
+			minio.PutObjectPartOptions{Md5Base64: base64.StdEncoding.EncodeToString(sum[:]), DisableContentSha256: true})
 		if err != nil {
 			return content.Blob{}, fmt.Errorf("upload part %d: %w", no, ctxErr(u.ctx, err))
 		}

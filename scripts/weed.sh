@@ -7,7 +7,7 @@
 # SeaweedFS never enters our go.mod. `go install pkg@version` refuses a
 # module whose go.mod has replace directives (SeaweedFS's has one), so the
 # build runs inside the downloaded module with its own go.mod and go.sum.
-# It takes several minutes on 2 cores (docs/performance.md has the figure);
+# It is a long build on 2 cores (docs/performance.md has the figure);
 # the Go build cache makes a rebuild quick.
 set -euo pipefail
 VERSION=v0.0.0-20261109003541-7506e5f91cd6
@@ -18,7 +18,7 @@ if [ -x "$out" ] && [ "$(cat "$out.version" 2>/dev/null)" = "$VERSION" ]; then
 	exit 0
 fi
 mkdir -p "$root/bin/tools"
-echo "building weed (SeaweedFS $VERSION) into bin/tools: several minutes, once"
+echo "building weed (SeaweedFS $VERSION) into bin/tools: a long build, once"
 # Outside any module, so our go.mod and go.sum are not touched.
 dir=$(cd "${TMPDIR:-/tmp}" && GOWORK=off GOFLAGS= "$GO" mod download -json "github.com/seaweedfs/seaweedfs@$VERSION" |
 	sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/imprint-osd/imprint/internal/content"
+	"github.com/imprint-osd/imprint/internal/content/s3store"
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/server"
 	"github.com/imprint-osd/imprint/internal/store/postgres"
@@ -30,6 +32,11 @@ Flags:
   --db URL               state database: a postgres://USER:PASS@HOST/DB URL
                          (several servers may share it), or empty for the
                          embedded SQLite file DIR/imprint.db (default)
+  --content URL          content store: s3://BUCKET[/PREFIX]?endpoint=URL&region=R
+                         for an S3-compatible bucket (several servers may
+                         share it; keys from AWS_ACCESS_KEY_ID and
+                         AWS_SECRET_ACCESS_KEY or DIR/s3-credentials), or
+                         empty for the directory DIR/content (default)
   --listen HOST:PORT     HTTPS machine API (default :7281)
   --boot-listen HOST:PORT  plain-HTTP boot files (default :7282)
   --cert-host HOST       extra name or IP for the server certificate (repeatable)
@@ -64,7 +71,7 @@ Flags:
 
 Precedence: defaults < config file < environment < flags.
 
-Environment: IMPRINT_DATA, IMPRINT_DB, IMPRINT_LISTEN, IMPRINT_BOOT_LISTEN, IMPRINT_CERT_HOSTS
+Environment: IMPRINT_DATA, IMPRINT_DB, IMPRINT_CONTENT, IMPRINT_LISTEN, IMPRINT_BOOT_LISTEN, IMPRINT_CERT_HOSTS
 (comma-separated), IMPRINT_PUBLIC_URL, IMPRINT_TRUSTED_PROXIES (comma-separated),
 IMPRINT_LOG_FORMAT, IMPRINT_LOG_LEVEL, IMPRINT_CLIENT_CA, IMPRINT_CRLS
 (comma-separated), IMPRINT_CERT_SUBJECT, IMPRINT_SCRIPTS, IMPRINT_BOOT_URL,
@@ -73,7 +80,7 @@ IMPRINT_PXE_ADDRESS, IMPRINT_AUDIT_SYSLOG, IMPRINT_MAX_CONNS,
 IMPRINT_MAX_CONNS_PER_ADDR, IMPRINT_CONFIG.
 
 Config file: either a JSON object or "key = value" lines; keys are the flag
-names (data, db, listen, boot-listen, cert-host, public-url, trusted-proxy,
+names (data, db, content, listen, boot-listen, cert-host, public-url, trusted-proxy,
 log-format, log-level, client-ca, crl, cert-subject, scripts, boot-url,
 boot-menu, kernel-args, pxe, pxe-interface, pxe-address, audit-syslog,
 max-conns, max-conns-per-addr). Blank lines and lines starting with # are ignored;
@@ -90,7 +97,7 @@ cert-host, trusted-proxy and crl may repeat or hold comma-separated values
 // serverFlags are the flags of `imprint server`; nil/unset means not given.
 type serverFlags struct {
 	listen, bootListen, publicURL, logFormat, logLevel, config    optString
-	db                                                            optString
+	db, content                                                   optString
 	clientCA, certSubject, scripts, bootURL, bootMenu, kernelArgs optString
 	auditSyslog                                                   optString
 	pxe, pxeInterface, pxeAddress                                 optString
@@ -128,6 +135,7 @@ func serverConfig(data optString, fl serverFlags, getenv func(string) string, re
 	envs := []struct{ name, key string }{
 		{"IMPRINT_DATA", "data"},
 		{"IMPRINT_DB", "db"},
+		{"IMPRINT_CONTENT", "content"},
 		{"IMPRINT_LISTEN", "listen"},
 		{"IMPRINT_BOOT_LISTEN", "boot-listen"},
 		{"IMPRINT_CERT_HOSTS", "cert-host"},
@@ -161,7 +169,7 @@ func serverConfig(data optString, fl serverFlags, getenv func(string) string, re
 		key string
 		v   optString
 	}{
-		{"data", data}, {"db", fl.db}, {"listen", fl.listen}, {"boot-listen", fl.bootListen},
+		{"data", data}, {"db", fl.db}, {"content", fl.content}, {"listen", fl.listen}, {"boot-listen", fl.bootListen},
 		{"public-url", fl.publicURL}, {"log-format", fl.logFormat}, {"log-level", fl.logLevel},
 		{"client-ca", fl.clientCA}, {"cert-subject", fl.certSubject}, {"scripts", fl.scripts},
 		{"boot-url", fl.bootURL}, {"boot-menu", fl.bootMenu}, {"kernel-args", fl.kernelArgs},
@@ -189,6 +197,14 @@ func serverConfig(data optString, fl serverFlags, getenv func(string) string, re
 	}
 	if cfg.DB != "" && !postgres.IsDSN(cfg.DB) {
 		return cfg, fmt.Errorf("config: db: %q is not a postgres:// or postgresql:// URL (leave it empty for the embedded SQLite database)", postgres.Redact(cfg.DB))
+	}
+	if cfg.Content != "" {
+		if !s3store.IsURL(cfg.Content) {
+			return cfg, fmt.Errorf("config: content: %q is not an s3:// URL (leave it empty for the directory DATA/content)", s3store.Redact(cfg.Content))
+		}
+		if _, err := s3store.ParseURL(cfg.Content); err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
 	}
 	return cfg, nil
 }
@@ -219,6 +235,8 @@ func setConfig(cfg *server.Config, key string, values []string, where string) er
 		cfg.DataDir, err = one()
 	case "db":
 		cfg.DB, err = one()
+	case "content":
+		cfg.Content, err = one()
 	case "listen":
 		cfg.Listen, err = one()
 	case "boot-listen":
@@ -397,6 +415,7 @@ func serverFlagSet(a *app) (*flags, *serverFlags) {
 	var fl serverFlags
 	fs := a.flagSet("imprint server", usageServer)
 	fs.Var(&fl.db, "db", "")
+	fs.Var(&fl.content, "content", "")
 	fs.Var(&fl.listen, "listen", "")
 	fs.Var(&fl.bootListen, "boot-listen", "")
 	fs.Var(&fl.certHosts, "cert-host", "")
@@ -439,6 +458,15 @@ func runServer(ctx context.Context, a *app, args []string) error {
 	if cfg.Store != nil {
 		log.Info("state store", "db", postgres.Redact(cfg.DB))
 	}
+	if cfg.Blobs, err = openContent(ctx, cfg.Content, cfg.DataDir, a.getenv); err != nil {
+		if cfg.Store != nil {
+			cfg.Store.Close()
+		}
+		return fmt.Errorf("server: %w", err)
+	}
+	if cfg.Blobs != nil {
+		log.Info("content store", "content", s3store.Redact(cfg.Content))
+	}
 	// The server logs its bound addresses itself once it is ready.
 	if err := server.Run(ctx, cfg, log, nil); err != nil {
 		return fmt.Errorf("server: %w", err)
@@ -454,6 +482,28 @@ func openStore(ctx context.Context, db string) (deploy.Store, error) {
 		return nil, nil
 	}
 	st, err := postgres.Open(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// openContent opens the content store --content names: nil for the
+// default (the server opens DATA/content), an S3 bucket for an s3:// URL
+// (serverConfig has refused anything else), with its credentials from the
+// environment or DATA/s3-credentials.
+func openContent(ctx context.Context, u, dataDir string, getenv func(string) string) (content.Blobs, error) {
+	if u == "" {
+		return nil, nil
+	}
+	cfg, err := s3store.ParseURL(u)
+	if err != nil {
+		return nil, err
+	}
+	if err := s3store.Credentials(&cfg, dataDir, getenv); err != nil {
+		return nil, err
+	}
+	st, err := s3store.Open(ctx, cfg, s3store.Options{})
 	if err != nil {
 		return nil, err
 	}

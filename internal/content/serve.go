@@ -2,10 +2,8 @@ package content
 
 import (
 	"crypto/sha256"
-	"fmt"
 	"mime"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 	"unicode"
@@ -18,7 +16,7 @@ import (
 // exactly the same bytes; a multi-range request larger than the file is
 // answered in full (ServeContent's guard against overlapping ranges). No
 // Last-Modified is sent: the hash is the validator. The caller opened f
-// (Store.Open) and closes it.
+// (Blobs.Open) and closes it.
 //
 // The bytes are hashed as they stream out. full reports that the whole
 // blob was sent and matched h. A blob that does not match is cut short
@@ -27,12 +25,9 @@ import (
 // sees a broken transfer, never a complete one with the wrong bytes. A
 // range cannot be checked on its own; full is then false and the caller
 // may check the whole blob apart (Store.Verify).
-func ServeBlob(w http.ResponseWriter, r *http.Request, f *os.File, h string, name string) (full bool, err error) {
-	fi, err := f.Stat()
-	if err != nil {
-		return false, fmt.Errorf("serve blob: %w", err)
-	}
-	if fi.Size() == 0 && h != emptySHA256 {
+func ServeBlob(w http.ResponseWriter, r *http.Request, f Object, h string, name string) (full bool, err error) {
+	size := f.Size()
+	if size == 0 && h != emptySHA256 {
 		return false, &CorruptError{SHA256: h, Got: emptySHA256} // nothing to cut short: refuse before the headers
 	}
 	hdr := w.Header()
@@ -41,12 +36,12 @@ func ServeBlob(w http.ResponseWriter, r *http.Request, f *os.File, h string, nam
 	hdr.Set("Accept-Ranges", "bytes")
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	hdr.Set("Content-Disposition", Disposition(name, h))
-	v := &verifyingFile{f: f, want: h, size: fi.Size(), h: sha256.New()}
+	v := &verifyingFile{f: f, want: h, size: size, h: sha256.New()}
 	http.ServeContent(w, r, "", time.Time{}, v)
 	if v.err != nil {
 		return false, v.err
 	}
-	return v.full || (fi.Size() == 0 && r.Method == http.MethodGet), nil
+	return v.full || (size == 0 && r.Method == http.MethodGet), nil
 }
 
 // emptySHA256 is the hash of no bytes.

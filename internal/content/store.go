@@ -183,8 +183,8 @@ func (s *Store) Stat(ctx context.Context, h string) (Blob, error) {
 }
 
 // Open opens the blob h for reading; KindNotFound if it is not stored. The
-// caller closes the file.
-func (s *Store) Open(ctx context.Context, h string) (*os.File, error) {
+// caller closes the object.
+func (s *Store) Open(ctx context.Context, h string) (Object, error) {
 	if err := checkHash(h); err != nil {
 		return nil, err
 	}
@@ -198,7 +198,12 @@ func (s *Store) Open(ctx context.Context, h string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open blob: %w", err)
 	}
-	return f, nil
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open blob: %w", err)
+	}
+	return &fileObject{File: f, size: fi.Size(), mtime: fi.ModTime()}, nil
 }
 
 // Remove deletes the blob h. A missing blob is not an error. The caller must

@@ -36,7 +36,16 @@ const MaxEntries = 1_000_000
 // On error, blobs already stored by this call are left in place: they may
 // be shared with other versions or with a concurrent upload, so only the
 // caller's garbage collector, which knows the references, may remove them.
+func PutTar(ctx context.Context, b Blobs, r io.Reader, opts PutOptions) (*deploy.Manifest, int64, error) {
+	return putTar(ctx, b, r, opts, MaxEntries)
+}
+
+// PutTar is the package's PutTar into s.
 func (s *Store) PutTar(ctx context.Context, r io.Reader, opts PutOptions) (*deploy.Manifest, int64, error) {
+	return putTar(ctx, s, r, opts, s.maxEntries)
+}
+
+func putTar(ctx context.Context, s Blobs, r io.Reader, opts PutOptions, maxEntries int) (*deploy.Manifest, int64, error) {
 	if opts.ExpectSHA256 != "" {
 		if err := checkHash(opts.ExpectSHA256); err != nil {
 			return nil, 0, fmt.Errorf("expected hash: %w", err)
@@ -57,8 +66,8 @@ func (s *Store) PutTar(ctx context.Context, r io.Reader, opts PutOptions) (*depl
 		if err != nil {
 			return nil, 0, tarReadError(err, entries)
 		}
-		if entries > s.maxEntries {
-			return nil, 0, deploy.Errorf(deploy.KindInvalid, "tar entry %d %q: more than %d entries", entries, truncate(hdr.Name, 200), s.maxEntries)
+		if entries > maxEntries {
+			return nil, 0, deploy.Errorf(deploy.KindInvalid, "tar entry %d %q: more than %d entries", entries, truncate(hdr.Name, 200), maxEntries)
 		}
 		name, isDir, err := entryPath(hdr)
 		if err != nil {
@@ -256,13 +265,14 @@ func ValidateManifest(m *deploy.Manifest) error {
 // with an error before the archive's end marker; an HTTP handler should
 // then abort the response (panic(http.ErrAbortHandler)) so the client sees
 // a broken transfer rather than a short archive.
-func (s *Store) WriteTar(ctx context.Context, w io.Writer, m *deploy.Manifest) error {
+func WriteTar(ctx context.Context, s Blobs, w io.Writer, m *deploy.Manifest) error {
 	if err := ValidateManifest(m); err != nil {
 		return err
 	}
 	tw := tar.NewWriter(w)
+	buf := make([]byte, bufSize)
 	for _, f := range m.Files {
-		if err := s.writeTarFile(ctx, tw, f); err != nil {
+		if err := writeTarFile(ctx, s, tw, f, buf); err != nil {
 			return fmt.Errorf("write tar %q: %w", f.Path, err)
 		}
 	}
@@ -272,18 +282,19 @@ func (s *Store) WriteTar(ctx context.Context, w io.Writer, m *deploy.Manifest) e
 	return nil
 }
 
-func (s *Store) writeTarFile(ctx context.Context, tw *tar.Writer, mf deploy.ManifestFile) error {
+// WriteTar is the package's WriteTar from s.
+func (s *Store) WriteTar(ctx context.Context, w io.Writer, m *deploy.Manifest) error {
+	return WriteTar(ctx, s, w, m)
+}
+
+func writeTarFile(ctx context.Context, s Blobs, tw *tar.Writer, mf deploy.ManifestFile, buf []byte) error {
 	f, err := s.Open(ctx, mf.SHA256)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if fi.Size() != mf.Size {
-		return &CorruptError{SHA256: mf.SHA256, Reason: fmt.Sprintf("it has %d bytes, the manifest says %d", fi.Size(), mf.Size)}
+	if f.Size() != mf.Size {
+		return &CorruptError{SHA256: mf.SHA256, Reason: fmt.Sprintf("it has %d bytes, the manifest says %d", f.Size(), mf.Size)}
 	}
 	hdr := &tar.Header{
 		Typeflag: tar.TypeReg,
@@ -296,9 +307,14 @@ func (s *Store) writeTarFile(ctx context.Context, tw *tar.Writer, mf deploy.Mani
 		return err
 	}
 	h := sha256.New()
-	n, err := s.copy(ctx, &hashWriter{w: tw, h: h}, io.LimitReader(f, mf.Size), 0)
-	if err != nil {
+	n, err := io.CopyBuffer(&hashWriter{w: tw, h: h}, &ctxReader{ctx: ctx, r: io.LimitReader(f, mf.Size)}, buf)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, errWrite):
 		return err
+	case err != nil:
+		return fmt.Errorf("read: %w", err)
 	}
 	if n != mf.Size {
 		return deploy.Errorf(deploy.KindInternal, "blob %s: read %d bytes, manifest says %d", mf.SHA256, n, mf.Size)

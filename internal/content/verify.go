@@ -9,7 +9,6 @@ import (
 	"hash"
 	"io"
 	"io/fs"
-	"os"
 	"path"
 )
 
@@ -85,7 +84,7 @@ func (s *Store) SetAside(ctx context.Context, h string) error {
 }
 
 // SetAsideBlob reports whether a blob h was set aside as corrupt.
-func (s *Store) SetAsideBlob(h string) bool {
+func (s *Store) SetAsideBlob(_ context.Context, h string) bool {
 	if !ValidHash(h) {
 		return false
 	}
@@ -99,7 +98,7 @@ func (s *Store) SetAsideBlob(h string) bool {
 // that last read returns no bytes and a *CorruptError, so the response is
 // cut short of its Content-Length and never completes with bad bytes.
 type verifyingFile struct {
-	f    *os.File
+	f    io.ReadSeeker
 	want string
 	size int64
 

@@ -115,7 +115,7 @@ func TestVerifySetAsideAndRepair(t *testing.T) {
 	if err := s.SetAside(ctx, b.SHA256); err != nil {
 		t.Fatal(err)
 	}
-	if !s.SetAsideBlob(b.SHA256) {
+	if !s.SetAsideBlob(ctx, b.SHA256) {
 		t.Error("SetAsideBlob = false after SetAside")
 	}
 	if _, err := s.Open(ctx, b.SHA256); !deploy.IsNotFound(err) {

@@ -167,7 +167,7 @@ func (s *Server) storeVersion(ctx context.Context, item *deploy.ContentItem, met
 		v.SHA256, v.ContentSize = blob.SHA256, blob.Size
 		hashes = []string{blob.SHA256}
 	case deploy.ContentFolder:
-		m, total, err := s.blobs.PutTar(ctx, body, content.PutOptions{})
+		m, total, err := content.PutTar(ctx, s.blobs, body, content.PutOptions{})
 		if err != nil {
 			return nil, err
 		}
@@ -310,7 +310,7 @@ func (s *Server) serveVersion(w http.ResponseWriter, r *http.Request, item *depl
 	case deploy.ContentFile:
 		f, err := s.blobs.Open(r.Context(), v.SHA256)
 		if err != nil {
-			return s.damagedBlob(err, item, v, v.SHA256)
+			return s.damagedBlob(r.Context(), err, item, v, v.SHA256)
 		}
 		defer f.Close()
 		s.serveBlob(w, r, f, v.SHA256, item.Name)
@@ -322,7 +322,7 @@ func (s *Server) serveVersion(w http.ResponseWriter, r *http.Request, item *depl
 		w.Header().Set("Content-Type", "application/x-tar")
 		w.Header().Set("ETag", `"`+v.SHA256+`"`)
 		cw := &countWriter{w: w}
-		err := s.blobs.WriteTar(r.Context(), cw, v.Manifest)
+		err := content.WriteTar(r.Context(), s.blobs, cw, v.Manifest)
 		if ce, ok := content.AsCorrupt(err); ok {
 			s.blobCorrupt(r.Context(), ce, "download")
 			panic(http.ErrAbortHandler) // a short tar must not look like a whole one

@@ -253,7 +253,7 @@ func (s *Server) fillContentVersion(w http.ResponseWriter, r *http.Request) erro
 		}
 		sum, size, hashes = blob.SHA256, blob.Size, []string{blob.SHA256}
 	case deploy.ContentFolder:
-		man, total, err := s.blobs.PutTar(ctx, r.Body, content.PutOptions{ExpectSHA256: v.SHA256})
+		man, total, err := content.PutTar(ctx, s.blobs, r.Body, content.PutOptions{ExpectSHA256: v.SHA256})
 		if err != nil {
 			return err
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/imprint-osd/imprint/internal/auth"
+	"github.com/imprint-osd/imprint/internal/content"
 	"github.com/imprint-osd/imprint/internal/deploy"
 )
 
@@ -23,7 +24,16 @@ type Config struct {
 	// Store, when set, is the state store to use instead of the embedded
 	// SQLite database; the server owns it from Open on and closes it, also
 	// when Open fails.
-	Store      deploy.Store
+	Store deploy.Store
+	// Content names the content store: empty for the directory
+	// DATA/content, or an s3://BUCKET[/PREFIX]?endpoint=…&region=… URL.
+	// The command wiring opens it (internal/cli) and hands it over as
+	// Blobs.
+	Content string // --content, IMPRINT_CONTENT
+	// Blobs, when set, is the content store to use instead of
+	// DATA/content; the server owns it from Open on and closes it, also
+	// when Open fails.
+	Blobs      content.Blobs
 	Listen     string // --listen, IMPRINT_LISTEN: HTTPS machine API
 	BootListen string // --boot-listen, IMPRINT_BOOT_LISTEN: plain-HTTP boot files
 	// Hostnames and IPs added to the generated server certificate besides

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -48,15 +47,6 @@ func (c *blobChecks) close() {
 	c.wg.Wait()
 }
 
-// blobModTime is the blob's modification time, zero if it cannot be read.
-func (s *Server) blobModTime(h string) time.Time {
-	fi, err := os.Stat(s.blobs.Path(h))
-	if err != nil {
-		return time.Time{}
-	}
-	return fi.ModTime()
-}
-
 func (c *blobChecks) markWhole(h string, mtime time.Time) {
 	c.mu.Lock()
 	c.whole[h] = mtime
@@ -66,7 +56,7 @@ func (c *blobChecks) markWhole(h string, mtime time.Time) {
 // serveBlob sends a blob with content.ServeBlob and acts on what it found:
 // a corrupt blob is reported and the response aborted; a range, which
 // could not be checked, schedules a check of the whole blob.
-func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, f *os.File, h, name string) {
+func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, f content.Object, h, name string) {
 	full, err := content.ServeBlob(w, r, f, h, name)
 	if ce, ok := content.AsCorrupt(err); ok {
 		s.blobCorrupt(r.Context(), ce, "download")
@@ -76,7 +66,7 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, f *os.File, h
 		s.log.Error("serve blob", "sha256", h, "err", err)
 		panic(http.ErrAbortHandler)
 	}
-	mtime := s.blobModTime(h)
+	mtime := f.ModTime()
 	if full {
 		s.checks.markWhole(h, mtime)
 		return
@@ -246,7 +236,7 @@ func (s *Server) adminVerifyContent(w http.ResponseWriter, r *http.Request) erro
 			continue // stored while the store was read
 		}
 		p := BlobProblem{SHA256: h, Problem: "missing", Detail: "no such blob in the store", UsedBy: u}
-		if s.blobs.SetAsideBlob(h) {
+		if s.blobs.SetAsideBlob(ctx, h) {
 			p.Problem, p.Detail = "corrupt", "found corrupt earlier and set aside: upload the file again to repair it"
 		}
 		rep.Problems = append(rep.Problems, p)
@@ -265,8 +255,8 @@ func nonNil(u []BlobUse) []BlobUse {
 
 // damagedBlob explains a version whose blob cannot be opened because it
 // was set aside as corrupt; other errors pass through.
-func (s *Server) damagedBlob(err error, item *deploy.ContentItem, v *deploy.ContentVersion, h string) error {
-	if deploy.IsNotFound(err) && s.blobs.SetAsideBlob(h) {
+func (s *Server) damagedBlob(ctx context.Context, err error, item *deploy.ContentItem, v *deploy.ContentVersion, h string) error {
+	if deploy.IsNotFound(err) && s.blobs.SetAsideBlob(ctx, h) {
 		return deploy.Errorf(deploy.KindInternal, "content %s version %d is damaged: its stored bytes failed their hash check "+
 			"and were set aside; upload the file again (imprint content add-version) to repair it", item.ID, v.VersionNo)
 	}

@@ -358,7 +358,7 @@ func (s *Server) machineContentFile(w http.ResponseWriter, r *http.Request) erro
 			if f.Path == path {
 				fh, err := s.blobs.Open(r.Context(), f.SHA256)
 				if err != nil {
-					return s.damagedBlob(err, item, v, f.SHA256)
+					return s.damagedBlob(r.Context(), err, item, v, f.SHA256)
 				}
 				defer fh.Close()
 				s.serveBlob(w, r, fh, f.SHA256, path)

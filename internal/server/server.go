@@ -36,7 +36,7 @@ type Server struct {
 	cfg   Config
 	log   *slog.Logger
 	store deploy.Store
-	blobs *content.Store
+	blobs content.Blobs
 	tls   *tlsca.Material
 	now   func() time.Time
 	bootH *boot.Handler // the boot port's handler; the PXE service's TFTP serves through it too
@@ -83,12 +83,15 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 		if cfg.Store != nil {
 			cfg.Store.Close()
 		}
+		if cfg.Blobs != nil {
+			cfg.Blobs.Close()
+		}
 		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log, now: time.Now, store: cfg.Store, checks: newBlobChecks()}
+	s := &Server{cfg: cfg, log: log, now: time.Now, store: cfg.Store, blobs: cfg.Blobs, checks: newBlobChecks()}
 	s.use = newUsage(cfg.Quotas)
 	s.life, s.stop = context.WithCancel(context.Background())
 	s.mcast = s.newMulticast()
@@ -111,11 +114,15 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 			return nil, fmt.Errorf("open store: %w", err)
 		}
 	}
-	if s.blobs, err = content.Open(filepath.Join(cfg.DataDir, "content")); err != nil {
-		return nil, fmt.Errorf("open content store: %w", err)
-	}
-	if s.blobs.Cleaned > 0 {
-		log.Info("removed temporary files of interrupted uploads", "count", s.blobs.Cleaned)
+	if s.blobs == nil {
+		local, err := content.Open(filepath.Join(cfg.DataDir, "content"))
+		if err != nil {
+			return nil, fmt.Errorf("open content store: %w", err)
+		}
+		s.blobs = local
+		if local.Cleaned > 0 {
+			log.Info("removed temporary files of interrupted uploads", "count", local.Cleaned)
+		}
 	}
 	if n, err := s.sweepBlobs(ctx); err != nil {
 		return nil, err

@@ -47,7 +47,7 @@ func startServerWith(t *testing.T, dir string, edit func(*server.Config)) *testS
 }
 
 // startServerLog is startServerWith with the server logging to log.
-func startServerLog(t *testing.T, dir string, edit func(*server.Config), log *slog.Logger) *testServer {
+func startServerLog(t testing.TB, dir string, edit func(*server.Config), log *slog.Logger) *testServer {
 	t.Helper()
 	cfg := server.DefaultConfig()
 	cfg.DataDir, cfg.Listen, cfg.BootListen = dir, "127.0.0.1:0", "127.0.0.1:0"
@@ -205,49 +205,50 @@ func blobPath(dir, hash string) string {
 }
 
 func TestFileVersionsDedupRangeAndDelete(t *testing.T) {
-	ts := startServer(t, t.TempDir())
-	item := createItem(t, ts, deploy.ContentFile, deploy.PurposeOperatingSystem)
-	data := bytes.Repeat([]byte("imprint-"), 40000)
+	forBackends(t, func(t *testing.T, ts *testServer, bl blobs) {
+		item := createItem(t, ts, deploy.ContentFile, deploy.PurposeOperatingSystem)
+		data := bytes.Repeat([]byte("imprint-"), 40000)
 
-	v1, resp := upload(t, ts, item.ID, bytes.NewReader(data), "")
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("upload: %d", resp.StatusCode)
-	}
-	if v1.VersionNo != 1 || v1.SHA256 != sha(data) || v1.ContentSize != int64(len(data)) {
-		t.Fatalf("version = %+v", v1)
-	}
-	v2, _ := upload(t, ts, item.ID, bytes.NewReader(data), `{"status":"In_Development","description":"same bytes"}`)
-	if v2.VersionNo != 2 || v2.Status != deploy.StatusInDevelopment {
-		t.Fatalf("second version = %+v", v2)
-	}
+		v1, resp := upload(t, ts, item.ID, bytes.NewReader(data), "")
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("upload: %d", resp.StatusCode)
+		}
+		if v1.VersionNo != 1 || v1.SHA256 != sha(data) || v1.ContentSize != int64(len(data)) {
+			t.Fatalf("version = %+v", v1)
+		}
+		v2, _ := upload(t, ts, item.ID, bytes.NewReader(data), `{"status":"In_Development","description":"same bytes"}`)
+		if v2.VersionNo != 2 || v2.Status != deploy.StatusInDevelopment {
+			t.Fatalf("second version = %+v", v2)
+		}
 
-	// Range request on the admin download: exact bytes, strong ETag.
-	req, _ := http.NewRequest("GET", "http://imprint/admin/v1/content/"+item.ID+"/versions/1/data", nil)
-	req.Header.Set("Range", "bytes=100-199")
-	r, err := ts.admin.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, _ := io.ReadAll(r.Body)
-	r.Body.Close()
-	if r.StatusCode != http.StatusPartialContent || !bytes.Equal(got, data[100:200]) || r.Header.Get("ETag") != `"`+sha(data)+`"` {
-		t.Fatalf("range: %d etag %s, %d bytes", r.StatusCode, r.Header.Get("ETag"), len(got))
-	}
+		// Range request on the admin download: exact bytes, strong ETag.
+		req, _ := http.NewRequest("GET", "http://imprint/admin/v1/content/"+item.ID+"/versions/1/data", nil)
+		req.Header.Set("Range", "bytes=100-199")
+		r, err := ts.admin.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		if r.StatusCode != http.StatusPartialContent || !bytes.Equal(got, data[100:200]) || r.Header.Get("ETag") != `"`+sha(data)+`"` {
+			t.Fatalf("range: %d etag %s, %d bytes", r.StatusCode, r.Header.Get("ETag"), len(got))
+		}
 
-	// Deleting one version keeps the blob the other still uses.
-	if resp := ts.do(t, "DELETE", "/admin/v1/content/"+item.ID+"/versions/1", nil, nil); resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("delete v1: %d", resp.StatusCode)
-	}
-	if _, err := os.Stat(blobPath(ts.dir, sha(data))); err != nil {
-		t.Fatalf("blob removed while version 2 uses it: %v", err)
-	}
-	if resp := ts.do(t, "DELETE", "/admin/v1/content/"+item.ID+"/versions/2", nil, nil); resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("delete v2: %d", resp.StatusCode)
-	}
-	if _, err := os.Stat(blobPath(ts.dir, sha(data))); !os.IsNotExist(err) {
-		t.Fatalf("blob left behind after its last version went: %v", err)
-	}
-	wantError(t, ts.do(t, "GET", "/admin/v1/content/"+item.ID+"/versions/2", nil, nil), 404, "not_found", "no version 2")
+		// Deleting one version keeps the blob the other still uses.
+		if resp := ts.do(t, "DELETE", "/admin/v1/content/"+item.ID+"/versions/1", nil, nil); resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("delete v1: %d", resp.StatusCode)
+		}
+		if !bl.exists(t, sha(data)) {
+			t.Fatalf("blob removed while version 2 uses it")
+		}
+		if resp := ts.do(t, "DELETE", "/admin/v1/content/"+item.ID+"/versions/2", nil, nil); resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("delete v2: %d", resp.StatusCode)
+		}
+		if bl.exists(t, sha(data)) {
+			t.Fatalf("blob left behind after its last version went")
+		}
+		wantError(t, ts.do(t, "GET", "/admin/v1/content/"+item.ID+"/versions/2", nil, nil), 404, "not_found", "no version 2")
+	})
 }
 
 func tarOf(t *testing.T, files map[string]string) []byte {

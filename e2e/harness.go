@@ -138,6 +138,11 @@ func buildArtifacts(t *testing.T, dir string) (*Artifacts, error) {
 			return nil, err
 		}
 	}
+	// The Windows agent, beside the server binary where the server looks
+	// for it: Prepare operating system stages it on a Windows partition.
+	if err := goBuildFor(ctx, "windows", root, filepath.Join(dir, "bin", "imprint-agent.exe"), "./cmd/imprint-agent"); err != nil {
+		return nil, err
+	}
 	a.Kernel, err = bootimage.FetchKernel(ctx, filepath.Join(cache, "kernel"), tlog{t})
 	if err != nil {
 		return nil, fmt.Errorf("fetch kernel: %w", err)
@@ -178,9 +183,14 @@ func moduleRoot(ctx context.Context) (string, error) {
 
 // goBuild builds a static binary of pkg (relative to the module root).
 func goBuild(ctx context.Context, root, out, pkg string) error {
+	return goBuildFor(ctx, "linux", root, out, pkg)
+}
+
+// goBuildFor builds pkg for goos/amd64.
+func goBuildFor(ctx context.Context, goos, root, out, pkg string) error {
 	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "e2e", "-trimpath", "-o", out, pkg)
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH=amd64")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
 	}

@@ -14,22 +14,13 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/imprint-osd/imprint/internal/hosttool"
 )
 
-// Tools are looked up on PATH and then in the sbin directories, because the
-// agent's PATH in the boot image and a test's PATH may both lack /sbin.
-func findTool(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin"} {
-		p := dir + "/" + name
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s is not installed", name)
-}
+// findTool finds a host program (internal/hosttool: PATH, then the system
+// directories, since the boot image's agent has no PATH).
+func findTool(name string) (string, error) { return hosttool.Find(name) }
 
 // run runs a tool and returns an error that includes the end of its output.
 func run(ctx context.Context, stdin io.Reader, name string, args ...string) error {

@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -26,6 +25,7 @@ import (
 	"time"
 
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/hosttool"
 )
 
 // Programs are the udpcast commands, found on PATH.
@@ -134,7 +134,7 @@ func Send(ctx context.Context, data io.Reader, c SendConfig, on func(Event, stri
 	if err := c.Check(); err != nil {
 		return err
 	}
-	bin, err := findProgram(SenderProgram)
+	bin, err := hosttool.Find(SenderProgram)
 	if err != nil {
 		return deploy.Errorf(deploy.KindUnavailable, "multicast needs %s (Debian package udpcast): %v", SenderProgram, err)
 	}
@@ -201,21 +201,6 @@ func scanCRLF(data []byte, atEOF bool) (int, []byte, error) {
 	return 0, nil, nil
 }
 
-// findProgram looks name up on PATH, then in the usual directories: the
-// boot image starts the agent with no PATH at all.
-func findProgram(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, dir := range []string{"/usr/sbin", "/usr/bin", "/sbin", "/bin"} {
-		p := dir + "/" + name
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s is not installed", name)
-}
-
 // ReceiveConfig is one udp-receiver run.
 type ReceiveConfig struct {
 	Interface string // the machine's interface towards the server
@@ -244,7 +229,7 @@ func receiverArgs(c ReceiveConfig) []string {
 // Receive starts udp-receiver and returns the data as it arrives. Close
 // stops the receiver; a Read error after the receiver failed says why.
 func Receive(ctx context.Context, c ReceiveConfig) (io.ReadCloser, error) {
-	bin, err := findProgram(ReceiverProgram)
+	bin, err := hosttool.Find(ReceiverProgram)
 	if err != nil {
 		return nil, deploy.Errorf(deploy.KindUnavailable, "multicast needs %s (Debian package udpcast in the boot image): %v", ReceiverProgram, err)
 	}

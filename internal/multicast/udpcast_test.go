@@ -1,12 +1,9 @@
 package multicast
 
 import (
-	"os"
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/imprint-osd/imprint/internal/testenv"
 )
 
 // TestCommandLines pins the udpcast command lines: the options that bound
@@ -35,17 +32,5 @@ func TestParseSenderLine(t *testing.T) {
 		if got := parseSenderLine(line); got != want {
 			t.Errorf("%q: %d, want %d", line, got, want)
 		}
-	}
-}
-
-// TestFindProgramWithoutPATH: the boot image runs the agent with no PATH;
-// udp-receiver must still be found where the boot image puts it.
-func TestFindProgramWithoutPATH(t *testing.T) {
-	if _, err := os.Stat("/usr/bin/" + ReceiverProgram); err != nil {
-		testenv.LookPath(t, ReceiverProgram)
-	}
-	t.Setenv("PATH", "")
-	if p, err := findProgram(ReceiverProgram); err != nil || p != "/usr/bin/"+ReceiverProgram {
-		t.Errorf("findProgram with no PATH = %q, %v; want /usr/bin/%s", p, err, ReceiverProgram)
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/disk"
+	"github.com/imprint-osd/imprint/internal/hosttool"
 	"github.com/imprint-osd/imprint/internal/sequence"
 	"github.com/imprint-osd/imprint/internal/unattend"
 	"github.com/imprint-osd/imprint/internal/winboot"
@@ -248,14 +249,14 @@ func MountWindows(ctx context.Context, spec, tmpDir string) (string, func() erro
 func mountNTFS(ctx context.Context, p disk.Partition, tmpDir string) (string, func() error, error) {
 	dev, detach := p.Device, func() error { return nil }
 	if dev == "" {
-		out, err := exec.CommandContext(ctx, toolPath("losetup"), "--find", "--show", "--offset", strconv.FormatInt(p.Start, 10),
+		out, err := exec.CommandContext(ctx, hosttool.Path("losetup"), "--find", "--show", "--offset", strconv.FormatInt(p.Start, 10),
 			"--sizelimit", strconv.FormatInt(p.Size, 10), p.DiskPath).CombinedOutput()
 		if err != nil {
 			return "", nil, fmt.Errorf("losetup %s at %d: %w: %s", p.DiskPath, p.Start, err, bytes.TrimSpace(out))
 		}
 		dev = strings.TrimSpace(string(out))
 		detach = func() error {
-			if out, err := exec.Command(toolPath("losetup"), "-d", dev).CombinedOutput(); err != nil {
+			if out, err := exec.Command(hosttool.Path("losetup"), "-d", dev).CombinedOutput(); err != nil {
 				return fmt.Errorf("losetup -d %s: %w: %s", dev, err, bytes.TrimSpace(out))
 			}
 			return nil
@@ -267,7 +268,7 @@ func mountNTFS(ctx context.Context, p disk.Partition, tmpDir string) (string, fu
 		return "", nil, err
 	}
 	if err := unix.Mount(dev, dir, "ntfs3", 0, ""); err != nil {
-		out, err2 := exec.CommandContext(ctx, toolPath("ntfs-3g"), dev, dir).CombinedOutput()
+		out, err2 := exec.CommandContext(ctx, hosttool.Path("ntfs-3g"), dev, dir).CombinedOutput()
 		if err2 != nil {
 			_ = os.Remove(dir)
 			detach()

@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
-	"flag"
 	"fmt"
+	"github.com/imprint-osd/imprint/internal/golden"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -21,26 +21,6 @@ import (
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/stepdefs"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./internal/agent -run Golden -update)", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s mismatch (-want +got):\n%s", name, diff)
-	}
-}
 
 // decodeUTF16 reads a task file as schtasks.exe does.
 func decodeUTF16(t *testing.T, b []byte) string {
@@ -70,7 +50,7 @@ type taskDef struct {
 func TestGoldenResumeTaskXML(t *testing.T) {
 	const exe, state = `C:\ProgramData\Imprint\imprint-agent.exe`, `C:\ProgramData\Imprint\state`
 	x := agent.ResumeTaskXML(exe, state)
-	golden(t, "resume-task.golden", x)
+	golden.Check(t, "resume-task.golden", []byte(x))
 
 	for _, tc := range []struct{ exe, state, args string }{
 		{exe, state, `resume --state C:\ProgramData\Imprint\state`},
@@ -110,7 +90,7 @@ func TestGoldenPowerCommands(t *testing.T) {
 			fmt.Fprintf(&b, "%s %s: %s %s\n", goos, action, prog, strings.Join(args, " "))
 		}
 	}
-	golden(t, "power-commands.golden", b.String())
+	golden.Check(t, "power-commands.golden", []byte(b.String()))
 }
 
 func TestFinishPowerAction(t *testing.T) {

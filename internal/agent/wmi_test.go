@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/imprint-osd/imprint/internal/golden"
 	"os"
 	"path/filepath"
 	"strings"
@@ -140,5 +141,5 @@ func TestGoldenWMICommand(t *testing.T) {
 	if script != agent.WMIScript {
 		t.Error("the encoded command does not decode to WMIScript")
 	}
-	golden(t, "wmi-command.golden", fmt.Sprintf("%s %s <WMIScript>\n\n%s", prog, strings.Join(args[:5], " "), script))
+	golden.Check(t, "wmi-command.golden", []byte(fmt.Sprintf("%s %s <WMIScript>\n\n%s", prog, strings.Join(args[:5], " "), script)))
 }

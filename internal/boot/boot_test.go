@@ -2,7 +2,7 @@ package boot_test
 
 import (
 	"context"
-	"flag"
+	"github.com/imprint-osd/imprint/internal/golden"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,8 +18,6 @@ import (
 
 	"github.com/imprint-osd/imprint/internal/boot"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.ipxe from the current output")
 
 const fingerprint = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
@@ -56,25 +54,6 @@ func get(t *testing.T, h http.Handler, target string) *httptest.ResponseRecorder
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, target, nil))
 	return w
-}
-
-// golden compares got with testdata/name, or rewrites it under -update.
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./internal/boot -update)", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s mismatch (-want +got):\n%s", name, diff)
-	}
 }
 
 var (
@@ -139,7 +118,7 @@ func TestScriptsGolden(t *testing.T) {
 				t.Errorf("Content-Type %q", ct)
 			}
 			checkScript(t, w.Body.String())
-			golden(t, tt.golden, w.Body.String())
+			golden.Check(t, tt.golden, []byte(w.Body.String()))
 		})
 	}
 }

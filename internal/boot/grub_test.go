@@ -3,6 +3,7 @@ package boot_test
 import (
 	"context"
 	"errors"
+	"github.com/imprint-osd/imprint/internal/golden"
 	"io/fs"
 	"net/http"
 	"os"
@@ -81,7 +82,7 @@ func TestGrubGolden(t *testing.T) {
 				t.Fatalf("status %d, body %q", w.Code, w.Body)
 			}
 			checkGrub(t, w.Body.String())
-			golden(t, tt.golden, w.Body.String())
+			golden.Check(t, tt.golden, []byte(w.Body.String()))
 		})
 	}
 }

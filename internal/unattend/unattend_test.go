@@ -5,9 +5,8 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/xml"
-	"flag"
+	"github.com/imprint-osd/imprint/internal/golden"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf16"
@@ -16,8 +15,6 @@ import (
 
 	"github.com/imprint-osd/imprint/internal/unattend"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 const secret = "S3cr&t<Pa55>"
 
@@ -103,23 +100,6 @@ func unhide(t *testing.T, v string) string {
 	return string(utf16.Decode(u))
 }
 
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (run go test -update)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s (-want +got):\n%s", name, diff)
-	}
-}
-
 func TestGoldenPerMethod(t *testing.T) {
 	custom, err := os.ReadFile("testdata/input-custom.xml")
 	if err != nil {
@@ -139,8 +119,8 @@ func TestGoldenPerMethod(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, name+".xml", res.Unattend)
-			golden(t, name+".SetupComplete.cmd", res.SetupComplete)
+			golden.Check(t, name+".xml", res.Unattend)
+			golden.Check(t, name+".SetupComplete.cmd", res.SetupComplete)
 			for _, out := range [][]byte{res.Unattend, res.SetupComplete, []byte(res.RunOnce)} {
 				if o.AdminPassword != "" && bytes.Contains(out, []byte(o.AdminPassword)) {
 					t.Errorf("the password appears in clear in the output:\n%s", out)

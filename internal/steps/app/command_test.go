@@ -1,35 +1,13 @@
 package app
 
 import (
-	"flag"
 	"fmt"
+	"github.com/imprint-osd/imprint/internal/golden"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/google/go-cmp/cmp"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./internal/steps/app -update)", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s mismatch (-want +got):\n%s", name, diff)
-	}
-}
 
 // TestWindowsInstallCommands pins what Windows runs for an application
 // (it cannot run here): .msi packages through msiexec with a verbose log,
@@ -60,7 +38,7 @@ func TestWindowsInstallCommands(t *testing.T) {
 		}
 		fmt.Fprintf(&b, "%s:\n  program: %s\n  cmdline: %s\n", tc.name, in.Cmd.Path, in.Cmd.CmdLine)
 	}
-	golden(t, "windows-install.golden", b.String())
+	golden.Check(t, "windows-install.golden", []byte(b.String()))
 
 	for _, tc := range []struct{ goos, line, content, wantErr string }{
 		{"windows", "", two, "the content is not one .msi package"},

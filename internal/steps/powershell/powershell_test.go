@@ -3,38 +3,14 @@ package powershell
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
+	"github.com/imprint-osd/imprint/internal/golden"
 	"strings"
 	"testing"
-
-	"github.com/google/go-cmp/cmp"
 
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/sequence"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./internal/steps/powershell -update)", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s mismatch (-want +got):\n%s", name, diff)
-	}
-}
 
 func env(settings map[string]string, vars map[string]string) *sequence.Env {
 	v := sequence.NewVars()
@@ -70,7 +46,7 @@ func TestWindowsCommands(t *testing.T) {
 		}
 		fmt.Fprintf(&b, "%s:\n  program: %s\n  cmdline: %s\n  timeout: %s\n", tc.name, c.Path, c.CmdLine, c.Timeout)
 	}
-	golden(t, "windows-commands.golden", b.String())
+	golden.Check(t, "windows-commands.golden", []byte(b.String()))
 }
 
 func TestProgramChoice(t *testing.T) {

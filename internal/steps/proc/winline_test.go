@@ -1,35 +1,13 @@
 package proc
 
 import (
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
+	"github.com/imprint-osd/imprint/internal/golden"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./internal/steps/proc -update)", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s mismatch (-want +got):\n%s", name, diff)
-	}
-}
 
 // splitWindows splits a command line as CommandLineToArgvW and the
 // Microsoft C runtime do (2n backslashes + quote: n backslashes and a
@@ -102,7 +80,7 @@ func TestWindowsShellLines(t *testing.T) {
 		c := ShellCmdFor("windows", line)
 		fmt.Fprintf(&b, "line:    %s\nprogram: %s\ncmdline: %s\n\n", line, c.Path, c.CmdLine)
 	}
-	golden(t, "windows-shell.golden", b.String())
+	golden.Check(t, "windows-shell.golden", []byte(b.String()))
 	if c := ShellCmdFor("linux", "echo hi"); c.Path != "/bin/sh" || c.CmdLine != "" || !cmp.Equal(c.Args, []string{"-c", "echo hi"}) {
 		t.Errorf("linux shell = %+v", c)
 	}

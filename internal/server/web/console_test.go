@@ -36,7 +36,13 @@ type env struct {
 
 func start(t *testing.T) *env {
 	t.Helper()
-	srv := servertest.Start(t, nil)
+	return startWith(t, nil)
+}
+
+// startWith is start with the server's configuration edited first.
+func startWith(t *testing.T, edit func(*server.Config)) *env {
+	t.Helper()
+	srv := servertest.Start(t, edit)
 	pem, err := os.ReadFile(server.CACertPath(srv.DataDir()))
 	if err != nil {
 		t.Fatal(err)

@@ -118,6 +118,7 @@ func consoleAdminPages(t *testing.T, e *env, h chromeHelpers) string {
 		deploy.Str(item.Versions[0].InstallationCommandLine) != "setup.bin /quiet" {
 		t.Fatalf("the uploaded version is not stored as sent: %+v", item)
 	}
+	consoleFolderUpload(t, e, h) // browser_folder_test.go
 
 	// Devices: the machine the agent ran on, with what it gathered.
 	h.visit("/devices")

@@ -32,6 +32,7 @@ type env struct {
 	admin *client.Admin
 	base  string
 	ca    *x509.CertPool
+	build *gatedBuild // the console's boot image build, when the test set one
 }
 
 func start(t *testing.T) *env {

@@ -59,7 +59,7 @@
           wasRunning = true;
           window.setTimeout(poll, 1000);
         } else if (wasRunning) {
-          window.location.reload();
+          window.location.assign("/bootimages");
         }
       });
       xhr.addEventListener("error", function () {

@@ -166,7 +166,8 @@ func (c *Console) bootImageBuild(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			fmt.Fprintf(&c.build, "error: %v\n", err)
 		}
-		c.build.finish(err, c.d.Now())
+		// The outcome is audited before the job shows it ended, so whoever
+		// sees it ended finds it in the audit log.
 		e := &deploy.AuditEvent{Actor: actor, Action: "console.bootimage.build", Outcome: auth.OutcomeSuccess, Source: source,
 			Details: map[string]string{"consoleSession": s.id}}
 		if err != nil {
@@ -175,6 +176,7 @@ func (c *Console) bootImageBuild(w http.ResponseWriter, r *http.Request) {
 		if err := c.d.Record(context.WithoutCancel(ctx), e); err != nil {
 			c.d.Log.Error("audit write failed", "action", e.Action, "err", err)
 		}
+		c.build.finish(err, c.d.Now())
 	}()
 	back(w, r, "/bootimages", "Boot image build started: its log follows below.")
 }

@@ -124,13 +124,9 @@ func bootimageBuild(ctx context.Context, a *app, args []string) error {
 	}
 	// The Secure Boot chain (shim and signed GRUB) for UEFI network boot;
 	// without it the server sends UEFI machines iPXE, so a failed
-	// download only warns.
-	sc, err := bootimage.FetchSignedChain(ctx, p.Cache, a.stderr)
-	if err != nil {
-		fmt.Fprintf(a.stderr, "warning: no Secure Boot chain in this image (UEFI machines will get iPXE, which Secure Boot refuses): %v\n", err)
-		sc = nil
-	}
-	img, err := bootimage.Build(ctx, bootimage.BuildOptions{OutDir: p.Out, Kernel: k, AgentPath: p.Agent, Signed: sc, Log: a.stderr})
+	// download only warns. The console's Build runs the same code
+	// (bootimage.BuildDebian).
+	img, err := bootimage.BuildWithChain(ctx, bootimage.DebianOptions{Agent: p.Agent, Cache: p.Cache, Out: p.Out, Log: a.stderr}, k)
 	if err != nil {
 		return fmt.Errorf("bootimage build: %w", err)
 	}

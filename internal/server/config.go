@@ -1,7 +1,9 @@
 package server
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"net"
 	"path/filepath"
 	"strings"
@@ -79,6 +81,10 @@ type Config struct {
 	// DIR/agents/windows-amd64/imprint-agent.exe, then beside the server's
 	// executable (winagent.go).
 	WindowsAgent string
+	// BuildBootImage overrides the web console's boot image build (tests
+	// give a quick one to test the console's job); nil is the real build,
+	// bootimage.BuildDebian (console.go).
+	BuildBootImage func(ctx context.Context, log io.Writer) error
 	// PasscodeArgon2 overrides the Argon2id cost (tests use a cheap one);
 	// zero means auth.DefaultArgon2Params.
 	PasscodeArgon2 auth.Argon2Params

@@ -2,9 +2,14 @@ package server
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 
 	"github.com/imprint-osd/imprint/internal/auth"
+	"github.com/imprint-osd/imprint/internal/bootimage"
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/sequence/validate"
 	"github.com/imprint-osd/imprint/internal/server/web"
@@ -18,7 +23,7 @@ func (s *Server) openConsole() error {
 	if s.users, err = auth.NewUsers(s.store, s.cfg.PasscodeArgon2); err != nil {
 		return err
 	}
-	s.console, err = web.New(web.Deps{
+	d := web.Deps{
 		Store:    s.store,
 		Users:    s.users,
 		Throttle: s.throttle,
@@ -37,8 +42,39 @@ func (s *Server) openConsole() error {
 		Validate: func(ctx context.Context, ts *deploy.TaskSequence) (validate.Result, error) {
 			return validate.TaskSequence(ctx, ts, resolver{s.store})
 		},
-	})
+		BuildBootImage: s.buildBootImage,
+	}
+	if s.cfg.BuildBootImage != nil {
+		d.BuildBootImage = s.cfg.BuildBootImage
+	}
+	s.console, err = web.New(d)
 	return err
+}
+
+// buildBootImage is the console's boot image build: what `imprint
+// bootimage build` does with its defaults (Debian's kernel and signed
+// chain into DATA/cache, the image into DATA/boot/images/x86_64, where
+// the boot port serves it at once; imprint-agent beside this executable).
+// Unlike the CLI it does not register the image as a content item.
+func (s *Server) buildBootImage(ctx context.Context, log io.Writer) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find this executable to locate imprint-agent beside it: %w", err)
+	}
+	if resolved, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = resolved
+	}
+	agent := filepath.Join(filepath.Dir(exe), "imprint-agent")
+	if info, err := os.Stat(agent); err != nil || !info.Mode().IsRegular() {
+		return fmt.Errorf("agent %s not found: build it (make build puts it beside imprint)", agent)
+	}
+	img, err := bootimage.BuildDebian(ctx, bootimage.DebianOptions{Agent: agent, Cache: filepath.Join(s.cfg.DataDir, "cache"),
+		Out: filepath.Join(BootImagesDir(s.cfg.DataDir), "x86_64"), Log: log})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "built boot image of kernel %s in %s\n", img.Manifest.KernelVersion, img.Dir)
+	return nil
 }
 
 // consoleLogout ends the console sessions of an account whose password

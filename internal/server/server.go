@@ -389,6 +389,10 @@ func (s *Server) close() {
 	if s.adminLn != nil {
 		os.Remove(SocketPath(s.cfg.DataDir))
 	}
+	if s.console != nil { // a boot image build ends (canceled) before the store closes
+		s.console.Close()
+		s.console.Wait()
+	}
 	if s.checks != nil {
 		s.checks.close()
 	}

@@ -23,6 +23,8 @@ func (c *Console) registerAdmin(h func(string, http.HandlerFunc)) {
 	h("POST /devices/{id}/nextboot", c.change(deploy.RoleOperator, c.deviceNextBoot))
 	h("GET /bootimages", c.page(deploy.RoleViewer, c.bootImagesPage))
 	h("GET /bootimages/{arch}/iso", c.page(deploy.RoleOperator, c.bootImageISO))
+	h("GET /bootimages/build", c.page(deploy.RoleViewer, c.bootImageBuildState))
+	h("POST /bootimages/build", c.change(deploy.RoleAdmin, c.bootImageBuild))
 	h("POST /runs/{id}/cancel", c.change(deploy.RoleOperator, c.runCancel))
 
 	// Security (security.go): reading the summary is for everyone,

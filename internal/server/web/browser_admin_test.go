@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -118,6 +119,7 @@ func consoleAdminPages(t *testing.T, e *env, h chromeHelpers) string {
 		deploy.Str(item.Versions[0].InstallationCommandLine) != "setup.bin /quiet" {
 		t.Fatalf("the uploaded version is not stored as sent: %+v", item)
 	}
+	consoleFolderUpload(t, e, h) // browser_folder_test.go
 
 	// Devices: the machine the agent ran on, with what it gathered.
 	h.visit("/devices")
@@ -129,8 +131,7 @@ func consoleAdminPages(t *testing.T, e *env, h chromeHelpers) string {
 	h.run("set next boot to deploy", chromedp.SetValue(chromedp.CSS(`#next-boot select`), "deploy"))
 	h.waitText("main", "will next boot: deploy")
 	h.shot("device")
-	h.visit("/bootimages")
-	h.shot("bootimages")
+	consoleBootImageBuild(t, e, h)
 	for _, p := range []string{"/security", "/security/sessions", "/security/tokens", "/security/audit"} {
 		h.visit(p)
 		h.shot(strings.ReplaceAll(strings.TrimPrefix(p, "/"), "/", "-"))
@@ -141,6 +142,56 @@ func consoleAdminPages(t *testing.T, e *env, h chromeHelpers) string {
 		chromedp.Click(chromedp.CSS(`#token-create-form button[type="submit"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#secret`)))
 	return item.ID
+}
+
+// gatedBuild is a boot image build for the console's job (the test's
+// Config.BuildBootImage): it writes the lines the test sends and ends
+// when the test says so. It stands in for bootimage.BuildDebian, which
+// downloads from Debian, only to test the console's job and page.
+type gatedBuild struct {
+	lines   chan string
+	release chan error
+}
+
+func newGatedBuild() *gatedBuild {
+	return &gatedBuild{lines: make(chan string), release: make(chan error)}
+}
+
+func (g *gatedBuild) run(ctx context.Context, log io.Writer) error {
+	fmt.Fprintln(log, "fetching linux-image-amd64")
+	for {
+		select {
+		case l := <-g.lines:
+			fmt.Fprintln(log, l)
+		case err := <-g.release:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// consoleBootImageBuild, as an admin: start a boot image build on the
+// boot images page and watch its log and state change without a reload.
+func consoleBootImageBuild(t *testing.T, e *env, h chromeHelpers) {
+	t.Helper()
+	h.visit("/bootimages")
+	h.run("start a boot image build", chromedp.Click(chromedp.CSS(`#build-form button[type="submit"]`)))
+	h.waitText("#build-state", "running")
+	h.waitText("#build-log", "fetching linux-image-amd64")
+	h.run("mark the page", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.imprintBuildMarker = true`))
+		return err
+	}))
+	e.build.lines <- "unpacking linux-image-6.12.9-amd64"
+	h.waitText("#build-log", "unpacking linux-image-6.12.9-amd64")
+	if live, _ := chromedp.Run(h.bctx, chromedp.Evaluate[bool](`window.imprintBuildMarker === true`)); !live {
+		t.Error("the build's log line appeared only after a reload")
+	}
+	h.shot("bootimages")
+	e.build.release <- nil
+	h.waitText("#build-state", "succeeded") // the page reloads itself when the build ends
+	h.waitText("#build-log", "unpacking linux-image-6.12.9-amd64")
 }
 
 // viewerRefusals, as a viewer: every change the console has, posted from
@@ -160,6 +211,7 @@ func viewerRefusals(t *testing.T, e *env, h chromeHelpers, itemID, tsID string) 
 		"/ts/import", "/ts/new", "/ts/" + tsID + "/versions/1/status",
 		"/security/anonymous", "/security/passcode", "/security/passcode/generate", "/security/passcode/rotate",
 		"/security/passcode/clear", "/security/sessions/revoke", "/security/tokens", "/security/audit/verify",
+		"/bootimages/build",
 	}
 	h.visit("/content/" + itemID)
 	if n, _ := chromedp.Run(h.bctx, chromedp.Evaluate[int](`document.querySelectorAll("#upload-form, form.status-form, #content-new-form").length`)); n != 0 {

@@ -90,7 +90,9 @@ func TestConsoleInChromium(t *testing.T) {
 	exe := chromium(t)
 	shots := screenshotDir(t)
 	t.Logf("console screenshots: %s", shots)
-	e := start(t)
+	build := newGatedBuild()
+	e := startWith(t, func(c *server.Config) { c.BuildBootImage = build.run })
+	e.build = build
 	ctx := context.Background()
 	e.addUser(t, "root", "admin")
 	e.addUser(t, "eve", "viewer")

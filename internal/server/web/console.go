@@ -67,6 +67,11 @@ type Deps struct {
 	// many may run at once (zero: 4).
 	MaxUpload int64
 	Uploads   int
+
+	// BuildBootImage builds the boot image, writing its progress lines to
+	// log: what `imprint bootimage build` does (the server wires
+	// bootimage.BuildDebian). Nil: the console cannot build one.
+	BuildBootImage func(ctx context.Context, log io.Writer) error
 }
 
 // Console serves the web console.
@@ -76,12 +81,18 @@ type Console struct {
 	pages    map[string]*template.Template
 	stop     chan struct{} // closed by Close: live streams end
 	stopOnce sync.Once
-	uploads  chan struct{} // a slot per running content upload
+	uploads  chan struct{}  // a slot per running content upload
+	build    buildJob       // the boot image build (bootbuild.go)
+	jobs     sync.WaitGroup // running background jobs
 }
 
 // Close ends every live stream, so a server shutdown does not wait for
 // browsers to hang up. Register it with http.Server.RegisterOnShutdown.
 func (c *Console) Close() { c.stopOnce.Do(func() { close(c.stop) }) }
+
+// Wait returns when the background jobs (a boot image build) have ended;
+// after Close they are canceled.
+func (c *Console) Wait() { c.jobs.Wait() }
 
 // New builds the console; its templates are parsed once here.
 func New(d Deps) (*Console, error) {

@@ -32,11 +32,18 @@ type env struct {
 	admin *client.Admin
 	base  string
 	ca    *x509.CertPool
+	build *gatedBuild // the console's boot image build, when the test set one
 }
 
 func start(t *testing.T) *env {
 	t.Helper()
-	srv := servertest.Start(t, nil)
+	return startWith(t, nil)
+}
+
+// startWith is start with the server's configuration edited first.
+func startWith(t *testing.T, edit func(*server.Config)) *env {
+	t.Helper()
+	srv := servertest.Start(t, edit)
 	pem, err := os.ReadFile(server.CACertPath(srv.DataDir()))
 	if err != nil {
 		t.Fatal(err)

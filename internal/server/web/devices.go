@@ -125,7 +125,8 @@ func (c *Console) bootImagesPage(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, code, err)
 		return
 	}
-	c.render(w, r, "bootimages", sessionOf(r), "Boot images", list)
+	c.render(w, r, "bootimages", sessionOf(r), "Boot images", map[string]any{
+		"Images": list, "Job": c.build.view(), "CanBuild": c.d.BuildBootImage != nil})
 }
 
 // bootImageISO streams the ISO the admin API builds for this server; an

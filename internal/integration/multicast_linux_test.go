@@ -45,17 +45,9 @@ func TestLabOfEightMachines(t *testing.T) {
 	size := int64(mib) << 20
 
 	imprintBin, agentBin := binaries(t)
-	srv := startServerWith(t, []string{"ip", "netns", "exec", srvHost.NS}, imprintBin,
-		"--listen", srvHost.IP+":7281", "--boot-listen", srvHost.IP+":8080", "--cert-host", srvHost.IP)
-	const passcode = "Lab-Bench-Orbit-4417"
-	srv.cli(t, passcode+"\n"+passcode+"\n", "passcode", "set")
-
+	srv := startLabServer(t, srvHost, imprintBin)
 	work := t.TempDir()
-	img := filepath.Join(work, "os.img")
-	sum := randomFile(t, img, size)
-	var item deploy.ContentItem
-	srv.cliJSON(t, &item, "content", "add", "--name", "Lab image", "--type", "File", "--purpose", "OperatingSystem")
-	srv.cli(t, "", "content", "version", item.ID, img, "--status", "Active")
+	item, sum := addLabImage(t, srv, filepath.Join(work, "os.img"), "Lab image", size)
 
 	const tsID = "b0000000-0000-4000-8000-000000000015"
 	apply := step("a1", "Apply operating system", typeApplyOS,
@@ -80,7 +72,7 @@ func TestLabOfEightMachines(t *testing.T) {
 				h := lan.Hosts[i+1]
 				cmd := exec.Command("ip", "netns", "exec", h.NS, agentBin, "run",
 					"--server", "https://"+srvHost.IP+":7281", "--ca", ca, "--ts", "Lab image",
-					"--var", "Passcode="+passcode, "--var", "LabDisk="+disks[i],
+					"--var", "Passcode="+labPasscode, "--var", "LabDisk="+disks[i],
 					"--var", "LabMulticast="+strconv.FormatBool(useMulticast),
 					"--state", filepath.Join(work, fmt.Sprintf("%s-state%d", name, i+1)), "--power", "exit")
 				var b bytes.Buffer
@@ -143,6 +135,30 @@ func TestLabOfEightMachines(t *testing.T) {
 	if len(list) != 1 || list[0].State != multicast.StateDone || list[0].Joined != machines {
 		t.Errorf("sessions after the run = %+v, want one done with %d joined", list, machines)
 	}
+}
+
+// labPasscode is the passcode of the servers the lab tests start.
+const labPasscode = "Lab-Bench-Orbit-4417"
+
+// startLabServer starts `imprint server` in h's namespace on h's address
+// (API 7281, boot 7282) with labPasscode set; args are added.
+func startLabServer(t *testing.T, h netlab.Host, bin string, args ...string) *server {
+	t.Helper()
+	srv := startServerWith(t, []string{"ip", "netns", "exec", h.NS}, bin,
+		append([]string{"--listen", h.IP + ":7281", "--boot-listen", h.IP + ":7282", "--cert-host", h.IP}, args...)...)
+	srv.cli(t, labPasscode+"\n"+labPasscode+"\n", "passcode", "set")
+	return srv
+}
+
+// addLabImage writes size random bytes to path and makes them the Active
+// version 1 of a new File item; it returns the item and the bytes' SHA-256.
+func addLabImage(t *testing.T, srv *server, path, name string, size int64) (deploy.ContentItem, string) {
+	t.Helper()
+	sum := randomFile(t, path, size)
+	var item deploy.ContentItem
+	srv.cliJSON(t, &item, "content", "add", "--name", name, "--type", "File", "--purpose", "OperatingSystem")
+	srv.cli(t, "", "content", "version", item.ID, path, "--status", "Active")
+	return item, sum
 }
 
 func randomFile(t *testing.T, path string, size int64) string {

@@ -32,18 +32,9 @@ func TestBranchRelay(t *testing.T) {
 	const size = 32 << 20
 
 	imprintBin, agentBin := binaries(t)
-	srv := startServerWith(t, []string{"ip", "netns", "exec", central.NS}, imprintBin,
-		"--listen", central.IP+":7281", "--boot-listen", central.IP+":7282", "--cert-host", central.IP,
-		"--trusted-proxy", relayHost.IP+"/32")
-	const passcode = "Lab-Bench-Orbit-4417"
-	srv.cli(t, passcode+"\n"+passcode+"\n", "passcode", "set")
-
+	srv := startLabServer(t, central, imprintBin, "--trusted-proxy", relayHost.IP+"/32")
 	work := t.TempDir()
-	img := filepath.Join(work, "os.img")
-	sum := randomFile(t, img, size)
-	var item deploy.ContentItem
-	srv.cliJSON(t, &item, "content", "add", "--name", "Branch image", "--type", "File", "--purpose", "OperatingSystem")
-	srv.cli(t, "", "content", "version", item.ID, img, "--status", "Active")
+	item, sum := addLabImage(t, srv, filepath.Join(work, "os.img"), "Branch image", size)
 	const tsID = "b0000000-0000-4000-8000-000000000016"
 	gate := filepath.Join(work, "gate")
 	os.MkdirAll(gate, 0o755)
@@ -66,7 +57,7 @@ func TestBranchRelay(t *testing.T) {
 		disk := newDisk(t, filepath.Join(work, name+".img"), size)
 		cmd := exec.Command("ip", "netns", "exec", h.NS, agentBin, "run",
 			"--server", "https://"+relayHost.IP+":7281", "--ca", filepath.Join(relayData, "tls", "ca.crt"),
-			"--ts", "Branch image", "--var", "Passcode="+passcode, "--var", "LabDisk="+disk, "--var", "Machine="+name,
+			"--ts", "Branch image", "--var", "Passcode="+labPasscode, "--var", "LabDisk="+disk, "--var", "Machine="+name,
 			"--state", filepath.Join(work, name+"-state"), "--power", "exit")
 		b := &lockedBuffer{}
 		cmd.Stdout, cmd.Stderr, cmd.Stdin = b, b, strings.NewReader("")

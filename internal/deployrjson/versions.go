@@ -17,25 +17,16 @@ import (
 // argument is modified.
 func AppendTaskSequenceVersions(dst, src *deploy.TaskSequence) *deploy.TaskSequence {
 	out := *dst
-	out.Versions = slices.Clone(dst.Versions)
-	next, used := nextVersion(len(dst.Versions), func(i int) (int, string) { return dst.Versions[i].VersionNo, dst.Versions[i].ID })
-	add := slices.Clone(src.Versions)
-	sort.SliceStable(add, func(i, j int) bool { return add[i].VersionNo < add[j].VersionNo })
-	for _, v := range add {
-		v.VersionNo = next
-		next++
-		if v.ID == "" || used[strings.ToLower(v.ID)] {
-			v.ID = uuid.NewString()
-		}
-		used[strings.ToLower(v.ID)] = true
+	out.Versions = appendRenumbered(dst.Versions, src.Versions, func(v *deploy.TSVersion) (*int, *string) { return &v.VersionNo, &v.ID })
+	for i := len(dst.Versions); i < len(out.Versions); i++ {
+		v := &out.Versions[i]
 		v.TaskSequenceID = dst.ID
 		v.Steps = slices.Clone(v.Steps)
-		for i := range v.Steps {
-			if v.Steps[i].TaskSequenceVersionID != nil {
-				v.Steps[i].TaskSequenceVersionID = deploy.StrPtr(v.ID)
+		for j := range v.Steps {
+			if v.Steps[j].TaskSequenceVersionID != nil {
+				v.Steps[j].TaskSequenceVersionID = deploy.StrPtr(v.ID)
 			}
 		}
-		out.Versions = append(out.Versions, v)
 	}
 	return &out
 }
@@ -44,33 +35,44 @@ func AppendTaskSequenceVersions(dst, src *deploy.TaskSequence) *deploy.TaskSeque
 // definitions.
 func AppendStepDefinitionVersions(dst, src *deploy.StepDefinition) *deploy.StepDefinition {
 	out := *dst
-	out.Versions = slices.Clone(dst.Versions)
-	next, used := nextVersion(len(dst.Versions), func(i int) (int, string) { return dst.Versions[i].VersionNo, dst.Versions[i].ID })
-	add := slices.Clone(src.Versions)
-	sort.SliceStable(add, func(i, j int) bool { return add[i].VersionNo < add[j].VersionNo })
-	for _, v := range add {
-		v.VersionNo = next
-		next++
-		if v.ID == "" || used[strings.ToLower(v.ID)] {
-			v.ID = uuid.NewString()
-		}
-		used[strings.ToLower(v.ID)] = true
-		v.StepDefinitionID = dst.ID
-		out.Versions = append(out.Versions, v)
+	out.Versions = appendRenumbered(dst.Versions, src.Versions, func(v *deploy.StepDefVersion) (*int, *string) { return &v.VersionNo, &v.ID })
+	for i := len(dst.Versions); i < len(out.Versions); i++ {
+		out.Versions[i].StepDefinitionID = dst.ID
 	}
 	return &out
 }
 
-func nextVersion(n int, at func(int) (int, string)) (int, map[string]bool) {
+// appendRenumbered returns a new slice of have followed by copies of add,
+// in add's version order, numbered after have's highest version, keeping
+// their ids unless empty or already used. key points at a version's number
+// and id.
+func appendRenumbered[V any](have, add []V, key func(*V) (*int, *string)) []V {
+	out := slices.Clone(have)
 	next, used := 1, map[string]bool{}
-	for i := 0; i < n; i++ {
-		no, id := at(i)
-		if no >= next {
-			next = no + 1
+	for i := range out {
+		no, id := key(&out[i])
+		if *no >= next {
+			next = *no + 1
 		}
-		used[strings.ToLower(id)] = true
+		used[strings.ToLower(*id)] = true
 	}
-	return next, used
+	add = slices.Clone(add)
+	sort.SliceStable(add, func(i, j int) bool {
+		a, _ := key(&add[i])
+		b, _ := key(&add[j])
+		return *a < *b
+	})
+	for i := range add {
+		no, id := key(&add[i])
+		*no = next
+		next++
+		if *id == "" || used[strings.ToLower(*id)] {
+			*id = uuid.NewString()
+		}
+		used[strings.ToLower(*id)] = true
+		out = append(out, add[i])
+	}
+	return out
 }
 
 // CloneStepDefinition returns a copy of d with new ids for the definition

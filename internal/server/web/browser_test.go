@@ -191,8 +191,27 @@ func TestConsoleInChromium(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
+	// settled waits until the page has loaded and no upload form is about
+	// to leave it: upload.js shows "Version N stored" and then navigates,
+	// and a screenshot taken across that navigation fails with "Not
+	// attached to an active page".
+	settled := func() {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			ok, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`document.readyState === "complete" && !document.querySelector("form[data-done=ok]")`))
+			if err == nil && ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the page never settled: ready=%v err=%v", ok, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	shot := func(name string) []byte {
 		t.Helper()
+		settled()
 		b, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
 		if err != nil {
 			t.Fatalf("screenshot %s: %v", name, err)

@@ -4,32 +4,25 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
+	"syscall"
 	"time"
 
+	"github.com/imprint-osd/imprint/internal/lab"
 	"github.com/imprint-osd/imprint/internal/testenv"
 )
 
-// Firmware is the machine's firmware.
-type Firmware int
+// Firmware is the machine's firmware (internal/lab, which `imprint lab`
+// uses too).
+type Firmware = lab.Firmware
 
 const (
-	UEFI Firmware = iota // OVMF on q35
-	BIOS                 // SeaBIOS on i440fx
-)
-
-const (
-	ovmfCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
-	ovmfVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
-	// Secure Boot: OVMF built with it (SMM), and variables with
-	// Microsoft's keys enrolled (KEK, db with the Windows and UEFI CAs).
-	ovmfCodeSecure = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"
-	ovmfVarsMS     = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd"
-	romDir         = "/usr/lib/ipxe/qemu" // Debian's ipxe-qemu
+	UEFI = lab.UEFI // OVMF on q35
+	BIOS = lab.BIOS // SeaBIOS on i440fx
 )
 
 // VMOptions describe the emulated machine.
@@ -77,138 +70,47 @@ type VM struct {
 	err     error
 }
 
-// romFile is the iPXE option ROM for a NIC: for OVMF the efi-*.rom file
-// (QEMU's default for q35 too, given explicitly). SeaBIOS never ran the
-// ROM when romfile was given (the NIC was not even offered as a boot
-// device, with efi-*.rom or pxe-*.rom), so a BIOS machine uses QEMU's
-// default and only the file's presence is checked.
-func romFile(nic string, fw Firmware) string {
-	prefix := "efi-"
-	if fw == BIOS {
-		prefix = "pxe-"
-	}
-	switch nic {
-	case "e1000", "e1000e":
-		return filepath.Join(romDir, prefix+nic+".rom")
-	default:
-		return filepath.Join(romDir, prefix+"virtio.rom")
-	}
-}
-
 // StartVM starts QEMU in the test's namespace; it is killed in t.Cleanup
-// if still running.
+// if still running. The machine is built by internal/lab, as `imprint
+// lab` builds it.
 func (e *Env) StartVM(o VMOptions) *VM {
 	t := e.t
 	t.Helper()
-	if o.NIC == "" {
-		o.NIC = "virtio-net-pci"
-	}
 	if o.Name == "" {
 		o.Name = "vm"
 	}
-	o.MemoryMiB, o.CPUs = max(o.MemoryMiB, 1024), max(o.CPUs, 1)
-	if _, err := os.Stat(o.Disk); os.IsNotExist(err) {
-		f, err := os.Create(o.Disk)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Truncate(o.DiskSize); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
-	}
-	rom := romFile(o.NIC, o.Firmware)
-	if _, err := os.Stat(rom); err != nil {
-		testenv.Missing(t, "%s is not there: apt-get install ipxe-qemu", rom)
-	}
-	if o.SecureBoot && o.Firmware != UEFI {
-		t.Fatal("VMOptions.SecureBoot is for UEFI machines")
-	}
-	if o.NoOptionROM {
-		if o.Firmware != UEFI {
-			t.Fatal("VMOptions.NoOptionROM is for UEFI machines: SeaBIOS has no network driver of its own")
-		}
-		rom = "" // romfile= with no file: QEMU loads none
-	}
-	ns, netdev := e.NS, fmt.Sprintf("user,id=n0,bootfile=http://%s:%d/boot.ipxe", guestHost, bootPort)
+	ns, netdev := e.NS, lab.UserNet(fmt.Sprintf("http://%s:%d/boot.ipxe", guestHost, bootPort))
 	if o.LAN {
 		if e.LAN == nil {
 			t.Fatal("VMOptions.LAN needs an Env made with envOptions{LAN: true}")
 		}
 		ns, netdev = e.LAN.NS, "tap,id=n0,ifname="+lanTap+",script=no,downscript=no"
 	}
-	args := []string{"netns", "exec", ns, "qemu-system-x86_64",
-		"-cpu", "max", // RDRAND: without it the guest's getrandom blocks DHCP for minutes
-		"-m", strconv.Itoa(o.MemoryMiB), "-smp", strconv.Itoa(o.CPUs),
-		"-nographic", "-serial", "stdio", "-monitor", "none",
-		"-netdev", netdev,
-		"-drive", "file=" + o.Disk + ",if=none,id=d0,format=raw",
+	m := lab.Machine{Firmware: o.Firmware, Disk: o.Disk, DiskSize: o.DiskSize, NIC: o.NIC, Net: netdev, ISO: o.ISO,
+		NoReboot: o.NoReboot, NoOptionROM: o.NoOptionROM, SecureBoot: o.SecureBoot, SATA: o.SATA, SMBIOS: o.SMBIOS,
+		MemoryMiB: o.MemoryMiB, CPUs: o.CPUs, Accel: o.Accel}
+	if o.Firmware == UEFI {
+		m.Vars = filepath.Join(e.Dir, o.Name+"-vars.fd")
+		os.Remove(m.Vars) // a fresh machine each start, as before
 	}
-	nicIndex, diskIndex := 2, 1
-	if o.ISO != "" {
-		args = append(args, "-drive", "file="+o.ISO+",if=none,id=cd0,media=cdrom,readonly=on")
-		nicIndex, diskIndex = 3, 2
+	if err := m.Prepare(); err != nil {
+		var miss *lab.MissingError
+		if errors.As(err, &miss) {
+			testenv.Missing(t, "%v", miss)
+		}
+		t.Fatal(err)
 	}
-	switch o.Firmware {
-	case UEFI:
-		code, varsTemplate, machine := ovmfCode, ovmfVars, []string{"-machine", "q35"}
-		if o.SecureBoot {
-			code, varsTemplate = ovmfCodeSecure, ovmfVarsMS
-			// SMM, and flash writable only from SMM: the Secure Boot
-			// build refuses to run without them.
-			machine = []string{"-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on"}
-		}
-		for _, f := range []string{code, varsTemplate} {
-			if _, err := os.Stat(f); err != nil {
-				testenv.Missing(t, "%s is not there: apt-get install ovmf", f)
-			}
-		}
-		vars := filepath.Join(e.Dir, o.Name+"-vars.fd")
-		b, err := os.ReadFile(varsTemplate)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(vars, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		args = append(args, machine...)
-		args = append(args,
-			"-drive", "if=pflash,format=raw,readonly=on,file="+code,
-			"-drive", "if=pflash,format=raw,file="+vars)
-		if o.ISO != "" {
-			args = append(args, "-device", "ide-cd,drive=cd0,bootindex=1")
-		}
-		disk := fmt.Sprintf("virtio-blk-pci,drive=d0,bootindex=%d", diskIndex)
-		if o.SATA {
-			disk = fmt.Sprintf("ide-hd,drive=d0,bus=ide.0,bootindex=%d", diskIndex)
-		}
-		args = append(args,
-			"-device", disk,
-			"-device", fmt.Sprintf("%s,netdev=n0,bootindex=%d,romfile=%s", o.NIC, nicIndex, rom))
-	case BIOS:
-		args = append(args, "-machine", "pc")
-		if o.ISO != "" {
-			args = append(args, "-device", "ide-cd,drive=cd0,bootindex=1",
-				"-device", fmt.Sprintf("virtio-blk-pci,drive=d0,bootindex=%d", diskIndex),
-				"-device", o.NIC+",netdev=n0")
-		} else {
-			// -boot n: SeaBIOS tries the network first, so the empty disk
-			// is not even considered.
-			args = append(args, "-boot", "n",
-				"-device", "virtio-blk-pci,drive=d0",
-				"-device", o.NIC+",netdev=n0")
-		}
-	}
-	if o.NoReboot {
-		args = append(args, "-no-reboot")
-	}
-	if o.Accel != "" {
-		args = append(args, "-accel", o.Accel)
-	}
-	for _, sm := range o.SMBIOS {
-		args = append(args, "-smbios", sm)
-	}
-	cmd := exec.Command("ip", args...)
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, "qemu-system-x86_64"}, m.Args()...)...)
+	t.Logf("qemu: %v", cmd.Args[4:])
+	return e.startConsole(o.Name, cmd)
+}
+
+// startConsole starts cmd, a program whose stdio is a machine's serial
+// console (QEMU, or `imprint lab` running it), in its own process group,
+// which t.Cleanup kills if it is still running.
+func (e *Env) startConsole(name string, cmd *exec.Cmd) *VM {
+	t := e.t
+	t.Helper()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -218,13 +120,14 @@ func (e *Env) StartVM(o VMOptions) *VM {
 		t.Fatal(err)
 	}
 	cmd.Stderr = cmd.Stdout // QEMU's own warnings go into the console log too
-	t.Logf("qemu: %v", cmd.Args[4:])
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start qemu: %v", err)
+		t.Fatalf("start %s: %v", cmd.Args[0], err)
 	}
-	con, err := newConsole(t, stdin, stdout, filepath.Join(e.Dir, o.Name+"-console.log"))
+	kill := func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	con, err := newConsole(t, stdin, stdout, filepath.Join(e.Dir, name+"-console.log"))
 	if err != nil {
-		cmd.Process.Kill()
+		kill()
 		t.Fatal(err)
 	}
 	vm := &VM{Console: con, cmd: cmd, exited: make(chan struct{})}
@@ -237,7 +140,7 @@ func (e *Env) StartVM(o VMOptions) *VM {
 		select {
 		case <-vm.exited:
 		default:
-			cmd.Process.Kill()
+			kill()
 		}
 		con.close(10 * time.Second)
 		<-vm.exited

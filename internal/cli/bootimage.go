@@ -225,40 +225,51 @@ func bootimageISO(ctx context.Context, a *app, args []string) error {
 	if *out == "" {
 		return usagef("bootimage iso: --out FILE is required", hint)
 	}
-	// The global --server names the server; without it, a server running
-	// on this data directory tells its public URL.
-	serverURL := a.remoteURL()
-	if serverURL == "" {
-		if info, err := client.NewAdmin(server.SocketPath(a.data())).Info(ctx); err == nil {
-			serverURL = info.PublicURL
-		}
-	}
-	if serverURL == "" {
-		return usagef("bootimage iso: --server URL is required when the server is not running: the https URL machines use to reach the API, e.g. https://imprint.example.org:7281 (the server's --public-url)", hint)
-	}
-	if *imageDir == "" {
-		*imageDir = filepath.Join(server.BootImagesDir(a.data()), "x86_64")
-	}
-	caFile := a.caPath()
-	if caFile == "" {
-		caFile = server.CACertPath(a.data())
-	}
-	fp, err := caFingerprint(caFile)
+	serverURL, fp, img, err := a.buildISO(ctx, *out, *imageDir)
 	if err != nil {
-		return fmt.Errorf("bootimage iso: %w", err)
-	}
-	img, err := bootimage.LoadImage(*imageDir)
-	if err != nil {
-		return fmt.Errorf("bootimage iso: %w (run 'imprint bootimage build' first)", err)
-	}
-	if err := bootimage.BuildISO(ctx, *out, img, serverURL, fp); err != nil {
-		return fmt.Errorf("bootimage iso: %w", err)
+		return err
 	}
 	if a.jsonOut {
 		return a.printJSON(map[string]string{"iso": *out, "server": serverURL, "caSHA256": fp, "kernelVersion": img.Manifest.KernelVersion})
 	}
 	fmt.Fprintf(a.stdout, "wrote %s (kernel %s, server %s, CA sha256 %s)\n", *out, img.Manifest.KernelVersion, serverURL, fp)
 	return nil
+}
+
+// buildISO writes the boot image's ISO to out for the server machines
+// reach: the global --server, else the public URL of the server running on
+// this data directory. imageDir defaults to the data directory's boot
+// image.
+func (a *app) buildISO(ctx context.Context, out, imageDir string) (serverURL, fp string, img *bootimage.Image, err error) {
+	hint := "run 'imprint bootimage -h' for usage"
+	// The global --server names the server; without it, a server running
+	// on this data directory tells its public URL.
+	serverURL = a.remoteURL()
+	if serverURL == "" {
+		if info, err := client.NewAdmin(server.SocketPath(a.data())).Info(ctx); err == nil {
+			serverURL = info.PublicURL
+		}
+	}
+	if serverURL == "" {
+		return "", "", nil, usagef("bootimage iso: --server URL is required when the server is not running: the https URL machines use to reach the API, e.g. https://imprint.example.org:7281 (the server's --public-url)", hint)
+	}
+	if imageDir == "" {
+		imageDir = filepath.Join(server.BootImagesDir(a.data()), "x86_64")
+	}
+	caFile := a.caPath()
+	if caFile == "" {
+		caFile = server.CACertPath(a.data())
+	}
+	if fp, err = caFingerprint(caFile); err != nil {
+		return "", "", nil, fmt.Errorf("bootimage iso: %w", err)
+	}
+	if img, err = bootimage.LoadImage(imageDir); err != nil {
+		return "", "", nil, fmt.Errorf("bootimage iso: %w (run 'imprint bootimage build' first)", err)
+	}
+	if err := bootimage.BuildISO(ctx, out, img, serverURL, fp); err != nil {
+		return "", "", nil, fmt.Errorf("bootimage iso: %w", err)
+	}
+	return serverURL, fp, img, nil
 }
 
 // caFingerprint is the hex SHA-256 of the DER of the first certificate in

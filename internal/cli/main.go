@@ -53,6 +53,7 @@ func commands() []command {
 		{"multicast", "send one image to many machines at once", runMulticast},
 		{"relay", "run a branch relay in front of a central server", runRelay},
 		{"migrate", "copy a server's database to another (SQLite to PostgreSQL)", runMigrate},
+		{"lab", "boot a QEMU machine against this server to try a task sequence", runLab},
 	}
 }
 

@@ -2,6 +2,7 @@ package boot_test
 
 import (
 	"context"
+	"encoding/json"
 	"github.com/imprint-osd/imprint/internal/golden"
 	"io"
 	"log/slog"
@@ -320,6 +321,40 @@ func TestStage2LogsMachine(t *testing.T) {
 	for _, want := range []string{`"mac":"52-54-00-ab-cd-ef"`, `"serial":"SN 42&y"`, `"entry":"deploy"`} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("log lacks %s:\n%s", want, buf.String())
+		}
+	}
+}
+
+// TestMachineDecision: GET /machine tells a branch relay what this server
+// decides for a machine: its override when it has one, "unknown" (the
+// defaults) otherwise, and a clear refusal of a malformed query.
+func TestMachineDecision(t *testing.T) {
+	ms := machines{"52-54-00-ab-cd-01": {DefaultEntry: boot.EntryLocal, KernelArgs: "quiet"}}
+	h := newHandler(t, testConfig(), nil, ms)
+	for _, tt := range []struct {
+		query  string
+		status int
+		want   boot.MachineDecision
+	}{
+		{"mac=52:54:00:AB:CD:01", http.StatusOK, boot.MachineDecision{Known: true, DefaultEntry: "local", KernelArgs: "quiet"}},
+		{"mac=52-54-00-ab-cd-01&uuid=4C4C4544-0042-3010-8052-B4C04F4E4432", http.StatusOK, boot.MachineDecision{Known: true, DefaultEntry: "local", KernelArgs: "quiet"}},
+		{"mac=52:54:00:ab:cd:02", http.StatusOK, boot.MachineDecision{}},
+		{"mac=nonsense", http.StatusBadRequest, boot.MachineDecision{}},
+	} {
+		w := get(t, h, "/machine?"+tt.query)
+		if w.Code != tt.status {
+			t.Errorf("%s: status %d, want %d: %s", tt.query, w.Code, tt.status, w.Body)
+			continue
+		}
+		if tt.status != http.StatusOK {
+			continue
+		}
+		var got boot.MachineDecision
+		if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
+			t.Fatalf("%s: %v", tt.query, err)
+		}
+		if got != tt.want {
+			t.Errorf("%s: %+v, want %+v", tt.query, got, tt.want)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package boot
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -29,7 +30,8 @@ type MachineLookup interface {
 // Handler serves the boot port's routes: GET /boot.ipxe, GET /ipxe,
 // GET /ipxe/{file}, GET /images/{arch}/{name}, and the GRUB configs of
 // the Secure Boot chain, GET /grub/grub.cfg and GET /grub/machine.cfg
-// (which TFTPOpen also serves, with the boot files, over TFTP).
+// (which TFTPOpen also serves, with the boot files, over TFTP), and GET
+// /machine (a machine's decision as JSON, for branch relays).
 type Handler struct {
 	cfg      Config
 	files    FileSource
@@ -74,6 +76,7 @@ func NewHandler(cfg Config, files FileSource, machines MachineLookup, log *slog.
 	mux.HandleFunc("GET /images/{arch}/{name}", h.serveImage)
 	mux.HandleFunc("GET /grub/grub.cfg", h.serveGrubBootstrap)
 	mux.HandleFunc("GET /grub/machine.cfg", h.serveGrubMachine)
+	mux.HandleFunc("GET /machine", h.serveMachine)
 	h.mux = mux
 	return h, nil
 }
@@ -148,6 +151,39 @@ func (h *Handler) machineData(ctx context.Context, query url.Values) (stage2Data
 		}
 	}
 	return d, nil
+}
+
+// MachineDecision is the answer of GET /machine?mac=…&uuid=…: this
+// server's boot decision for one machine, which a branch relay asks for
+// so that a machine booting at the branch is treated as it would be at
+// the central server. It tells no more than the machine's boot script
+// on the same port already does.
+type MachineDecision struct {
+	Known        bool   `json:"known"` // false: the defaults apply
+	DefaultEntry string `json:"defaultEntry,omitempty"`
+	KernelArgs   string `json:"kernelArgs,omitempty"`
+}
+
+func (h *Handler) serveMachine(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	query := r.URL.Query()
+	mac, err := normaliseMAC(query.Get("mac"))
+	var uuid string
+	if err == nil {
+		uuid, err = normaliseUUID(query.Get("uuid"))
+	}
+	if err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": "invalid", "message": err.Error()}})
+		return
+	}
+	var d MachineDecision
+	if h.machines != nil {
+		mb, ok := h.machines.Machine(r.Context(), mac, uuid)
+		d = MachineDecision{Known: ok, DefaultEntry: mb.DefaultEntry, KernelArgs: mb.KernelArgs}
+	}
+	json.NewEncoder(w).Encode(d)
 }
 
 // errorScript renders a script that prints msg and offers the iPXE shell.

@@ -266,13 +266,30 @@ func ValidateManifest(m *deploy.Manifest) error {
 // then abort the response (panic(http.ErrAbortHandler)) so the client sees
 // a broken transfer rather than a short archive.
 func WriteTar(ctx context.Context, s Blobs, w io.Writer, m *deploy.Manifest) error {
+	return WriteTarFrom(ctx, w, m, func(ctx context.Context, mf deploy.ManifestFile) (io.ReadCloser, error) {
+		f, err := s.Open(ctx, mf.SHA256)
+		if err != nil {
+			return nil, err
+		}
+		if f.Size() != mf.Size {
+			f.Close()
+			return nil, &CorruptError{SHA256: mf.SHA256, Reason: fmt.Sprintf("it has %d bytes, the manifest says %d", f.Size(), mf.Size)}
+		}
+		return f, nil
+	})
+}
+
+// WriteTarFrom is WriteTar with each file's bytes from open (a branch
+// relay's cache, say) rather than a blob store: the same archive bytes,
+// and each file re-hashed as it is sent.
+func WriteTarFrom(ctx context.Context, w io.Writer, m *deploy.Manifest, open func(ctx context.Context, mf deploy.ManifestFile) (io.ReadCloser, error)) error {
 	if err := ValidateManifest(m); err != nil {
 		return err
 	}
 	tw := tar.NewWriter(w)
 	buf := make([]byte, bufSize)
 	for _, f := range m.Files {
-		if err := writeTarFile(ctx, s, tw, f, buf); err != nil {
+		if err := writeTarFile(ctx, open, tw, f, buf); err != nil {
 			return fmt.Errorf("write tar %q: %w", f.Path, err)
 		}
 	}
@@ -287,15 +304,12 @@ func (s *Store) WriteTar(ctx context.Context, w io.Writer, m *deploy.Manifest) e
 	return WriteTar(ctx, s, w, m)
 }
 
-func writeTarFile(ctx context.Context, s Blobs, tw *tar.Writer, mf deploy.ManifestFile, buf []byte) error {
-	f, err := s.Open(ctx, mf.SHA256)
+func writeTarFile(ctx context.Context, open func(ctx context.Context, mf deploy.ManifestFile) (io.ReadCloser, error), tw *tar.Writer, mf deploy.ManifestFile, buf []byte) error {
+	f, err := open(ctx, mf)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	if f.Size() != mf.Size {
-		return &CorruptError{SHA256: mf.SHA256, Reason: fmt.Sprintf("it has %d bytes, the manifest says %d", f.Size(), mf.Size)}
-	}
 	hdr := &tar.Header{
 		Typeflag: tar.TypeReg,
 		Name:     mf.Path,

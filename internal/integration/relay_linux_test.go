@@ -35,6 +35,16 @@ func TestBranchRelay(t *testing.T) {
 	srv := startLabServer(t, central, imprintBin, "--trusted-proxy", relayHost.IP+"/32")
 	work := t.TempDir()
 	item, sum := addLabImage(t, srv, filepath.Join(work, "os.img"), "Branch image", size)
+	// A Folder (a driver pack, say) goes through the relay's cache too,
+	// file by file.
+	folder := filepath.Join(work, "drivers")
+	os.MkdirAll(filepath.Join(folder, "net"), 0o755)
+	bigSum := randomFile(t, filepath.Join(folder, "net", "big.bin"), 6<<20)
+	os.WriteFile(filepath.Join(folder, "readme.txt"), []byte("branch drivers\n"), 0o644)
+	os.WriteFile(filepath.Join(folder, "empty.cat"), nil, 0o644)
+	var pack deploy.ContentItem
+	srv.cliJSON(t, &pack, "content", "add", "--name", "Branch drivers", "--type", "Folder", "--purpose", "DriverPack")
+	srv.cli(t, "", "content", "version", pack.ID, folder, "--status", "Active")
 	const tsID = "b0000000-0000-4000-8000-000000000016"
 	gate := filepath.Join(work, "gate")
 	os.MkdirAll(gate, 0o755)
@@ -42,6 +52,9 @@ func TestBranchRelay(t *testing.T) {
 		step("a1", "Apply operating system", typeApplyOS,
 			map[string]string{"ImageFormat": "Raw", "TargetPartition": "%LabDisk%#1"},
 			map[string]string{"Image": item.ID + ":1"}),
+		step("a15", "Check the folder", typeCommandLine,
+			map[string]string{"CommandLine": "echo '" + bigSum + "  net/big.bin' | sha256sum -c - && test -f empty.cat && grep -q branch readme.txt"},
+			map[string]string{"Content": pack.ID + ":1"}),
 		step("a2", "Wait at the branch", typeCommandLine,
 			map[string]string{"CommandLine": "touch " + gate + "/%Machine%-started; while [ ! -e " + gate + "/%Machine%-go ]; do sleep 0.2; done"}, nil),
 		step("a3", "After the wait", typeCommandLine, map[string]string{"CommandLine": "true"}, nil))
@@ -94,7 +107,7 @@ func TestBranchRelay(t *testing.T) {
 	// The machine runs its last step with the uplink down; its reports
 	// wait (the relay cannot reach the central server).
 	deadline := time.Now().Add(2 * time.Minute)
-	for !strings.Contains(aLog.String(), "Step 3 of 3") {
+	for !strings.Contains(aLog.String(), "Step 4 of 4") {
 		if time.Now().After(deadline) {
 			t.Fatalf("machine a did not reach its last step with the uplink down:\n%s", aLog)
 		}
@@ -108,7 +121,7 @@ func TestBranchRelay(t *testing.T) {
 		t.Fatalf("central server has %d runs during the cut, want 1", len(runs))
 	}
 	srv.cliJSON(t, &during, "runs", "show", runs[0].ID)
-	if during.State.Terminal() || len(during.Steps) >= 3 {
+	if during.State.Terminal() || len(during.Steps) >= 4 {
 		t.Errorf("the central server saw the run %s with %d steps while the uplink was down: the cut did not happen", during.State, len(during.Steps))
 	}
 	if out, err := exec.Command("ip", "-n", relayHost.NS, "route", "del", "unreachable", central.IP+"/32").CombinedOutput(); err != nil {
@@ -125,7 +138,7 @@ func TestBranchRelay(t *testing.T) {
 		t.Errorf("the central server sent %d bytes for machine a, less than the image: the image did not come from it", firstBytes)
 	}
 
-	// Machine B: the same image, from the relay's cache.
+	// Machine B: the same image and folder, from the relay's cache.
 	os.WriteFile(filepath.Join(gate, "b-go"), nil, 0o644)
 	before = central.TxBytes(t)
 	b, bLog, bDisk := machine(lan.Hosts[3], "b")
@@ -138,7 +151,7 @@ func TestBranchRelay(t *testing.T) {
 	}
 	t.Logf("machine b: the central server sent %d bytes for the whole run (%.3f× the image)", secondBytes, float64(secondBytes)/size)
 	if secondBytes > size/20 {
-		t.Errorf("the central server sent %d bytes for machine b: its %d-byte image did not come from the relay's cache", secondBytes, size)
+		t.Errorf("the central server sent %d bytes for machine b: its %d-byte image and 6 MiB folder did not come from the relay's cache", secondBytes, size)
 	}
 
 	// Both runs are recorded in full on the central server.
@@ -156,9 +169,31 @@ func TestBranchRelay(t *testing.T) {
 				names = append(names, s.Name)
 			}
 		}
-		if run.State != deploy.RunSucceeded || len(names) != 3 {
-			t.Errorf("run %s: state %s, succeeded steps %q; want succeeded with all 3 (no event lost)", run.ID, run.State, names)
+		if run.State != deploy.RunSucceeded || len(names) != 4 {
+			t.Errorf("run %s: state %s, succeeded steps %q; want succeeded with all 4 (no event lost)", run.ID, run.State, names)
 		}
+	}
+
+	// The relay's boot script carries the central server's decision: a
+	// machine whose run succeeded boots its disk, an unknown one deploys.
+	mac, uuid := "02-00-00-00-00-99", runs[0].DeviceID
+	if m, ok := strings.CutPrefix(uuid, "mac-"); ok {
+		mac, uuid = m, ""
+	}
+	script := func(mac, uuid string) string {
+		t.Helper()
+		u := "http://" + relayHost.IP + ":7282/ipxe?arch=x86_64&platform=efi&mac=" + mac + "&uuid=" + uuid
+		out, err := exec.Command("ip", "netns", "exec", lan.Hosts[2].NS, "curl", "-sS", "--max-time", "20", u).CombinedOutput()
+		if err != nil {
+			t.Fatalf("boot script from the relay: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	if got := script(mac, uuid); !strings.Contains(got, "goto local") {
+		t.Errorf("the relay's boot script for deployed machine %s does not boot its disk:\n%s", runs[0].DeviceID, got)
+	}
+	if got := script("02-00-00-00-00-98", ""); !strings.Contains(got, "goto deploy") {
+		t.Errorf("the relay's boot script for an unknown machine does not deploy:\n%s", got)
 	}
 }
 

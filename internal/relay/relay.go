@@ -34,6 +34,7 @@ import (
 
 	"github.com/imprint-osd/imprint/internal/boot"
 	"github.com/imprint-osd/imprint/internal/boot/pxe"
+	"github.com/imprint-osd/imprint/internal/content"
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/tlsca"
 )
@@ -84,11 +85,12 @@ type Relay struct {
 // it, with the sessions it was given to (hashes of their tokens), so that
 // with the uplink down a session gets only what it was shown before.
 type infoEntry struct {
-	body   []byte
-	sha256 string
-	size   int64
-	file   bool
-	tokens map[string]bool
+	body     []byte
+	sha256   string
+	size     int64
+	file     bool
+	manifest *deploy.Manifest // a Folder version's files
+	tokens   map[string]bool
 }
 
 // Open prepares the relay's data directory and TLS material, binds its
@@ -164,7 +166,8 @@ func Open(cfg Config) (_ *Relay, err error) {
 	bcfg := boot.DefaultConfig()
 	bcfg.PublicURL, bcfg.BootURL, bcfg.CAFingerprint, bcfg.Menu = r.cfg.PublicURL, r.cfg.BootURL, r.tls.Fingerprint(), false
 	files := &bootFiles{dir: filepath.Join(cfg.DataDir, "boot"), up: bootUp, hc: &http.Client{Timeout: 5 * time.Minute}, log: r.log}
-	if r.bootH, err = boot.NewHandler(bcfg, files, nil, r.log.With("component", "boot")); err != nil {
+	machines := &upstreamMachines{base: bootUp, hc: &http.Client{}, log: r.log.With("component", "boot")}
+	if r.bootH, err = boot.NewHandler(bcfg, files, machines, r.log.With("component", "boot")); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -321,6 +324,10 @@ func (r *Relay) info(req *http.Request) (*infoEntry, int, error) {
 		r.infos[key] = e
 	}
 	e.body, e.sha256, e.size, e.file = body, strings.ToLower(doc.Version.SHA256), doc.Version.ContentSize, doc.Item.Type == deploy.ContentFile
+	e.manifest = nil
+	if doc.Item.Type == deploy.ContentFolder {
+		e.manifest = doc.Version.Manifest
+	}
 	e.tokens[tokenKey(req)] = true
 	return e, http.StatusOK, nil
 }
@@ -349,6 +356,10 @@ func (r *Relay) contentData(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
 		w.Write(e.body)
+		return
+	}
+	if e.manifest != nil {
+		r.folderData(w, req, e)
 		return
 	}
 	if !e.file || len(e.sha256) != 64 || e.size < 0 {
@@ -401,6 +412,70 @@ func (r *Relay) contentData(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	io.CopyN(w, rc, e.size-off)
+}
+
+// folderData streams a Folder version as the central server does (the
+// same tar, content.WriteTarFrom), each file from the cache by its
+// SHA-256: a miss is fetched once from the central server's file route
+// with the machine's token, checked, and kept, so the next machine — or
+// another folder holding the same file — costs the uplink nothing.
+func (r *Relay) folderData(w http.ResponseWriter, req *http.Request, e *infoEntry) {
+	auth := req.Header.Get("Authorization")
+	id, no := strings.ToLower(req.PathValue("id")), req.PathValue("no")
+	open := func(ctx context.Context, mf deploy.ManifestFile) (io.ReadCloser, error) {
+		src := r.upstream.JoinPath("v1", "content", id, no, "files").String() + "/" + escapePath(mf.Path)
+		return r.cache.Open(ctx, strings.ToLower(mf.SHA256), mf.Size, 0, func(ctx context.Context) (io.ReadCloser, error) {
+			out, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
+			if err != nil {
+				return nil, err
+			}
+			out.Header.Set("Authorization", auth)
+			resp, err := r.hc.Do(out)
+			if err != nil {
+				return nil, err
+			}
+			if resp.StatusCode != http.StatusOK {
+				resp.Body.Close()
+				return nil, fmt.Errorf("central server answered %s for %s", resp.Status, mf.Path)
+			}
+			r.log.Info("relay cache miss: fetching a folder's file from the central server", "sha256", mf.SHA256, "bytes", mf.Size)
+			return resp.Body, nil
+		})
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/x-tar")
+	h.Set("ETag", `"`+e.sha256+`"`)
+	cw := &countingWriter{w: w}
+	if err := content.WriteTarFrom(req.Context(), cw, e.manifest, open); err != nil {
+		if cw.n == 0 {
+			h.Del("ETag")
+			writeError(w, http.StatusBadGateway, "unavailable", err.Error())
+			return
+		}
+		r.log.Error("folder download broken off", "content", id+":"+no, "err", err)
+		panic(http.ErrAbortHandler) // a short tar must not look like a whole one
+	}
+}
+
+// escapePath escapes each segment of a manifest path for a URL.
+func escapePath(p string) string {
+	parts := strings.Split(p, "/")
+	for i, s := range parts {
+		parts[i] = url.PathEscape(s)
+	}
+	return strings.Join(parts, "/")
+}
+
+// countingWriter counts what reached the client.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // rangeStart reads "Range: bytes=N-" (what agents send to resume) with an

@@ -100,6 +100,7 @@ type Agent struct {
 	Registry *sequence.Registry
 
 	logs     *Logs
+	unlock   func() // releases the state directory's lock (lock.go)
 	vars     *sequence.Vars
 	st       *State
 	reporter *Reporter
@@ -212,13 +213,24 @@ func (a *Agent) open() error {
 	if err := os.MkdirAll(a.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
-	l, err := OpenLogs(filepath.Join(a.StateDir, "logs"))
+	unlock, err := lockState(a.StateDir)
 	if err != nil {
 		return err
 	}
+	l, err := OpenLogs(filepath.Join(a.StateDir, "logs"))
+	if err != nil {
+		unlock()
+		return err
+	}
 	l.Now = a.Now
-	a.logs = l
+	a.logs, a.unlock = l, unlock
 	return nil
+}
+
+// close ends what open began: the logs, then the state lock.
+func (a *Agent) close() {
+	a.logs.Close()
+	a.unlock()
 }
 
 // gather sets up the variables: inventory, then --var.
@@ -323,7 +335,7 @@ func (a *Agent) Run(ctx context.Context, st State, dryRun bool) error {
 	if err := a.open(); err != nil {
 		return err
 	}
-	defer a.logs.Close()
+	defer a.close()
 	if !dryRun {
 		if old, err := LoadState(a.StateDir); err == nil && old.RunID != "" {
 			if _, err := os.Stat(a.journalPath()); err == nil {
@@ -388,8 +400,11 @@ func (a *Agent) ResumeRun(ctx context.Context) error {
 	if err := a.open(); err != nil {
 		return err
 	}
-	defer a.logs.Close()
+	defer a.close()
 	st, err := LoadState(a.StateDir)
+	if deploy.IsNotFound(err) {
+		return a.orphaned(ctx, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -426,6 +441,27 @@ func (a *Agent) ResumeRun(ctx context.Context) error {
 		return fmt.Errorf("load task sequence %s: %w", st.Name, err)
 	}
 	return a.execute(ctx, tsv)
+}
+
+// orphaned handles a resume with no run to resume. For the agent Prepare
+// operating system staged into Windows that means the run ended in the
+// boot image without the reboot that stages its state (it failed, or the
+// sequence had no Reboot after Prepare operating system): the agent
+// removes itself and the answer file as a finished run's would, instead
+// of staying on the machine with Setup calling it at every first boot.
+func (a *Agent) orphaned(ctx context.Context, err error) error {
+	c := a.Cleanup
+	if c == nil {
+		c = defaultCleaner(a.StateDir)
+	}
+	if c == nil {
+		return err
+	}
+	a.logf(SevWarning, "No run to resume in %s: the run ended before its reboot into this system; removing the staged agent", a.StateDir)
+	if cerr := c.Cleanup(ctx, a.StateDir); cerr != nil {
+		a.logf(SevWarning, "%v", cerr)
+	}
+	return fmt.Errorf("%w; the staged agent was removed", err)
 }
 
 // How often, and how far apart, `resume` tries a server it cannot reach

@@ -135,6 +135,8 @@ func copyState(stateDir, dst string, skip map[string]bool) (*State, error) {
 			return filepath.SkipDir
 		case e.IsDir():
 			return os.MkdirAll(t, 0o700)
+		case rel == LockFile:
+			return nil // this process's lock; the resumed agent takes its own
 		case rel == "agent.json" || rel == "journal.json":
 			// Written below, not copied: the deployed disk gets the session
 			// token to resume with, but no secret variable (a step there

@@ -230,6 +230,8 @@ type Env struct {
 	LAN    *LAN
 	srvLog string
 	admin  *http.Client
+	// relayed: a branch relay on the LAN answers PXE (envOptions.Relay).
+	relayed bool
 }
 
 // envOptions change the world newEnvWith makes.
@@ -243,6 +245,10 @@ type envOptions struct {
 	// GRUB (2.06) takes its TFTP server from the DHCP ACK alone, ignoring
 	// the proxyDHCP offer, so the Secure Boot chain needs it.
 	NextServer bool
+	// Relay (with LAN) runs `imprint relay --pxe` in its own namespace on
+	// the LAN in front of the server, which then answers no PXE itself:
+	// machines boot from the relay and reach the server through it.
+	Relay bool
 }
 
 // newEnv creates the namespace, installs the boot image and starts the
@@ -256,7 +262,7 @@ func newEnv(t *testing.T) *Env {
 func newEnvWith(t *testing.T, o envOptions) *Env {
 	t.Helper()
 	a := artifacts(t)
-	e := &Env{t: t, A: a, Dir: t.TempDir(), NS: "imprint-e2e-" + randomHex(4)}
+	e := &Env{t: t, A: a, Dir: t.TempDir(), NS: "imprint-e2e-" + randomHex(4), relayed: o.LAN && o.Relay}
 	e.Data = filepath.Join(e.Dir, "data")
 	t.Cleanup(e.keepLogs)
 	ctx := context.Background()
@@ -337,7 +343,7 @@ func linkOrCopy(src, dst string) error {
 func (e *Env) serverArgs() []string {
 	if e.LAN != nil {
 		return append([]string{"--data", e.Data, "server"},
-			append(lanServerArgs(), "--boot-menu=false", "--log-level", "debug")...)
+			append(lanServerArgs(e.relayed), "--boot-menu=false", "--log-level", "debug")...)
 	}
 	return []string{"--data", e.Data, "server",
 		"--listen", fmt.Sprintf("127.0.0.1:%d", apiPort),

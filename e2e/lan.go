@@ -21,6 +21,7 @@ import (
 const (
 	lanServerIP = "10.77.0.3" // the server's namespace
 	lanDHCPIP   = "10.77.0.2" // dnsmasq's namespace
+	lanRelayIP  = "10.77.0.4" // a branch relay's namespace (envOptions.Relay)
 	lanTap      = "tap0"      // in LAN.NS
 )
 
@@ -61,16 +62,8 @@ func newLAN(t *testing.T, dir, serverNS string, nextServer bool) *LAN {
 	ip("-n", l.NS, "link", "set", "br0", "up")
 	ip("-n", l.NS, "tuntap", "add", "dev", lanTap, "mode", "tap")
 	ip("-n", l.NS, "link", "set", lanTap, "master", "br0", "up")
-	for _, m := range []struct{ ns, name, addr string }{
-		{l.DHCPNS, "lan-dhcp", lanDHCPIP + "/24"}, {serverNS, "lan-imprint", lanServerIP + "/24"},
-	} {
-		ip("-n", l.NS, "link", "add", m.name, "type", "veth", "peer", "name", "eth0", "netns", m.ns)
-		ip("-n", l.NS, "link", "set", m.name, "master", "br0", "up")
-		// brd +: as DHCP would; udpcast (TestMulticastLAN) rendezvouses on
-		// the broadcast address, which ip leaves at 0.0.0.0 unless asked.
-		ip("-n", m.ns, "addr", "add", m.addr, "brd", "+", "dev", "eth0")
-		ip("-n", m.ns, "link", "set", "eth0", "up")
-	}
+	l.addLANHost(t, l.DHCPNS, "lan-dhcp", lanDHCPIP)
+	l.addLANHost(t, serverNS, "lan-imprint", lanServerIP)
 	l.startDNSMasq(t, dir, nextServer)
 	return l
 }
@@ -121,14 +114,37 @@ func (l *LAN) startDNSMasq(t *testing.T, dir string, nextServer bool) {
 }
 
 // lanServerArgs are the flags of `imprint server` on the LAN: listening on
-// the LAN address, with the built-in proxyDHCP and TFTP.
-func lanServerArgs() []string {
-	return []string{
+// the LAN address, with the built-in proxyDHCP and TFTP — unless a branch
+// relay on the LAN answers PXE instead (relayed), whose forwarded calls
+// the server then trusts to name the machine's address.
+func lanServerArgs(relayed bool) []string {
+	args := []string{
 		"--listen", fmt.Sprintf("%s:%d", lanServerIP, apiPort),
 		"--boot-listen", fmt.Sprintf("%s:%d", lanServerIP, bootPort),
 		"--cert-host", lanServerIP,
 		"--public-url", fmt.Sprintf("https://%s:%d", lanServerIP, apiPort),
 		"--boot-url", fmt.Sprintf("http://%s:%d", lanServerIP, bootPort),
-		"--pxe", "--pxe-address", lanServerIP, "--pxe-interface", "eth0",
+	}
+	if relayed {
+		return append(args, "--trusted-proxy", lanRelayIP+"/32")
+	}
+	return append(args, "--pxe", "--pxe-address", lanServerIP, "--pxe-interface", "eth0")
+}
+
+// addLANHost puts namespace ns on the LAN's bridge as eth0 with addr/24.
+func (l *LAN) addLANHost(t *testing.T, ns, link, addr string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, args := range [][]string{
+		{"-n", l.NS, "link", "add", link, "type", "veth", "peer", "name", "eth0", "netns", ns},
+		{"-n", l.NS, "link", "set", link, "master", "br0", "up"},
+		// brd +: as DHCP would; udpcast (TestMulticastLAN) rendezvouses on
+		// the broadcast address, which ip leaves at 0.0.0.0 unless asked.
+		{"-n", ns, "addr", "add", addr + "/24", "brd", "+", "dev", "eth0"},
+		{"-n", ns, "link", "set", "eth0", "up"},
+	} {
+		if _, err := run(ctx, "ip", args...); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

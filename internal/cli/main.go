@@ -53,6 +53,8 @@ func commands() []command {
 		{"multicast", "send one image to many machines at once", runMulticast},
 		{"relay", "run a branch relay in front of a central server", runRelay},
 		{"migrate", "copy a server's database to another (SQLite to PostgreSQL)", runMigrate},
+		{"backup", "write a backup of the running server to a file", runBackup},
+		{"restore", "restore a backup into a stopped server's or a fresh data directory", runRestore},
 	}
 }
 

@@ -55,6 +55,7 @@ func commands() []command {
 		{"migrate", "copy a server's database to another (SQLite to PostgreSQL)", runMigrate},
 		{"backup", "write a backup of the running server to a file", runBackup},
 		{"restore", "restore a backup into a stopped server's or a fresh data directory", runRestore},
+		{"doctor", "check the set-up and say what to fix", runDoctor},
 	}
 }
 

@@ -251,6 +251,11 @@ func Read(r io.Reader, fn func(m *Manifest, mem Member, r io.Reader) error) (*Ma
 	} else if !errors.Is(err, io.EOF) {
 		return nil, corrupt("after the last member: %v", err)
 	}
+	// Read the stream to its end: the tar's padding and the zstd frame's
+	// checksum, which covers every byte, are checked only there.
+	if _, err := io.Copy(io.Discard, zr); err != nil {
+		return nil, corrupt("at the end of the archive: %v", err)
+	}
 	return m, nil
 }
 

@@ -323,6 +323,10 @@ func TestRestoreRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	events, err := client.NewAdmin(server.SocketPath(src)).AuditEvents(t.Context(), 0, 0)
+	if err != nil || len(events) == 0 || events[len(events)-1].Action != "sys.backup" {
+		t.Errorf("the backup is not the last audit entry: %d entries, %v", len(events), err)
+	}
 	write := func(name string, b []byte) string {
 		p := filepath.Join(t.TempDir(), name)
 		if err := os.WriteFile(p, b, 0o600); err != nil {

@@ -26,11 +26,12 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/imprint-osd/imprint/internal/bootimage"
 	"github.com/imprint-osd/imprint/internal/server"
 	"github.com/imprint-osd/imprint/internal/server/servertest"
 	"github.com/imprint-osd/imprint/internal/testenv"
-	"golang.org/x/sys/unix"
 )
 
 // runDoctorWith runs `imprint doctor` with env and returns its exit

@@ -53,6 +53,9 @@ func commands() []command {
 		{"multicast", "send one image to many machines at once", runMulticast},
 		{"relay", "run a branch relay in front of a central server", runRelay},
 		{"migrate", "copy a server's database to another (SQLite to PostgreSQL)", runMigrate},
+		{"backup", "write a backup of the running server to a file", runBackup},
+		{"restore", "restore a backup into a stopped server's or a fresh data directory", runRestore},
+		{"doctor", "check the set-up and say what to fix", runDoctor},
 		{"lab", "boot a QEMU machine against this server to try a task sequence", runLab},
 	}
 }

@@ -72,9 +72,11 @@ func TestRemoteAdminNeedsALiveAdminToken(t *testing.T) {
 		t.Errorf("machine API with an admin token: %d, want 401", resp.StatusCode)
 	}
 
-	// Tokens cannot be minted, listed or revoked over HTTPS, even with one.
+	// Tokens cannot be minted, listed or revoked over HTTPS, even with one,
+	// nor a backup taken.
 	for _, m := range []struct{ method, path string }{
 		{"POST", "/admin/v1/tokens"}, {"GET", "/admin/v1/tokens"}, {"DELETE", "/admin/v1/tokens/" + tok.ID},
+		{"GET", "/admin/v1/backup"}, // the archive holds every secret: socket only
 	} {
 		resp := ts.machine(t, m.method, m.path, tok.Token, map[string]string{"name": "more"}, nil)
 		if resp.StatusCode != http.StatusNotFound {

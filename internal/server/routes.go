@@ -64,6 +64,7 @@ func (s *Server) adminMux(local bool) *http.ServeMux {
 		mux.Handle("POST /admin/v1/users", s.adapt(s.adminAddUser))
 		mux.Handle("PUT /admin/v1/users/{name}/password", s.adapt(s.adminSetUserPassword))
 		mux.Handle("DELETE /admin/v1/users/{name}", s.adapt(s.adminRemoveUser))
+		mux.Handle("GET /admin/v1/backup", s.adapt(s.adminBackup))
 	}
 
 	mux.Handle("GET /admin/v1/info", s.adapt(s.handleInfo))

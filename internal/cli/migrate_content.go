@@ -58,25 +58,32 @@ func (a *app) migrateContent(ctx context.Context, src *storeEnd, from, fromStore
 }
 
 // referencedBlobs maps every blob a content version references to its
-// size: a File version's blob, each file of a Folder version's manifest.
-// Versions still awaiting their bytes reference none.
+// size (-1 when two records of it disagree): a File version's blob, each
+// file of a Folder version's manifest, as the store's content_blobs rows
+// list them. Versions still awaiting their bytes reference none.
 func referencedBlobs(ctx context.Context, src *storeEnd) (map[string]int64, error) {
 	items, err := src.sql.ContentItems(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list content versions: %w", err)
 	}
 	want := map[string]int64{}
+	add := func(h string, size int64) {
+		if old, ok := want[h]; ok && old != size {
+			size = -1 // the records disagree: the hash alone decides
+		}
+		want[h] = size
+	}
 	for _, it := range items {
 		for _, v := range it.Versions {
 			if v.AwaitingContent {
 				continue
 			}
-			if it.Type == deploy.ContentFile && v.SHA256 != "" && v.Manifest == nil {
-				want[v.SHA256] = v.ContentSize
+			if it.Type == deploy.ContentFile && v.SHA256 != "" {
+				add(v.SHA256, v.ContentSize)
 			}
 			if v.Manifest != nil {
 				for _, f := range v.Manifest.Files {
-					want[f.SHA256] = f.Size
+					add(f.SHA256, f.Size)
 				}
 			}
 		}

@@ -171,6 +171,21 @@ func TestMigrateContentLocal(t *testing.T) {
 		t.Errorf("after resuming the target holds %q, want %q", got, want)
 	}
 
+	// A blob in the target of another size than recorded (damaged there)
+	// is checked, set aside and copied again.
+	tp := blobPath(t, target, small)
+	os.Chmod(tp, 0o600)
+	if err := os.WriteFile(tp, site.blobs[small][:3], 0o400); err != nil {
+		t.Fatal(err)
+	}
+	code, out = migrate(t, "--from", "sqlite:"+site.dir, "--content-to", target)
+	if code != 0 || !strings.Contains(out, "1 copied") {
+		t.Errorf("migrate over a damaged target blob: exit %d, want 0 copying it again:\n%s", code, out)
+	}
+	if err := dst.Verify(t.Context(), small); err != nil {
+		t.Errorf("the damaged target blob was not replaced: %v", err)
+	}
+
 	// A corrupt source blob is refused by the target's hash check and
 	// named; the other blob is copied.
 	fresh := filepath.Join(t.TempDir(), "content")

@@ -62,7 +62,7 @@ vet:
 	done
 	$(GO) vet -tags e2e ./e2e/
 	$(GO) vet -tags 'e2e windowsiso' ./e2e/
-	$(GO) vet -tags s3 ./internal/content/... ./internal/server/
+	$(GO) vet -tags s3 ./internal/content/... ./internal/server/ ./internal/cli/
 
 # IMPRINT_TEST_REQUIRE makes a test whose host prerequisite is missing (a
 # tool, root, PostgreSQL for internal/store/postgres, chromium for the
@@ -113,6 +113,7 @@ test: deps vet build unit fuzz e2e
 test-s3:
 	GO=$(GO) ./scripts/weed.sh
 	IMPRINT_TEST_REQUIRE=1 CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m -tags s3 ./internal/content/... ./internal/server/
+	IMPRINT_TEST_REQUIRE=1 CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 10m -tags s3 -run 'TestMigrateContent' ./internal/cli/
 
 bench:
 	./bench/run.sh

@@ -7,9 +7,13 @@
 #
 #   bench/events.sh                      1,000 and 5,000 machines, 20 s each
 #   MACHINES="1000" DURATION=10s BASE=<commit> bench/events.sh
+#   BASE_ALL=1 BASE=37cec2f bench/events.sh   the baseline at every count too
 #
-# The baseline runs only the first machine count (at 5,000 its setup alone,
-# thousands of fsync'd logins fighting for the lock, takes minutes).
+# The baseline runs only the first machine count unless BASE_ALL=1 (with
+# the default BASE, at 5,000 its setup alone, thousands of fsync'd logins
+# fighting for the lock, takes minutes). The server's connection cap is
+# printed when it lowered --max-conns to fit the open-file limit: each
+# machine holds one connection, so past that cap machines are refused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base=${BASE:-d5e5b47}
@@ -36,7 +40,7 @@ serve() {
 	local data="$work/data-$1"
 	rm -rf "$data"
 	"$work/imprint-$1" --data "$data" server --listen "$api" --boot-listen "$boot" \
-		--max-conns 20000 --max-conns-per-addr 64 --log-level error 2>>"$work/server-$1.log" &
+		--max-conns 20000 --max-conns-per-addr 64 --log-level warn 2>>"$work/server-$1.log" &
 	pid=$!
 	local sock="$data/imprint.sock"
 	for _ in $(seq 200); do [ -S "$sock" ] && break; sleep 0.1; done
@@ -58,21 +62,23 @@ for which in base new; do
 		"$work/events" -boot "http://$boot" -static "$work/data-$which/boot/images/x86_64/vmlinuz" \
 			-machines "$n" -conns "$conns" -duration 10s | tee "$work/$which-$n.boot"
 		stop
-		[ "$which" = base ] && break
+		grep -h "max-conns lowered" "$work/server-$which.log" | sed 's/^/server: /' | head -1 || true
+		[ "$which" = base ] && [ -z "${BASE_ALL:-}" ] && break
 	done
 done
 
 echo
 echo "== summary =="
 first=${machines%% *}
-for f in "$work"/new-*.events; do
-	n=$(basename "$f" .events); n=${n#new-}
-	printf 'new  %5d machines: errors %s  p50 %s ms  p99 %s ms   boot script %s× static\n' "$n" \
-		"$(field errors "$f")" "$(field p50_ms "$f")" "$(field p99_ms "$f")" "$(field ratio "$work/new-$n.boot")"
+for which in new base; do
+	for n in $machines; do
+		f="$work/$which-$n.events"
+		[ -f "$f" ] || continue
+		printf '%-4s %5d machines: errors %s  p50 %s ms  p99 %s ms   boot script %s× static\n' "$which" "$n" \
+			"$(field errors "$f")" "$(field p50_ms "$f")" "$(field p99_ms "$f")" "$(field ratio "$work/$which-$n.boot")"
+	done
 done
 b="$work/base-$first"
-printf 'base %5d machines: errors %s  p50 %s ms  p99 %s ms   boot script %s× static\n' "$first" \
-	"$(field errors "$b.events")" "$(field p50_ms "$b.events")" "$(field p99_ms "$b.events")" "$(field ratio "$b.boot")"
 awk -v nb="$(field p99_ms "$b.events")" -v nn="$(field p99_ms "$work/new-$first.events")" \
 	-v sb="$(field script_rps "$b.boot")" -v sn="$(field script_rps "$work/new-$first.boot")" \
 	'BEGIN { printf "at %s machines: p99 new/base %.3f, boot script rate new/base %.2f\n", "'"$first"'", nn / nb, sn / sb }'

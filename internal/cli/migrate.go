@@ -13,12 +13,15 @@ import (
 	"time"
 
 	"github.com/imprint-osd/imprint/internal/auth"
+	"github.com/imprint-osd/imprint/internal/content"
+	"github.com/imprint-osd/imprint/internal/content/s3store"
 	"github.com/imprint-osd/imprint/internal/store/postgres"
 	"github.com/imprint-osd/imprint/internal/store/sqlite"
 	"github.com/imprint-osd/imprint/internal/store/sqlstore"
 )
 
-const usageMigrate = `usage: imprint migrate --from sqlite:DIR --to postgres://USER@HOST/DB [--replace]
+const usageMigrate = `usage: imprint migrate --from sqlite:DIR [--to postgres://USER@HOST/DB] [--replace]
+                      [--content-to STORE] [--content-from STORE]
 
 Copies the whole state of a server to another database: settings, task
 sequences, step definitions, content items and versions, devices, runs and
@@ -34,14 +37,30 @@ while it is read.
   --to URL             the target: postgres://… (or sqlite:DIR)
   --replace            empty a target that holds data first (without it a
                        target with any row is refused)
+  --content-to STORE   also copy the content: every blob a content version
+                       of --from references, to s3://BUCKET[/PREFIX]?endpoint=URL
+                       (the new server's --content) or to a directory
+  --content-from STORE where the blobs are now: DIR/content for --from
+                       sqlite:DIR (the default), an s3:// URL or a directory
 
-Content blobs (DIR/content) and run log files are not in the database and
-are not moved: the new server keeps using DIR's content store.
+With --content-to the blobs are copied first, then the database (give
+--content-to without --to to move only the content). Each blob streams
+from the old store into the new one, which hashes it as it stores it and
+keeps nothing whose SHA-256 differs from its name; afterwards every blob is
+checked in the target (count and sizes). A blob already in the target is
+not copied again, so a run cut short (a lost connection, Ctrl-C) leaves no
+partial blob and the same command resumes it. S3 credentials come from
+AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, else DIR/s3-credentials.
+
+Run log files are not in the database or the content store and are not
+moved; without --content-to the new server keeps using the old content
+store (start it with the same --content, or DIR/content).
 `
 
 // storeEnd is one end of a migration: the store and its SQL layer.
 type storeEnd struct {
 	sql   *sqlstore.DB
+	dir   string // the data directory of sqlite:DIR
 	close func() error
 }
 
@@ -50,26 +69,52 @@ func runMigrate(ctx context.Context, a *app, args []string) error {
 	from := fl.String("from", "", "")
 	to := fl.String("to", "", "")
 	replace := fl.Bool("replace", false, "")
+	contentTo := fl.String("content-to", "", "")
+	contentFrom := fl.String("content-from", "", "")
 	if _, err := a.parse(fl, args, 0, 0); err != nil {
 		return err
 	}
-	if *from == "" || *to == "" {
-		return usagef("imprint migrate: --from and --to are both required", usageMigrate)
+	if *from == "" || *to == "" && *contentTo == "" {
+		return usagef("imprint migrate: --from is required, with --to, --content-to or both", usageMigrate)
 	}
 	if *from == *to {
 		return usagef("imprint migrate: --from and --to name the same database", usageMigrate)
+	}
+	if *contentFrom != "" && *contentTo == "" {
+		return usagef("imprint migrate: --content-from without --content-to", usageMigrate)
 	}
 	src, err := openEnd(ctx, *from, "from")
 	if err != nil {
 		return err
 	}
 	defer src.close()
-	dst, err := openEnd(ctx, *to, "to")
-	if err != nil {
-		return err
+	var dst *storeEnd
+	if *to != "" {
+		if dst, err = openEnd(ctx, *to, "to"); err != nil {
+			return err
+		}
+		defer dst.close()
 	}
-	defer dst.close()
 	start := time.Now()
+	out := map[string]any{"from": endName(*from)}
+	var blobs *content.CopyReport
+	if *contentTo != "" {
+		// Content first: a copy stopped here has not touched the target
+		// database, and the rerun skips what arrived.
+		rep, err := a.migrateContent(ctx, src, *from, *contentFrom, *contentTo)
+		if err != nil {
+			return err
+		}
+		blobs = &rep
+		out["content"] = map[string]any{"to": s3store.Redact(*contentTo), "blobs": rep}
+	}
+	if dst == nil {
+		if a.jsonOut {
+			return a.printJSON(out)
+		}
+		printBlobs(a, *blobs, *contentTo, time.Since(start))
+		return nil
+	}
 	sums, err := sqlstore.Copy(ctx, src.sql, dst.sql, sqlstore.CopyOptions{Replace: *replace})
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -81,11 +126,9 @@ func runMigrate(ctx context.Context, a *app, args []string) error {
 	if err := auth.Verify(events); err != nil {
 		return fmt.Errorf("migrate: the target's audit chain does not verify: %w", err)
 	}
-	// Content moves separately: the S3 content store (issue 14 item 3)
-	// adds its copy of DIR/content here, by the same rule (counts and
-	// hashes checked before the command reports success).
 	if a.jsonOut {
-		return a.printJSON(map[string]any{"from": endName(*from), "to": endName(*to), "tables": sums, "auditEntries": len(events)})
+		out["to"], out["tables"], out["auditEntries"] = endName(*to), sums, len(events)
+		return a.printJSON(out)
 	}
 	rows := [][]string{{"TABLE", "ROWS", "SHA256"}}
 	for _, s := range sums {
@@ -93,6 +136,9 @@ func runMigrate(ctx context.Context, a *app, args []string) error {
 	}
 	if err := table(a.stdout, rows); err != nil {
 		return err
+	}
+	if blobs != nil {
+		printBlobs(a, *blobs, *contentTo, 0)
 	}
 	fmt.Fprintf(a.stdout, "Copied %s to %s in %s: every table matches, audit chain of %d entries verified.\n",
 		safe(endName(*from)), safe(endName(*to)), time.Since(start).Round(time.Millisecond), len(events))
@@ -136,7 +182,7 @@ func openEnd(ctx context.Context, s, which string) (*storeEnd, error) {
 	if err != nil {
 		return nil, fmt.Errorf("migrate --%s: %w", which, err)
 	}
-	return &storeEnd{sql: db.DB, close: db.Close}, nil
+	return &storeEnd{sql: db.DB, dir: dir, close: db.Close}, nil
 }
 
 // statFile reports a missing source database clearly, instead of letting

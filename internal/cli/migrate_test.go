@@ -187,8 +187,8 @@ func TestMigrateBadInput(t *testing.T) {
 		code     int
 		contains string
 	}{
-		{nil, 2, "--from and --to are both required"},
-		{[]string{"--from", "sqlite:" + empty}, 2, "--from and --to are both required"},
+		{nil, 2, "--from is required, with --to, --content-to or both"},
+		{[]string{"--from", "sqlite:" + empty}, 2, "--from is required, with --to, --content-to or both"},
 		{[]string{"--from", "mysql://x", "--to", "postgres://u@127.0.0.1:1/db"}, 2, "neither sqlite:DIR nor a postgres:// URL"},
 		{[]string{"--from", "sqlite:" + empty, "--to", "postgres://u@127.0.0.1:1/db"}, 1, "no database at"},
 		{[]string{"--from", "sqlite:" + empty, "--to", "sqlite:" + empty}, 2, "same database"},

@@ -10,3 +10,16 @@ func (db *DB) SQL() *sql.DB { return db.rdb }
 func (db *DB) GroupCommits() (commits, writes int64) {
 	return db.w.batches.Load(), db.w.batched.Load()
 }
+
+// PreparedWrites returns the queries the writer keeps prepared.
+func (db *DB) PreparedWrites() []string {
+	db.w.mu.Lock()
+	defer db.w.mu.Unlock()
+	var qs []string
+	for q, st := range db.w.stmts {
+		if st != nil {
+			qs = append(qs, q)
+		}
+	}
+	return qs
+}

@@ -132,6 +132,15 @@ func (d dialect) WriteLocked(ctx context.Context, _ []sqlstore.Lock, fn func(con
 
 func (dialect) IsUniqueViolation(error) bool { return false }
 
+// WriteStmt is the query prepared on the writing connection, or nil
+// (sqlstore.WriteStmts).
+func (d dialect) WriteStmt(query string) *sql.Stmt {
+	if d.w == nil {
+		return nil
+	}
+	return d.w.stmt(query)
+}
+
 // readConns is the size of the read pool: readers in WAL mode do not block
 // one another, and more connections than cores only add memory.
 func readConns() int { return max(4, 2*runtime.GOMAXPROCS(0)) }

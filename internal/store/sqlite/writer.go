@@ -4,12 +4,17 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"sync"
 	"sync/atomic"
 )
 
 // maxBatch bounds how many writes share one transaction, so that one
 // commit's latency stays bounded however many callers wait.
 const maxBatch = 512
+
+// maxStmts bounds the statements the writer keeps prepared. The store's
+// queries are constants, but a few are built for their argument count.
+const maxStmts = 256
 
 // errClosed answers a write that arrives after Close.
 var errClosed = errors.New("database is closed")
@@ -29,6 +34,16 @@ type writer struct {
 	// batches and batched count the shared commits and the writes they
 	// carried.
 	batches, batched atomic.Int64
+
+	// stmts are the write statements kept prepared on the one connection:
+	// preparing (parsing SQL, planning) cost more than running most of
+	// them. A query seen for the first time runs unprepared and is added
+	// to want; the loop prepares it between batches, when the connection
+	// is free (database/sql cannot prepare on a connection inside a
+	// transaction for later use).
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt
+	want  map[string]bool
 }
 
 type writeReq struct {
@@ -43,7 +58,8 @@ func newWriter(db *sql.DB) *writer {
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
 	w := &writer{db: db, queue: make(chan *writeReq, maxBatch),
-		done: make(chan struct{}), stopped: make(chan struct{})}
+		done: make(chan struct{}), stopped: make(chan struct{}),
+		stmts: map[string]*sql.Stmt{}, want: map[string]bool{}}
 	go w.loop()
 	return w
 }
@@ -82,6 +98,11 @@ func (w *writer) do(ctx context.Context, fn func(context.Context, *sql.Tx) error
 func (w *writer) close() error {
 	close(w.done)
 	<-w.stopped
+	for _, st := range w.stmts {
+		if st != nil {
+			st.Close()
+		}
+	}
 	return w.db.Close()
 }
 
@@ -112,7 +133,55 @@ func (w *writer) loop() {
 			}
 		}
 		w.run(batch)
+		w.prepareWanted()
 	}
+}
+
+// stmt returns query prepared on the writing connection, or nil when it
+// is not yet (it will be after this batch). Only write transactions of
+// this writer may use it (Tx.StmtContext).
+func (w *writer) stmt(query string) *sql.Stmt {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	st, seen := w.stmts[query]
+	if !seen && len(w.stmts)+len(w.want) < maxStmts {
+		w.want[query] = true
+	}
+	return st
+}
+
+// prepareWanted prepares the queries stmt was asked for. A query that
+// does not prepare is not asked again: it runs unprepared as before.
+func (w *writer) prepareWanted() {
+	w.mu.Lock()
+	if len(w.want) == 0 {
+		w.mu.Unlock()
+		return
+	}
+	want := w.want
+	w.want = map[string]bool{}
+	w.mu.Unlock()
+	for q := range want {
+		st, err := w.db.PrepareContext(context.Background(), q)
+		w.mu.Lock()
+		if err == nil {
+			w.stmts[q] = st
+		} else {
+			w.stmts[q] = nil // in the map: not asked again
+		}
+		w.mu.Unlock()
+	}
+}
+
+// exec runs query in tx, prepared when the writer has it.
+func (w *writer) exec(ctx context.Context, tx *sql.Tx, query string) error {
+	var err error
+	if st := w.stmt(query); st != nil {
+		_, err = tx.StmtContext(ctx, st).ExecContext(ctx)
+	} else {
+		_, err = tx.ExecContext(ctx, query)
+	}
+	return err
 }
 
 // run commits one batch and answers each of its writes.
@@ -175,15 +244,15 @@ func (w *writer) together(live []*writeReq) ([]error, error) {
 	defer tx.Rollback()
 	results := make([]error, len(live))
 	for i, r := range live {
-		if _, err := tx.ExecContext(bg, `SAVEPOINT w`); err != nil {
+		if err := w.exec(bg, tx, `SAVEPOINT w`); err != nil {
 			return nil, err
 		}
 		if results[i] = r.fn(context.WithoutCancel(r.ctx), tx); results[i] != nil {
-			if _, err := tx.ExecContext(bg, `ROLLBACK TO w`); err != nil {
+			if err := w.exec(bg, tx, `ROLLBACK TO w`); err != nil {
 				return nil, err
 			}
 		}
-		if _, err := tx.ExecContext(bg, `RELEASE w`); err != nil {
+		if err := w.exec(bg, tx, `RELEASE w`); err != nil {
 			return nil, err
 		}
 	}

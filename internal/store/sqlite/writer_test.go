@@ -202,3 +202,71 @@ func TestCheckpointBesideWriter(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestWriterKeepsStatementsPrepared: after the first event post the
+// writer holds its statements prepared (the savepoints of a shared commit
+// too), and later posts through them store every event once, in order,
+// alone and in shared commits.
+func TestWriterKeepsStatementsPrepared(t *testing.T) {
+	ctx := t.Context()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "imprint.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	runs := make([]*deploy.Run, 50)
+	for i := range runs {
+		runs[i] = &deploy.Run{DeviceID: fmt.Sprintf("d%d", i), TaskSequenceID: "ts", State: deploy.RunRunning}
+		if err := db.CreateRun(ctx, runs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	post := func(r *deploy.Run, n int) error {
+		return db.AppendRunEvents(ctx, r, []*deploy.RunEvent{{Type: "log", Message: fmt.Sprint(n)}})
+	}
+	for n := range 2 {
+		if err := post(runs[0], n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for round := range 3 {
+		for _, r := range runs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := post(r, 10+round); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	prepared := strings.Join(db.PreparedWrites(), "\n")
+	for _, q := range []string{"INSERT INTO run_events", "UPDATE runs SET state", "max(seq)"} {
+		if !strings.Contains(prepared, q) {
+			t.Errorf("the writer does not keep %q prepared; it has:\n%s", q, prepared)
+		}
+	}
+	if commits, _ := db.GroupCommits(); commits > 0 && !strings.Contains(prepared, "SAVEPOINT w") {
+		t.Errorf("%d shared commits, but the savepoint is not kept prepared:\n%s", commits, prepared)
+	}
+	for i, r := range runs {
+		evs, err := db.RunEvents(ctx, r.ID, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 3
+		if i == 0 {
+			want = 5
+		}
+		if len(evs) != want {
+			t.Fatalf("run %d has %d events, want %d", i, len(evs), want)
+		}
+		for j, e := range evs {
+			if e.Seq != int64(j+1) {
+				t.Errorf("run %d event %d has seq %d", i, j, e.Seq)
+			}
+		}
+	}
+}

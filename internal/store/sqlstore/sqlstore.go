@@ -37,6 +37,15 @@ type Dialect interface {
 	IsUniqueViolation(err error) bool
 }
 
+// WriteStmts is implemented by a Dialect whose write transactions all run
+// on one connection that keeps statements prepared across them (SQLite's
+// writer): WriteStmt returns query (as rebound) prepared there, or nil
+// when it is not, and the write then runs the query text. Preparing costs
+// more than running most of the store's writes.
+type WriteStmts interface {
+	WriteStmt(query string) *sql.Stmt
+}
+
 // LockSpace separates the kinds of lock a write may hold.
 type LockSpace int32
 
@@ -71,6 +80,7 @@ type DB struct {
 	pool     *sql.DB
 	readOpts *sql.TxOptions
 	d        Dialect
+	ws       WriteStmts // d's, if it keeps write statements prepared
 	// hot are the reads every machine request makes, prepared once (the
 	// pool keeps them prepared on each of its connections).
 	hot struct {
@@ -93,6 +103,7 @@ func New(ctx context.Context, cfg Config) (*DB, error) {
 		return nil, fmt.Errorf("sqlstore: pool and dialect are required")
 	}
 	db := &DB{pool: cfg.Pool, readOpts: cfg.ReadOptions, d: cfg.Dialect, Now: time.Now}
+	db.ws, _ = cfg.Dialect.(WriteStmts)
 	if err := db.prepare(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("prepare statements: %w", err)
@@ -146,27 +157,52 @@ func (db *DB) rebind(q string) string { return db.d.Rebind(q) }
 type Tx struct {
 	tx *sql.Tx
 	d  Dialect
+	ws WriteStmts // set in write transactions of a dialect that has them
+}
+
+// prepared returns query's statement kept prepared for this write
+// transaction, or nil.
+func (t *Tx) prepared(ctx context.Context, query string) *sql.Stmt {
+	if t.ws == nil {
+		return nil
+	}
+	if st := t.ws.WriteStmt(query); st != nil {
+		return t.tx.StmtContext(ctx, st)
+	}
+	return nil
 }
 
 // ExecContext runs a statement.
 func (t *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return t.tx.ExecContext(ctx, t.d.Rebind(query), args...)
+	q := t.d.Rebind(query)
+	if st := t.prepared(ctx, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return t.tx.ExecContext(ctx, q, args...)
 }
 
 // QueryContext runs a query.
 func (t *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return t.tx.QueryContext(ctx, t.d.Rebind(query), args...)
+	q := t.d.Rebind(query)
+	if st := t.prepared(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return t.tx.QueryContext(ctx, q, args...)
 }
 
 // QueryRowContext runs a query of at most one row.
 func (t *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	return t.tx.QueryRowContext(ctx, t.d.Rebind(query), args...)
+	q := t.d.Rebind(query)
+	if st := t.prepared(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return t.tx.QueryRowContext(ctx, q, args...)
 }
 
 // write runs fn in a write transaction (see Dialect.Write).
 func (db *DB) write(ctx context.Context, fn func(context.Context, *Tx) error) error {
 	return db.wrapDB(db.d.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		return fn(ctx, &Tx{tx: tx, d: db.d})
+		return fn(ctx, &Tx{tx: tx, d: db.d, ws: db.ws})
 	}))
 }
 
@@ -174,7 +210,7 @@ func (db *DB) write(ctx context.Context, fn func(context.Context, *Tx) error) er
 // Dialect.WriteLocked).
 func (db *DB) writeLocked(ctx context.Context, locks []Lock, fn func(context.Context, *Tx) error) error {
 	return db.wrapDB(db.d.WriteLocked(ctx, locks, func(ctx context.Context, tx *sql.Tx) error {
-		return fn(ctx, &Tx{tx: tx, d: db.d})
+		return fn(ctx, &Tx{tx: tx, d: db.d, ws: db.ws})
 	}))
 }
 

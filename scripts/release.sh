@@ -16,11 +16,13 @@ out=$1
 go=${GO:-go}
 platforms=${PLATFORMS:-linux/amd64 linux/arm64}
 mkdir -p "$out"
-rm -f "$out"/imprint-* "$out"/SHA256SUMS
+rm -f "$out"/SHA256SUMS
+files=""
 
 for p in $platforms; do
 	os=${p%/*} arch=${p#*/}
 	for cmd in imprint imprint-agent; do
+		files="$files $cmd-$os-$arch"
 		f=$out/$cmd-$os-$arch
 		CGO_ENABLED=0 GOOS=$os GOARCH=$arch "$go" build -trimpath -o "$f" "./cmd/$cmd"
 		if [ "$os" = linux ] && readelf --program-headers "$f" | grep -q INTERP; then
@@ -31,6 +33,10 @@ for p in $platforms; do
 done
 CGO_ENABLED=0 GOOS=windows GOARCH=amd64 "$go" build -trimpath -o "$out/imprint-agent.exe" ./cmd/imprint-agent
 
+files="$files imprint-agent.exe"
+
+# Only the files built here: dist/ also holds make deb's packages.
 cd "$out"
-sha256sum imprint-* >SHA256SUMS
+# shellcheck disable=SC2086 # the names hold no spaces
+sha256sum $files >SHA256SUMS
 cat SHA256SUMS

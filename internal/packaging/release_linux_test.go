@@ -17,11 +17,17 @@ import (
 // TestReleaseStatic runs scripts/release.sh for linux/amd64 only (make
 // release adds arm64, which the same loop builds): each Linux binary is
 // static (no program interpreter, no shared library needed), the Windows
-// agent is a PE file, and SHA256SUMS holds the hash of every file.
+// agent is a PE file, SHA256SUMS holds the hash of every file it built
+// and of nothing else, and what else was in the directory stays.
 func TestReleaseStatic(t *testing.T) {
 	testenv.LookPath(t, "readelf")
 	testenv.LookPath(t, "sha256sum")
 	out := t.TempDir()
+	// dist/ also holds make deb's packages: release.sh leaves them be.
+	deb := filepath.Join(out, "imprint-agent_1_amd64.deb")
+	if err := os.WriteFile(deb, []byte("a package"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command("scripts/release.sh", out)
 	cmd.Dir = "../.."
 	// The tests run with CGO_ENABLED=1 (for -race): the script must not
@@ -44,6 +50,9 @@ func TestReleaseStatic(t *testing.T) {
 			t.Fatalf("SHA256SUMS line %q is not HASH  NAME", sc.Text())
 		}
 		sums[name] = sum
+	}
+	if _, err := os.Stat(deb); err != nil {
+		t.Errorf("release.sh removed a package in its output directory: %v", err)
 	}
 	want := []string{"imprint-linux-amd64", "imprint-agent-linux-amd64", "imprint-agent.exe"}
 	if len(sums) != len(want) {

@@ -134,6 +134,7 @@ func TestDebLifecycle(t *testing.T) {
 	}
 	srv.stop(t)
 	newSchema := schemaVersion(t, filepath.Join(data, "imprint.db"))
+	t.Logf("schema version %d under %s (commit %.12s^), %d after the upgrade", oldSchema, oldVersion, lastSchema, newSchema)
 	if want := newestMigration(t, repo); newSchema != want || oldSchema >= newSchema {
 		t.Errorf("schema version %d before the upgrade, %d after; want %d after, and below it before", oldSchema, newSchema, want)
 	}

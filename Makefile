@@ -20,9 +20,11 @@ TEST_NEEDS := zstd:zstd xz:xz-utils sgdisk:gdisk sfdisk:fdisk mdir:mtools \
 	/usr/lib/ipxe/qemu/efi-virtio.rom:ipxe-qemu \
 	/usr/share/seabios/bios-256k.bin:seabios ip:iproute2 dpkg-deb:dpkg \
 	dnsmasq:dnsmasq-base /usr/lib/ipxe/ipxe.efi:ipxe chromium:chromium \
-	/usr/lib/postgresql/*/bin/initdb:postgresql udp-sender:udpcast udp-receiver:udpcast
+	/usr/lib/postgresql/*/bin/initdb:postgresql udp-sender:udpcast udp-receiver:udpcast \
+	dpkg:dpkg dpkg-query:dpkg git:git readelf:binutils systemd-analyze:systemd systemctl:systemd \
+	systemd-sysusers:systemd systemd-tmpfiles:systemd
 
-.PHONY: build run test deps vet unit fuzz e2e e2e-windows windows-iso test-s3 bench clean
+.PHONY: build run test deps vet unit fuzz e2e e2e-windows windows-iso test-s3 bench deb release clean
 
 build:
 	$(GO) build -trimpath -o bin/imprint ./cmd/imprint
@@ -118,5 +120,17 @@ test-s3:
 bench:
 	./bench/run.sh
 
+# Debian packages imprint and imprint-agent in dist/ (scripts/deb.sh; the
+# unit and its hardening: docs/packaging.md). The version comes from git
+# (scripts/debversion.sh): vX.Y.Z tags, else 0~git.COMMITS.HASH.
+deb: build
+	scripts/deb.sh bin dist
+
+# Static binaries (CGO_ENABLED=0) for linux/amd64 and linux/arm64, the
+# Windows agent and SHA256SUMS in dist/ (scripts/release.sh, which fails
+# on a Linux binary that names a dynamic loader).
+release:
+	GO=$(GO) scripts/release.sh dist
+
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -87,8 +87,14 @@ func Package(tool string) string {
 		return "qemu-system-x86"
 	case "ip":
 		return "iproute2"
-	case "dpkg-deb":
+	case "dpkg-deb", "dpkg", "dpkg-query":
 		return "dpkg"
+	case "systemd-analyze", "systemd-sysusers", "systemd-tmpfiles", "systemctl":
+		return "systemd"
+	case "readelf":
+		return "binutils"
+	case "sha256sum":
+		return "coreutils"
 	case "dnsmasq":
 		return "dnsmasq-base"
 	case "apt-get", "apt-cache":

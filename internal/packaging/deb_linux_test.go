@@ -55,6 +55,9 @@ func TestDebLifecycle(t *testing.T) {
 	if lastSchema == "" {
 		t.Fatal("git log finds no commit of internal/store/sqlite/migrations: the test needs the tree's history")
 	}
+	if err := exec.Command("git", "-C", repo, "rev-parse", "--verify", "--quiet", lastSchema+"^").Run(); err != nil {
+		t.Fatalf("the commit before %s is not in this clone: the upgrade test builds the previous schema's server from the history, which a shallow clone lacks (git fetch --unshallow)", lastSchema)
+	}
 	oldSrc := filepath.Join(tmp, "oldsrc")
 	if err := os.Mkdir(oldSrc, 0o755); err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 // adminBase is the base URL of admin requests; the host is a placeholder,
@@ -178,15 +179,6 @@ func dialReason(err error) error {
 	return err
 }
 
-// errorBody is the JSON of every error answer.
-type errorBody struct {
-	Error *struct {
-		Code    string              `json:"code"`
-		Message string              `json:"message"`
-		Fields  []deploy.FieldError `json:"fields"`
-	} `json:"error"`
-}
-
 // maxErrorBody bounds how much of an error answer is read.
 const maxErrorBody = 1 << 20
 
@@ -194,9 +186,9 @@ const maxErrorBody = 1 << 20
 // code (or, failing that, the status) and the server's message and fields.
 func parseError(resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	var eb errorBody
-	if err := json.Unmarshal(b, &eb); err == nil && eb.Error != nil && eb.Error.Message != "" {
-		kind := deploy.Kind(eb.Error.Code)
+	var eb wire.ErrorBody
+	if err := json.Unmarshal(b, &eb); err == nil && eb.Error.Message != "" {
+		kind := eb.Error.Code
 		if !knownKind(kind) {
 			kind = kindOfStatus(resp.StatusCode)
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/auth/entra"
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/netlimit"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 // securitySettingKey holds the admin's client-authentication choices that
@@ -138,34 +139,20 @@ func (s *Server) trusted(ip net.IP) bool {
 	return false
 }
 
-// methodOrder is DeployR's: anonymous → certificate → Entra ID → passcode.
-type authMethods struct {
-	Methods          []string    `json:"methods"`
-	BootImageMethods []string    `json:"bootImageMethods"`
-	Entra            *entraHints `json:"entra,omitempty"`
-	Hint             string      `json:"hint,omitempty"`
-}
-
-type entraHints struct {
-	Authority string `json:"authority"`
-	TenantID  string `json:"tenantId"`
-	ClientID  string `json:"clientId"`
-	Scope     string `json:"scope"`
-}
-
-// authMethods lists the modes that are on. src, when not empty, is the
-// address of the machine asking: anonymous is left out where its network
-// limit would refuse it. Empty, it is the admin's view of every mode.
-func (s *Server) authMethods(ctx context.Context, src string) (authMethods, error) {
+// authMethods lists the modes that are on, in DeployR's order: anonymous →
+// certificate → Entra ID → passcode. src, when not empty, is the address
+// of the machine asking: anonymous is left out where its network limit
+// would refuse it. Empty, it is the admin's view of every mode.
+func (s *Server) authMethods(ctx context.Context, src string) (wire.AuthMethods, error) {
 	sec, err := s.security(ctx)
 	if err != nil {
-		return authMethods{}, err
+		return wire.AuthMethods{}, err
 	}
 	st, err := s.passcodes.Status(ctx)
 	if err != nil {
-		return authMethods{}, err
+		return wire.AuthMethods{}, err
 	}
-	m := authMethods{Methods: []string{}, BootImageMethods: []string{}}
+	m := wire.AuthMethods{Methods: []string{}, BootImageMethods: []string{}}
 	if sec.Anonymous && (src == "" || anonymousFrom(sec, src)) {
 		m.Methods = append(m.Methods, auth.MethodAnonymous)
 	}
@@ -178,7 +165,7 @@ func (s *Server) authMethods(ctx context.Context, src string) (authMethods, erro
 		if scope == "" {
 			scope = "api://" + sec.Entra.ClientID
 		}
-		m.Entra = &entraHints{Authority: sec.Entra.Issuer(), TenantID: sec.Entra.TenantID, ClientID: sec.Entra.ClientID, Scope: scope + "/.default"}
+		m.Entra = &wire.EntraSettings{Authority: sec.Entra.Issuer(), TenantID: sec.Entra.TenantID, ClientID: sec.Entra.ClientID, Scope: scope + "/.default"}
 	}
 	if st.Set && s.passcodeAllowed(sec) {
 		m.Methods = append(m.Methods, auth.MethodPasscode)
@@ -226,19 +213,6 @@ func anonymousFrom(sec Security, src string) bool {
 	return false
 }
 
-type tokenRequest struct {
-	Method      string        `json:"method"`
-	Passcode    string        `json:"passcode"`
-	AccessToken string        `json:"accessToken"`
-	Device      deploy.Device `json:"device"`
-}
-
-type tokenResponse struct {
-	Token     string    `json:"token"`
-	ExpiresAt time.Time `json:"expiresAt"`
-	SessionID string    `json:"sessionId"`
-}
-
 // errAuthFailed is the one answer for a wrong passcode, malformed input,
 // a mode that is off and an unknown method: nothing to tell them apart.
 var errAuthFailed = auth.ErrBadPasscode
@@ -263,7 +237,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) error {
 	if ok, wait := s.throttle.Allow(src, ""); !ok {
 		return s.refuse(w, "auth.attempt", src, wait)
 	}
-	var req tokenRequest
+	var req wire.TokenRequest
 	r.Body = http.MaxBytesReader(w, r.Body, maxAuthBody)
 	decErr := decodeJSON(w, r, &req)
 	var mbe *http.MaxBytesError
@@ -274,15 +248,16 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) error {
 	if errors.Is(decErr, netlimit.ErrSlowBody) {
 		return decErr // 408: the connection is cut; costs no Argon2
 	}
+	device := req.Device.Device()
 	if decErr == nil {
 		// A claimed identity that is not one (an escape sequence for the
 		// admin's terminal, a megabyte of model name) is malformed input:
 		// refused like a wrong passcode, after the same work (PC-5, GN-6).
-		decErr = req.Device.Normalize()
+		decErr = device.Normalize()
 	}
 	dev := ""
 	if decErr == nil {
-		dev = deviceID(&req.Device)
+		dev = deviceID(&device)
 	}
 	sec, err := s.security(ctx)
 	if err != nil {
@@ -349,7 +324,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) error {
 		att.Succeed()
 	}
 	if dev != "" {
-		d := req.Device
+		d := device
 		d.ID = dev
 		d.LastSeen = s.now()
 		if err := s.store.UpsertDevice(ctx, &d); err != nil {
@@ -363,7 +338,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) error {
 	audit.Outcome, audit.Actor = auth.OutcomeSuccess, sess.Subject
 	audit.Details["session"] = sess.ID
 	s.record(ctx, audit)
-	writeJSON(w, http.StatusOK, tokenResponse{Token: token, ExpiresAt: sess.ExpiresAt, SessionID: sess.ID})
+	writeJSON(w, http.StatusOK, wire.TokenAnswer{Token: token, ExpiresAt: sess.ExpiresAt, SessionID: sess.ID})
 	return nil
 }
 
@@ -395,7 +370,7 @@ func (s *Server) refuse(w http.ResponseWriter, action, src string, wait time.Dur
 	s.refusals.Note(action, src)
 	secs := max(int(math.Ceil(wait.Seconds())), 1)
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
-	writeJSON(w, http.StatusTooManyRequests, errorBody{Error: errorDetail{Code: deploy.KindThrottled,
+	writeJSON(w, http.StatusTooManyRequests, wire.ErrorBody{Error: wire.ErrorDetail{Code: deploy.KindThrottled,
 		Message: fmt.Sprintf("too many failed attempts; try again in %s", time.Duration(secs)*time.Second)}})
 	return nil
 }

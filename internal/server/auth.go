@@ -17,6 +17,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/auth"
 	"github.com/imprint-osd/imprint/internal/auth/cert"
 	"github.com/imprint-osd/imprint/internal/auth/entra"
+	"github.com/imprint-osd/imprint/internal/auth/entra/accesstoken"
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/netlimit"
 	"github.com/imprint-osd/imprint/internal/wire"
@@ -92,15 +93,15 @@ func (s *Server) updateSecurity(ctx context.Context, change func(*Security) erro
 type entraValidators struct {
 	mu   sync.Mutex
 	cfg  entra.Config
-	v    *entra.Validator
+	v    *accesstoken.Validator
 	http *http.Client
 }
 
-func (e *entraValidators) get(cfg entra.Config) *entra.Validator {
+func (e *entraValidators) get(cfg entra.Config) *accesstoken.Validator {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.v == nil || e.cfg != cfg {
-		e.cfg, e.v = cfg, entra.NewValidator(cfg, e.http)
+		e.cfg, e.v = cfg, accesstoken.NewValidator(cfg, e.http)
 	}
 	return e.v
 }
@@ -482,7 +483,7 @@ func sessionFrom(ctx context.Context) *deploy.Session {
 }
 
 func asReject(err error) (string, bool) {
-	var rej *entra.RejectError
+	var rej *accesstoken.RejectError
 	if errors.As(err, &rej) {
 		return rej.Reason, true
 	}

@@ -47,7 +47,7 @@ type Server struct {
 	auditFwd    *auditForwarder // nil unless --audit-syslog
 	sessions    *auth.Sessions
 	auditor     *auth.Auditor
-	entra       *entraValidators
+	login       *auth.Login    // machine logins (POST /v1/auth/token)
 	certs       *cert.Verifier // nil unless --client-ca is set
 	users       *auth.Users    // web-console accounts
 	console     *web.Console
@@ -235,7 +235,6 @@ func (s *Server) openAuth() error {
 		}}
 	s.sessions = &auth.Sessions{Store: s.store}
 	s.adminTokens = &auth.AdminTokens{Store: s.store}
-	s.entra = &entraValidators{http: &http.Client{Timeout: 30 * time.Second}}
 	for _, p := range s.cfg.TrustedProxies {
 		_, n, _ := net.ParseCIDR(p)
 		s.proxies = append(s.proxies, n)
@@ -247,6 +246,8 @@ func (s *Server) openAuth() error {
 			return fmt.Errorf("client-ca: %w", err)
 		}
 	}
+	s.login = &auth.Login{Store: s.store, Passcodes: s.passcodes, Throttle: s.throttle, Sessions: s.sessions,
+		Certificates: s.certs != nil, EntraHTTP: &http.Client{Timeout: 30 * time.Second}, Record: s.record, Now: func() time.Time { return s.now() }}
 	sec, err := s.security(context.Background())
 	if err != nil {
 		return err

@@ -193,3 +193,12 @@ func classify(err, keyErr error) string {
 	}
 	return ReasonClaims
 }
+
+// AsReject returns the reason of the *RejectError in err's chain.
+func AsReject(err error) (reason string, ok bool) {
+	var rej *RejectError
+	if errors.As(err, &rej) {
+		return rej.Reason, true
+	}
+	return "", false
+}

@@ -152,8 +152,8 @@ func (s *Server) machineRunEvents(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	if run.State == deploy.RunCanceled {
-		return deploy.Errorf(deploy.KindConflict, "run %s was canceled by an administrator: stop it", run.ID)
+	if err := run.AcceptsAgentReports(); err != nil {
+		return err
 	}
 	events, size, err := s.decodeEvents(w, r)
 	if err != nil {
@@ -264,11 +264,7 @@ func applyEvent(run *deploy.Run, e wire.Event) {
 	case wire.EventStepStart:
 		st := find()
 		st.Outcome, st.StartedAt, st.ExitCode, st.Message = deploy.StepRunning, e.Time, nil, ""
-		run.CurrentStep = st.Path
-		if run.State.Terminal() {
-			return
-		}
-		run.State = deploy.RunRunning
+		run.StepStarted(st.Path)
 	case wire.EventStepEnd:
 		st := find()
 		st.Outcome, st.ExitCode, st.Message, st.OutputTail = e.Outcome, e.ExitCode, e.Message, e.OutputTail
@@ -277,28 +273,7 @@ func applyEvent(run *deploy.Run, e wire.Event) {
 		}
 		st.Duration = e.DurationSeconds
 	case wire.EventRunEnd:
-		if e.State.Terminal() {
-			run.State = e.State
-			t := e.Time
-			run.EndedAt = &t
-			run.Error = e.Message
-			run.CurrentStep = ""
-			// Steps still open when the run ends (the groups around a final
-			// Reboot, or a step the agent was killed in) take the run's end.
-			for i := range run.Steps {
-				st := &run.Steps[i]
-				if st.Outcome != deploy.StepRunning {
-					continue
-				}
-				st.Outcome = deploy.StepFailed
-				if e.State == deploy.RunSucceeded {
-					st.Outcome = deploy.StepSucceeded
-				}
-				if !st.StartedAt.IsZero() {
-					st.Duration = e.Time.Sub(st.StartedAt).Seconds()
-				}
-			}
-		}
+		run.Finish(e.State, e.Time, e.Message)
 	}
 }
 

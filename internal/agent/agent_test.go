@@ -172,7 +172,7 @@ func TestAgentRunRebootResume(t *testing.T) {
 	}
 	var got []string
 	for _, e := range api.events {
-		s := e.Type + " " + e.Path + " " + e.Outcome + e.State
+		s := e.Type + " " + e.Path + " " + string(e.Outcome) + string(e.State)
 		if e.ExitCode != nil && *e.ExitCode != 0 {
 			s += " exit " + string(rune('0'+*e.ExitCode))
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/sequence"
 	"github.com/imprint-osd/imprint/internal/stepdefs"
 	"github.com/imprint-osd/imprint/internal/steps/disksteps"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 // runServer binds server-side scripts to the current run.
@@ -297,7 +298,7 @@ func (a *Agent) onEvent(ev sequence.Event) {
 		}
 		a.logf(SevInfo, "Start %s", ev.Path)
 	case sequence.EventEnd:
-		ae.Outcome = string(ev.Outcome)
+		ae.Outcome = ev.Outcome
 		ae.Message = ev.Message
 		ae.OutputTail = ev.Output
 		if !ev.Started.IsZero() {
@@ -349,13 +350,13 @@ func (a *Agent) progress(ref deploy.Ref, name string, done, total int64) {
 	// The server (and its console) hears of it every 5 %: at most 21
 	// events per transfer.
 	if a.reporter != nil && (pct%5 == 0 || done == total) {
-		_ = a.reporter.Report(client.AgentEvent{Type: "progress", Time: a.now().UTC(), Name: name,
+		_ = a.reporter.Report(client.AgentEvent{Type: wire.EventProgress, Time: a.now().UTC(), Name: name,
 			BytesDone: done, BytesTotal: total})
 	}
 }
 
 // report queues a non-step event.
-func (a *Agent) report(typ, msg, state string) {
+func (a *Agent) report(typ, msg string, state deploy.RunState) {
 	_ = a.reporter.Report(client.AgentEvent{Type: typ, Time: a.now().UTC(), Message: msg, State: state})
 }
 
@@ -392,7 +393,7 @@ func (a *Agent) rebootForResume(ctx context.Context) error {
 		// The journal on disk records every step before the reboot as
 		// done; that is the state the deployed OS continues from. Events
 		// are sent first so that the copied outbox holds none twice.
-		a.report("progress", "rebooting", "")
+		a.report(wire.EventProgress, "rebooting", "")
 		a.flush(ctx)
 		if err := vr.InstallVars(ctx, a.vars, a.Executable, a.StateDir); err != nil {
 			a.logf(SevError, "Arrange resume: %v", err)
@@ -409,7 +410,7 @@ func (a *Agent) rebootForResume(ctx context.Context) error {
 		return err
 	}
 	if _, staged := a.Resume.(VarsResumer); !staged {
-		a.report("progress", "rebooting", "")
+		a.report(wire.EventProgress, "rebooting", "")
 		a.flush(ctx)
 	}
 	a.Console.Printf("Restarting the machine; the sequence continues after boot.\n")
@@ -422,7 +423,6 @@ func (a *Agent) rebootForResume(ctx context.Context) error {
 }
 
 func (a *Agent) finish(ctx context.Context, out sequence.Outcome, forceAction string) error {
-	state := string(out.State)
 	failed := out.State == deploy.RunFailed
 	msg := "Task sequence finished successfully"
 	if failed {
@@ -430,7 +430,7 @@ func (a *Agent) finish(ctx context.Context, out sequence.Outcome, forceAction st
 	}
 	a.logf(map[bool]Severity{true: SevError, false: SevInfo}[failed], "%s", msg)
 	a.Console.Printf("%s\n", msg)
-	a.report("run-end", out.Message, state)
+	a.report(wire.EventRunEnd, out.Message, out.State)
 	a.flush(ctx)
 	a.uploadLogs(ctx)
 	if a.Resume != nil {

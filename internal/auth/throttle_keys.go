@@ -40,13 +40,6 @@ func (k *keyTable) touch(key string, limit int) *keyState {
 	return e
 }
 
-func (k *keyTable) remove(key string) {
-	if el, ok := k.m[key]; ok {
-		k.order.Remove(el)
-		delete(k.m, key)
-	}
-}
-
 // sourceKey normalises a source address: IPv4 (also v4-mapped) as is,
 // IPv6 by its /64, since one host usually owns a whole /64. Anything else
 // (a host:port or a name) is used verbatim after stripping a port.

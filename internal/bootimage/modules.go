@@ -119,9 +119,6 @@ func ModuleName(s string) string {
 	return strings.ReplaceAll(base, "-", "_")
 }
 
-// Dir returns the modules directory the index was read from.
-func (idx *ModuleIndex) Dir() string { return idx.dir }
-
 // Has reports whether name is a loadable module of this kernel.
 func (idx *ModuleIndex) Has(name string) bool { _, ok := idx.paths[ModuleName(name)]; return ok }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/imprint-osd/imprint/internal/client"
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 const usageRuns = `usage: imprint runs SUBCOMMAND [flags]
@@ -276,16 +277,6 @@ func runsEvents(ctx context.Context, a *app, args []string) error {
 	}
 }
 
-// eventData is the part of an agent event's payload worth printing.
-type eventData struct {
-	Path     string  `json:"path"`
-	Name     string  `json:"name"`
-	Outcome  string  `json:"outcome"`
-	ExitCode *int    `json:"exitCode"`
-	Duration float64 `json:"durationSeconds"`
-	State    string  `json:"state"`
-}
-
 // printEvent prints one event as a line (or a JSON line with --json).
 func (a *app) printEvent(e *deploy.RunEvent) error {
 	if a.jsonOut {
@@ -296,7 +287,8 @@ func (a *app) printEvent(e *deploy.RunEvent) error {
 		_, err = fmt.Fprintf(a.stdout, "%s\n", safeJSON(b))
 		return err
 	}
-	var d eventData
+	// The agent's report, as the server stored it.
+	var d wire.Event
 	_ = json.Unmarshal(e.Data, &d) // an unreadable payload still prints its header
 	what := d.Path
 	if what == "" {
@@ -310,16 +302,16 @@ func (a *app) printEvent(e *deploy.RunEvent) error {
 		parts = append(parts, what)
 	}
 	switch e.Type {
-	case "step-end":
-		parts = append(parts, d.Outcome)
+	case wire.EventStepEnd:
+		parts = append(parts, string(d.Outcome))
 		if d.ExitCode != nil {
 			parts = append(parts, "exit "+strconv.Itoa(*d.ExitCode))
 		}
-		if d.Duration > 0 {
-			parts = append(parts, duration(d.Duration))
+		if d.DurationSeconds > 0 {
+			parts = append(parts, duration(d.DurationSeconds))
 		}
-	case "run-end":
-		parts = append(parts, d.State)
+	case wire.EventRunEnd:
+		parts = append(parts, string(d.State))
 	}
 	if e.Message != "" {
 		parts = append(parts, "— "+e.Message)

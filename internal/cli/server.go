@@ -452,23 +452,26 @@ func runServer(ctx context.Context, a *app, args []string) error {
 	log := newLogger(a, cfg.LogFormat, cfg.LogLevel)
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if cfg.Store, err = openStore(ctx, cfg.DB); err != nil {
+	// The adapters are chosen here; the server fills in the embedded
+	// SQLite database and content directory for the ones left nil.
+	deps := server.Deps{Log: log}
+	if deps.Store, err = openStore(ctx, cfg.DB); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
-	if cfg.Store != nil {
+	if deps.Store != nil {
 		log.Info("state store", "db", postgres.Redact(cfg.DB))
 	}
-	if cfg.Blobs, err = openContent(ctx, cfg.Content, cfg.DataDir, a.getenv); err != nil {
-		if cfg.Store != nil {
-			cfg.Store.Close()
+	if deps.Blobs, err = openContent(ctx, cfg.Content, cfg.DataDir, a.getenv); err != nil {
+		if deps.Store != nil {
+			deps.Store.Close()
 		}
 		return fmt.Errorf("server: %w", err)
 	}
-	if cfg.Blobs != nil {
+	if deps.Blobs != nil {
 		log.Info("content store", "content", s3store.Redact(cfg.Content))
 	}
 	// The server logs its bound addresses itself once it is ready.
-	if err := server.Run(ctx, cfg, log, nil); err != nil {
+	if err := server.Run(ctx, cfg, deps, nil); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
 	return nil

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 // adminBase is the base URL of admin requests; the host is a placeholder,
@@ -76,9 +77,6 @@ func NewRemoteAdmin(baseURL, token string, caPEM []byte) (*Admin, error) {
 	}
 	return &Admin{base: base, token: strings.TrimSpace(token), hc: &http.Client{Transport: tr}}, nil
 }
-
-// SocketPath is the socket the client dials; empty for a remote client.
-func (a *Admin) SocketPath() string { return a.socket }
 
 // where names the server for messages: the socket or the URL.
 func (a *Admin) where() string {
@@ -178,15 +176,6 @@ func dialReason(err error) error {
 	return err
 }
 
-// errorBody is the JSON of every error answer.
-type errorBody struct {
-	Error *struct {
-		Code    string              `json:"code"`
-		Message string              `json:"message"`
-		Fields  []deploy.FieldError `json:"fields"`
-	} `json:"error"`
-}
-
 // maxErrorBody bounds how much of an error answer is read.
 const maxErrorBody = 1 << 20
 
@@ -194,9 +183,9 @@ const maxErrorBody = 1 << 20
 // code (or, failing that, the status) and the server's message and fields.
 func parseError(resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	var eb errorBody
-	if err := json.Unmarshal(b, &eb); err == nil && eb.Error != nil && eb.Error.Message != "" {
-		kind := deploy.Kind(eb.Error.Code)
+	var eb wire.ErrorBody
+	if err := json.Unmarshal(b, &eb); err == nil && eb.Error.Message != "" {
+		kind := eb.Error.Code
 		if !knownKind(kind) {
 			kind = kindOfStatus(resp.StatusCode)
 		}

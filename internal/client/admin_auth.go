@@ -10,19 +10,12 @@ import (
 	"time"
 
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 // PasscodeChange is the server's answer to a passcode set, generate,
 // rotate or clear.
-type PasscodeChange struct {
-	Generation int `json:"generation"`
-	// Code is a generated passcode; the server returns it this once.
-	Code string `json:"code,omitempty"`
-	// GraceUntil is when the previous passcode stops working (rotate).
-	GraceUntil time.Time `json:"graceUntil,omitzero"`
-	// SessionsRevoked counts the sessions minted by retired passcodes.
-	SessionsRevoked int `json:"sessionsRevoked"`
-}
+type PasscodeChange = wire.PasscodeChange
 
 // PasscodeStatus says whether a passcode is set; it never holds the value.
 type PasscodeStatus struct {
@@ -35,17 +28,11 @@ type PasscodeStatus struct {
 	PreviousGraceUntil time.Time     `json:"previousGraceUntil,omitzero"`
 }
 
-// passcodeRequest is the body of set and rotate.
-type passcodeRequest struct {
-	Passcode string `json:"passcode,omitempty"`
-	Grace    string `json:"grace,omitempty"`
-}
-
 // SetPasscode makes code the passcode; the server refuses weak ones with
 // a KindInvalid error carrying its policy message.
 func (a *Admin) SetPasscode(ctx context.Context, code string) (*PasscodeChange, error) {
 	var out PasscodeChange
-	if err := a.sendJSON(ctx, http.MethodPut, "/admin/v1/passcode", passcodeRequest{Passcode: code}, &out); err != nil {
+	if err := a.sendJSON(ctx, http.MethodPut, "/admin/v1/passcode", wire.PasscodeRequest{Passcode: code}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -68,7 +55,7 @@ func (a *Admin) RotatePasscode(ctx context.Context, code string, grace time.Dura
 		return nil, deploy.Errorf(deploy.KindInvalid, "grace: %s is negative", grace)
 	}
 	var out PasscodeChange
-	req := passcodeRequest{Passcode: code, Grace: grace.String()}
+	req := wire.PasscodeRequest{Passcode: code, Grace: grace.String()}
 	if err := a.sendJSON(ctx, http.MethodPost, "/admin/v1/passcode/rotate", req, &out); err != nil {
 		return nil, err
 	}
@@ -338,11 +325,7 @@ func (a *Admin) DownloadRunLog(ctx context.Context, id, name string, w io.Writer
 }
 
 // ServerInfo is GET /admin/v1/info.
-type ServerInfo struct {
-	PublicURL string `json:"publicURL"`
-	BootURL   string `json:"bootURL"`
-	CASHA256  string `json:"caSHA256"`
-}
+type ServerInfo = wire.ServerInfo
 
 // Info returns the running server's public API URL, boot URL and CA
 // fingerprint.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/windrivers"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 // Machine is a client of the machine API (HTTPS, bearer session token),
@@ -311,9 +312,7 @@ func (m *Machine) callJSON(ctx context.Context, method, path string, in, out any
 
 // Time returns the server's clock.
 func (m *Machine) Time(ctx context.Context) (time.Time, error) {
-	var out struct {
-		Unix int64 `json:"unix"`
-	}
+	var out wire.Time
 	if err := m.callJSON(ctx, http.MethodGet, "/v1/time", nil, &out); err != nil {
 		return time.Time{}, err
 	}
@@ -321,20 +320,10 @@ func (m *Machine) Time(ctx context.Context) (time.Time, error) {
 }
 
 // EntraSettings is what the agent needs for the device-code flow.
-type EntraSettings struct {
-	Authority string `json:"authority"`
-	TenantID  string `json:"tenantId"`
-	ClientID  string `json:"clientId"`
-	Scope     string `json:"scope"`
-}
+type EntraSettings = wire.EntraSettings
 
 // AuthMethods is the answer of GET /v1/auth/methods.
-type AuthMethods struct {
-	Methods          []string       `json:"methods"`
-	BootImageMethods []string       `json:"bootImageMethods"`
-	Entra            *EntraSettings `json:"entra,omitempty"`
-	Hint             string         `json:"hint,omitempty"`
-}
+type AuthMethods = wire.AuthMethods
 
 // AuthMethods returns the authentication methods the server accepts.
 func (m *Machine) AuthMethods(ctx context.Context) (*AuthMethods, error) {
@@ -346,31 +335,13 @@ func (m *Machine) AuthMethods(ctx context.Context) (*AuthMethods, error) {
 }
 
 // DeviceInfo identifies the machine in a token request.
-type DeviceInfo struct {
-	UUID         string   `json:"uuid,omitempty"`
-	MACs         []string `json:"macs,omitempty"`
-	SerialNumber string   `json:"serialNumber,omitempty"`
-	Make         string   `json:"make,omitempty"`
-	Model        string   `json:"model,omitempty"`
-	Name         string   `json:"name,omitempty"`
-	// Disks are the machine's fixed disks (devices page inventory).
-	Disks []deploy.Disk `json:"disks,omitempty"`
-}
+type DeviceInfo = wire.DeviceInfo
 
 // TokenRequest is the body of POST /v1/auth/token.
-type TokenRequest struct {
-	Method      string     `json:"method"`
-	Passcode    string     `json:"passcode,omitempty"`
-	AccessToken string     `json:"accessToken,omitempty"`
-	Device      DeviceInfo `json:"device"`
-}
+type TokenRequest = wire.TokenRequest
 
 // TokenAnswer is a new session.
-type TokenAnswer struct {
-	Token     string    `json:"token"`
-	ExpiresAt time.Time `json:"expiresAt"`
-	SessionID string    `json:"sessionId"`
-}
+type TokenAnswer = wire.TokenAnswer
 
 // Token authenticates and, on success, uses the returned token for every
 // later call. A 429 answer is a *RetryError (see RetryAfter).
@@ -387,13 +358,7 @@ func (m *Machine) Token(ctx context.Context, req TokenRequest) (*TokenAnswer, er
 }
 
 // TSSummary is one task sequence the session may run.
-type TSSummary struct {
-	ID          string `json:"id"`
-	Name        string `json:"name"`
-	Description string `json:"description"`
-	VersionNo   int    `json:"versionNo"`
-	Status      string `json:"status"`
-}
+type TSSummary = wire.TSSummary
 
 // TaskSequences lists the sequences the session may run.
 func (m *Machine) TaskSequences(ctx context.Context) ([]TSSummary, error) {
@@ -430,10 +395,7 @@ func (m *Machine) StepDefinition(ctx context.Context, id string) (*deploy.StepDe
 }
 
 // ContentInfo is the answer of GET /v1/content/{id}/{no}.
-type ContentInfo struct {
-	Item    deploy.ContentItem    `json:"item"`
-	Version deploy.ContentVersion `json:"version"`
-}
+type ContentInfo = wire.ContentInfo
 
 // ContentInfo fetches a content item version's metadata.
 func (m *Machine) ContentInfo(ctx context.Context, id string, no int) (*ContentInfo, error) {
@@ -456,11 +418,7 @@ func (m *Machine) DriverPacks(ctx context.Context) ([]windrivers.Pack, error) {
 }
 
 // CreateRunRequest is the body of POST /v1/runs.
-type CreateRunRequest struct {
-	TaskSequenceID string     `json:"taskSequenceId"`
-	VersionNo      int        `json:"versionNo"`
-	Device         DeviceInfo `json:"device"`
-}
+type CreateRunRequest = wire.CreateRunRequest
 
 // CreateRun starts the server's record of a run.
 func (m *Machine) CreateRun(ctx context.Context, req CreateRunRequest) (*deploy.Run, error) {
@@ -472,23 +430,7 @@ func (m *Machine) CreateRun(ctx context.Context, req CreateRunRequest) (*deploy.
 }
 
 // AgentEvent is one report of the agent (see docs/api.md).
-type AgentEvent struct {
-	Type            string    `json:"type"`
-	Time            time.Time `json:"time"`
-	StepID          string    `json:"stepId,omitempty"`
-	Path            string    `json:"path,omitempty"`
-	Name            string    `json:"name,omitempty"`
-	Outcome         string    `json:"outcome,omitempty"`
-	ExitCode        *int      `json:"exitCode,omitempty"`
-	Message         string    `json:"message,omitempty"`
-	OutputTail      string    `json:"outputTail,omitempty"`
-	DurationSeconds float64   `json:"durationSeconds,omitempty"`
-	State           string    `json:"state,omitempty"`
-	// BytesDone and BytesTotal (progress events) count a download or an
-	// image write, so the console can show it.
-	BytesDone  int64 `json:"bytesDone,omitempty"`
-	BytesTotal int64 `json:"bytesTotal,omitempty"`
-}
+type AgentEvent = wire.Event
 
 // SendEvents posts a batch of events of run runID.
 func (m *Machine) SendEvents(ctx context.Context, runID string, evs []AgentEvent) error {
@@ -511,18 +453,10 @@ func (m *Machine) UploadLogs(ctx context.Context, runID string, tgz io.Reader) e
 }
 
 // ServerScriptRequest is the body of POST /v1/runs/{id}/server-script.
-type ServerScriptRequest struct {
-	ScriptName     string            `json:"scriptName"`
-	Variables      map[string]string `json:"variables"`
-	TimeoutSeconds int               `json:"timeoutSeconds,omitempty"`
-}
+type ServerScriptRequest = wire.ScriptRequest
 
 // ServerScriptResult is what a server-side script returned.
-type ServerScriptResult struct {
-	Variables map[string]string `json:"variables"`
-	Output    string            `json:"output"`
-	ExitCode  int               `json:"exitCode"`
-}
+type ServerScriptResult = wire.ScriptResult
 
 // ServerScript runs a script of the server's scripts folder for run runID.
 func (m *Machine) ServerScript(ctx context.Context, runID string, req ServerScriptRequest) (*ServerScriptResult, error) {

@@ -39,23 +39,6 @@ const (
 	Zstd Compression = "zstd"
 )
 
-// ParseCompression checks a compression name ("" means Auto).
-func ParseCompression(s string) (Compression, error) {
-	switch c := Compression(strings.ToLower(s)); c {
-	case "":
-		return Auto, nil
-	case Auto, Raw, Gzip, Xz, Zstd:
-		return c, nil
-	case "none":
-		return Raw, nil
-	case "gz":
-		return Gzip, nil
-	case "zst":
-		return Zstd, nil
-	}
-	return "", deploy.Errorf(deploy.KindInvalid, "unknown compression %q (want auto, raw, gzip, xz or zstd)", s)
-}
-
 // Sniff names the compression whose magic number starts b, Raw otherwise.
 func Sniff(b []byte) Compression {
 	switch {

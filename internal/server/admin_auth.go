@@ -10,29 +10,17 @@ import (
 	"github.com/imprint-osd/imprint/internal/auth"
 	"github.com/imprint-osd/imprint/internal/auth/entra"
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
-// passcodeRequest is the body of set and rotate. Grace is a Go duration.
-type passcodeRequest struct {
-	Passcode string `json:"passcode"`
-	Grace    string `json:"grace"`
-}
-
-type passcodeAnswer struct {
-	Generation int       `json:"generation"`
-	Code       string    `json:"code,omitempty"` // a generated passcode, shown once
-	GraceUntil time.Time `json:"graceUntil,omitzero"`
-	Revoked    int       `json:"sessionsRevoked"`
-}
-
 // afterChange revokes sessions of retired generations and audits.
-func (s *Server) afterChange(r *http.Request, action string, ch auth.PasscodeChange) (passcodeAnswer, error) {
-	ans := passcodeAnswer{Generation: ch.Generation, Code: ch.Code, GraceUntil: ch.GraceUntil}
+func (s *Server) afterChange(r *http.Request, action string, ch auth.PasscodeChange) (wire.PasscodeChange, error) {
+	ans := wire.PasscodeChange{Generation: ch.Generation, Code: ch.Code, GraceUntil: ch.GraceUntil}
 	n, err := s.sessions.RevokeGenerations(r.Context(), ch.Retired)
 	if err != nil {
 		return ans, err
 	}
-	ans.Revoked = n
+	ans.SessionsRevoked = n
 	details := map[string]string{"generation": strconv.Itoa(ch.Generation), "sessionsRevoked": strconv.Itoa(n)}
 	if !ch.GraceUntil.IsZero() {
 		details["graceUntil"] = ch.GraceUntil.UTC().Format(time.RFC3339)
@@ -43,7 +31,7 @@ func (s *Server) afterChange(r *http.Request, action string, ch auth.PasscodeCha
 }
 
 func (s *Server) adminPasscodeSet(w http.ResponseWriter, r *http.Request) error {
-	var req passcodeRequest
+	var req wire.PasscodeRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
@@ -73,7 +61,7 @@ func (s *Server) adminPasscodeGenerate(w http.ResponseWriter, r *http.Request) e
 }
 
 func (s *Server) adminPasscodeRotate(w http.ResponseWriter, r *http.Request) error {
-	var req passcodeRequest
+	var req wire.PasscodeRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}

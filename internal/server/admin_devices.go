@@ -140,11 +140,10 @@ func (s *Server) adminCancelRun(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if run.State.Terminal() {
-		return deploy.Errorf(deploy.KindConflict, "run %s has already ended (%s)", run.ID, run.State)
-	}
 	now := s.now()
-	run.State, run.EndedAt, run.Error = deploy.RunCanceled, &now, "canceled by "+actor(ctx)
+	if err := run.Cancel(now, actor(ctx)); err != nil {
+		return err
+	}
 	if err := s.store.UpdateRun(ctx, run); err != nil {
 		return err
 	}

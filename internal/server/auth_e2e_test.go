@@ -17,6 +17,7 @@ import (
 
 	"github.com/imprint-osd/imprint/internal/auth"
 	"github.com/imprint-osd/imprint/internal/auth/entra"
+	"github.com/imprint-osd/imprint/internal/auth/entra/accesstoken"
 	"github.com/imprint-osd/imprint/internal/auth/entra/entratest"
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/server"
@@ -208,32 +209,32 @@ func TestEntraBadTokensAreRefusedAlike(t *testing.T) {
 	tests := []struct {
 		name, token, reason string
 	}{
-		{"other tenant's issuer", other.Mint(other.Claims(testAudience, now, testRole)), entra.ReasonUnknownKey},
+		{"other tenant's issuer", other.Mint(other.Claims(testAudience, now, testRole)), accesstoken.ReasonUnknownKey},
 		{"other tenant, our key", iss.Mint(claims(func(c jwt.MapClaims) {
 			c["iss"], c["tid"] = other.IssuerURL(), otherTenant
-		})), entra.ReasonIssuer},
-		{"other tid under our issuer", iss.Mint(claims(func(c jwt.MapClaims) { c["tid"] = otherTenant })), entra.ReasonTenant},
-		{"v1 issuer", iss.Mint(claims(func(c jwt.MapClaims) { c["iss"] = "https://sts.windows.net/" + testTenant + "/" })), entra.ReasonIssuer},
-		{"other audience", iss.Mint(claims(func(c jwt.MapClaims) { c["aud"] = "api://someone-else" })), entra.ReasonAudience},
-		{"graph audience", iss.Mint(claims(func(c jwt.MapClaims) { c["aud"] = entratest.GraphAudience })), entra.ReasonAudience},
-		{"alg none", iss.MintAlgNone(claims(nil)), entra.ReasonAlgorithm},
-		{"HS256 keyed with the public key", iss.MintHS256WithPublicKey(claims(nil)), entra.ReasonAlgorithm},
+		})), accesstoken.ReasonIssuer},
+		{"other tid under our issuer", iss.Mint(claims(func(c jwt.MapClaims) { c["tid"] = otherTenant })), accesstoken.ReasonTenant},
+		{"v1 issuer", iss.Mint(claims(func(c jwt.MapClaims) { c["iss"] = "https://sts.windows.net/" + testTenant + "/" })), accesstoken.ReasonIssuer},
+		{"other audience", iss.Mint(claims(func(c jwt.MapClaims) { c["aud"] = "api://someone-else" })), accesstoken.ReasonAudience},
+		{"graph audience", iss.Mint(claims(func(c jwt.MapClaims) { c["aud"] = entratest.GraphAudience })), accesstoken.ReasonAudience},
+		{"alg none", iss.MintAlgNone(claims(nil)), accesstoken.ReasonAlgorithm},
+		{"HS256 keyed with the public key", iss.MintHS256WithPublicKey(claims(nil)), accesstoken.ReasonAlgorithm},
 		{"expired", iss.Mint(claims(func(c jwt.MapClaims) {
 			c["iat"], c["nbf"], c["exp"] = now.Add(-3*time.Hour).Unix(), now.Add(-3*time.Hour).Unix(), now.Add(-2*time.Hour).Unix()
-		})), entra.ReasonExpired},
-		{"not yet valid", iss.Mint(claims(func(c jwt.MapClaims) { c["nbf"] = now.Add(time.Hour).Unix() })), entra.ReasonNotYetValid},
-		{"unknown kid", iss.MintUnknownKid(claims(nil)), entra.ReasonUnknownKey},
-		{"no kid", iss.MintNoKid(claims(nil)), entra.ReasonUnknownKey},
-		{"tampered payload", iss.MintTampered(claims(nil), claims(func(c jwt.MapClaims) { c["upn"] = "mallory@contoso.example" })), entra.ReasonSignature},
-		{"missing role", iss.Mint(iss.Claims(testAudience, now)), entra.ReasonMissingRole},
-		{"other role", iss.Mint(iss.Claims(testAudience, now, "Imprint.Read")), entra.ReasonMissingRole},
-		{"not a JWT", "not-a-jwt", entra.ReasonMalformed},
+		})), accesstoken.ReasonExpired},
+		{"not yet valid", iss.Mint(claims(func(c jwt.MapClaims) { c["nbf"] = now.Add(time.Hour).Unix() })), accesstoken.ReasonNotYetValid},
+		{"unknown kid", iss.MintUnknownKid(claims(nil)), accesstoken.ReasonUnknownKey},
+		{"no kid", iss.MintNoKid(claims(nil)), accesstoken.ReasonUnknownKey},
+		{"tampered payload", iss.MintTampered(claims(nil), claims(func(c jwt.MapClaims) { c["upn"] = "mallory@contoso.example" })), accesstoken.ReasonSignature},
+		{"missing role", iss.Mint(iss.Claims(testAudience, now)), accesstoken.ReasonMissingRole},
+		{"other role", iss.Mint(iss.Claims(testAudience, now, "Imprint.Read")), accesstoken.ReasonMissingRole},
+		{"not a JWT", "not-a-jwt", accesstoken.ReasonMalformed},
 	}
 	var first []byte
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			status, body, _ := entraLoginFrom(t, ts, tc.token, caseID(i), fmt.Sprintf("192.0.2.%d", i+1))
-			if tc.reason == entra.ReasonMissingRole {
+			if tc.reason == accesstoken.ReasonMissingRole {
 				// A genuine token without the role: 403 naming the role
 				// (security.md EN-4), not the one 401 of bad tokens.
 				if status != 403 || !bytes.Contains(body, []byte(`not assigned the app role \"`+testRole+`\"`)) {
@@ -252,8 +253,8 @@ func TestEntraBadTokensAreRefusedAlike(t *testing.T) {
 			}
 		})
 	}
-	if !bytes.Contains(first, []byte(entra.RejectedMessage)) {
-		t.Errorf("refusal body %s does not carry %q", first, entra.RejectedMessage)
+	if !bytes.Contains(first, []byte(accesstoken.RejectedMessage)) {
+		t.Errorf("refusal body %s does not carry %q", first, accesstoken.RejectedMessage)
 	}
 
 	var events []deploy.AuditEvent

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 // FuzzLoginBody feeds any body to what POST /v1/auth/token does before it
@@ -23,11 +24,11 @@ import (
 // Seeds: testdata/fuzz/FuzzLoginBody.
 func FuzzLoginBody(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
-		decode := func(b []byte) (tokenRequest, error) {
+		decode := func(b []byte) (wire.TokenRequest, error) {
 			w := httptest.NewRecorder()
 			r := httptest.NewRequest(http.MethodPost, "/v1/auth/token", bytes.NewReader(b))
 			r.Body = http.MaxBytesReader(w, r.Body, maxAuthBody) // as handleToken
-			var req tokenRequest
+			var req wire.TokenRequest
 			return req, decodeJSON(w, r, &req)
 		}
 		req, err := decode(body)
@@ -48,13 +49,16 @@ func FuzzLoginBody(f *testing.F) {
 			t.Fatalf("a %d-byte body was accepted past the %d-byte cap", len(body), maxAuthBody)
 		}
 		// As handleToken: an identity that is not one is malformed input.
-		if err := req.Device.Normalize(); err != nil {
+		d := req.Device.Device()
+		if err := d.Normalize(); err != nil {
 			if deploy.ErrorKind(err) != deploy.KindInvalid {
 				t.Fatalf("device error %v is %v, want KindInvalid", err, deploy.ErrorKind(err))
 			}
 			return
 		}
-		dev := deviceID(&req.Device)
+		dev := deviceID(&d)
+		req.Device = wire.DeviceInfo{UUID: d.UUID, MACs: d.MACs, SerialNumber: d.SerialNumber, Make: d.Make,
+			Model: d.Model, Name: d.Name, Disks: d.Disks}
 		if dev != strings.ToLower(dev) || len(dev) > 64+len("mac-") {
 			t.Fatalf("device key %q is not lowercase and bounded", dev)
 		}
@@ -69,13 +73,14 @@ func FuzzLoginBody(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoded request %s refused: %v", b, err)
 		}
-		if err := req2.Device.Normalize(); err != nil {
+		d2 := req2.Device.Device()
+		if err := d2.Normalize(); err != nil {
 			t.Fatalf("normalised device %+v refused on the way back: %v", req.Device, err)
 		}
 		if diff := cmp.Diff(req, req2, cmpopts.EquateEmpty()); diff != "" { // "macs":[] is omitted
 			t.Fatalf("request changed on the way back (-first +second):\n%s", diff)
 		}
-		if dev2 := deviceID(&req2.Device); dev2 != dev {
+		if dev2 := deviceID(&d2); dev2 != dev {
 			t.Fatalf("device key %q became %q", dev, dev2)
 		}
 	})

@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 func s3Backend(t *testing.T, fn func(t *testing.T, ts *testServer, bl blobs)) {
 	t.Run("s3", func(t *testing.T) {
 		st := weed.Store(t, s3store.Options{})
-		ts := startServerWith(t, t.TempDir(), func(c *server.Config) { c.Blobs = st })
+		ts := startServerDeps(t, t.TempDir(), nil, server.Deps{Blobs: st})
 		b := st.Bucket()
 		fn(t, ts, blobs{
 			exists: func(t *testing.T, h string) bool {
@@ -71,7 +71,7 @@ func TestStartSparesYoungBlobsInASharedStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	startServerWith(t, t.TempDir(), func(c *server.Config) { c.Blobs = st })
+	startServerDeps(t, t.TempDir(), nil, server.Deps{Blobs: st})
 	if _, err := st.Stat(t.Context(), b.SHA256); err != nil {
 		t.Errorf("a young unreferenced blob in the shared bucket was swept: %v", err)
 	}

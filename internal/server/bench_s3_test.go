@@ -30,12 +30,11 @@ func BenchmarkDownloadS3(b *testing.B) {
 	rate := map[string]float64{}
 	for _, name := range []string{"local", "s3"} {
 		b.Run(name, func(b *testing.B) {
-			var edit func(*server.Config)
+			var deps server.Deps
 			if name == "s3" {
-				st := weed.Store(b, s3store.Options{})
-				edit = func(c *server.Config) { c.Blobs = st }
+				deps.Blobs = weed.Store(b, s3store.Options{})
 			}
-			ts := startServerLog(b, b.TempDir(), edit, nil)
+			ts := startServerDeps(b, b.TempDir(), nil, deps)
 			cr, err := ts.admin.Post("http://imprint/admin/v1/content", "application/json",
 				strings.NewReader(`{"name":"bench","contentItemType":"File","contentItemPurpose":"OperatingSystem"}`))
 			if err != nil || cr.StatusCode != http.StatusCreated {

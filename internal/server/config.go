@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/imprint-osd/imprint/internal/auth"
-	"github.com/imprint-osd/imprint/internal/content"
-	"github.com/imprint-osd/imprint/internal/deploy"
 )
 
 // Config is everything `imprint server` needs. DefaultConfig gives the
@@ -21,21 +19,13 @@ type Config struct {
 	DataDir string // --data, IMPRINT_DATA
 	// DB names the state database: empty for the embedded SQLite file
 	// DATA/imprint.db, or a postgres:// URL. The command wiring opens it
-	// (internal/cli) and hands it over as Store.
+	// (internal/cli) and hands it over as Deps.Store.
 	DB string // --db, IMPRINT_DB
-	// Store, when set, is the state store to use instead of the embedded
-	// SQLite database; the server owns it from Open on and closes it, also
-	// when Open fails.
-	Store deploy.Store
 	// Content names the content store: empty for the directory
 	// DATA/content, or an s3://BUCKET[/PREFIX]?endpoint=…&region=… URL.
 	// The command wiring opens it (internal/cli) and hands it over as
-	// Blobs.
-	Content string // --content, IMPRINT_CONTENT
-	// Blobs, when set, is the content store to use instead of
-	// DATA/content; the server owns it from Open on and closes it, also
-	// when Open fails.
-	Blobs      content.Blobs
+	// Deps.Blobs.
+	Content    string // --content, IMPRINT_CONTENT
 	Listen     string // --listen, IMPRINT_LISTEN: HTTPS machine API
 	BootListen string // --boot-listen, IMPRINT_BOOT_LISTEN: plain-HTTP boot files
 	// Hostnames and IPs added to the generated server certificate besides

@@ -86,7 +86,7 @@ func TestHostileServerProcess(t *testing.T) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	err := server.Run(ctx, cfg, log, func(s *server.Server) {
+	err := server.Run(ctx, cfg, server.Deps{Log: log}, func(s *server.Server) {
 		report(hostileReady{API: s.APIAddr().String(), Boot: s.BootAddr().String(), Socket: s.Socket()})
 		go func() { // each line asks for the connection counters
 			sc := bufio.NewScanner(os.Stdin)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/netlimit"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 // maxDocumentBytes bounds every JSON request body; content uploads are
@@ -29,16 +30,6 @@ var statusOf = map[deploy.Kind]int{
 	deploy.KindThrottled:    http.StatusTooManyRequests,
 	deploy.KindUnavailable:  http.StatusServiceUnavailable,
 	deploy.KindInternal:     http.StatusInternalServerError,
-}
-
-type errorBody struct {
-	Error errorDetail `json:"error"`
-}
-
-type errorDetail struct {
-	Code    deploy.Kind         `json:"code"`
-	Message string              `json:"message"`
-	Fields  []deploy.FieldError `json:"fields,omitempty"`
 }
 
 func (s *Server) adapt(h handlerFunc) http.Handler {
@@ -67,7 +58,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if slow {
 		status = http.StatusRequestTimeout // the connection is closed after it
 	}
-	body := errorBody{Error: errorDetail{Code: kind, Message: deploy.ErrorMessage(err)}}
+	body := wire.ErrorBody{Error: wire.ErrorDetail{Code: kind, Message: deploy.ErrorMessage(err)}}
 	var de *deploy.Error
 	if errors.As(err, &de) {
 		body.Error.Fields = de.Fields

@@ -20,6 +20,7 @@ import (
 
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/server"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 // port is one listener of a test server, dialled raw.
@@ -232,7 +233,7 @@ func TestVouchedMachineAndSocketServedWhenFull(t *testing.T) {
 	if st := machineGet(t, ts, machineClient(t, ts, "127.0.0.2"), tok); st != http.StatusOK {
 		t.Fatalf("authenticated machine during the attack: %d", st)
 	}
-	var info server.ServerInfo
+	var info wire.ServerInfo
 	if resp := ts.do(t, "GET", "/admin/v1/info", nil, &info); resp.StatusCode != http.StatusOK || info.CASHA256 == "" {
 		t.Fatalf("admin socket during the attack: %d", resp.StatusCode)
 	}

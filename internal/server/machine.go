@@ -11,19 +11,12 @@ import (
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/stepdefs"
 	"github.com/imprint-osd/imprint/internal/windrivers"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 func (s *Server) handleTime(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, map[string]int64{"unix": s.now().Unix()})
+	writeJSON(w, http.StatusOK, wire.Time{Unix: s.now().Unix()})
 	return nil
-}
-
-type tsSummary struct {
-	ID          string        `json:"id"`
-	Name        string        `json:"name"`
-	Description string        `json:"description"`
-	VersionNo   int           `json:"versionNo"`
-	Status      deploy.Status `json:"status"`
 }
 
 // runnableVersion is the newest Active version of ts, or nil.
@@ -46,13 +39,13 @@ func (s *Server) machineListTS(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	bound := sessionFrom(r.Context()).TaskSequenceID
-	out := []tsSummary{}
+	out := []wire.TSSummary{}
 	for _, ts := range all {
 		if bound != "" && ts.ID != bound {
 			continue
 		}
 		if v := runnableVersion(ts); v != nil {
-			out = append(out, tsSummary{ts.ID, ts.Name, deploy.Str(ts.Description), v.VersionNo, v.Status})
+			out = append(out, wire.TSSummary{ID: ts.ID, Name: ts.Name, Description: deploy.Str(ts.Description), VersionNo: v.VersionNo, Status: v.Status})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -335,7 +328,7 @@ func (s *Server) machineContentInfo(w http.ResponseWriter, r *http.Request) erro
 	}
 	meta := *item
 	meta.Versions = nil
-	writeJSON(w, http.StatusOK, map[string]any{"item": &meta, "version": v})
+	writeJSON(w, http.StatusOK, wire.ContentInfo{Item: meta, Version: *v})
 	return nil
 }
 

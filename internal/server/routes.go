@@ -1,6 +1,11 @@
 package server
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/wire"
+)
 
 // apiRoutes is the machine-facing HTTPS API (agents, boot images).
 func (s *Server) apiRoutes() http.Handler {
@@ -142,7 +147,7 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 					panic(v)
 				}
 				s.log.Error("handler panic", "path", r.URL.Path, "panic", v)
-				writeJSON(w, http.StatusInternalServerError, errorBody{Error: errorDetail{Code: "internal", Message: "internal error"}})
+				writeJSON(w, http.StatusInternalServerError, wire.ErrorBody{Error: wire.ErrorDetail{Code: deploy.KindInternal, Message: "internal error"}})
 			}
 		}()
 		next.ServeHTTP(w, r)
@@ -160,14 +165,7 @@ func (s *Server) handleCACert(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// ServerInfo is what local tools need to build boot media for this server.
-type ServerInfo struct {
-	PublicURL string `json:"publicURL"`
-	BootURL   string `json:"bootURL"`
-	CASHA256  string `json:"caSHA256"`
-}
-
 func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, ServerInfo{PublicURL: s.PublicURL(), BootURL: s.BootURL(), CASHA256: s.CAFingerprint()})
+	writeJSON(w, http.StatusOK, wire.ServerInfo{PublicURL: s.PublicURL(), BootURL: s.BootURL(), CASHA256: s.CAFingerprint()})
 	return nil
 }

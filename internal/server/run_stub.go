@@ -1,14 +1,12 @@
 package server
 
-import (
-	"context"
-	"log/slog"
-)
+import "context"
 
-// Run starts the server and blocks until ctx is done, then shuts down
-// gracefully. ready, when non-nil, is called once every listener is bound.
-func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(*Server)) error {
-	s, err := Open(ctx, cfg, log)
+// Run starts the server on deps (see OpenWith: a nil Store or Blobs is the
+// embedded one) and blocks until ctx is done, then shuts down gracefully.
+// ready, when non-nil, is called once every listener is bound.
+func Run(ctx context.Context, cfg Config, deps Deps, ready func(*Server)) error {
+	s, err := OpenWith(ctx, cfg, deps)
 	if err != nil {
 		return err
 	}

@@ -16,18 +16,13 @@ import (
 
 	"github.com/imprint-osd/imprint/internal/auth"
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
-
-type createRunRequest struct {
-	TaskSequenceID string        `json:"taskSequenceId"`
-	VersionNo      int           `json:"versionNo"`
-	Device         deploy.Device `json:"device"`
-}
 
 func (s *Server) machineCreateRun(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	sess := sessionFrom(ctx)
-	var req createRunRequest
+	var req wire.CreateRunRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
@@ -59,10 +54,11 @@ func (s *Server) machineCreateRun(w http.ResponseWriter, r *http.Request) error 
 	if dev == "" {
 		// A session that logged in without an identity names its device
 		// here: checked like one at login (GN-6).
-		if err := req.Device.Normalize(); err != nil {
+		d := req.Device.Device()
+		if err := d.Normalize(); err != nil {
 			return err
 		}
-		dev = deviceID(&req.Device)
+		dev = deviceID(&d)
 	}
 	now := s.now()
 	run := &deploy.Run{DeviceID: dev, TaskSequenceID: ts.ID, VersionNo: req.VersionNo, SessionID: sess.ID,
@@ -92,31 +88,13 @@ func (s *Server) ownRun(r *http.Request) (*deploy.Run, error) {
 	return run, nil
 }
 
-// agentEvent is what the agent sends; see docs/api.md.
-type agentEvent struct {
-	Type       string             `json:"type"`
-	Time       time.Time          `json:"time"`
-	StepID     string             `json:"stepId"`
-	Path       string             `json:"path"`
-	Name       string             `json:"name"`
-	Outcome    deploy.StepOutcome `json:"outcome"`
-	ExitCode   *int               `json:"exitCode"`
-	Message    string             `json:"message"`
-	OutputTail string             `json:"outputTail"`
-	Duration   float64            `json:"durationSeconds"`
-	State      deploy.RunState    `json:"state"`
-	// BytesDone and BytesTotal are a progress event's transfer count.
-	BytesDone  int64 `json:"bytesDone,omitempty"`
-	BytesTotal int64 `json:"bytesTotal,omitempty"`
-}
-
 const maxOutputTail = 8 << 10
 
 // decodeEvents reads the JSON array of events one at a time, refusing
 // (413) an event larger than the quota, and more events than one request
 // may carry, before reading further. The error names the event
 // ("events[3]") so that a client can cut or drop that one.
-func (s *Server) decodeEvents(w http.ResponseWriter, r *http.Request) (events []agentEvent, size int64, err error) {
+func (s *Server) decodeEvents(w http.ResponseWriter, r *http.Request) (events []wire.Event, size int64, err error) {
 	q := s.use.q
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxDocumentBytes))
 	bad := func(err error) error {
@@ -152,7 +130,7 @@ func (s *Server) decodeEvents(w http.ResponseWriter, r *http.Request) (events []
 				Message: fmt.Sprintf("%s is %s; one event may be at most %s", field, sizeText(int64(len(raw))), sizeText(int64(q.EventBytes))),
 				Fields:  []deploy.FieldError{{Field: field, Message: fmt.Sprintf("at most %d bytes", q.EventBytes)}}}
 		}
-		var e agentEvent
+		var e wire.Event
 		if err := json.Unmarshal(raw, &e); err != nil {
 			return nil, 0, deploy.Errorf(deploy.KindInvalid, "events[%d]: %v", i, err)
 		}
@@ -174,8 +152,8 @@ func (s *Server) machineRunEvents(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	if run.State == deploy.RunCanceled {
-		return deploy.Errorf(deploy.KindConflict, "run %s was canceled by an administrator: stop it", run.ID)
+	if err := run.AcceptsAgentReports(); err != nil {
+		return err
 	}
 	events, size, err := s.decodeEvents(w, r)
 	if err != nil {
@@ -185,9 +163,7 @@ func (s *Server) machineRunEvents(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	for i, e := range events {
-		switch e.Type {
-		case "step-start", "step-end", "log", "progress", "run-end":
-		default:
+		if !wire.KnownEvent(e.Type) {
 			return deploy.Errorf(deploy.KindInvalid, "events[%d].type: %q is not step-start, step-end, log, progress or run-end", i, e.Type)
 		}
 	}
@@ -230,9 +206,9 @@ func (s *Server) machineRunEvents(w http.ResponseWriter, r *http.Request) error 
 // agent to upload the run's logs.
 const runEndGrace = 5 * time.Minute
 
-func ended(events []agentEvent) bool {
+func ended(events []wire.Event) bool {
 	for _, e := range events {
-		if e.Type == "run-end" && e.State.Terminal() {
+		if e.Type == wire.EventRunEnd && e.State.Terminal() {
 			return true
 		}
 	}
@@ -260,7 +236,7 @@ func (s *Server) revokeFinished(ctx context.Context, run *deploy.Run) error {
 }
 
 // applyEvent folds one agent event into the run record.
-func applyEvent(run *deploy.Run, e agentEvent) {
+func applyEvent(run *deploy.Run, e wire.Event) {
 	find := func() *deploy.StepResult {
 		key := e.Path
 		if key == "" {
@@ -275,54 +251,29 @@ func applyEvent(run *deploy.Run, e agentEvent) {
 		return &run.Steps[len(run.Steps)-1]
 	}
 	switch e.Type {
-	case "progress":
+	case wire.EventProgress:
 		if e.BytesDone > 0 || e.BytesTotal > 0 {
 			run.Progress = &deploy.RunProgress{Name: e.Name, Done: e.BytesDone, Total: e.BytesTotal, Time: e.Time}
 		}
 		return
 	}
-	if e.Type != "log" {
+	if e.Type != wire.EventLog {
 		run.Progress = nil // a step started or ended: the transfer is over
 	}
 	switch e.Type {
-	case "step-start":
+	case wire.EventStepStart:
 		st := find()
 		st.Outcome, st.StartedAt, st.ExitCode, st.Message = deploy.StepRunning, e.Time, nil, ""
-		run.CurrentStep = st.Path
-		if run.State.Terminal() {
-			return
-		}
-		run.State = deploy.RunRunning
-	case "step-end":
+		run.StepStarted(st.Path)
+	case wire.EventStepEnd:
 		st := find()
 		st.Outcome, st.ExitCode, st.Message, st.OutputTail = e.Outcome, e.ExitCode, e.Message, e.OutputTail
 		if st.StartedAt.IsZero() {
 			st.StartedAt = e.Time
 		}
-		st.Duration = e.Duration
-	case "run-end":
-		if e.State.Terminal() {
-			run.State = e.State
-			t := e.Time
-			run.EndedAt = &t
-			run.Error = e.Message
-			run.CurrentStep = ""
-			// Steps still open when the run ends (the groups around a final
-			// Reboot, or a step the agent was killed in) take the run's end.
-			for i := range run.Steps {
-				st := &run.Steps[i]
-				if st.Outcome != deploy.StepRunning {
-					continue
-				}
-				st.Outcome = deploy.StepFailed
-				if e.State == deploy.RunSucceeded {
-					st.Outcome = deploy.StepSucceeded
-				}
-				if !st.StartedAt.IsZero() {
-					st.Duration = e.Time.Sub(st.StartedAt).Seconds()
-				}
-			}
-		}
+		st.Duration = e.DurationSeconds
+	case wire.EventRunEnd:
+		run.Finish(e.State, e.Time, e.Message)
 	}
 }
 

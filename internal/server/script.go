@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 const (
@@ -29,18 +30,6 @@ var (
 	scriptName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 	varName    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,127}$`)
 )
-
-type scriptRequest struct {
-	ScriptName     string            `json:"scriptName"`
-	Variables      map[string]string `json:"variables"`
-	TimeoutSeconds int               `json:"timeoutSeconds"`
-}
-
-type scriptResult struct {
-	Variables map[string]string `json:"variables"`
-	Output    string            `json:"output"`
-	ExitCode  int               `json:"exitCode"`
-}
 
 // capWriter keeps at most max bytes and notes that it cut.
 type capWriter struct {
@@ -74,7 +63,7 @@ func (s *Server) machineServerScript(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	var req scriptRequest
+	var req wire.ScriptRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
@@ -147,7 +136,7 @@ func (s *Server) machineServerScript(w http.ResponseWriter, r *http.Request) err
 		// What the script left running in the background goes with it.
 		_ = killProcessGroup(cmd)
 	}
-	res := scriptResult{Variables: map[string]string{}, Output: stdout.buf.String() + stderr.buf.String()}
+	res := wire.ScriptResult{Variables: map[string]string{}, Output: stdout.buf.String() + stderr.buf.String()}
 	var exitErr *exec.ExitError
 	switch {
 	case r.Context().Err() != nil:

@@ -25,7 +25,6 @@ import (
 	"github.com/imprint-osd/imprint/internal/multicast"
 	"github.com/imprint-osd/imprint/internal/netlimit"
 	"github.com/imprint-osd/imprint/internal/server/web"
-	"github.com/imprint-osd/imprint/internal/store/sqlite"
 	"github.com/imprint-osd/imprint/internal/tlsca"
 )
 
@@ -48,7 +47,7 @@ type Server struct {
 	auditFwd    *auditForwarder // nil unless --audit-syslog
 	sessions    *auth.Sessions
 	auditor     *auth.Auditor
-	entra       *entraValidators
+	login       *auth.Login    // machine logins (POST /v1/auth/token)
 	certs       *cert.Verifier // nil unless --client-ca is set
 	users       *auth.Users    // web-console accounts
 	console     *web.Console
@@ -76,22 +75,41 @@ type Server struct {
 	api, boot, admin       *http.Server
 }
 
-// Open prepares the data directory, store, content store and TLS material
-// and binds the listeners.
-func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err error) {
+// Deps are the adapters a server runs on. The command wiring chooses them
+// (internal/cli: PostgreSQL or SQLite, an S3 bucket or a directory); Open
+// builds the embedded ones.
+type Deps struct {
+	// Store is the state store. Required.
+	Store deploy.Store
+	// Blobs is the content store. Required.
+	Blobs content.Blobs
+	// Log receives the server's log; nil discards it.
+	Log *slog.Logger
+}
+
+// New prepares the data directory (TLS material, admin socket) and binds
+// the listeners of a server on deps. The server owns deps.Store and
+// deps.Blobs from the call on and closes them, also when New fails.
+func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
+	return newServer(ctx, cfg, deps, false)
+}
+
+// newServer is New; prepared says the caller (Open) has already checked
+// the data directory's permissions.
+func newServer(ctx context.Context, cfg Config, deps Deps, prepared bool) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
-		if cfg.Store != nil {
-			cfg.Store.Close()
-		}
-		if cfg.Blobs != nil {
-			cfg.Blobs.Close()
-		}
+		closeDeps(deps)
 		return nil, err
 	}
+	if deps.Store == nil || deps.Blobs == nil {
+		closeDeps(deps)
+		return nil, errors.New("server: Deps needs a Store and Blobs (Open builds the embedded ones)")
+	}
+	log := deps.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log, now: time.Now, store: cfg.Store, blobs: cfg.Blobs, checks: newBlobChecks()}
+	s := &Server{cfg: cfg, log: log, now: time.Now, store: deps.Store, blobs: deps.Blobs, checks: newBlobChecks()}
 	s.use = newUsage(cfg.Quotas)
 	s.life, s.stop = context.WithCancel(context.Background())
 	s.mcast = s.newMulticast()
@@ -100,28 +118,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 			s.close()
 		}
 	}()
-	dbPath := filepath.Join(cfg.DataDir, "imprint.db")
-	if s.store != nil {
-		dbPath = "" // another store: no SQLite file to create
-	}
-	if n, err := prepareDataDir(cfg.DataDir, dbPath, os.Geteuid()); err != nil {
-		return nil, err
-	} else if n > 0 {
-		log.Warn("data directory was readable by other users: removed their access", "dir", cfg.DataDir, "entries", n)
-	}
-	if s.store == nil {
-		if s.store, err = sqlite.Open(ctx, dbPath); err != nil {
-			return nil, fmt.Errorf("open store: %w", err)
-		}
-	}
-	if s.blobs == nil {
-		local, err := content.Open(filepath.Join(cfg.DataDir, "content"))
-		if err != nil {
-			return nil, fmt.Errorf("open content store: %w", err)
-		}
-		s.blobs = local
-		if local.Cleaned > 0 {
-			log.Info("removed temporary files of interrupted uploads", "count", local.Cleaned)
+	if !prepared {
+		if n, err := prepareDataDir(cfg.DataDir, "", os.Geteuid()); err != nil {
+			return nil, err
+		} else if n > 0 {
+			log.Warn("data directory was readable by other users: removed their access", "dir", cfg.DataDir, "entries", n)
 		}
 	}
 	if n, err := s.sweepBlobs(ctx); err != nil {
@@ -186,6 +187,16 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	return s, nil
 }
 
+// closeDeps closes the adapters a server was given but did not start on.
+func closeDeps(deps Deps) {
+	if deps.Store != nil {
+		deps.Store.Close()
+	}
+	if deps.Blobs != nil {
+		deps.Blobs.Close()
+	}
+}
+
 // openAuth builds the client-authentication services.
 func (s *Server) openAuth() error {
 	pc := auth.DefaultPasscodeConfig()
@@ -224,7 +235,6 @@ func (s *Server) openAuth() error {
 		}}
 	s.sessions = &auth.Sessions{Store: s.store}
 	s.adminTokens = &auth.AdminTokens{Store: s.store}
-	s.entra = &entraValidators{http: &http.Client{Timeout: 30 * time.Second}}
 	for _, p := range s.cfg.TrustedProxies {
 		_, n, _ := net.ParseCIDR(p)
 		s.proxies = append(s.proxies, n)
@@ -236,6 +246,8 @@ func (s *Server) openAuth() error {
 			return fmt.Errorf("client-ca: %w", err)
 		}
 	}
+	s.login = &auth.Login{Store: s.store, Passcodes: s.passcodes, Throttle: s.throttle, Sessions: s.sessions,
+		Certificates: s.certs != nil, EntraHTTP: &http.Client{Timeout: 30 * time.Second}, Record: s.record, Now: func() time.Time { return s.now() }}
 	sec, err := s.security(context.Background())
 	if err != nil {
 		return err

@@ -49,13 +49,19 @@ func startServerWith(t *testing.T, dir string, edit func(*server.Config)) *testS
 // startServerLog is startServerWith with the server logging to log.
 func startServerLog(t testing.TB, dir string, edit func(*server.Config), log *slog.Logger) *testServer {
 	t.Helper()
+	return startServerDeps(t, dir, edit, server.Deps{Log: log})
+}
+
+// startServerDeps is startServerWith on deps (nil adapters: the embedded ones).
+func startServerDeps(t testing.TB, dir string, edit func(*server.Config), deps server.Deps) *testServer {
+	t.Helper()
 	cfg := server.DefaultConfig()
 	cfg.DataDir, cfg.Listen, cfg.BootListen = dir, "127.0.0.1:0", "127.0.0.1:0"
 	if edit != nil {
 		edit(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := server.Open(ctx, cfg, log)
+	s, err := server.OpenWith(ctx, cfg, deps)
 	if err != nil {
 		cancel()
 		t.Fatalf("open server: %v", err)

@@ -17,9 +17,6 @@ var implemented = []string{
 	TypeEnableAdministrator, TypeOfflineDomainJoin, TypeInjectDriverPack, TypeInjectDrivers,
 }
 
-// Implemented returns the type ids of the built-ins the agent implements.
-func Implemented() []string { return append([]string(nil), implemented...) }
-
 // IsImplemented reports whether the agent has its own step for typeID.
 func IsImplemented(typeID string) bool {
 	for _, id := range implemented {

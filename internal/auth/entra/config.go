@@ -16,9 +16,6 @@ const DefaultAuthority = "https://login.microsoftonline.com"
 // triggered by an unknown key id.
 const DefaultMinRefetch = 5 * time.Minute
 
-// Leeway is the clock skew tolerated on exp, nbf and iat.
-const Leeway = time.Minute
-
 // Config describes one Entra ID tenant and the app registration of our API.
 type Config struct {
 	// TenantID is the directory (tenant) id, a GUID. Domain names and the
@@ -80,17 +77,20 @@ func (c Config) authority() string {
 	return strings.TrimRight(c.Authority, "/")
 }
 
-// tenant is the tenant id as it appears in issuers and tid claims: lower case.
-func (c Config) tenant() string { return strings.ToLower(c.TenantID) }
+// Tenant is the tenant id as it appears in issuers and tid claims: lower case.
+func (c Config) Tenant() string { return strings.ToLower(c.TenantID) }
 
-func (c Config) audience() string {
+// AcceptedAudience is the "aud" access tokens must carry: Audience, or
+// ClientID when it is empty.
+func (c Config) AcceptedAudience() string {
 	if c.Audience == "" {
 		return c.ClientID
 	}
 	return c.Audience
 }
 
-func (c Config) minRefetch() time.Duration {
+// RefetchInterval is MinRefetch, or DefaultMinRefetch when it is zero.
+func (c Config) RefetchInterval() time.Duration {
 	if c.MinRefetch == 0 {
 		return DefaultMinRefetch
 	}
@@ -98,15 +98,15 @@ func (c Config) minRefetch() time.Duration {
 }
 
 // Issuer is the only accepted "iss": {authority}/{tenant}/v2.0.
-func (c Config) Issuer() string { return c.authority() + "/" + c.tenant() + "/v2.0" }
+func (c Config) Issuer() string { return c.authority() + "/" + c.Tenant() + "/v2.0" }
 
 // JWKSURL is the tenant's signing-key document.
-func (c Config) JWKSURL() string { return c.authority() + "/" + c.tenant() + "/discovery/v2.0/keys" }
+func (c Config) JWKSURL() string { return c.authority() + "/" + c.Tenant() + "/discovery/v2.0/keys" }
 
 // DeviceCodeURL is the tenant's device authorization endpoint.
 func (c Config) DeviceCodeURL() string {
-	return c.authority() + "/" + c.tenant() + "/oauth2/v2.0/devicecode"
+	return c.authority() + "/" + c.Tenant() + "/oauth2/v2.0/devicecode"
 }
 
 // TokenURL is the tenant's token endpoint.
-func (c Config) TokenURL() string { return c.authority() + "/" + c.tenant() + "/oauth2/v2.0/token" }
+func (c Config) TokenURL() string { return c.authority() + "/" + c.Tenant() + "/oauth2/v2.0/token" }

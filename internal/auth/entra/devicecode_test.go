@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/imprint-osd/imprint/internal/auth/entra"
+	"github.com/imprint-osd/imprint/internal/auth/entra/accesstoken"
 	"github.com/imprint-osd/imprint/internal/auth/entra/entratest"
 )
 
@@ -75,7 +76,9 @@ func TestDeviceCodePendingThenApproved(t *testing.T) {
 		t.Errorf("polls = %d, want 3 (two pending, one approved)", got)
 	}
 	// The token the agent gets is one the server accepts.
-	id, err := newValidator(t, idp, clk).Validate(context.Background(), tok)
+	v := accesstoken.NewValidator(config(idp), idp.Client())
+	v.Now = clk.Now
+	id, err := v.Validate(context.Background(), tok)
 	if err != nil {
 		t.Fatalf("server rejected the device-flow token: %v", err)
 	}

@@ -34,7 +34,7 @@ func Start(t testing.TB, edit func(*server.Config)) *server.Server {
 	ready := make(chan *server.Server, 1)
 	errc := make(chan error, 1)
 	go func() {
-		errc <- server.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), func(s *server.Server) { ready <- s })
+		errc <- server.Run(ctx, cfg, server.Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, func(s *server.Server) { ready <- s })
 	}()
 	var srv *server.Server
 	select {

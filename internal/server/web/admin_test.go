@@ -288,7 +288,7 @@ func TestCancelStopsTheAgent(t *testing.T) {
 		t.Error("the canceled run's own session still posts events")
 	}
 	again := login() // the machine rebooted and logged in again
-	err = again.SendEvents(ctx, run.ID, []client.AgentEvent{{Type: "run-end", Time: time.Now().UTC(), State: string(deploy.RunSucceeded)}})
+	err = again.SendEvents(ctx, run.ID, []client.AgentEvent{{Type: "run-end", Time: time.Now().UTC(), State: deploy.RunSucceeded}})
 	if err == nil || !strings.Contains(err.Error(), "canceled") {
 		t.Errorf("a new session posting to the canceled run: %v, want refused as canceled", err)
 	}

@@ -1,4 +1,4 @@
-package entra_test
+package accesstoken_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/imprint-osd/imprint/internal/auth/entra"
+	"github.com/imprint-osd/imprint/internal/auth/entra/accesstoken"
 	"github.com/imprint-osd/imprint/internal/auth/entra/entratest"
 	"github.com/imprint-osd/imprint/internal/deploy"
 )
@@ -47,13 +48,13 @@ func config(idp *entratest.Issuer) entra.Config {
 	return entra.Config{TenantID: tenant, ClientID: clientID, RequiredRole: role, Authority: idp.Authority()}
 }
 
-func newValidator(t *testing.T, idp *entratest.Issuer, clk *clock) *entra.Validator {
+func newValidator(t *testing.T, idp *entratest.Issuer, clk *clock) *accesstoken.Validator {
 	t.Helper()
 	cfg := config(idp)
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	v := entra.NewValidator(cfg, idp.Client())
+	v := accesstoken.NewValidator(cfg, idp.Client())
 	v.Now = clk.Now
 	return v
 }
@@ -64,15 +65,15 @@ func wantRejected(t *testing.T, err error) string {
 	if err == nil {
 		t.Fatal("token accepted, want rejected")
 	}
-	var re *entra.RejectError
+	var re *accesstoken.RejectError
 	if !errors.As(err, &re) {
 		t.Fatalf("no *RejectError in %v", err)
 	}
 	// A genuine token of a user without the required role is forbidden
 	// (EN-4) and says which role; every other refusal is one 401.
-	wantKind, wantMsg := deploy.KindUnauthorized, entra.RejectedMessage
-	if re.Reason == entra.ReasonMissingRole {
-		wantKind, wantMsg = deploy.KindForbidden, entra.RejectedMessage+`: the account is not assigned the app role "`+role+`" that this server requires; ask an administrator to assign it`
+	wantKind, wantMsg := deploy.KindUnauthorized, accesstoken.RejectedMessage
+	if re.Reason == accesstoken.ReasonMissingRole {
+		wantKind, wantMsg = deploy.KindForbidden, accesstoken.RejectedMessage+`: the account is not assigned the app role "`+role+`" that this server requires; ask an administrator to assign it`
 	}
 	if k := deploy.ErrorKind(err); k != wantKind {
 		t.Errorf("kind = %q, want %q (err %v)", k, wantKind, err)
@@ -105,36 +106,36 @@ func TestValidateTokenTable(t *testing.T) {
 		{"good", idp.Mint(good()), ""},
 		{"tid in upper case", with("tid", strings.ToUpper(tenant)), ""},
 		{"expired 30s ago, within leeway", with("exp", now.Add(-30*time.Second).Unix()), ""},
-		{"other tenant", with("tid", otherTenant), entra.ReasonTenant},
-		{"other tenant's issuer", with("iss", idp.Authority()+"/"+otherTenant+"/v2.0"), entra.ReasonIssuer},
-		{"v1 issuer", with("iss", "https://sts.windows.net/"+tenant+"/"), entra.ReasonIssuer},
-		{"common template issuer", with("iss", idp.Authority()+"/{tenantid}/v2.0"), entra.ReasonIssuer},
-		{"wrong issuer host", with("iss", "https://login.microsoftonline.com/"+tenant+"/v2.0"), entra.ReasonIssuer},
-		{"no issuer", with("iss", nil), entra.ReasonClaims},
-		{"other audience", with("aud", "api://someone-else"), entra.ReasonAudience},
-		{"graph audience", with("aud", entratest.GraphAudience), entra.ReasonAudience},
-		{"alg none", idp.MintAlgNone(good()), entra.ReasonAlgorithm},
-		{"HS256 keyed with the public key", idp.MintHS256WithPublicKey(good()), entra.ReasonAlgorithm},
-		{"expired", with("exp", now.Add(-time.Hour).Unix()), entra.ReasonExpired},
-		{"expired just beyond leeway", with("exp", now.Add(-entra.Leeway-time.Second).Unix()), entra.ReasonExpired},
-		{"no exp", with("exp", nil), entra.ReasonClaims},
-		{"not yet valid", with("nbf", now.Add(10*time.Minute).Unix()), entra.ReasonNotYetValid},
-		{"issued in the future", with("iat", now.Add(10*time.Minute).Unix()), entra.ReasonNotYetValid},
-		{"unknown kid", idp.MintUnknownKid(good()), entra.ReasonUnknownKey},
-		{"no kid", idp.MintNoKid(good()), entra.ReasonUnknownKey},
-		{"missing role", idp.Mint(idp.Claims(clientID, now, "Other.Role")), entra.ReasonMissingRole},
-		{"no roles", idp.Mint(idp.Claims(clientID, now)), entra.ReasonMissingRole},
-		{"v1 version", with("ver", "1.0"), entra.ReasonVersion},
-		{"no oid", with("oid", nil), entra.ReasonClaims},
-		{"tampered payload", idp.MintTampered(idp.Claims(clientID, now), good()), entra.ReasonSignature},
+		{"other tenant", with("tid", otherTenant), accesstoken.ReasonTenant},
+		{"other tenant's issuer", with("iss", idp.Authority()+"/"+otherTenant+"/v2.0"), accesstoken.ReasonIssuer},
+		{"v1 issuer", with("iss", "https://sts.windows.net/"+tenant+"/"), accesstoken.ReasonIssuer},
+		{"common template issuer", with("iss", idp.Authority()+"/{tenantid}/v2.0"), accesstoken.ReasonIssuer},
+		{"wrong issuer host", with("iss", "https://login.microsoftonline.com/"+tenant+"/v2.0"), accesstoken.ReasonIssuer},
+		{"no issuer", with("iss", nil), accesstoken.ReasonClaims},
+		{"other audience", with("aud", "api://someone-else"), accesstoken.ReasonAudience},
+		{"graph audience", with("aud", entratest.GraphAudience), accesstoken.ReasonAudience},
+		{"alg none", idp.MintAlgNone(good()), accesstoken.ReasonAlgorithm},
+		{"HS256 keyed with the public key", idp.MintHS256WithPublicKey(good()), accesstoken.ReasonAlgorithm},
+		{"expired", with("exp", now.Add(-time.Hour).Unix()), accesstoken.ReasonExpired},
+		{"expired just beyond leeway", with("exp", now.Add(-accesstoken.Leeway-time.Second).Unix()), accesstoken.ReasonExpired},
+		{"no exp", with("exp", nil), accesstoken.ReasonClaims},
+		{"not yet valid", with("nbf", now.Add(10*time.Minute).Unix()), accesstoken.ReasonNotYetValid},
+		{"issued in the future", with("iat", now.Add(10*time.Minute).Unix()), accesstoken.ReasonNotYetValid},
+		{"unknown kid", idp.MintUnknownKid(good()), accesstoken.ReasonUnknownKey},
+		{"no kid", idp.MintNoKid(good()), accesstoken.ReasonUnknownKey},
+		{"missing role", idp.Mint(idp.Claims(clientID, now, "Other.Role")), accesstoken.ReasonMissingRole},
+		{"no roles", idp.Mint(idp.Claims(clientID, now)), accesstoken.ReasonMissingRole},
+		{"v1 version", with("ver", "1.0"), accesstoken.ReasonVersion},
+		{"no oid", with("oid", nil), accesstoken.ReasonClaims},
+		{"tampered payload", idp.MintTampered(idp.Claims(clientID, now), good()), accesstoken.ReasonSignature},
 		{"expired and tampered", idp.MintTampered(idp.Claims(clientID, now), func() jwt.MapClaims {
 			c := good()
 			c["exp"] = now.Add(-time.Hour).Unix()
 			return c
-		}()), entra.ReasonSignature},
-		{"empty", "", entra.ReasonMalformed},
-		{"garbage", "not.a.jwt", entra.ReasonMalformed},
-		{"a megabyte of dots", strings.Repeat(".", 1<<20), entra.ReasonMalformed},
+		}()), accesstoken.ReasonSignature},
+		{"empty", "", accesstoken.ReasonMalformed},
+		{"garbage", "not.a.jwt", accesstoken.ReasonMalformed},
+		{"a megabyte of dots", strings.Repeat(".", 1<<20), accesstoken.ReasonMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,7 +145,7 @@ func TestValidateTokenTable(t *testing.T) {
 				if err != nil {
 					t.Fatalf("rejected a good token: %v", err)
 				}
-				want := &entra.Identity{
+				want := &accesstoken.Identity{
 					Subject:  "sub-alice",
 					ObjectID: "11111111-2222-3333-4444-555555555555",
 					Name:     "Alice Admin",
@@ -173,7 +174,7 @@ func TestValidateAudienceAndUPNFallback(t *testing.T) {
 	cfg := config(idp)
 	cfg.Audience = "api://imprint"
 	cfg.RequiredRole = ""
-	v := entra.NewValidator(cfg, idp.Client())
+	v := accesstoken.NewValidator(cfg, idp.Client())
 	v.Now = clk.Now
 
 	c := idp.Claims("api://imprint", clk.Now())
@@ -187,42 +188,7 @@ func TestValidateAudienceAndUPNFallback(t *testing.T) {
 	}
 	// With Audience set, a token for the bare client id is someone else's.
 	_, err = v.Validate(context.Background(), idp.Mint(idp.Claims(clientID, clk.Now())))
-	if got := wantRejected(t, err); got != entra.ReasonAudience {
-		t.Errorf("reason = %q, want %q", got, entra.ReasonAudience)
-	}
-}
-
-func TestConfigValidate(t *testing.T) {
-	tests := []struct {
-		name string
-		cfg  entra.Config
-		want []string // substrings of the error; nil = valid
-	}{
-		{"valid", entra.Config{TenantID: tenant, ClientID: clientID}, nil},
-		{"empty", entra.Config{}, []string{"TenantID: required", "ClientID: required"}},
-		{"domain tenant", entra.Config{TenantID: "contoso.onmicrosoft.com", ClientID: clientID}, []string{"TenantID", "not a GUID"}},
-		{"common", entra.Config{TenantID: "common", ClientID: clientID}, []string{"TenantID", "not a GUID"}},
-		{"bad client id", entra.Config{TenantID: tenant, ClientID: "a/b"}, []string{"ClientID"}},
-		{"bad authority", entra.Config{TenantID: tenant, ClientID: clientID, Authority: "ftp://x"}, []string{"Authority"}},
-		{"negative refetch", entra.Config{TenantID: tenant, ClientID: clientID, MinRefetch: -time.Second}, []string{"MinRefetch"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := tt.cfg.Validate()
-			if tt.want == nil {
-				if err != nil {
-					t.Fatalf("Validate: %v", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatal("Validate accepted an invalid config")
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not mention %q", err, w)
-				}
-			}
-		})
+	if got := wantRejected(t, err); got != accesstoken.ReasonAudience {
+		t.Errorf("reason = %q, want %q", got, accesstoken.ReasonAudience)
 	}
 }

@@ -1,4 +1,4 @@
-package entra_test
+package accesstoken_test
 
 import (
 	"context"
@@ -7,17 +7,18 @@ import (
 	"time"
 
 	"github.com/imprint-osd/imprint/internal/auth/entra"
+	"github.com/imprint-osd/imprint/internal/auth/entra/accesstoken"
 	"github.com/imprint-osd/imprint/internal/auth/entra/entratest"
 )
 
-func mustAccept(t *testing.T, v *entra.Validator, tok string) {
+func mustAccept(t *testing.T, v *accesstoken.Validator, tok string) {
 	t.Helper()
 	if _, err := v.Validate(context.Background(), tok); err != nil {
 		t.Fatalf("rejected a good token: %v", err)
 	}
 }
 
-func mustReject(t *testing.T, v *entra.Validator, tok, reason string) {
+func mustReject(t *testing.T, v *accesstoken.Validator, tok, reason string) {
 	t.Helper()
 	_, err := v.Validate(context.Background(), tok)
 	if got := wantRejected(t, err); got != reason {
@@ -75,13 +76,13 @@ func TestJWKSUnknownKidRefetchIsRateLimited(t *testing.T) {
 	wantFetches(t, idp, 1)
 
 	// Inside the window right after the first fetch: no refetch at all.
-	mustReject(t, v, idp.MintUnknownKid(claims), entra.ReasonUnknownKey)
+	mustReject(t, v, idp.MintUnknownKid(claims), accesstoken.ReasonUnknownKey)
 	wantFetches(t, idp, 1)
 
 	// Past the window: the first unknown kid refetches, the next ones do not.
 	clk.Advance(entra.DefaultMinRefetch)
 	for range 100 {
-		mustReject(t, v, idp.MintUnknownKid(claims), entra.ReasonUnknownKey)
+		mustReject(t, v, idp.MintUnknownKid(claims), accesstoken.ReasonUnknownKey)
 	}
 	wantFetches(t, idp, 2)
 	mustAccept(t, v, idp.Mint(claims)) // known keys unaffected
@@ -98,13 +99,13 @@ func TestJWKSKeyRotation(t *testing.T) {
 	idp.RotateKey(false) // emergency rollover: the old key is withdrawn
 	clk.Advance(time.Minute)
 	newTok := idp.Mint(idp.Claims(clientID, clk.Now(), role))
-	mustReject(t, v, newTok, entra.ReasonUnknownKey) // inside MinRefetch
+	mustReject(t, v, newTok, accesstoken.ReasonUnknownKey) // inside MinRefetch
 	wantFetches(t, idp, 1)
 
 	clk.Advance(entra.DefaultMinRefetch)
 	mustAccept(t, v, newTok)
 	wantFetches(t, idp, 2)
-	mustReject(t, v, oldTok, entra.ReasonUnknownKey) // withdrawn key no longer trusted
+	mustReject(t, v, oldTok, accesstoken.ReasonUnknownKey) // withdrawn key no longer trusted
 }
 
 func TestJWKSDownKeepsCachedKeys(t *testing.T) {
@@ -116,7 +117,7 @@ func TestJWKSDownKeepsCachedKeys(t *testing.T) {
 
 	idp.SetJWKSDown(true)
 	clk.Advance(entra.DefaultMinRefetch)
-	mustReject(t, v, idp.MintUnknownKid(claims), entra.ReasonUnknownKey) // triggers a failing fetch
+	mustReject(t, v, idp.MintUnknownKid(claims), accesstoken.ReasonUnknownKey) // triggers a failing fetch
 	wantFetches(t, idp, 2)
 	mustAccept(t, v, idp.Mint(claims))
 }
@@ -128,10 +129,10 @@ func TestJWKSDownAtStartupRetriesSooner(t *testing.T) {
 	tok := idp.Mint(idp.Claims(clientID, clk.Now(), role))
 
 	idp.SetJWKSDown(true)
-	mustReject(t, v, tok, entra.ReasonUnknownKey)
+	mustReject(t, v, tok, accesstoken.ReasonUnknownKey)
 	idp.SetJWKSDown(false)
 	clk.Advance(10 * time.Second)
-	mustReject(t, v, tok, entra.ReasonUnknownKey) // still inside the retry window
+	mustReject(t, v, tok, accesstoken.ReasonUnknownKey) // still inside the retry window
 	wantFetches(t, idp, 1)
 	clk.Advance(30 * time.Second) // well before MinRefetch, since nothing is cached
 	mustAccept(t, v, tok)

@@ -1,4 +1,4 @@
-package entra
+package accesstoken
 
 import (
 	"context"
@@ -11,8 +11,12 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/imprint-osd/imprint/internal/auth/entra"
 	"github.com/imprint-osd/imprint/internal/deploy"
 )
+
+// Leeway is the clock skew tolerated on exp, nbf and iat.
+const Leeway = time.Minute
 
 // RejectedMessage is the one caller-safe message for every rejected token.
 const RejectedMessage = "Entra ID token rejected"
@@ -67,13 +71,13 @@ type Validator struct {
 	// Now is the clock for exp/nbf/iat and the JWKS refetch interval.
 	Now func() time.Time
 
-	cfg  Config
+	cfg  entra.Config
 	keys *keySet
 }
 
 // NewValidator returns a Validator for cfg; call cfg.Validate first. A nil
 // httpClient means http.DefaultClient.
-func NewValidator(cfg Config, httpClient *http.Client) *Validator {
+func NewValidator(cfg entra.Config, httpClient *http.Client) *Validator {
 	if httpClient == nil {
 		httpClient = http.DefaultClient
 	}
@@ -81,7 +85,7 @@ func NewValidator(cfg Config, httpClient *http.Client) *Validator {
 	v.keys = &keySet{
 		url:        cfg.JWKSURL(),
 		client:     httpClient,
-		minRefetch: cfg.minRefetch(),
+		minRefetch: cfg.RefetchInterval(),
 		now:        func() time.Time { return v.Now() },
 	}
 	return v
@@ -111,7 +115,7 @@ func (v *Validator) Validate(ctx context.Context, rawToken string) (*Identity, e
 	p := jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}),
 		jwt.WithIssuer(v.cfg.Issuer()),
-		jwt.WithAudience(v.cfg.audience()),
+		jwt.WithAudience(v.cfg.AcceptedAudience()),
 		jwt.WithLeeway(Leeway),
 		jwt.WithTimeFunc(v.Now),
 		jwt.WithIssuedAt(),
@@ -136,7 +140,7 @@ func (v *Validator) Validate(ctx context.Context, rawToken string) (*Identity, e
 		return nil, reject(classify(err, keyErr), err)
 	}
 	// The issuer pin makes this a v2.0 token; tid must name our tenant too.
-	if !strings.EqualFold(c.TenantID, v.cfg.tenant()) {
+	if !strings.EqualFold(c.TenantID, v.cfg.Tenant()) {
 		return nil, reject(ReasonTenant, fmt.Errorf("tid %q is not the configured tenant", c.TenantID))
 	}
 	if c.Version != "" && c.Version != "2.0" {
@@ -188,4 +192,13 @@ func classify(err, keyErr error) string {
 		return ReasonMalformed
 	}
 	return ReasonClaims
+}
+
+// AsReject returns the reason of the *RejectError in err's chain.
+func AsReject(err error) (reason string, ok bool) {
+	var rej *RejectError
+	if errors.As(err, &rej) {
+		return rej.Reason, true
+	}
+	return "", false
 }

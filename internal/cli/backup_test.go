@@ -478,7 +478,7 @@ func TestBackupPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	pgDir := t.TempDir()
-	servertest.Start(t, func(c *server.Config) { c.DataDir, c.Store = pgDir, store })
+	servertest.StartDeps(t, func(c *server.Config) { c.DataDir = pgDir }, server.Deps{Store: store})
 	file2 := filepath.Join(t.TempDir(), "pg.backup")
 	ok(t, pgDir, "backup", file2)
 	m2 := manifestOf(t, file2)

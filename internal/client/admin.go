@@ -78,6 +78,9 @@ func NewRemoteAdmin(baseURL, token string, caPEM []byte) (*Admin, error) {
 	return &Admin{base: base, token: strings.TrimSpace(token), hc: &http.Client{Transport: tr}}, nil
 }
 
+// SocketPath is the socket the client dials; empty for a remote client.
+func (a *Admin) SocketPath() string { return a.socket }
+
 // where names the server for messages: the socket or the URL.
 func (a *Admin) where() string {
 	if a.socket != "" {

@@ -23,6 +23,16 @@ var CheapArgon2 = auth.Argon2Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16
 // DataDir is a fresh temporary directory).
 func Start(t testing.TB, edit func(*server.Config)) *server.Server {
 	t.Helper()
+	return StartDeps(t, edit, server.Deps{})
+}
+
+// StartDeps is Start with adapters of the test's choosing (a PostgreSQL
+// store, say); what deps leaves nil is the embedded default.
+func StartDeps(t testing.TB, edit func(*server.Config), deps server.Deps) *server.Server {
+	t.Helper()
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	cfg := server.DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.Listen, cfg.BootListen = "127.0.0.1:0", "127.0.0.1:0"
@@ -34,7 +44,7 @@ func Start(t testing.TB, edit func(*server.Config)) *server.Server {
 	ready := make(chan *server.Server, 1)
 	errc := make(chan error, 1)
 	go func() {
-		errc <- server.Run(ctx, cfg, server.Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, func(s *server.Server) { ready <- s })
+		errc <- server.Run(ctx, cfg, deps, func(s *server.Server) { ready <- s })
 	}()
 	var srv *server.Server
 	select {

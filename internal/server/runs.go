@@ -108,6 +108,8 @@ type agentEvent struct {
 	// BytesDone and BytesTotal are a progress event's transfer count.
 	BytesDone  int64 `json:"bytesDone,omitempty"`
 	BytesTotal int64 `json:"bytesTotal,omitempty"`
+	// Downloads (step-end) says where the step's content came from.
+	Downloads []deploy.Download `json:"downloads,omitempty"`
 }
 
 const maxOutputTail = 8 << 10
@@ -189,6 +191,9 @@ func (s *Server) machineRunEvents(w http.ResponseWriter, r *http.Request) error 
 		case "step-start", "step-end", "log", "progress", "run-end":
 		default:
 			return deploy.Errorf(deploy.KindInvalid, "events[%d].type: %q is not step-start, step-end, log, progress or run-end", i, e.Type)
+		}
+		if err := deploy.ValidateDownloads(e.Downloads); err != nil {
+			return deploy.Errorf(deploy.KindInvalid, "events[%d].downloads: %s", i, deploy.ErrorMessage(err))
 		}
 	}
 	stored := make([]*deploy.RunEvent, len(events))
@@ -296,6 +301,7 @@ func applyEvent(run *deploy.Run, e agentEvent) {
 	case "step-end":
 		st := find()
 		st.Outcome, st.ExitCode, st.Message, st.OutputTail = e.Outcome, e.ExitCode, e.Message, e.OutputTail
+		st.Downloads = e.Downloads
 		if st.StartedAt.IsZero() {
 			st.StartedAt = e.Time
 		}

@@ -41,7 +41,8 @@ type Config struct {
 	// (12). Memory is (Ahead+Keep) × ChunkSize.
 	Ahead, Keep int
 	// Renew is how often the registration is renewed and the peer list
-	// read again (3 s).
+	// read again (1 s: machines that start together soon see the same
+	// list, and so agree whose turn each chunk is).
 	Renew time.Duration
 	// Wait bounds the wait for the peer whose turn it is to fetch a chunk
 	// from the server (MaxWait).
@@ -105,7 +106,7 @@ func Open(ctx context.Context, cfg Config) (*Reader, error) {
 		cfg.Keep = 12
 	}
 	if cfg.Renew <= 0 {
-		cfg.Renew = 3 * time.Second
+		cfg.Renew = time.Second
 	}
 	if cfg.Wait <= 0 {
 		cfg.Wait = MaxWait

@@ -47,7 +47,8 @@ type Config struct {
 	// Wait bounds the wait for the peer whose turn it is to fetch a chunk
 	// from the server (MaxWait).
 	Wait time.Duration
-	// Client fetches from peers (nil: a plain HTTP client).
+	// Client fetches from peers (nil: a plain HTTP client that uses no
+	// proxy).
 	Client *http.Client
 	// Log receives one line per notable event (may be nil).
 	Log func(format string, args ...any)
@@ -112,7 +113,11 @@ func Open(ctx context.Context, cfg Config) (*Reader, error) {
 		cfg.Wait = MaxWait
 	}
 	if cfg.Client == nil {
-		cfg.Client = &http.Client{Timeout: cfg.Wait + 10*time.Second}
+		// Peers are on the LAN: never through a proxy from the environment.
+		cfg.Client = &http.Client{Timeout: cfg.Wait + 10*time.Second, Transport: &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+			MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second, ResponseHeaderTimeout: cfg.Wait + 5*time.Second,
+		}}
 	}
 	if cfg.Log == nil {
 		cfg.Log = func(string, ...any) {}

@@ -226,6 +226,7 @@ func (r *Reader) Close() error {
 	<-r.done
 	r.cache.Close()
 	r.hs.Close()
+	r.cfg.Client.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return r.cfg.Server.Leave(ctx)

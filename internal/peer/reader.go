@@ -279,13 +279,19 @@ func (r *Reader) fetch(i int) ([]byte, error) {
 			}
 		}
 		if owner := r.owner(i, self, peers); owner != nil && owner.Addr != self.Addr {
+			start := time.Now()
 			if b, ok := r.fromPeer(*owner, i, true); ok {
 				return b, nil
 			}
-			r.mu.Lock()
-			r.slow[owner.Addr] = time.Now()
-			r.mu.Unlock()
-			r.cfg.Log("Peer %s did not have chunk %d within %s; fetching it from the server", owner.Addr, i, r.cfg.Wait)
+			// A peer that answered at once is ahead (it dropped the chunk)
+			// or leaving; one that kept us waiting is behind: do not wait
+			// for it again for a while.
+			if time.Since(start) >= r.cfg.Wait/2 {
+				r.mu.Lock()
+				r.slow[owner.Addr] = time.Now()
+				r.mu.Unlock()
+				r.cfg.Log("Peer %s did not have chunk %d within %s; fetching it from the server", owner.Addr, i, r.cfg.Wait)
+			}
 		}
 	}
 	if r.ctx.Err() != nil {

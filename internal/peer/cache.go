@@ -21,6 +21,19 @@ type Cache struct {
 	closed  bool
 	served  int64
 	serving int
+	next    int // the chunk its reader is fetching
+}
+
+// NextHeader is the chunk server's answer header saying which chunk its
+// machine is fetching: peers use it to tell who is about as far as they
+// are (Reader.fetch).
+const NextHeader = "Imprint-Peer-Next"
+
+// SetNext records the chunk the reader is fetching.
+func (c *Cache) SetNext(i int) {
+	c.mu.Lock()
+	c.next = i
+	c.mu.Unlock()
 }
 
 // NewCache returns an empty cache.
@@ -157,6 +170,9 @@ func Handler(c *Cache, sum, token string) http.Handler {
 			c.serving--
 			c.mu.Unlock()
 		}()
+		c.mu.Lock()
+		w.Header().Set(NextHeader, strconv.Itoa(c.next))
+		c.mu.Unlock()
 		var b []byte
 		if r.URL.Query().Get("wait") == "1" {
 			ctx, cancel := context.WithTimeout(r.Context(), MaxWait)

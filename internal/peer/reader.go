@@ -80,8 +80,7 @@ type Reader struct {
 	self    Peer
 	peers   []Peer
 	renewed time.Time
-	bad     map[string]bool      // sent a chunk that failed verification
-	slow    map[string]time.Time // did not deliver its turn in time
+	bad     map[string]bool // sent a chunk that failed verification
 
 	pos  int64 // bytes delivered
 	peek []byte
@@ -131,7 +130,7 @@ func Open(ctx context.Context, cfg Config) (*Reader, error) {
 		return nil, fmt.Errorf("peer chunk server: %w", err)
 	}
 	r := &Reader{cfg: cfg, m: cfg.Manifest, cache: NewCache(), token: hex.EncodeToString(tok), ln: ln,
-		moved: make(chan struct{}), done: make(chan struct{}), bad: map[string]bool{}, slow: map[string]time.Time{}}
+		moved: make(chan struct{}), done: make(chan struct{}), bad: map[string]bool{}}
 	r.ctx, r.cancel = context.WithCancel(ctx)
 	if err := r.renew(true); err != nil {
 		ln.Close()
@@ -265,33 +264,33 @@ func (r *Reader) fetchLoop() {
 // it is once it has it, else from the server.
 func (r *Reader) fetch(i int) ([]byte, error) {
 	_ = r.renew(false)
+	r.cache.SetNext(i)
 	r.mu.Lock()
 	peers := slices.Clone(r.peers)
 	self := r.self
 	r.mu.Unlock()
 	if len(peers) > 0 {
 		// Ask those who may have it, starting at a different peer for each
-		// chunk so no one peer serves everyone.
+		// chunk so no one peer serves everyone. Their answers say how far
+		// each has got.
+		near := []Peer{self}
 		for k := range peers {
 			p := peers[(i+k)%len(peers)]
-			if b, ok := r.fromPeer(p, i, false); ok {
+			b, next, ok := r.fromPeer(p, i, false)
+			if ok {
 				return b, nil
+			}
+			// A peer about as far as this one takes its turn; one far
+			// behind would keep us waiting, one past i dropped it.
+			if next >= 0 && next <= i && next >= i-turnSlack {
+				near = append(near, p)
 			}
 		}
-		if owner := r.owner(i, self, peers); owner != nil && owner.Addr != self.Addr {
-			start := time.Now()
-			if b, ok := r.fromPeer(*owner, i, true); ok {
+		if owner := ownerOf(i, near); owner.Addr != self.Addr {
+			if b, _, ok := r.fromPeer(owner, i, true); ok {
 				return b, nil
 			}
-			// A peer that answered at once is ahead (it dropped the chunk)
-			// or leaving; one that kept us waiting is behind: do not wait
-			// for it again for a while.
-			if time.Since(start) >= r.cfg.Wait/2 {
-				r.mu.Lock()
-				r.slow[owner.Addr] = time.Now()
-				r.mu.Unlock()
-				r.cfg.Log("Peer %s did not have chunk %d within %s; fetching it from the server", owner.Addr, i, r.cfg.Wait)
-			}
+			r.cfg.Log("Peer %s did not send chunk %d within %s; fetching it from the server", owner.Addr, i, r.cfg.Wait)
 		}
 	}
 	if r.ctx.Err() != nil {
@@ -310,33 +309,31 @@ func (r *Reader) fetch(i int) ([]byte, error) {
 	return b, nil
 }
 
-// owner is the machine whose turn it is to fetch chunk i from the server:
-// the members (this machine and the peers neither bad nor recently slow),
+// turnSlack is how many chunks behind a peer may be and still take its
+// turn to fetch a chunk from the server.
+const turnSlack = 4
+
+// ownerOf is the machine whose turn it is to fetch chunk i from the
+// server: the members (this machine and the peers about as far as it),
 // sorted by address, take the chunks in turn. Machines that see the same
-// list agree without talking.
-func (r *Reader) owner(i int, self Peer, peers []Peer) *Peer {
-	r.mu.Lock()
-	members := []Peer{self}
-	for _, p := range peers {
-		if r.bad[p.Addr] || time.Since(r.slow[p.Addr]) < 30*time.Second {
-			continue
-		}
-		members = append(members, p)
-	}
-	r.mu.Unlock()
+// members agree without talking.
+func ownerOf(i int, members []Peer) Peer {
+	members = slices.Clone(members)
 	slices.SortFunc(members, func(a, b Peer) int { return compareAddr(a.Addr, b.Addr) })
-	return &members[i%len(members)]
+	return members[i%len(members)]
 }
 
 // fromPeer asks p for chunk i (waiting up to Wait for it when wait) and
-// returns it if it matches the manifest. A chunk that does not match is
-// refused and p is not asked again.
-func (r *Reader) fromPeer(p Peer, i int, wait bool) ([]byte, bool) {
+// returns it if it matches the manifest; next is the chunk p is fetching
+// (-1 when it did not say). A chunk that does not match is refused and p
+// is not asked again.
+func (r *Reader) fromPeer(p Peer, i int, wait bool) (_ []byte, next int, ok bool) {
+	next = -1
 	r.mu.Lock()
 	bad := r.bad[p.Addr]
 	r.mu.Unlock()
 	if bad || r.ctx.Err() != nil {
-		return nil, false
+		return nil, next, false
 	}
 	u := "http://" + p.Addr + "/peer/v1/" + r.m.SHA256 + "/" + strconv.Itoa(i)
 	if wait {
@@ -344,22 +341,25 @@ func (r *Reader) fromPeer(p Peer, i int, wait bool) ([]byte, bool) {
 	}
 	req, err := http.NewRequestWithContext(r.ctx, http.MethodGet, u, http.NoBody)
 	if err != nil {
-		return nil, false
+		return nil, next, false
 	}
 	req.Header.Set("Authorization", "Bearer "+p.Token)
 	resp, err := r.cfg.Client.Do(req)
 	if err != nil {
-		return nil, false
+		return nil, next, false
 	}
 	defer resp.Body.Close()
+	if n, err := strconv.Atoi(resp.Header.Get(NextHeader)); err == nil && n >= 0 {
+		next = n
+	}
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		return nil, false
+		return nil, next, false
 	}
 	want := r.m.Len(i)
 	b, err := io.ReadAll(io.LimitReader(resp.Body, want+1))
 	if err != nil {
-		return nil, false
+		return nil, next, false
 	}
 	if err := r.m.Verify(i, b); err != nil {
 		r.mu.Lock()
@@ -367,12 +367,12 @@ func (r *Reader) fromPeer(p Peer, i int, wait bool) ([]byte, bool) {
 		r.refused++
 		r.mu.Unlock()
 		r.cfg.Log("Refused chunk %d from peer %s: %v; not asking it again", i, p.Addr, err)
-		return nil, false
+		return nil, -1, false
 	}
 	r.mu.Lock()
 	r.fromPeers += int64(len(b))
 	r.mu.Unlock()
-	return b, true
+	return b, next, true
 }
 
 // Counts returns the bytes fetched from peers and from the server and the

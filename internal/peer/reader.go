@@ -81,6 +81,7 @@ type Reader struct {
 	peers   []Peer
 	renewed time.Time
 	bad     map[string]bool // sent a chunk that failed verification
+	late    map[string]int  // turns a peer let time out
 
 	pos  int64 // bytes delivered
 	peek []byte
@@ -130,7 +131,7 @@ func Open(ctx context.Context, cfg Config) (*Reader, error) {
 		return nil, fmt.Errorf("peer chunk server: %w", err)
 	}
 	r := &Reader{cfg: cfg, m: cfg.Manifest, cache: NewCache(), token: hex.EncodeToString(tok), ln: ln,
-		moved: make(chan struct{}), done: make(chan struct{}), bad: map[string]bool{}}
+		moved: make(chan struct{}), done: make(chan struct{}), bad: map[string]bool{}, late: map[string]int{}}
 	r.ctx, r.cancel = context.WithCancel(ctx)
 	if err := r.renew(true); err != nil {
 		ln.Close()
@@ -282,7 +283,10 @@ func (r *Reader) fetch(i int) ([]byte, error) {
 			}
 			// A peer about as far as this one takes its turn; one far
 			// behind would keep us waiting, one past i dropped it.
-			if next >= 0 && next <= i && next >= i-turnSlack {
+			r.mu.Lock()
+			late := r.late[p.Addr] >= maxLate
+			r.mu.Unlock()
+			if next >= 0 && next <= i && next >= i-turnSlack && !late {
 				near = append(near, p)
 			}
 		}
@@ -290,6 +294,9 @@ func (r *Reader) fetch(i int) ([]byte, error) {
 			if b, _, ok := r.fromPeer(owner, i, true); ok {
 				return b, nil
 			}
+			r.mu.Lock()
+			r.late[owner.Addr]++
+			r.mu.Unlock()
 			r.cfg.Log("Peer %s did not send chunk %d within %s; fetching it from the server", owner.Addr, i, r.cfg.Wait)
 		}
 	}
@@ -312,6 +319,11 @@ func (r *Reader) fetch(i int) ([]byte, error) {
 // turnSlack is how many chunks behind a peer may be and still take its
 // turn to fetch a chunk from the server.
 const turnSlack = 4
+
+// maxLate is how many of its turns a peer may let time out before it is
+// not waited for again (a stalled or lying peer costs at most this many
+// waits).
+const maxLate = 3
 
 // ownerOf is the machine whose turn it is to fetch chunk i from the
 // server: the members (this machine and the peers about as far as it),

@@ -53,12 +53,22 @@ func TestLabOfEightMachines(t *testing.T) {
 	apply := step("a1", "Apply operating system", typeApplyOS,
 		map[string]string{"ImageFormat": "Raw", "TargetPartition": "%LabDisk%#1", "Multicast": "%LabMulticast%"},
 		map[string]string{"Image": item.ID + ":1"})
-	writeJSON(t, filepath.Join(work, "ts.json"), taskSequence(tsID, "Lab image", apply))
+	// The machines start one by one (eight agents log in on two cores);
+	// a gate before Apply lets them take the image together, as a lab
+	// does, even when the image is small enough to deploy in the time
+	// they take to start.
+	gate := step("g1", "Wait for the lab", typeCommandLine,
+		map[string]string{"CommandLine": "touch %LabGate%/%LabMachine%; while [ ! -e %LabGate%/go ]; do sleep 0.1; done"}, nil)
+	writeJSON(t, filepath.Join(work, "ts.json"), taskSequence(tsID, "Lab image", gate, apply))
 	srv.cli(t, "", "ts", "import", filepath.Join(work, "ts.json"))
 	ca := filepath.Join(srv.data, "tls", "ca.crt")
 
 	deployAll := func(name string, useMulticast, peering bool) float64 {
 		t.Helper()
+		gateDir := filepath.Join(work, name+"-gate")
+		if err := os.MkdirAll(gateDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
 		before := srvHost.TxBytes(t)
 		var wg sync.WaitGroup
 		logs := make([]string, machines)
@@ -74,12 +84,30 @@ func TestLabOfEightMachines(t *testing.T) {
 					"--server", "https://"+srvHost.IP+":7281", "--ca", ca, "--ts", "Lab image",
 					"--var", "Passcode="+labPasscode, "--var", "LabDisk="+disks[i],
 					"--var", "LabMulticast="+strconv.FormatBool(useMulticast), "--var", "Peering="+strconv.FormatBool(peering),
+					"--var", "LabGate="+gateDir, "--var", fmt.Sprintf("LabMachine=m%d", i+1),
 					"--state", filepath.Join(work, fmt.Sprintf("%s-state%d", name, i+1)), "--power", "exit")
 				var b bytes.Buffer
 				cmd.Stdout, cmd.Stderr, cmd.Stdin = &b, &b, strings.NewReader("")
 				errs[i] = cmd.Run()
 				logs[i] = b.String()
 			}()
+		}
+		// Open the gate once every machine waits at it (or has failed).
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+	wait:
+		for {
+			if n, _ := filepath.Glob(filepath.Join(gateDir, "m*")); len(n) == machines {
+				break
+			}
+			select {
+			case <-done:
+				break wait
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		if err := os.WriteFile(filepath.Join(gateDir, "go"), nil, 0o644); err != nil {
+			t.Fatal(err)
 		}
 		wg.Wait()
 		sent := srvHost.TxBytes(t) - before

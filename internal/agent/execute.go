@@ -60,7 +60,8 @@ func (a *Agent) execute(ctx context.Context, tsv *deploy.TSVersion) error {
 	if canStream {
 		up, _ := a.Client.(disksteps.Uploader)
 		mc, _ := a.Client.(disksteps.Multicaster)
-		deps.Disk = &disksteps.Deps{Content: streamer, Uploader: up, Multicast: mc, TempDir: tmp, Disks: a.Disks,
+		pc, _ := a.Client.(disksteps.Peering)
+		deps.Disk = &disksteps.Deps{Content: streamer, Uploader: up, Multicast: mc, Peers: pc, TempDir: tmp, Disks: a.Disks,
 			Progress: func(name string, done, total int64) { a.progress(deploy.Ref{}, name, done, total) },
 			Fetch:    fetcher.Fetch, TSInDevelopment: tsv.Status == deploy.StatusInDevelopment}
 		deps.Disk.Packs, _ = a.Client.(disksteps.DriverPacks)
@@ -301,6 +302,7 @@ func (a *Agent) onEvent(ev sequence.Event) {
 		ae.Outcome = ev.Outcome
 		ae.Message = ev.Message
 		ae.OutputTail = ev.Output
+		ae.Downloads = ev.Downloads
 		if !ev.Started.IsZero() {
 			ae.DurationSeconds = ev.Time.Sub(ev.Started).Seconds()
 			if !ev.Group {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/imprint-osd/imprint/internal/client"
+	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/server"
 	"github.com/imprint-osd/imprint/internal/server/servertest"
 )
@@ -246,7 +248,18 @@ func TestRunsEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	code := 3
+	// A download's sources must be counts: a negative one is refused
+	// before anything of the batch is stored.
+	bad := m.SendEvents(ctx, run.ID, []client.AgentEvent{{Type: "step-end", Path: "Disk/Apply", Name: "Apply", Outcome: "succeeded",
+		Downloads: []deploy.Download{{Content: "c:1", Bytes: 1, Server: -1}}}})
+	if deploy.ErrorKind(bad) != deploy.KindInvalid || !strings.Contains(bad.Error(), "events[0].downloads") {
+		t.Errorf("step-end with a negative byte count: %v, want invalid naming events[0].downloads", bad)
+	}
+	zero := 0
 	err = m.SendEvents(ctx, run.ID, []client.AgentEvent{
+		{Type: "step-start", Path: "Disk/Apply", Name: "Apply"},
+		{Type: "step-end", Path: "Disk/Apply", Name: "Apply", Outcome: "succeeded", ExitCode: &zero, DurationSeconds: 9,
+			Downloads: []deploy.Download{{Content: "c:1", Name: "Lab image", Bytes: 1000, Server: 100, Peers: 850, Multicast: 50, Refused: 2}}},
 		{Type: "step-start", Path: "Disk/Format", Name: "Format"},
 		{Type: "step-end", Path: "Disk/Format", Name: "Format", Outcome: "failed", ExitCode: &code, Message: "no disk fits", DurationSeconds: 1.5},
 		{Type: "run-end", State: "failed", Message: "Format failed"},
@@ -267,6 +280,17 @@ func TestRunsEndToEnd(t *testing.T) {
 	}
 	show := ok(t, dir, "runs", "show", run.ID)
 	wantContains(t, "runs show", show, "State:", "failed", "Disk/Format", "3", "1.5s", "no disk fits", "Format failed")
+	// Where the Apply step's bytes came from, as a table and in the record.
+	wantContains(t, "runs show", show, "Downloads:", "STEP", "SERVER", "RELAY", "PEERS", "MULTICAST", "Lab image (c:1)")
+	if !regexp.MustCompile(`Disk/Apply\s+Lab image \(c:1\)\s+1000\s+100\s+0\s+850\s+50\s+2`).MatchString(show) {
+		t.Errorf("runs show has no download row for Disk/Apply:\n%s", show)
+	}
+	var shown deploy.Run
+	okJSON(t, dir, &shown, "runs", "show", run.ID)
+	if len(shown.Steps) == 0 || len(shown.Steps[0].Downloads) != 1 ||
+		shown.Steps[0].Downloads[0] != (deploy.Download{Content: "c:1", Name: "Lab image", Bytes: 1000, Server: 100, Peers: 850, Multicast: 50, Refused: 2}) {
+		t.Errorf("run record's steps = %+v, want Disk/Apply with its download", shown.Steps)
+	}
 
 	ev := ok(t, dir, "runs", "events", run.ID, "--follow") // terminal: prints and ends
 	wantContains(t, "runs events", ev, "step-start", "step-end  Disk/Format  failed  exit 3", "run-end")

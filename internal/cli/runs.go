@@ -24,7 +24,8 @@ Subcommands:
                    list runs, newest first (state: pending, running,
                    succeeded, failed, lost or canceled)
   show ID          the run and one line per step: path, outcome, exit code,
-                   duration, message
+                   duration, message; then where each download's bytes came
+                   from (server, relay, peers, multicast)
   logs ID [--name BUNDLE -o FILE]
                    list the run's log bundles, or download one to FILE
   cancel ID        end a pending or running run as canceled: its session is
@@ -139,7 +140,31 @@ func runsShow(ctx context.Context, a *app, args []string) error {
 	for _, s := range r.Steps {
 		rows = append(rows, []string{cell(s.Path), cell(string(s.Outcome)), exitCode(s.ExitCode), duration(s.Duration), cell(s.Message)})
 	}
-	return table(a.stdout, rows)
+	if err := table(a.stdout, rows); err != nil {
+		return err
+	}
+	return downloadsTable(a.stdout, r.Steps)
+}
+
+// downloadsTable prints where the bytes of each step's downloads came
+// from, when any step reported downloads.
+func downloadsTable(w io.Writer, steps []deploy.StepResult) error {
+	rows := [][]string{{"STEP", "CONTENT", "BYTES", "SERVER", "RELAY", "PEERS", "MULTICAST", "REFUSED"}}
+	for _, s := range steps {
+		for _, d := range s.Downloads {
+			name := d.Content
+			if d.Name != "" {
+				name = d.Name + " (" + d.Content + ")"
+			}
+			n := func(v int64) string { return strconv.FormatInt(v, 10) }
+			rows = append(rows, []string{cell(s.Path), cell(name), n(d.Bytes), n(d.Server), n(d.Relay), n(d.Peers), n(d.Multicast), strconv.Itoa(d.Refused)})
+		}
+	}
+	if len(rows) == 1 {
+		return nil
+	}
+	fmt.Fprintln(w, "\nDownloads:")
+	return table(w, rows)
 }
 
 func exitCode(c *int) string {

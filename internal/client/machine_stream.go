@@ -84,6 +84,15 @@ type contentStream struct {
 	body     io.ReadCloser
 	resumes  int
 	closed   bool
+	source   string // SourceOf the last response
+}
+
+// Source is "relay" when a branch relay served the stream, else "server".
+func (s *contentStream) Source() string {
+	if s.source == "" {
+		return "server"
+	}
+	return s.source
 }
 
 func (s *contentStream) open() error {
@@ -135,6 +144,9 @@ func (s *contentStream) open() error {
 		}
 	}
 	s.body = resp.Body
+	if s.auth {
+		s.source = SourceOf(resp.Header)
+	}
 	return nil
 }
 

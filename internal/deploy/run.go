@@ -91,6 +91,51 @@ type StepResult struct {
 	OutputTail string      `json:"outputTail,omitempty"`
 	StartedAt  time.Time   `json:"startedAt"`
 	Duration   float64     `json:"durationSeconds"`
+	// Downloads says where the bytes of each content the step downloaded
+	// came from.
+	Downloads []Download `json:"downloads,omitempty"`
+}
+
+// Download is one content download of a step and how many of its bytes
+// came from each source.
+type Download struct {
+	Content   string `json:"content"` // ID:VERSION
+	Name      string `json:"name,omitempty"`
+	Bytes     int64  `json:"bytes"`               // in all
+	Server    int64  `json:"server,omitempty"`    // the imprint server, over HTTPS
+	Relay     int64  `json:"relay,omitempty"`     // a branch relay's cache
+	Peers     int64  `json:"peers,omitempty"`     // other machines (peer sharing)
+	Multicast int64  `json:"multicast,omitempty"` // a multicast session
+	// Refused counts chunks peers sent that failed verification (fetched
+	// again elsewhere).
+	Refused int `json:"refusedChunks,omitempty"`
+}
+
+// maxDownloads bounds the downloads one step's record keeps.
+const maxDownloads = 64
+
+// Validate checks a download an agent reported.
+func (d Download) Validate() error {
+	switch {
+	case len(d.Content) > 200 || len(d.Name) > 200:
+		return Errorf(KindInvalid, "download: content or name longer than 200 characters")
+	case d.Bytes < 0 || d.Server < 0 || d.Relay < 0 || d.Peers < 0 || d.Multicast < 0 || d.Refused < 0:
+		return Errorf(KindInvalid, "download %s: negative count", d.Content)
+	}
+	return nil
+}
+
+// ValidateDownloads checks a step's reported downloads.
+func ValidateDownloads(ds []Download) error {
+	if len(ds) > maxDownloads {
+		return Errorf(KindInvalid, "%d downloads in one step; at most %d", len(ds), maxDownloads)
+	}
+	for _, d := range ds {
+		if err := d.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RunEvent is one report from an agent, in order.

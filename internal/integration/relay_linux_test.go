@@ -168,6 +168,15 @@ func TestBranchRelay(t *testing.T) {
 			if s.Outcome == deploy.StepSucceeded {
 				names = append(names, s.Name)
 			}
+			// The run record says the image came from the relay.
+			for _, d := range s.Downloads {
+				if d.Relay != size || d.Bytes != size {
+					t.Errorf("run %s: download %+v, want all %d bytes from the relay", run.ID, d, size)
+				}
+			}
+		}
+		if len(run.Steps) == 0 || len(run.Steps[0].Downloads) != 1 {
+			t.Errorf("run %s: the Apply step's record has no download", run.ID)
 		}
 		if run.State != deploy.RunSucceeded || len(names) != 4 {
 			t.Errorf("run %s: state %s, succeeded steps %q; want succeeded with all 4 (no event lost)", run.ID, run.State, names)

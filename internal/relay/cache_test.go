@@ -153,19 +153,21 @@ func TestRangeStart(t *testing.T) {
 	e := &infoEntry{sha256: "ab", size: 100}
 	for _, tt := range []struct {
 		rng, ifRange string
-		off          int64
+		off, end     int64
 		ok           bool
 	}{
-		{"", "", 0, true},
-		{"bytes=40-", `"ab"`, 40, true},
-		{"bytes=40-", `"other"`, 0, true}, // a changed version: the whole blob
-		{"bytes=40-50", "", 0, true},      // not what agents send: the whole blob
-		{"bytes=100-", "", 0, false},
+		{"", "", 0, 100, true},
+		{"bytes=40-", `"ab"`, 40, 100, true},
+		{"bytes=40-", `"other"`, 0, 100, true}, // a changed version: the whole blob
+		{"bytes=40-49", `"ab"`, 40, 50, true},  // a peer-sharing chunk
+		{"bytes=90-199", "", 90, 100, true},    // cut at the end
+		{"bytes=50-40", "", 0, 100, true},      // backwards: the whole blob
+		{"bytes=100-", "", 0, 0, false},
 	} {
 		r, _ := newRequest(tt.rng, tt.ifRange)
-		off, ok := rangeStart(r, e)
-		if off != tt.off || ok != tt.ok {
-			t.Errorf("Range %q If-Range %q: %d, %v; want %d, %v", tt.rng, tt.ifRange, off, ok, tt.off, tt.ok)
+		off, end, ok := rangeStart(r, e)
+		if off != tt.off || end != tt.end || ok != tt.ok {
+			t.Errorf("Range %q If-Range %q: %d-%d, %v; want %d-%d, %v", tt.rng, tt.ifRange, off, end, ok, tt.off, tt.end, tt.ok)
 		}
 	}
 }

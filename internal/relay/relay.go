@@ -366,7 +366,7 @@ func (r *Relay) contentData(w http.ResponseWriter, req *http.Request) {
 		r.proxy.ServeHTTP(w, req)
 		return
 	}
-	off, ok := rangeStart(req, e)
+	off, end, ok := rangeStart(req, e)
 	if !ok {
 		w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(e.size, 10))
 		writeError(w, http.StatusRequestedRangeNotSatisfiable, "invalid", "range not satisfiable")
@@ -401,9 +401,12 @@ func (r *Relay) contentData(w http.ResponseWriter, req *http.Request) {
 	h.Set("ETag", `"`+e.sha256+`"`)
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Content-Type", "application/octet-stream")
-	h.Set("Content-Length", strconv.FormatInt(e.size-off, 10))
-	if off > 0 {
-		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, e.size-1, e.size))
+	// The agent counts bytes served by a relay apart from the central
+	// server's (the run record's downloads).
+	h.Set("Imprint-Source", "relay")
+	h.Set("Content-Length", strconv.FormatInt(end-off, 10))
+	if off > 0 || end < e.size {
+		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, end-1, e.size))
 		w.WriteHeader(http.StatusPartialContent)
 	} else {
 		w.WriteHeader(http.StatusOK)
@@ -411,7 +414,7 @@ func (r *Relay) contentData(w http.ResponseWriter, req *http.Request) {
 	if req.Method == http.MethodHead {
 		return
 	}
-	io.CopyN(w, rc, e.size-off)
+	io.CopyN(w, rc, end-off)
 }
 
 // folderData streams a Folder version as the central server does (the
@@ -478,29 +481,38 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// rangeStart reads "Range: bytes=N-" (what agents send to resume) with an
-// If-Range that must name this version; other forms get the whole blob.
-func rangeStart(req *http.Request, e *infoEntry) (int64, bool) {
+// rangeStart reads "Range: bytes=N-" (what agents send to resume) or
+// "bytes=N-M" (a peer-sharing chunk) with an If-Range that must name this
+// version; other forms get the whole blob. end is one past the last byte.
+func rangeStart(req *http.Request, e *infoEntry) (start, end int64, ok bool) {
 	rg := req.Header.Get("Range")
 	if rg == "" {
-		return 0, true
+		return 0, e.size, true
 	}
 	if ir := req.Header.Get("If-Range"); ir != "" && strings.Trim(ir, `"`) != e.sha256 {
-		return 0, true
+		return 0, e.size, true
 	}
 	spec, ok := strings.CutPrefix(rg, "bytes=")
-	start, end, ok2 := strings.Cut(spec, "-")
-	if !ok || !ok2 || end != "" {
-		return 0, true
+	first, last, ok2 := strings.Cut(spec, "-")
+	if !ok || !ok2 {
+		return 0, e.size, true
 	}
-	n, err := strconv.ParseInt(start, 10, 64)
+	n, err := strconv.ParseInt(first, 10, 64)
 	if err != nil || n < 0 {
-		return 0, true
+		return 0, e.size, true
+	}
+	end = e.size
+	if last != "" {
+		m, err := strconv.ParseInt(last, 10, 64)
+		if err != nil || m < n {
+			return 0, e.size, true
+		}
+		end = min(m+1, e.size)
 	}
 	if n >= e.size {
-		return 0, false
+		return 0, 0, false
 	}
-	return n, true
+	return n, end, true
 }
 
 func clientHost(req *http.Request) string {

@@ -78,6 +78,8 @@ type Event struct {
 	Message  string // why the step failed or was skipped
 	Time     time.Time
 	Started  time.Time // for EventEnd of a step that ran
+	// Downloads is a step's Result.Downloads (EventEnd).
+	Downloads []deploy.Download
 }
 
 // Outcome is how a call to Run ended.
@@ -411,7 +413,7 @@ func (r *runner) finish(s *deploy.Step, id, path string, depth int, started time
 		return walkResult{}, err
 	}
 	r.emit(Event{Type: EventEnd, ID: id, Path: path, Name: s.Name, Group: s.IsGroup || isRunTS(s), Depth: depth,
-		Outcome: outcome, ExitCode: res.ExitCode, Output: res.Output, Message: msg, Started: started})
+		Outcome: outcome, ExitCode: res.ExitCode, Output: res.Output, Message: msg, Started: started, Downloads: res.Downloads})
 	if outcome != deploy.StepFailed {
 		return walkResult{}, nil
 	}

@@ -43,6 +43,8 @@ type Result struct {
 	ExitCode        int
 	RebootRequested bool
 	Output          string // tail of the step's output, for the run record
+	// Downloads says where the content the step downloaded came from.
+	Downloads []deploy.Download
 }
 
 // Env is what a running step gets from the engine.

@@ -166,6 +166,9 @@ func (s *Server) machineRunEvents(w http.ResponseWriter, r *http.Request) error 
 		if !wire.KnownEvent(e.Type) {
 			return deploy.Errorf(deploy.KindInvalid, "events[%d].type: %q is not step-start, step-end, log, progress or run-end", i, e.Type)
 		}
+		if err := deploy.ValidateDownloads(e.Downloads); err != nil {
+			return deploy.Errorf(deploy.KindInvalid, "events[%d].downloads: %s", i, deploy.ErrorMessage(err))
+		}
 	}
 	stored := make([]*deploy.RunEvent, len(events))
 	for i, e := range events {
@@ -268,6 +271,7 @@ func applyEvent(run *deploy.Run, e wire.Event) {
 	case wire.EventStepEnd:
 		st := find()
 		st.Outcome, st.ExitCode, st.Message, st.OutputTail = e.Outcome, e.ExitCode, e.Message, e.OutputTail
+		st.Downloads = e.Downloads
 		if st.StartedAt.IsZero() {
 			st.StartedAt = e.Time
 		}

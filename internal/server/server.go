@@ -24,6 +24,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/multicast"
 	"github.com/imprint-osd/imprint/internal/netlimit"
+	"github.com/imprint-osd/imprint/internal/peer"
 	"github.com/imprint-osd/imprint/internal/server/web"
 	"github.com/imprint-osd/imprint/internal/tlsca"
 )
@@ -65,6 +66,10 @@ type Server struct {
 	checks *blobChecks // content integrity (integrity.go)
 
 	mcast *multicast.Manager // multicast sessions (multicast.go)
+	// peers and chunks are peer sharing's registry and chunk manifests
+	// (peers.go).
+	peers  *peer.Registry
+	chunks *chunkManifests
 	// life ends when the server closes; background work started by a
 	// request (a multicast session) runs under it, not the request's.
 	life context.Context
@@ -113,6 +118,7 @@ func newServer(ctx context.Context, cfg Config, deps Deps, prepared bool) (_ *Se
 	s.use = newUsage(cfg.Quotas)
 	s.life, s.stop = context.WithCancel(context.Background())
 	s.mcast = s.newMulticast()
+	s.peers, s.chunks = &peer.Registry{}, &chunkManifests{}
 	defer func() {
 		if err != nil {
 			s.close()

@@ -103,4 +103,6 @@ type Event struct {
 	// image write, so the console can show it.
 	BytesDone  int64 `json:"bytesDone,omitempty"`
 	BytesTotal int64 `json:"bytesTotal,omitempty"`
+	// Downloads (step-end) says where the step's content came from.
+	Downloads []deploy.Download `json:"downloads,omitempty"`
 }

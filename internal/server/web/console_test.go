@@ -504,9 +504,14 @@ func TestDashboardShowsTransferBytes(t *testing.T) {
 	if !strings.Contains(body, "Windows 11: 1.5 GiB of 4.0 GiB (37%)") {
 		t.Errorf("run page does not show the transfer")
 	}
-	send(client.AgentEvent{Type: "step-end", Time: now, StepID: "7e2d3e4f-1a2b-4c3d-8e9f-0a1b2c3d4e5f", Path: "Apply image", Name: "Apply image", Outcome: "succeeded"})
+	send(client.AgentEvent{Type: "step-end", Time: now, StepID: "7e2d3e4f-1a2b-4c3d-8e9f-0a1b2c3d4e5f", Path: "Apply image", Name: "Apply image", Outcome: "succeeded",
+		Downloads: []deploy.Download{{Content: "c:1", Name: "Windows 11", Bytes: 4096, Server: 96, Peers: 4000, Refused: 1}}})
 	if _, body = b.do("GET", "/", nil, nil); strings.Contains(body, "Windows 11:") {
 		t.Error("the transfer is still shown after its step ended")
+	}
+	// Where the step's bytes came from.
+	if _, body = b.do("GET", "/runs/"+run.ID, nil, nil); !strings.Contains(body, "Windows 11 (c:1): 4096 bytes — server 96, peers 4000; 1 chunks from peers refused") {
+		t.Errorf("run page does not say where the download came from:\n%s", body)
 	}
 	// The uploaded log bundle downloads whole and by range.
 	bundle := []byte("\x1f\x8b pretend gzip bundle")

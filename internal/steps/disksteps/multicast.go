@@ -78,22 +78,3 @@ func (d *Deps) openMulticast(ctx context.Context, ref deploy.Ref, log io.Writer)
 	}
 	return multicast.NewReader(ctx, rc, fallback, info.Version.ContentSize), info, true, ""
 }
-
-// unicastNote is an image stream that could have come by multicast and
-// did not, with the reason for the step's output.
-type unicastNote struct {
-	io.ReadCloser
-	why string
-}
-
-// sourcesNote says where an image's bytes came from, for the step's
-// message ("" for a plain unicast stream).
-func sourcesNote(rc io.Reader) string {
-	switch r := rc.(type) {
-	case *multicast.Reader:
-		return fmt.Sprintf("; %d bytes by multicast, %d by unicast", r.Multicast, r.Unicast)
-	case *unicastNote:
-		return "; by unicast: " + r.why
-	}
-	return ""
-}

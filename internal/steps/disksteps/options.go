@@ -52,6 +52,12 @@ type Deps struct {
 	// Receive starts a multicast receiver (nil: multicast.Receive with
 	// udp-receiver on the interface towards the server).
 	Receive func(ctx context.Context, sess multicast.Session) (io.ReadCloser, error)
+	// Peers, when set, lets Apply operating system fetch a File image's
+	// chunks from other machines deploying it (unless the run sets
+	// Peering=false); nil downloads from the server alone. PeerListen is
+	// the address of the chunk server it then runs (":0" when empty).
+	Peers      Peering
+	PeerListen string
 	// Disks lists the machine's disks; nil reads /sys (disk.Lister{}).
 	// Tests return an image file as the only disk.
 	Disks func() ([]DiskInfo, error)

@@ -157,14 +157,25 @@ func (d *Deps) openImage(ctx context.Context, env *sequence.Env) (io.ReadCloser,
 				}
 				why = reason
 			}
-			rc, info, err := d.Content.OpenContent(ctx, ref.ID, ref.VersionNo)
-			if err == nil && why != "" {
-				rc = &unicastNote{ReadCloser: rc, why: why}
+			switch {
+			case d.Peers == nil:
+			case !PeeringOn(env.Vars):
+				why = "peer sharing is off (Peering=false)"
+				fmt.Fprintf(env.Log, "Peer sharing is off for this run (%s=false)\n", VarPeering)
+			default:
+				rc, info, ok, reason := d.openPeers(ctx, ref, env.Log)
+				if ok {
+					return rc, info, nil
+				}
+				if reason != "" {
+					why = reason
+				}
 			}
+			rc, info, err := d.Content.OpenContent(ctx, ref.ID, ref.VersionNo)
 			if err != nil {
 				return nil, nil, fmt.Errorf("open image %s: %w", ref, err)
 			}
-			return rc, info, nil
+			return &countedStream{ReadCloser: rc, why: why}, info, nil
 		}
 	}
 	for k, p := range env.Content {
@@ -285,7 +296,7 @@ func (s ApplyOS) Run(ctx context.Context, env *sequence.Env) (sequence.Result, e
 	env.Vars.SetInternal(VarOSImageVer, strconv.Itoa(info.Version.VersionNo))
 	msg += sourcesNote(rc)
 	fmt.Fprintln(env.Log, msg)
-	return sequence.Result{Output: msg}, nil
+	return sequence.Result{Output: msg, Downloads: downloadOf(rc, info)}, nil
 }
 
 // pipableWIMMagic starts a WIM written with wimlib-imagex --pipable.

@@ -23,13 +23,18 @@ import (
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-var _ deploy.Store = (*DB)(nil)
+var (
+	_ deploy.Store         = (*DB)(nil)
+	_ deploy.RunWatcher    = (*DB)(nil)
+	_ sqlstore.RunNotifier = dialect{}
+)
 
 // DB is the PostgreSQL implementation of deploy.Store: the shared SQL
 // layer (sqlstore) with PostgreSQL's dialect. Create it with Open.
 type DB struct {
 	*sqlstore.DB
 	sdb *sql.DB
+	cfg *pgx.ConnConfig // for WatchRuns' own connection
 }
 
 // Pool limits: a replica holds at most maxConns connections, so that
@@ -90,7 +95,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		sdb.Close()
 		return nil, fmt.Errorf("open store %s: %w", Redact(dsn), err)
 	}
-	return &DB{DB: st, sdb: sdb}, nil
+	return &DB{DB: st, sdb: sdb, cfg: cfg}, nil
 }
 
 // Close closes the connection pool.
@@ -124,6 +129,43 @@ func migrate(ctx context.Context, sdb *sql.DB, d dialect) error {
 type dialect struct{ db *sql.DB }
 
 func (dialect) Rebind(q string) string { return rebind(q) }
+
+// runsChannel is the NOTIFY channel of run changes; the payload is the
+// run's ID.
+const runsChannel = "imprint_runs"
+
+// NotifyRun queues a notice of run id's change on runsChannel; PostgreSQL
+// delivers it to every listener when the transaction commits (and folds
+// identical notices of one transaction into one).
+func (dialect) NotifyRun(ctx context.Context, tx *sql.Tx, id string) error {
+	_, err := tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, runsChannel, id)
+	return err
+}
+
+// WatchRuns listens on runsChannel on a connection of its own (outside
+// the pool, which it would otherwise hold) until ctx ends or the
+// connection fails (deploy.RunWatcher).
+func (db *DB) WatchRuns(ctx context.Context, changed func(runID string)) error {
+	conn, err := pgx.ConnectConfig(ctx, db.cfg.Copy())
+	if err != nil {
+		return fmt.Errorf("watch runs: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+runsChannel); err != nil {
+		return fmt.Errorf("watch runs: %w", err)
+	}
+	changed("")
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("watch runs: %w", err)
+		}
+		changed(n.Payload)
+	}
+}
 
 func (d dialect) IsUniqueViolation(err error) bool { return pgCode(err) == codeUniqueViolation }
 

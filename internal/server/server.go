@@ -337,6 +337,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	serve("admin", s.admin, s.adminLn, false)
 	g.Go(func() error { s.janitor(gctx); return nil })
 	g.Go(func() error { s.watchRuns(gctx); return nil })
+	g.Go(func() error { s.sweepLater(gctx); return nil })
 	g.Go(func() error { s.reloadCRLs(gctx); return nil })
 	g.Go(func() error {
 		s.refusals.Run(gctx, func(err error) { s.log.Error("audit write failed", "action", "throttled refusals", "err", err) })

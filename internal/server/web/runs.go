@@ -221,8 +221,14 @@ func (c *Console) fragment(page, name string, data any) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// liveGap is the least time between two renders a run change causes: a
+// thousand machines each reporting every 2 s change some run 500 times a
+// second, and a dashboard need not render that often.
+const liveGap = 250 * time.Millisecond
+
 // stream sends render's fragment when it changes; it renders every Poll,
-// and at once when run runID ("" any run) changes (Deps.Changes).
+// and on a change of run runID ("" any run; Deps.Changes) as soon as
+// liveGap has passed since its last render.
 func (c *Console) stream(w http.ResponseWriter, r *http.Request, runID string, render func(context.Context) ([]byte, error)) {
 	var changed <-chan struct{} // nil: only the ticker wakes
 	if c.d.Changes != nil {
@@ -240,6 +246,7 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request, runID string, r
 	defer tick.Stop()
 	keep := time.Now()
 	for {
+		rendered := time.Now()
 		b, err := render(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -273,6 +280,15 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request, runID string, r
 			return
 		case <-tick.C:
 		case <-changed:
+			if wait := liveGap - time.Since(rendered); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-c.stop:
+					return
+				case <-time.After(wait):
+				}
+			}
 		}
 	}
 }

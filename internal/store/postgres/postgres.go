@@ -24,9 +24,8 @@ import (
 var migrationFS embed.FS
 
 var (
-	_ deploy.Store         = (*DB)(nil)
-	_ deploy.RunWatcher    = (*DB)(nil)
-	_ sqlstore.RunNotifier = dialect{}
+	_ deploy.Store      = (*DB)(nil)
+	_ deploy.RunWatcher = (*DB)(nil)
 )
 
 // DB is the PostgreSQL implementation of deploy.Store: the shared SQL
@@ -35,6 +34,7 @@ type DB struct {
 	*sqlstore.DB
 	sdb *sql.DB
 	cfg *pgx.ConnConfig // for WatchRuns' own connection
+	n   *notifier       // announces run changes (notify.go)
 }
 
 // Pool limits: a replica holds at most maxConns connections, so that
@@ -95,11 +95,15 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		sdb.Close()
 		return nil, fmt.Errorf("open store %s: %w", Redact(dsn), err)
 	}
-	return &DB{DB: st, sdb: sdb, cfg: cfg}, nil
+	return &DB{DB: st, sdb: sdb, cfg: cfg, n: newNotifier(sdb)}, nil
 }
 
-// Close closes the connection pool.
-func (db *DB) Close() error { return errors.Join(db.DB.Close(), db.sdb.Close()) }
+// Close sends the run changes not yet announced and closes the
+// connection pool.
+func (db *DB) Close() error {
+	db.n.close()
+	return errors.Join(db.DB.Close(), db.sdb.Close())
+}
 
 // migrate applies the embedded migrations on one connection holding the
 // migration advisory lock: replicas starting at once wait for each other
@@ -129,43 +133,6 @@ func migrate(ctx context.Context, sdb *sql.DB, d dialect) error {
 type dialect struct{ db *sql.DB }
 
 func (dialect) Rebind(q string) string { return rebind(q) }
-
-// runsChannel is the NOTIFY channel of run changes; the payload is the
-// run's ID.
-const runsChannel = "imprint_runs"
-
-// NotifyRun queues a notice of run id's change on runsChannel; PostgreSQL
-// delivers it to every listener when the transaction commits (and folds
-// identical notices of one transaction into one).
-func (dialect) NotifyRun(ctx context.Context, tx *sql.Tx, id string) error {
-	_, err := tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, runsChannel, id)
-	return err
-}
-
-// WatchRuns listens on runsChannel on a connection of its own (outside
-// the pool, which it would otherwise hold) until ctx ends or the
-// connection fails (deploy.RunWatcher).
-func (db *DB) WatchRuns(ctx context.Context, changed func(runID string)) error {
-	conn, err := pgx.ConnectConfig(ctx, db.cfg.Copy())
-	if err != nil {
-		return fmt.Errorf("watch runs: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+runsChannel); err != nil {
-		return fmt.Errorf("watch runs: %w", err)
-	}
-	changed("")
-	for {
-		n, err := conn.WaitForNotification(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("watch runs: %w", err)
-		}
-		changed(n.Payload)
-	}
-}
 
 func (d dialect) IsUniqueViolation(err error) bool { return pgCode(err) == codeUniqueViolation }
 

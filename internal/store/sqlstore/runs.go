@@ -356,9 +356,6 @@ func appendEvents(ctx context.Context, tx *Tx, runID string, events []*deploy.Ru
 		}
 		stored[i] = s
 	}
-	if err := tx.notifyRun(ctx, runID); err != nil {
-		return err
-	}
 	for i, e := range events {
 		*e = stored[i]
 	}
@@ -467,8 +464,5 @@ func putRun(ctx context.Context, tx *Tx, r *deploy.Run) error {
 		ON CONFLICT (id) DO UPDATE SET device_id = excluded.device_id, task_sequence_id = excluded.task_sequence_id,
 			state = excluded.state, started_at = excluded.started_at, updated_at = excluded.updated_at, doc = excluded.doc`,
 		r.ID, r.DeviceID, r.TaskSequenceID, string(r.State), micros(r.StartedAt), micros(r.UpdatedAt), doc)
-	if err != nil {
-		return err
-	}
-	return tx.notifyRun(ctx, r.ID)
+	return err
 }

@@ -37,15 +37,6 @@ type Dialect interface {
 	IsUniqueViolation(err error) bool
 }
 
-// RunNotifier is implemented by a Dialect whose database tells other
-// processes of committed run changes (PostgreSQL's NOTIFY, which
-// deploy.RunWatcher listens to). NotifyRun runs inside the write
-// transaction that changes the run, so the notice goes out when, and
-// only if, the change commits.
-type RunNotifier interface {
-	NotifyRun(ctx context.Context, tx *sql.Tx, runID string) error
-}
-
 // LockSpace separates the kinds of lock a write may hold.
 type LockSpace int32
 
@@ -170,15 +161,6 @@ func (t *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.
 // QueryRowContext runs a query of at most one row.
 func (t *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
 	return t.tx.QueryRowContext(ctx, t.d.Rebind(query), args...)
-}
-
-// notifyRun announces a change of run id to other processes when the
-// dialect can (RunNotifier); it is a no-op otherwise.
-func (t *Tx) notifyRun(ctx context.Context, id string) error {
-	if n, ok := t.d.(RunNotifier); ok {
-		return n.NotifyRun(ctx, t.tx, id)
-	}
-	return nil
 }
 
 // write runs fn in a write transaction (see Dialect.Write).

@@ -116,6 +116,7 @@ test-s3:
 	GO=$(GO) ./scripts/weed.sh
 	IMPRINT_TEST_REQUIRE=1 CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m -tags s3 ./internal/content/... ./internal/server/
 	IMPRINT_TEST_REQUIRE=1 CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 10m -tags s3 -run 'TestMigrateContent' ./internal/cli/
+	IMPRINT_TEST_REQUIRE=1 CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m -tags s3 -run '^TestReplicasActAsOne$$' ./internal/integration/
 
 bench:
 	./bench/run.sh

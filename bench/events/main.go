@@ -4,6 +4,12 @@
 // script fetched against a static boot file of the same size.
 //
 //	events -api https://127.0.0.1:PORT -ca CA.crt -machines 1000 -duration 20s
+//	events -api https://127.0.0.1:P1,https://127.0.0.1:P2 -ca CA.crt …
+//
+// With several -api URLs (replicas on one database) machine i logs in and
+// starts its run on URL i mod N and sends each event to the next URL in
+// turn, as a load balancer without session affinity would.
+//
 //	events -boot http://127.0.0.1:PORT -static FILE -machines 1000 -conns 200
 package main
 
@@ -32,7 +38,7 @@ const tsID = "b0000000-0000-4000-8000-000000000001"
 
 func main() {
 	var o options
-	flag.StringVar(&o.api, "api", "", "API base URL (https://127.0.0.1:PORT): run the events load")
+	flag.StringVar(&o.api, "api", "", "API base URL (https://127.0.0.1:PORT), or several comma-separated (replicas): run the events load")
 	flag.StringVar(&o.ca, "ca", "", "the server's CA certificate (PEM)")
 	flag.StringVar(&o.boot, "boot", "", "boot port base URL (http://127.0.0.1:PORT): run the boot script load")
 	flag.StringVar(&o.static, "static", "", "with -boot: write a static boot file of the script's size here and fetch it too")
@@ -41,6 +47,7 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 20*time.Second, "length of the measured load")
 	flag.IntVar(&o.conns, "conns", 200, "with -boot: concurrent connections")
 	flag.Parse()
+	o.apis = strings.Split(o.api, ",")
 	var err error
 	switch {
 	case o.api != "":
@@ -58,6 +65,7 @@ func main() {
 
 type options struct {
 	api, ca, boot, static string
+	apis                  []string // api split at commas
 	machines, conns       int
 	interval, duration    time.Duration
 }
@@ -135,7 +143,7 @@ func (o *options) setup(ctx context.Context, i int, tlsConf *tls.Config) (*machi
 	err := try(func() error {
 		var tok struct{ Token string }
 		dev := map[string]any{"uuid": deviceUUID(i), "macs": []string{fmt.Sprintf("52:54:00:%02x:%02x:%02x", byte(i>>16), byte(i>>8), byte(i))}}
-		_, err := post(ctx, m.c, o.api+"/v1/auth/token", "", map[string]any{"method": "anonymous", "device": dev}, &tok)
+		_, err := post(ctx, m.c, o.apis[i%len(o.apis)]+"/v1/auth/token", "", map[string]any{"method": "anonymous", "device": dev}, &tok)
 		m.token = tok.Token
 		return err
 	})
@@ -144,7 +152,7 @@ func (o *options) setup(ctx context.Context, i int, tlsConf *tls.Config) (*machi
 	}
 	err = try(func() error {
 		var run struct{ ID string }
-		_, err := post(ctx, m.c, o.api+"/v1/runs", m.token, map[string]any{"taskSequenceId": tsID, "versionNo": 1}, &run)
+		_, err := post(ctx, m.c, o.apis[i%len(o.apis)]+"/v1/runs", m.token, map[string]any{"taskSequenceId": tsID, "versionNo": 1}, &run)
 		m.runID = run.ID
 		return err
 	})
@@ -220,7 +228,7 @@ func (o *options) events(ctx context.Context) error {
 				step := fmt.Sprintf("s%d", n/2)
 				ev := []map[string]any{{"type": typ, "stepId": step, "path": step, "name": "Step " + step, "outcome": "succeeded"}}
 				start := time.Now()
-				code, err := post(ctx, m.c, o.api+"/v1/runs/"+m.runID+"/events", m.token, ev, nil)
+				code, err := post(ctx, m.c, o.apis[(i+n+1)%len(o.apis)]+"/v1/runs/"+m.runID+"/events", m.token, ev, nil)
 				mine = append(mine, time.Since(start))
 				if err != nil {
 					key := fmt.Sprint(code)

@@ -31,12 +31,13 @@ Subcommands:
   cancel ID        end a pending or running run as canceled: its session is
                    revoked and its agent may report nothing more
   events ID [--follow]
-                   print the run's events; --follow keeps polling every
-                   second until the run ends
+                   print the run's events; --follow prints each new one as
+                   it arrives (on any replica) until the run ends
 `
 
-// followInterval is how often `runs events --follow` polls.
-const followInterval = time.Second
+// followWait is how long one long poll of `runs events --follow` waits
+// for the run to change.
+const followWait = 25 * time.Second
 
 func runRuns(ctx context.Context, a *app, args []string) error {
 	return subcommand(ctx, a, "runs", args, map[string]func(context.Context, *app, []string) error{
@@ -283,21 +284,26 @@ func runsEvents(ctx context.Context, a *app, args []string) error {
 		if err != nil {
 			return fmt.Errorf("runs events: %w", err)
 		}
-		if err := print(); err != nil {
-			return err
-		}
 		if r.State.Terminal() {
+			if err := print(); err != nil {
+				return err
+			}
 			if !a.jsonOut {
 				fmt.Fprintf(a.stderr, "run %s %s\n", safe(r.ID), safe(string(r.State)))
 			}
 			return nil
 		}
-		t := time.NewTimer(followInterval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		// A long poll: the server answers as soon as the run changes,
+		// on whichever replica the machine reports to.
+		evs, err := c.WaitRunEvents(ctx, id, after, followWait)
+		if err != nil {
+			return fmt.Errorf("runs events: %w", err)
+		}
+		for _, e := range evs {
+			if err := a.printEvent(e); err != nil {
+				return err
+			}
+			after = max(after, e.Seq)
 		}
 	}
 }

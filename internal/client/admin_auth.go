@@ -294,6 +294,20 @@ func (a *Admin) RunEvents(ctx context.Context, id string, after int64) ([]*deplo
 	return out, nil
 }
 
+// WaitRunEvents is RunEvents as a long poll: with no event after after
+// yet, the server answers when the run changes (on any replica) or wait
+// (at most a minute) has passed, with what is there then, possibly
+// nothing.
+func (a *Admin) WaitRunEvents(ctx context.Context, id string, after int64, wait time.Duration) ([]*deploy.RunEvent, error) {
+	r := request{method: http.MethodGet, path: "/admin/v1/runs/" + esc(id) + "/events",
+		query: url.Values{"after": {strconv.FormatInt(after, 10)}, "wait": {strconv.Itoa(int(wait / time.Second))}}}
+	var out []*deploy.RunEvent
+	if err := a.call(ctx, r, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RunLogs lists the names of the run's log bundles.
 func (a *Admin) RunLogs(ctx context.Context, id string) ([]string, error) {
 	var out []string

@@ -93,9 +93,14 @@ func (s *Server) deleteContent(w http.ResponseWriter, r *http.Request) error {
 }
 
 // removeBlobs deletes blobs the store says nothing references any more.
-// Callers hold s.gc exclusively.
+// Callers hold s.gc exclusively. In a content store other replicas share,
+// a young blob is left for a later sweep (sweepLater): another replica may
+// have just stored the same bytes for a version it is about to commit.
 func (s *Server) removeBlobs(ctx context.Context, hashes []string) {
 	for _, h := range hashes {
+		if s.sharedBlobs() && !s.oldBlob(ctx, h) {
+			continue
+		}
 		if err := s.blobs.Remove(ctx, h); err != nil {
 			s.log.Warn("remove unreferenced blob", "sha256", h, "err", err)
 		}

@@ -147,6 +147,7 @@ func (s *Server) adminCancelRun(w http.ResponseWriter, r *http.Request) error {
 	if err := s.store.UpdateRun(ctx, run); err != nil {
 		return err
 	}
+	s.feed.publish(run.ID)
 	n := 0
 	if run.SessionID != "" {
 		if n, err = s.store.RevokeSessions(ctx, deploy.SessionFilter{ID: run.SessionID}, now); err != nil {

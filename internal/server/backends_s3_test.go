@@ -33,6 +33,7 @@ func s3Backend(t *testing.T, fn func(t *testing.T, ts *testServer, bl blobs)) {
 		ts := startServerDeps(t, t.TempDir(), nil, server.Deps{Blobs: st})
 		b := st.Bucket()
 		fn(t, ts, blobs{
+			shared: true,
 			exists: func(t *testing.T, h string) bool {
 				_, err := weed.Client.StatObject(t.Context(), b, st.Key(h), minio.StatObjectOptions{})
 				return err == nil

@@ -11,6 +11,10 @@ type blobs struct {
 	exists func(t *testing.T, h string) bool
 	flip   func(t *testing.T, h string, at int64) // corrupt one byte
 	remove func(t *testing.T, h string)
+	// shared: a store replicas may share (S3), where a deletion spares
+	// a blob younger than an hour (another replica may be committing a
+	// version of the same bytes) and a later sweep removes it.
+	shared bool
 }
 
 // forBackends runs fn on a server with each content store: the local

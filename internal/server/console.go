@@ -43,6 +43,7 @@ func (s *Server) openConsole() error {
 			return validate.TaskSequence(ctx, ts, resolver{s.store})
 		},
 		BuildBootImage: s.buildBootImage,
+		Changes:        s.feed.subscribe,
 	}
 	if s.cfg.BuildBootImage != nil {
 		d.BuildBootImage = s.cfg.BuildBootImage

@@ -66,6 +66,7 @@ func (s *Server) machineCreateRun(w http.ResponseWriter, r *http.Request) error 
 	if err := s.store.CreateRun(ctx, run); err != nil {
 		return err
 	}
+	s.feed.publish(run.ID)
 	s.log.Info("run started", "run", run.ID, "device", dev, "task_sequence", ts.Name, "version", req.VersionNo)
 	s.record(ctx, &deploy.AuditEvent{Action: "run.start", Outcome: auth.OutcomeSuccess, Actor: sess.Subject, DeviceID: dev,
 		Source: s.clientIP(r), Details: map[string]string{"run": run.ID, "taskSequence": ts.ID, "version": strconv.Itoa(req.VersionNo), "method": sess.Method}})
@@ -187,6 +188,7 @@ func (s *Server) machineRunEvents(w http.ResponseWriter, r *http.Request) error 
 	if err := s.store.AppendRunEvents(ctx, run, stored); err != nil {
 		return err
 	}
+	s.feed.publish(run.ID)
 	if ended(events) && run.State.Terminal() {
 		outcome := auth.OutcomeSuccess
 		if run.State != deploy.RunSucceeded {
@@ -409,15 +411,36 @@ func (s *Server) adminGetRun(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// adminRunEvents sends the run's events with a seq above ?after=SEQ.
+// ?wait=SECONDS (at most 60) makes it a long poll: with no event after
+// SEQ yet it answers when the run changes (an event from any replica, its
+// state) or the time is up, with what is there then, possibly nothing.
 func (s *Server) adminRunEvents(w http.ResponseWriter, r *http.Request) error {
 	var after int64
 	fmt.Sscan(r.URL.Query().Get("after"), &after)
-	if _, err := s.store.Run(r.Context(), r.PathValue("id")); err != nil {
+	var wait time.Duration
+	if v := r.URL.Query().Get("wait"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return deploy.Errorf(deploy.KindInvalid, "wait: %q is not a number of seconds", v)
+		}
+		wait = min(time.Duration(n)*time.Second, maxEventsWait)
+	}
+	id := r.PathValue("id")
+	sub, unsub := s.feed.subscribe(id)
+	defer unsub()
+	if _, err := s.store.Run(r.Context(), id); err != nil {
 		return err
 	}
-	ev, err := s.store.RunEvents(r.Context(), r.PathValue("id"), after)
+	ev, err := s.store.RunEvents(r.Context(), id, after)
 	if err != nil {
 		return err
+	}
+	if len(ev) == 0 && wait > 0 {
+		s.feed.wait(r.Context(), sub, wait)
+		if ev, err = s.store.RunEvents(r.Context(), id, after); err != nil {
+			return err
+		}
 	}
 	if ev == nil {
 		ev = []*deploy.RunEvent{}

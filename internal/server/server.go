@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,6 +63,7 @@ type Server struct {
 	imports sync.Mutex
 
 	checks *blobChecks // content integrity (integrity.go)
+	feed   *runFeed    // run changes for the live views (runfeed.go)
 
 	mcast *multicast.Manager // multicast sessions (multicast.go)
 	// peers and chunks are peer sharing's registry and chunk manifests
@@ -114,7 +114,7 @@ func newServer(ctx context.Context, cfg Config, deps Deps, prepared bool) (_ *Se
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log, now: time.Now, store: deps.Store, blobs: deps.Blobs, checks: newBlobChecks()}
+	s := &Server{cfg: cfg, log: log, now: time.Now, store: deps.Store, blobs: deps.Blobs, checks: newBlobChecks(), feed: newRunFeed()}
 	s.use = newUsage(cfg.Quotas)
 	s.life, s.stop = context.WithCancel(context.Background())
 	s.mcast = s.newMulticast()
@@ -136,7 +136,7 @@ func newServer(ctx context.Context, cfg Config, deps Deps, prepared bool) (_ *Se
 	} else if n > 0 {
 		log.Info("removed content blobs no version references", "count", n)
 	}
-	if s.tls, err = tlsca.LoadOrCreate(filepath.Join(cfg.DataDir, "tls"), s.certHosts(), s.now()); err != nil {
+	if err := s.openTLS(ctx); err != nil {
 		return nil, err
 	}
 
@@ -171,6 +171,7 @@ func newServer(ctx context.Context, cfg Config, deps Deps, prepared bool) (_ *Se
 	s.api = lim.httpServer(s.apiRoutes(), s.apiLim, apiMaxHeaderBytes, log)
 	s.api.TLSConfig = tlsCfg
 	s.api.RegisterOnShutdown(s.console.Close) // live console streams end
+	s.api.RegisterOnShutdown(s.feed.close)    // long polls of run events end
 	// HTTP/1.1 only: Go's HTTP/2 server sent content at 0.47× HTTP/1.1
 	// (docs/performance.md), the agent speaks HTTP/1.1, and the listener
 	// limits count connections, which HTTP/2 would multiplex.
@@ -182,6 +183,7 @@ func newServer(ctx context.Context, cfg Config, deps Deps, prepared bool) (_ *Se
 	}
 	s.boot = lim.httpServer(bootMux, s.bootLim, bootMaxHeaderBytes, log)
 	s.admin = lim.httpServer(s.adminRoutes(), adminLim, apiMaxHeaderBytes, log)
+	s.admin.RegisterOnShutdown(s.feed.close) // long polls of run events end
 	startup := map[string]string{"api": s.apiLn.Addr().String(), "caSHA256": s.CAFingerprint()}
 	if m, err := s.authMethods(ctx, ""); err == nil {
 		startup["methods"] = strings.Join(m.Methods, ",")
@@ -351,6 +353,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	serve("boot", s.boot, s.bootLn, false)
 	serve("admin", s.admin, s.adminLn, false)
 	g.Go(func() error { s.janitor(gctx); return nil })
+	g.Go(func() error { s.watchRuns(gctx); return nil })
+	g.Go(func() error { s.sweepLater(gctx); return nil })
 	g.Go(func() error { s.reloadCRLs(gctx); return nil })
 	g.Go(func() error {
 		s.refusals.Run(gctx, func(err error) { s.log.Error("audit write failed", "action", "throttled refusals", "err", err) })
@@ -389,6 +393,7 @@ func (s *Server) janitor(ctx context.Context) {
 			if err != nil && ctx.Err() == nil {
 				s.log.Warn("mark lost runs", "err", err)
 			} else if n > 0 {
+				s.feed.publish("")
 				s.log.Info("runs marked lost", "count", n)
 			}
 		}

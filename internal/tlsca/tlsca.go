@@ -122,6 +122,17 @@ func serial() (*big.Int, error) {
 }
 
 func createCA(crtPath, keyPath string, now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	crt, key, err := newCA(now)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := writePair(crtPath, keyPath, crt.Raw, key); err != nil {
+		return nil, nil, err
+	}
+	return crt, key, nil
+}
+
+func newCA(now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
@@ -145,11 +156,77 @@ func createCA(crtPath, keyPath string, now time.Time) (*x509.Certificate, *ecdsa
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := writePair(crtPath, keyPath, der, key); err != nil {
-		return nil, nil, err
-	}
 	crt, err := x509.ParseCertificate(der)
 	return crt, key, err
+}
+
+// CA is a CA certificate and its private key, both PEM: what replicas
+// on one database share (the server keeps it in the database) so that
+// every one presents a certificate from the CA the machines pin.
+type CA struct {
+	Cert []byte `json:"cert"`
+	Key  []byte `json:"key"`
+}
+
+// NewCA makes a CA as the first start does, without writing it.
+func NewCA(now time.Time) (CA, error) {
+	crt, key, err := newCA(now)
+	if err != nil {
+		return CA{}, fmt.Errorf("tls: CA: %w", err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return CA{}, fmt.Errorf("tls: CA: %w", err)
+	}
+	return CA{Cert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: crt.Raw}),
+		Key: pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})}, nil
+}
+
+// ReadCA reads DIR/ca.crt and DIR/ca.key; an error wrapping
+// os.ErrNotExist when there is none yet.
+func ReadCA(dir string) (CA, error) {
+	crt, key := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key")
+	if _, _, err := loadPair(crt, key); err != nil {
+		return CA{}, fmt.Errorf("tls: CA: %w", err)
+	}
+	var ca CA
+	var err1, err2 error
+	ca.Cert, err1 = os.ReadFile(crt)
+	ca.Key, err2 = os.ReadFile(key)
+	if err := errors.Join(err1, err2); err != nil {
+		return CA{}, fmt.Errorf("tls: CA: %w", err)
+	}
+	return ca, nil
+}
+
+// WriteCA installs ca as DIR's CA (creating DIR), each file atomically,
+// the key 0600; LoadOrCreate then issues the server certificate from it.
+// A ca that does not parse, or whose key is not the certificate's, is
+// refused and nothing is written.
+func WriteCA(dir string, ca CA) error {
+	cb, _ := pem.Decode(ca.Cert)
+	kb, _ := pem.Decode(ca.Key)
+	if cb == nil || kb == nil {
+		return errors.New("tls: CA: certificate or key is not PEM")
+	}
+	crt, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return fmt.Errorf("tls: CA: %w", err)
+	}
+	key, err := x509.ParseECPrivateKey(kb.Bytes)
+	if err != nil {
+		return fmt.Errorf("tls: CA: %w", err)
+	}
+	if !key.PublicKey.Equal(crt.PublicKey) {
+		return errors.New("tls: CA: the key is not the certificate's")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	if err := writePair(filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key"), crt.Raw, key); err != nil {
+		return fmt.Errorf("tls: CA: %w", err)
+	}
+	return nil
 }
 
 func createLeaf(crtPath, keyPath string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, hosts []string, now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, error) {

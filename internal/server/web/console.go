@@ -57,6 +57,11 @@ type Deps struct {
 	// and 12 hours). Poll is how often live pages look for changes
 	// (zero: one second).
 	IdleTimeout, AbsoluteTimeout, Poll time.Duration
+	// Changes, when set, subscribes to run changes (runID "" for any run;
+	// on a shared database, those of every replica): a live page renders
+	// again at once on one instead of at its next Poll. It returns the
+	// wake-up channel and the function that ends the subscription.
+	Changes func(runID string) (<-chan struct{}, func())
 
 	// --- content uploads, devices, security (conadmin) ---
 	// AdminTokens is the admin API that also manages admin tokens (the

@@ -185,13 +185,14 @@ func (c *Console) runData(r *http.Request, id string) (runData, error) {
 	return d, nil
 }
 
-// Live updates: each stream renders a fragment every Poll and sends it
-// as one SSE event when it changed, with a comment every 15 s to keep
+// Live updates: each stream renders a fragment every Poll, and at once
+// when a run changes on any replica (Deps.Changes), and sends it as one
+// SSE event when it changed, with a comment every 15 s to keep
 // proxies from closing it. The store is the source, as for
 // `imprint runs events --follow`.
 
 func (c *Console) sseDashboard(w http.ResponseWriter, r *http.Request) {
-	c.stream(w, r, func(ctx context.Context) ([]byte, error) {
+	c.stream(w, r, "", func(ctx context.Context) ([]byte, error) {
 		d, err := c.dashboardData(r)
 		if err != nil {
 			return nil, err
@@ -202,7 +203,7 @@ func (c *Console) sseDashboard(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) sseRun(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	c.stream(w, r, func(ctx context.Context) ([]byte, error) {
+	c.stream(w, r, id, func(ctx context.Context) ([]byte, error) {
 		d, err := c.runData(r, id)
 		if err != nil {
 			return nil, err
@@ -220,7 +221,21 @@ func (c *Console) fragment(page, name string, data any) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func (c *Console) stream(w http.ResponseWriter, r *http.Request, render func(context.Context) ([]byte, error)) {
+// liveGap is the least time between two renders a run change causes: a
+// thousand machines each reporting every 2 s change some run 500 times a
+// second, and a dashboard need not render that often.
+const liveGap = 250 * time.Millisecond
+
+// stream sends render's fragment when it changes; it renders every Poll,
+// and on a change of run runID ("" any run; Deps.Changes) as soon as
+// liveGap has passed since its last render.
+func (c *Console) stream(w http.ResponseWriter, r *http.Request, runID string, render func(context.Context) ([]byte, error)) {
+	var changed <-chan struct{} // nil: only the ticker wakes
+	if c.d.Changes != nil {
+		ch, unsub := c.d.Changes(runID)
+		defer unsub()
+		changed = ch
+	}
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("X-Accel-Buffering", "no")
@@ -231,6 +246,7 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request, render func(con
 	defer tick.Stop()
 	keep := time.Now()
 	for {
+		rendered := time.Now()
 		b, err := render(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -263,6 +279,16 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request, render func(con
 		case <-c.stop:
 			return
 		case <-tick.C:
+		case <-changed:
+			if wait := liveGap - time.Since(rendered); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-c.stop:
+					return
+				case <-time.After(wait):
+				}
+			}
 		}
 	}
 }

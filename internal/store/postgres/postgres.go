@@ -23,13 +23,18 @@ import (
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-var _ deploy.Store = (*DB)(nil)
+var (
+	_ deploy.Store      = (*DB)(nil)
+	_ deploy.RunWatcher = (*DB)(nil)
+)
 
 // DB is the PostgreSQL implementation of deploy.Store: the shared SQL
 // layer (sqlstore) with PostgreSQL's dialect. Create it with Open.
 type DB struct {
 	*sqlstore.DB
 	sdb *sql.DB
+	cfg *pgx.ConnConfig // for WatchRuns' own connection
+	n   *notifier       // announces run changes (notify.go)
 }
 
 // Pool limits: a replica holds at most maxConns connections, so that
@@ -90,11 +95,15 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		sdb.Close()
 		return nil, fmt.Errorf("open store %s: %w", Redact(dsn), err)
 	}
-	return &DB{DB: st, sdb: sdb}, nil
+	return &DB{DB: st, sdb: sdb, cfg: cfg, n: newNotifier(sdb)}, nil
 }
 
-// Close closes the connection pool.
-func (db *DB) Close() error { return errors.Join(db.DB.Close(), db.sdb.Close()) }
+// Close sends the run changes not yet announced and closes the
+// connection pool.
+func (db *DB) Close() error {
+	db.n.close()
+	return errors.Join(db.DB.Close(), db.sdb.Close())
+}
 
 // migrate applies the embedded migrations on one connection holding the
 // migration advisory lock: replicas starting at once wait for each other

@@ -275,7 +275,7 @@ func (db *DB) AppendRunEvent(ctx context.Context, e *deploy.RunEvent) error {
 	if e == nil {
 		return deploy.Errorf(deploy.KindInvalid, "run event is missing")
 	}
-	return db.write(ctx, func(ctx context.Context, tx *Tx) error {
+	return db.writeLocked(ctx, []Lock{{Space: LockRun, Key: e.RunID}}, func(ctx context.Context, tx *Tx) error {
 		now := db.now()
 		res, err := tx.ExecContext(ctx, `UPDATE runs SET updated_at = ? WHERE id = ?`, micros(now), e.RunID)
 		if err != nil {
@@ -304,7 +304,11 @@ func (db *DB) AppendRunEvents(ctx context.Context, r *deploy.Run, events []*depl
 			return deploy.Errorf(deploy.KindInvalid, "run event %d is missing", i)
 		}
 	}
-	return db.write(ctx, func(ctx context.Context, tx *Tx) error {
+	// The run's lock, not a SERIALIZABLE transaction, makes "the next
+	// seq" one step: appends to different runs never conflict, where
+	// SERIALIZABLE's predicate locks on run_events made concurrent
+	// appends of different machines fail and retry (on PostgreSQL).
+	return db.writeLocked(ctx, []Lock{{Space: LockRun, Key: r.ID}}, func(ctx context.Context, tx *Tx) error {
 		s := *r
 		now := db.now()
 		s.UpdatedAt = now

@@ -55,6 +55,7 @@ const (
 	LockSettings LockSpace = 1 // Key: the setting's key
 	LockAudit    LockSpace = 2 // Key: "chain"
 	LockThrottle LockSpace = 3 // Key: the throttle key
+	LockRun      LockSpace = 4 // Key: the run ID (appending its events)
 )
 
 // Lock names one thing a write holds for its whole transaction.

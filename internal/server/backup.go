@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -16,14 +15,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/backup"
 	"github.com/imprint-osd/imprint/internal/content"
 	"github.com/imprint-osd/imprint/internal/deploy"
-	"github.com/imprint-osd/imprint/internal/store/sqlstore"
 )
-
-// dumper is a store that writes a logical dump of one snapshot: both SQL
-// stores (sqlstore.DB.Dump).
-type dumper interface {
-	Dump(ctx context.Context, w io.Writer) (sqlstore.DumpInfo, error)
-}
 
 // adminBackup streams a backup archive (internal/backup) of a consistent
 // snapshot while the server runs: the database dump, the TLS material
@@ -36,7 +28,7 @@ type dumper interface {
 // is open (a removed file stays readable through its open descriptor).
 func (s *Server) adminBackup(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	d, ok := s.store.(dumper)
+	d, ok := s.store.(deploy.Dumper)
 	if !ok {
 		return deploy.Errorf(deploy.KindInvalid, "this server's store cannot be backed up")
 	}
@@ -55,7 +47,7 @@ func (s *Server) adminBackup(w http.ResponseWriter, r *http.Request) error {
 			o.Close()
 		}
 	}()
-	info, err := func() (sqlstore.DumpInfo, error) {
+	info, err := func() (deploy.DumpInfo, error) {
 		if withBlobs {
 			s.gc.RLock()
 			defer s.gc.RUnlock()

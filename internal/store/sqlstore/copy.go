@@ -79,12 +79,9 @@ func (tb Table) names() string {
 	return strings.Join(n, ", ")
 }
 
-// TableSum is a table's row count and the SHA-256 of its canonical export.
-type TableSum struct {
-	Table string
-	Rows  int64
-	SHA   string
-}
+// TableSum is a table's row count and the SHA-256 of its canonical export
+// (deploy.TableSum, so a server can hold one without importing the store).
+type TableSum = deploy.TableSum
 
 // canonicalRow appends the canonical form of one row: per column a kind
 // letter, the length and the bytes (NULL as "n"), so that the same values

@@ -47,15 +47,8 @@ type dumpRow struct {
 	Rows int64 `json:"rows,omitempty"`
 }
 
-// DumpInfo is what Dump read: the schema version, each table's sums (as
-// Export computes them, over the same snapshot) and the content blobs the
-// snapshot references.
-type DumpInfo struct {
-	Schema int
-	Tables []TableSum
-	// Blobs are the distinct SHA-256 hashes in content_blobs, sorted.
-	Blobs []string
-}
+// DumpInfo is what Dump read (deploy.DumpInfo).
+type DumpInfo = deploy.DumpInfo
 
 func header(schema int) dumpHeader {
 	h := dumpHeader{Format: DumpFormat, Schema: schema}

@@ -38,7 +38,7 @@ func (s *Server) bootRoutes() (http.Handler, error) {
 	}
 	s.bootH = bh
 	mux := http.NewServeMux()
-	mux.Handle("/", bh)
+	mux.Handle("/", s.metrics.bootMetered(bh))
 	mux.Handle("GET /healthz", s.adapt(s.handleHealth))
 	mux.Handle("GET /ca.crt", s.adapt(s.handleCACert))
 	return s.recoverer(mux), nil

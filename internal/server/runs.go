@@ -208,6 +208,7 @@ func (s *Server) machineRunEvents(w http.ResponseWriter, r *http.Request) error 
 	if err := s.store.AppendRunEvents(ctx, run, stored); err != nil {
 		return err
 	}
+	s.metrics.stepEvents(run, events)
 	if ended(events) && run.State.Terminal() {
 		outcome := auth.OutcomeSuccess
 		if run.State != deploy.RunSucceeded {

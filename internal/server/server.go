@@ -65,6 +65,8 @@ type Server struct {
 
 	checks *blobChecks // content integrity (integrity.go)
 
+	metrics *metrics // Prometheus metrics (metrics.go), served on --metrics-listen
+
 	mcast *multicast.Manager // multicast sessions (multicast.go)
 	// life ends when the server closes; background work started by a
 	// request (a multicast session) runs under it, not the request's.
@@ -74,6 +76,8 @@ type Server struct {
 	apiLn, bootLn, adminLn net.Listener
 	apiLim, bootLim        *netlimit.Listener // apiLn, bootLn with their caps
 	api, boot, admin       *http.Server
+	metricsLn              net.Listener // nil unless --metrics-listen
+	metricsSrv             *http.Server
 }
 
 // Open prepares the data directory, store, content store and TLS material
@@ -91,7 +95,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log, now: time.Now, store: cfg.Store, blobs: cfg.Blobs, checks: newBlobChecks()}
+	s := &Server{cfg: cfg, log: log, now: time.Now, store: cfg.Store, blobs: cfg.Blobs, checks: newBlobChecks(), metrics: newMetrics()}
 	s.use = newUsage(cfg.Quotas)
 	s.life, s.stop = context.WithCancel(context.Background())
 	s.mcast = s.newMulticast()
@@ -129,6 +133,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	} else if n > 0 {
 		log.Info("removed content blobs no version references", "count", n)
 	}
+	// From here on the store's and the blobs' failures are counted.
+	s.store = &meteredStore{Store: s.store, errs: s.metrics.dbErrors}
+	s.blobs = &meteredBlobs{Blobs: s.blobs, errs: s.metrics.blobErrors}
 	if s.tls, err = tlsca.LoadOrCreate(filepath.Join(cfg.DataDir, "tls"), s.certHosts(), s.now()); err != nil {
 		return nil, err
 	}
@@ -148,6 +155,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	}
 	if s.adminLn, err = listenSocket(SocketPath(cfg.DataDir)); err != nil {
 		return nil, fmt.Errorf("admin socket: %w", err)
+	}
+	if cfg.MetricsListen != "" {
+		if s.metricsLn, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
+			return nil, fmt.Errorf("metrics-listen: %w", err)
+		}
 	}
 	lim := cfg.Limits.fit(netlimit.RaiseNoFile(), log)
 	vouched := netlimit.NewAddrSet(1 << 16)
@@ -175,6 +187,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	}
 	s.boot = lim.httpServer(bootMux, s.bootLim, bootMaxHeaderBytes, log)
 	s.admin = lim.httpServer(s.adminRoutes(), adminLim, apiMaxHeaderBytes, log)
+	if s.metricsLn != nil {
+		metricsLim := netlimit.NewListener(s.metricsLn, netlimit.Config{WriteStall: lim.Stall})
+		s.metricsLn = metricsLim
+		s.metricsSrv = lim.httpServer(s.metricsRoutes(), metricsLim, apiMaxHeaderBytes, log)
+	}
 	startup := map[string]string{"api": s.apiLn.Addr().String(), "caSHA256": s.CAFingerprint()}
 	if m, err := s.authMethods(ctx, ""); err == nil {
 		startup["methods"] = strings.Join(m.Methods, ",")
@@ -288,7 +305,12 @@ func (s *Server) DataDir() string { return s.cfg.DataDir }
 func (s *Server) CAFingerprint() string { return s.tls.Fingerprint() }
 
 // Store exposes the state for in-process tests and tools.
-func (s *Server) Store() deploy.Store { return s.store }
+func (s *Server) Store() deploy.Store {
+	if m, ok := s.store.(*meteredStore); ok {
+		return m.Unwrap()
+	}
+	return s.store
+}
 
 // PublicURL is the API URL handed to agents.
 func (s *Server) PublicURL() string {
@@ -332,6 +354,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	serve("api", s.api, s.apiLn, true)
 	serve("boot", s.boot, s.bootLn, false)
 	serve("admin", s.admin, s.adminLn, false)
+	if s.metricsSrv != nil {
+		serve("metrics", s.metricsSrv, s.metricsLn, false)
+	}
 	g.Go(func() error { s.janitor(gctx); return nil })
 	g.Go(func() error { s.reloadCRLs(gctx); return nil })
 	g.Go(func() error {
@@ -349,8 +374,10 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.log.Info("shutting down")
 		s.use.stopScripts()
 		var errs []error
-		for _, srv := range []*http.Server{s.api, s.boot, s.admin} {
-			errs = append(errs, srv.Shutdown(sctx))
+		for _, srv := range []*http.Server{s.api, s.boot, s.admin, s.metricsSrv} {
+			if srv != nil {
+				errs = append(errs, srv.Shutdown(sctx))
+			}
 		}
 		s.record(sctx, &deploy.AuditEvent{Action: "sys.shutdown", Outcome: auth.OutcomeSuccess})
 		return errors.Join(errs...)
@@ -372,6 +399,7 @@ func (s *Server) janitor(ctx context.Context) {
 				s.log.Warn("mark lost runs", "err", err)
 			} else if n > 0 {
 				s.log.Info("runs marked lost", "count", n)
+				s.metrics.runEnded(deploy.RunLost, n)
 			}
 		}
 	}
@@ -381,7 +409,7 @@ func (s *Server) close() {
 	if s.stop != nil {
 		s.stop()
 	}
-	for _, ln := range []net.Listener{s.apiLn, s.bootLn, s.adminLn} {
+	for _, ln := range []net.Listener{s.apiLn, s.bootLn, s.adminLn, s.metricsLn} {
 		if ln != nil {
 			ln.Close()
 		}

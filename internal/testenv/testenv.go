@@ -89,6 +89,8 @@ func Package(tool string) string {
 		return "iproute2"
 	case "dpkg-deb":
 		return "dpkg"
+	case "promtool":
+		return "prometheus"
 	case "dnsmasq":
 		return "dnsmasq-base"
 	case "apt-get", "apt-cache":

@@ -67,6 +67,10 @@ type Server struct {
 
 	metrics *metrics // Prometheus metrics (metrics.go), served on --metrics-listen
 
+	// routeTable holds each router's patterns by router name (routetable.go).
+	routeTable map[string]*[]string
+	openAPI    []byte // the OpenAPI document as JSON (openapi.go)
+
 	mcast *multicast.Manager // multicast sessions (multicast.go)
 	// life ends when the server closes; background work started by a
 	// request (a multicast session) runs under it, not the request's.
@@ -140,6 +144,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 		return nil, err
 	}
 
+	if s.openAPI, err = openAPIJSON(); err != nil {
+		return nil, err
+	}
 	if err := s.openAuth(); err != nil {
 		return nil, err
 	}

@@ -19,7 +19,7 @@ TEST_NEEDS := zstd:zstd xz:xz-utils sgdisk:gdisk sfdisk:fdisk mdir:mtools \
 	/usr/share/OVMF/OVMF_VARS_4M.ms.fd:ovmf grub-mkimage:grub-common mkfs.fat:dosfstools \
 	/usr/lib/ipxe/qemu/efi-virtio.rom:ipxe-qemu \
 	/usr/share/seabios/bios-256k.bin:seabios ip:iproute2 dpkg-deb:dpkg \
-	dnsmasq:dnsmasq-base /usr/lib/ipxe/ipxe.efi:ipxe chromium:chromium \
+	dnsmasq:dnsmasq-base /usr/lib/ipxe/ipxe.efi:ipxe chromium:chromium promtool:prometheus \
 	/usr/lib/postgresql/*/bin/initdb:postgresql udp-sender:udpcast udp-receiver:udpcast \
 	dpkg:dpkg dpkg-query:dpkg git:git readelf:binutils systemd-analyze:systemd systemctl:systemd \
 	systemd-sysusers:systemd systemd-tmpfiles:systemd

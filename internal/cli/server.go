@@ -39,6 +39,9 @@ Flags:
                          empty for the directory DIR/content (default)
   --listen HOST:PORT     HTTPS machine API (default :7281)
   --boot-listen HOST:PORT  plain-HTTP boot files (default :7282)
+  --metrics-listen HOST:PORT  Prometheus metrics at /metrics in plain HTTP,
+                         unauthenticated: use loopback or a management
+                         network (default off)
   --cert-host HOST       extra name or IP for the server certificate (repeatable)
   --public-url URL       URL agents use to reach the API (default derived)
   --trusted-proxy CIDR   proxy whose X-Forwarded-For is believed (repeatable)
@@ -77,13 +80,13 @@ IMPRINT_LOG_FORMAT, IMPRINT_LOG_LEVEL, IMPRINT_CLIENT_CA, IMPRINT_CRLS
 (comma-separated), IMPRINT_CERT_SUBJECT, IMPRINT_SCRIPTS, IMPRINT_BOOT_URL,
 IMPRINT_BOOT_MENU, IMPRINT_KERNEL_ARGS, IMPRINT_PXE, IMPRINT_PXE_INTERFACE,
 IMPRINT_PXE_ADDRESS, IMPRINT_AUDIT_SYSLOG, IMPRINT_MAX_CONNS,
-IMPRINT_MAX_CONNS_PER_ADDR, IMPRINT_CONFIG.
+IMPRINT_MAX_CONNS_PER_ADDR, IMPRINT_METRICS_LISTEN, IMPRINT_CONFIG.
 
 Config file: either a JSON object or "key = value" lines; keys are the flag
 names (data, db, content, listen, boot-listen, cert-host, public-url, trusted-proxy,
 log-format, log-level, client-ca, crl, cert-subject, scripts, boot-url,
 boot-menu, kernel-args, pxe, pxe-interface, pxe-address, audit-syslog,
-max-conns, max-conns-per-addr). Blank lines and lines starting with # are ignored;
+max-conns, max-conns-per-addr, metrics-listen). Blank lines and lines starting with # are ignored;
 cert-host, trusted-proxy and crl may repeat or hold comma-separated values
 (in JSON: a string or an array of strings). Example:
 
@@ -101,7 +104,7 @@ type serverFlags struct {
 	clientCA, certSubject, scripts, bootURL, bootMenu, kernelArgs optString
 	auditSyslog                                                   optString
 	pxe, pxeInterface, pxeAddress                                 optString
-	maxConns, maxConnsPerAddr                                     optString
+	maxConns, maxConnsPerAddr, metricsListen                      optString
 	certHosts, trustedProxies, crls                               listFlag
 }
 
@@ -156,6 +159,7 @@ func serverConfig(data optString, fl serverFlags, getenv func(string) string, re
 		{"IMPRINT_AUDIT_SYSLOG", "audit-syslog"},
 		{"IMPRINT_MAX_CONNS", "max-conns"},
 		{"IMPRINT_MAX_CONNS_PER_ADDR", "max-conns-per-addr"},
+		{"IMPRINT_METRICS_LISTEN", "metrics-listen"},
 	}
 	for _, e := range envs {
 		if v := getenv(e.name); v != "" {
@@ -176,6 +180,7 @@ func serverConfig(data optString, fl serverFlags, getenv func(string) string, re
 		{"pxe", fl.pxe}, {"pxe-interface", fl.pxeInterface}, {"pxe-address", fl.pxeAddress},
 		{"audit-syslog", fl.auditSyslog},
 		{"max-conns", fl.maxConns}, {"max-conns-per-addr", fl.maxConnsPerAddr},
+		{"metrics-listen", fl.metricsListen},
 	} {
 		if f.v.set {
 			if err := setConfig(&cfg, f.key, []string{f.v.value}, "--"+f.key); err != nil {
@@ -241,6 +246,8 @@ func setConfig(cfg *server.Config, key string, values []string, where string) er
 		cfg.Listen, err = one()
 	case "boot-listen":
 		cfg.BootListen, err = one()
+	case "metrics-listen":
+		cfg.MetricsListen, err = one()
 	case "public-url":
 		cfg.PublicURL, err = one()
 	case "log-format":
@@ -285,7 +292,7 @@ func setConfig(cfg *server.Config, key string, values []string, where string) er
 	case "max-conns-per-addr":
 		cfg.Limits.MaxConnsPerAddr, err = number()
 	default:
-		return fmt.Errorf("config: %s: unknown key %q (known: data, db, listen, boot-listen, cert-host, public-url, trusted-proxy, log-format, log-level, client-ca, crl, cert-subject, scripts, boot-url, boot-menu, kernel-args, pxe, pxe-interface, pxe-address, audit-syslog, max-conns, max-conns-per-addr)", where, key)
+		return fmt.Errorf("config: %s: unknown key %q (known: data, db, listen, boot-listen, cert-host, public-url, trusted-proxy, log-format, log-level, client-ca, crl, cert-subject, scripts, boot-url, boot-menu, kernel-args, pxe, pxe-interface, pxe-address, audit-syslog, max-conns, max-conns-per-addr, metrics-listen)", where, key)
 	}
 	return err
 }
@@ -437,6 +444,7 @@ func serverFlagSet(a *app) (*flags, *serverFlags) {
 	fs.Var(&fl.pxeAddress, "pxe-address", "")
 	fs.Var(&fl.maxConns, "max-conns", "")
 	fs.Var(&fl.maxConnsPerAddr, "max-conns-per-addr", "")
+	fs.Var(&fl.metricsListen, "metrics-listen", "")
 	return fs, &fl
 }
 

@@ -187,6 +187,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) error {
 // line in all (issue 9: every 429 wrote an audit row and a log line).
 func (s *Server) refuse(w http.ResponseWriter, action, src string, wait time.Duration) error {
 	s.refusals.Note(action, src)
+	s.metrics.throttled.Inc()
 	secs := max(int(math.Ceil(wait.Seconds())), 1)
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	writeJSON(w, http.StatusTooManyRequests, wire.ErrorBody{Error: wire.ErrorDetail{Code: deploy.KindThrottled,
@@ -201,6 +202,7 @@ func deviceID(d *deploy.Device) string { return auth.DeviceKey(d) }
 // record writes an audit event; a failure to audit is logged loudly but
 // does not turn a login into an error.
 func (s *Server) record(ctx context.Context, e *deploy.AuditEvent) {
+	s.metrics.audited(e)
 	if err := s.auditor.Record(context.WithoutCancel(ctx), e); err != nil {
 		s.log.Error("audit write failed", "action", e.Action, "err", err)
 	}

@@ -28,7 +28,7 @@ import (
 // is open (a removed file stays readable through its open descriptor).
 func (s *Server) adminBackup(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	d, ok := s.store.(deploy.Dumper)
+	d, ok := s.Store().(deploy.Dumper)
 	if !ok {
 		return deploy.Errorf(deploy.KindInvalid, "this server's store cannot be backed up")
 	}

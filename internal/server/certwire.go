@@ -37,6 +37,7 @@ func (s *Server) clientCertTLS(base *tls.Config) *tls.Config {
 					// and past the source's backoff it is only counted.
 					if ok, _ := s.throttle.Allow(src, ""); !ok {
 						s.refusals.Note("auth.attempt", src)
+						s.metrics.throttled.Inc()
 						return err
 					}
 					s.throttle.Failure(src, "")

@@ -28,6 +28,10 @@ type Config struct {
 	Content    string // --content, IMPRINT_CONTENT
 	Listen     string // --listen, IMPRINT_LISTEN: HTTPS machine API
 	BootListen string // --boot-listen, IMPRINT_BOOT_LISTEN: plain-HTTP boot files
+	// MetricsListen serves Prometheus metrics at /metrics in plain HTTP,
+	// without authentication: bind it to loopback or a management
+	// network. Empty (the default) serves no metrics.
+	MetricsListen string // --metrics-listen, IMPRINT_METRICS_LISTEN
 	// Hostnames and IPs added to the generated server certificate besides
 	// localhost, 127.0.0.1, ::1 and the machine's hostname.
 	CertHosts []string // --cert-host (repeatable), IMPRINT_CERT_HOSTS (comma-separated)
@@ -116,6 +120,11 @@ func (c Config) Validate() error {
 	for name, addr := range map[string]string{"listen": c.Listen, "boot-listen": c.BootListen} {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return fmt.Errorf("config: %s: %q is not host:port: %v", name, addr, err)
+		}
+	}
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			return fmt.Errorf("config: metrics-listen: %q is not host:port: %v", c.MetricsListen, err)
 		}
 	}
 	for _, p := range c.TrustedProxies {

@@ -57,6 +57,8 @@ func (c *blobChecks) markWhole(h string, mtime time.Time) {
 // a corrupt blob is reported and the response aborted; a range, which
 // could not be checked, schedules a check of the whole blob.
 func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, f content.Object, h, name string) {
+	w, done := s.metrics.download(w)
+	defer done()
 	full, err := content.ServeBlob(w, r, f, h, name)
 	if ce, ok := content.AsCorrupt(err); ok {
 		s.blobCorrupt(r.Context(), ce, "download")

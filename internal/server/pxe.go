@@ -31,7 +31,7 @@ func (s *Server) startPXE(ctx context.Context, g *errgroup.Group) error {
 		Log:       s.log.With("component", "pxe"),
 	}
 	watch := newGrubWatch(s.log.With("component", "pxe"))
-	cfg.Open = watch.wrap(s.bootH.TFTPOpen)
+	cfg.Open = s.metrics.tftp(watch.wrap(s.bootH.TFTPOpen))
 	g.Go(func() error { watch.run(ctx); return nil })
 	var warned atomic.Bool
 	cfg.SecureBoot = func() bool { return s.secureBoot(ctx, &warned) }

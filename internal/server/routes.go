@@ -9,9 +9,10 @@ import (
 
 // apiRoutes is the machine-facing HTTPS API (agents, boot images).
 func (s *Server) apiRoutes() http.Handler {
-	mux := http.NewServeMux()
+	mux := s.newRouteMux("api")
 	mux.Handle("GET /healthz", s.adapt(s.handleHealth))
 	mux.Handle("GET /v1/time", s.adapt(s.handleTime))
+	mux.Handle("GET /v1/openapi.json", s.adapt(s.handleOpenAPI))
 	mux.Handle("GET /v1/auth/methods", s.adapt(s.handleAuthMethods))
 	mux.Handle("POST /v1/auth/token", s.adapt(s.handleToken))
 	bearer := func(h handlerFunc) http.Handler { return s.adapt(s.requireSession(vouchSession(h))) }
@@ -33,7 +34,7 @@ func (s *Server) apiRoutes() http.Handler {
 	mux.Handle("POST /v1/runs/{id}/logs", bearer(s.machineRunLogs))
 	mux.Handle("POST /v1/runs/{id}/server-script", bearer(s.machineServerScript))
 	mux.Handle("/admin/v1/", s.requireAdminToken(vouch(s.auditChanges(s.adminMux(false)))))
-	s.consoleRoutes(mux) // the web console: /, /login, /runs/…, /static/…
+	s.consoleRoutes(mux.ServeMux) // the web console: /, /login, /runs/…, /static/… (HTML, not in the OpenAPI document)
 	return s.recoverer(mux)
 }
 
@@ -45,8 +46,8 @@ func (s *Server) bootRoutes() (http.Handler, error) {
 		return nil, err
 	}
 	s.bootH = bh
-	mux := http.NewServeMux()
-	mux.Handle("/", bh)
+	mux := s.newRouteMux("boot")
+	mux.Handle("/", s.metrics.bootMetered(bh))
 	mux.Handle("GET /healthz", s.adapt(s.handleHealth))
 	mux.Handle("GET /ca.crt", s.adapt(s.handleCACert))
 	return s.recoverer(mux), nil
@@ -54,7 +55,7 @@ func (s *Server) bootRoutes() (http.Handler, error) {
 
 // adminRoutes is the admin API on the Unix socket.
 func (s *Server) adminRoutes() http.Handler {
-	mux := http.NewServeMux()
+	mux := s.newRouteMux("socket")
 	mux.Handle("/admin/v1/", s.auditChanges(s.adminMux(true)))
 	mux.Handle("GET /healthz", s.adapt(s.handleHealth))
 	return s.recoverer(mux)
@@ -62,8 +63,8 @@ func (s *Server) adminRoutes() http.Handler {
 
 // adminMux holds the admin API. The socket (local) also manages admin
 // tokens; over HTTPS (behind requireAdminToken) those routes do not exist.
-func (s *Server) adminMux(local bool) *http.ServeMux {
-	mux := http.NewServeMux()
+func (s *Server) adminMux(local bool) *routeMux {
+	mux := s.newRouteMux(map[bool]string{true: "socket-admin", false: "api-admin"}[local])
 	if local {
 		mux.Handle("GET /admin/v1/tokens", s.adapt(s.adminListTokens))
 		mux.Handle("POST /admin/v1/tokens", s.adapt(s.adminCreateToken))

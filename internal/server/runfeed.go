@@ -88,7 +88,7 @@ func (f *runFeed) publish(runID string) {
 // connection is opened again after a pause that grows to 30 s, and each
 // (re)start wakes every view, as notices may have been missed meanwhile.
 func (s *Server) watchRuns(ctx context.Context) {
-	w, ok := s.store.(deploy.RunWatcher)
+	w, ok := s.Store().(deploy.RunWatcher)
 	if !ok {
 		return
 	}

@@ -189,6 +189,7 @@ func (s *Server) machineRunEvents(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	s.feed.publish(run.ID)
+	s.metrics.stepEvents(run, events)
 	if ended(events) && run.State.Terminal() {
 		outcome := auth.OutcomeSuccess
 		if run.State != deploy.RunSucceeded {

@@ -65,6 +65,12 @@ type Server struct {
 	checks *blobChecks // content integrity (integrity.go)
 	feed   *runFeed    // run changes for the live views (runfeed.go)
 
+	metrics *metrics // Prometheus metrics (metrics.go), served on --metrics-listen
+
+	// routeTable holds each router's patterns by router name (routetable.go).
+	routeTable map[string]*[]string
+	openAPI    []byte // the OpenAPI document as JSON (openapi.go)
+
 	mcast *multicast.Manager // multicast sessions (multicast.go)
 	// peers and chunks are peer sharing's registry and chunk manifests
 	// (peers.go).
@@ -78,6 +84,8 @@ type Server struct {
 	apiLn, bootLn, adminLn net.Listener
 	apiLim, bootLim        *netlimit.Listener // apiLn, bootLn with their caps
 	api, boot, admin       *http.Server
+	metricsLn              net.Listener // nil unless --metrics-listen
+	metricsSrv             *http.Server
 }
 
 // Deps are the adapters a server runs on. The command wiring chooses them
@@ -114,7 +122,7 @@ func newServer(ctx context.Context, cfg Config, deps Deps, prepared bool) (_ *Se
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log, now: time.Now, store: deps.Store, blobs: deps.Blobs, checks: newBlobChecks(), feed: newRunFeed()}
+	s := &Server{cfg: cfg, log: log, now: time.Now, store: deps.Store, blobs: deps.Blobs, checks: newBlobChecks(), feed: newRunFeed(), metrics: newMetrics()}
 	s.use = newUsage(cfg.Quotas)
 	s.life, s.stop = context.WithCancel(context.Background())
 	s.mcast = s.newMulticast()
@@ -136,10 +144,16 @@ func newServer(ctx context.Context, cfg Config, deps Deps, prepared bool) (_ *Se
 	} else if n > 0 {
 		log.Info("removed content blobs no version references", "count", n)
 	}
+	// From here on the store's and the blobs' failures are counted.
+	s.store = &meteredStore{Store: s.store, errs: s.metrics.dbErrors}
+	s.blobs = &meteredBlobs{Blobs: s.blobs, errs: s.metrics.blobErrors}
 	if err := s.openTLS(ctx); err != nil {
 		return nil, err
 	}
 
+	if s.openAPI, err = openAPIJSON(); err != nil {
+		return nil, err
+	}
 	if err := s.openAuth(); err != nil {
 		return nil, err
 	}
@@ -155,6 +169,11 @@ func newServer(ctx context.Context, cfg Config, deps Deps, prepared bool) (_ *Se
 	}
 	if s.adminLn, err = listenSocket(SocketPath(cfg.DataDir)); err != nil {
 		return nil, fmt.Errorf("admin socket: %w", err)
+	}
+	if cfg.MetricsListen != "" {
+		if s.metricsLn, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
+			return nil, fmt.Errorf("metrics-listen: %w", err)
+		}
 	}
 	lim := cfg.Limits.fit(netlimit.RaiseNoFile(), log)
 	vouched := netlimit.NewAddrSet(1 << 16)
@@ -184,6 +203,11 @@ func newServer(ctx context.Context, cfg Config, deps Deps, prepared bool) (_ *Se
 	s.boot = lim.httpServer(bootMux, s.bootLim, bootMaxHeaderBytes, log)
 	s.admin = lim.httpServer(s.adminRoutes(), adminLim, apiMaxHeaderBytes, log)
 	s.admin.RegisterOnShutdown(s.feed.close) // long polls of run events end
+	if s.metricsLn != nil {
+		metricsLim := netlimit.NewListener(s.metricsLn, netlimit.Config{WriteStall: lim.Stall})
+		s.metricsLn = metricsLim
+		s.metricsSrv = lim.httpServer(s.metricsRoutes(), metricsLim, apiMaxHeaderBytes, log)
+	}
 	startup := map[string]string{"api": s.apiLn.Addr().String(), "caSHA256": s.CAFingerprint()}
 	if m, err := s.authMethods(ctx, ""); err == nil {
 		startup["methods"] = strings.Join(m.Methods, ",")
@@ -308,7 +332,12 @@ func (s *Server) DataDir() string { return s.cfg.DataDir }
 func (s *Server) CAFingerprint() string { return s.tls.Fingerprint() }
 
 // Store exposes the state for in-process tests and tools.
-func (s *Server) Store() deploy.Store { return s.store }
+func (s *Server) Store() deploy.Store {
+	if m, ok := s.store.(*meteredStore); ok {
+		return m.Unwrap()
+	}
+	return s.store
+}
 
 // PublicURL is the API URL handed to agents.
 func (s *Server) PublicURL() string {
@@ -352,6 +381,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	serve("api", s.api, s.apiLn, true)
 	serve("boot", s.boot, s.bootLn, false)
 	serve("admin", s.admin, s.adminLn, false)
+	if s.metricsSrv != nil {
+		serve("metrics", s.metricsSrv, s.metricsLn, false)
+	}
 	g.Go(func() error { s.janitor(gctx); return nil })
 	g.Go(func() error { s.watchRuns(gctx); return nil })
 	g.Go(func() error { s.sweepLater(gctx); return nil })
@@ -371,8 +403,10 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.log.Info("shutting down")
 		s.use.stopScripts()
 		var errs []error
-		for _, srv := range []*http.Server{s.api, s.boot, s.admin} {
-			errs = append(errs, srv.Shutdown(sctx))
+		for _, srv := range []*http.Server{s.api, s.boot, s.admin, s.metricsSrv} {
+			if srv != nil {
+				errs = append(errs, srv.Shutdown(sctx))
+			}
 		}
 		s.record(sctx, &deploy.AuditEvent{Action: "sys.shutdown", Outcome: auth.OutcomeSuccess})
 		return errors.Join(errs...)
@@ -395,6 +429,7 @@ func (s *Server) janitor(ctx context.Context) {
 			} else if n > 0 {
 				s.feed.publish("")
 				s.log.Info("runs marked lost", "count", n)
+				s.metrics.runEnded(deploy.RunLost, n)
 			}
 		}
 	}
@@ -404,7 +439,7 @@ func (s *Server) close() {
 	if s.stop != nil {
 		s.stop()
 	}
-	for _, ln := range []net.Listener{s.apiLn, s.bootLn, s.adminLn} {
+	for _, ln := range []net.Listener{s.apiLn, s.bootLn, s.adminLn, s.metricsLn} {
 		if ln != nil {
 			ln.Close()
 		}

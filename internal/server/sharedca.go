@@ -20,7 +20,7 @@ const caSetting = "tls.ca"
 // shared reports whether the store is one several server processes may
 // share (PostgreSQL): only such a store implements deploy.RunWatcher.
 func (s *Server) shared() bool {
-	_, ok := s.store.(deploy.RunWatcher)
+	_, ok := s.Store().(deploy.RunWatcher)
 	return ok
 }
 

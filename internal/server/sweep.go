@@ -22,7 +22,11 @@ const sweepEvery = time.Hour
 // sharedBlobs reports whether the content store may be shared with other
 // server processes: anything but the local directory DATA/content.
 func (s *Server) sharedBlobs() bool {
-	_, local := s.blobs.(*content.Store)
+	blobs := s.blobs
+	if m, ok := blobs.(*meteredBlobs); ok {
+		blobs = m.Unwrap() // the store itself, not its counter
+	}
+	_, local := blobs.(*content.Store)
 	return !local
 }
 

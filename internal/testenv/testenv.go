@@ -95,6 +95,8 @@ func Package(tool string) string {
 		return "binutils"
 	case "sha256sum":
 		return "coreutils"
+	case "promtool":
+		return "prometheus"
 	case "dnsmasq":
 		return "dnsmasq-base"
 	case "apt-get", "apt-cache":

@@ -372,26 +372,8 @@ func (r *Relay) contentData(w http.ResponseWriter, req *http.Request) {
 		writeError(w, http.StatusRequestedRangeNotSatisfiable, "invalid", "range not satisfiable")
 		return
 	}
-	auth := req.Header.Get("Authorization")
 	src := r.upstream.JoinPath("v1", "content", strings.ToLower(req.PathValue("id")), req.PathValue("no"), "data").String()
-	fetch := func(ctx context.Context) (io.ReadCloser, error) {
-		out, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
-		if err != nil {
-			return nil, err
-		}
-		out.Header.Set("Authorization", auth)
-		resp, err := r.hc.Do(out)
-		if err != nil {
-			return nil, err
-		}
-		if resp.StatusCode != http.StatusOK {
-			resp.Body.Close()
-			return nil, fmt.Errorf("central server answered %s", resp.Status)
-		}
-		r.log.Info("relay cache miss: fetching from the central server", "sha256", e.sha256, "bytes", e.size)
-		return resp.Body, nil
-	}
-	rc, err := r.cache.Open(req.Context(), e.sha256, e.size, off, fetch)
+	rc, err := r.cache.Open(req.Context(), e.sha256, e.size, off, r.fetcher(req, src, e.sha256, e.size))
 	if err != nil {
 		writeError(w, http.StatusBadGateway, "unavailable", err.Error())
 		return
@@ -417,33 +399,41 @@ func (r *Relay) contentData(w http.ResponseWriter, req *http.Request) {
 	io.CopyN(w, rc, end-off)
 }
 
+// fetcher is how the cache fills a miss of blob sha from src on the
+// central server: a GET with the machine's own token, so the central
+// server still decides what the session may read.
+func (r *Relay) fetcher(req *http.Request, src, sha string, size int64) func(ctx context.Context) (io.ReadCloser, error) {
+	auth := req.Header.Get("Authorization")
+	return func(ctx context.Context) (io.ReadCloser, error) {
+		out, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
+		if err != nil {
+			return nil, err
+		}
+		out.Header.Set("Authorization", auth)
+		resp, err := r.hc.Do(out)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+			return nil, fmt.Errorf("central server answered %s for %s", resp.Status, src)
+		}
+		r.log.Info("relay cache miss: fetching from the central server", "sha256", sha, "bytes", size)
+		return resp.Body, nil
+	}
+}
+
 // folderData streams a Folder version as the central server does (the
 // same tar, content.WriteTarFrom), each file from the cache by its
 // SHA-256: a miss is fetched once from the central server's file route
 // with the machine's token, checked, and kept, so the next machine — or
 // another folder holding the same file — costs the uplink nothing.
 func (r *Relay) folderData(w http.ResponseWriter, req *http.Request, e *infoEntry) {
-	auth := req.Header.Get("Authorization")
 	id, no := strings.ToLower(req.PathValue("id")), req.PathValue("no")
 	open := func(ctx context.Context, mf deploy.ManifestFile) (io.ReadCloser, error) {
 		src := r.upstream.JoinPath("v1", "content", id, no, "files").String() + "/" + escapePath(mf.Path)
-		return r.cache.Open(ctx, strings.ToLower(mf.SHA256), mf.Size, 0, func(ctx context.Context) (io.ReadCloser, error) {
-			out, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
-			if err != nil {
-				return nil, err
-			}
-			out.Header.Set("Authorization", auth)
-			resp, err := r.hc.Do(out)
-			if err != nil {
-				return nil, err
-			}
-			if resp.StatusCode != http.StatusOK {
-				resp.Body.Close()
-				return nil, fmt.Errorf("central server answered %s for %s", resp.Status, mf.Path)
-			}
-			r.log.Info("relay cache miss: fetching a folder's file from the central server", "sha256", mf.SHA256, "bytes", mf.Size)
-			return resp.Body, nil
-		})
+		sha := strings.ToLower(mf.SHA256)
+		return r.cache.Open(ctx, sha, mf.Size, 0, r.fetcher(req, src, sha, mf.Size))
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/x-tar")

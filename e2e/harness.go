@@ -359,25 +359,8 @@ func (e *Env) serverArgs() []string {
 func (e *Env) startServer() {
 	t := e.t
 	e.srvLog = filepath.Join(e.Dir, "server.log")
-	logf, err := os.Create(e.srvLog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("ip", append([]string{"netns", "exec", e.NS, e.A.Imprint}, e.serverArgs()...)...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start server: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait(); logf.Close() }()
+	exited := startDaemon(t, exec.Command("ip", append([]string{"netns", "exec", e.NS, e.A.Imprint}, e.serverArgs()...)...), e.srvLog)
 	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
 		if t.Failed() {
 			e.dumpServerLog()
 		}
@@ -399,6 +382,35 @@ func (e *Env) startServer() {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// startDaemon starts cmd, a long-running program, with its output in
+// logPath; t.Cleanup interrupts it (killing it after 20 s). The channel
+// receives its exit.
+func startDaemon(t *testing.T, cmd *exec.Cmd, logPath string) <-chan error {
+	t.Helper()
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatalf("start %v: %v", cmd.Args, err)
+	}
+	exited := make(chan error, 1)
+	done := make(chan struct{})
+	go func() { exited <- cmd.Wait(); logf.Close(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	return exited
 }
 
 func (e *Env) dumpServerLog() {

@@ -35,33 +35,14 @@ func (e *Env) startRelay() string {
 	}
 	e.LAN.addLANHost(t, ns, "lan-relay", lanRelayIP)
 	logPath := filepath.Join(e.Dir, "relay.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("ip", "netns", "exec", ns, e.A.Imprint, "--data", filepath.Join(e.Dir, "relay"), "relay",
+	exited := startDaemon(t, exec.Command("ip", "netns", "exec", ns, e.A.Imprint, "--data", filepath.Join(e.Dir, "relay"), "relay",
 		"--upstream", fmt.Sprintf("https://%s:%d", lanServerIP, apiPort),
 		"--upstream-boot", fmt.Sprintf("http://%s:%d", lanServerIP, bootPort),
 		"--ca", filepath.Join(e.Data, "tls", "ca.crt"),
 		"--listen", fmt.Sprintf("%s:%d", lanRelayIP, apiPort), "--boot-listen", fmt.Sprintf("%s:%d", lanRelayIP, bootPort),
 		"--public-url", fmt.Sprintf("https://%s:%d", lanRelayIP, apiPort), "--boot-url", fmt.Sprintf("http://%s:%d", lanRelayIP, bootPort),
 		"--cert-host", lanRelayIP,
-		"--pxe", "--pxe-address", lanRelayIP, "--pxe-interface", "eth0", "--log-level", "debug")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start relay: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait(); logf.Close() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
+		"--pxe", "--pxe-address", lanRelayIP, "--pxe-interface", "eth0", "--log-level", "debug"), logPath)
 	// Ready when its boot port answers, asked from inside its namespace.
 	deadline := time.Now().Add(30 * time.Second)
 	for {

@@ -2,7 +2,6 @@ package entra_test
 
 import (
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,26 +15,6 @@ const (
 	clientID    = "0c1d2e3f-4a5b-6c7d-8e9f-a0b1c2d3e4f5"
 	role        = "Imprint.Deploy"
 )
-
-// clock is a settable time source shared by the device-code flow and test.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2030, 3, 4, 5, 6, 7, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 func config(idp *entratest.Issuer) entra.Config {
 	return entra.Config{TenantID: tenant, ClientID: clientID, RequiredRole: role, Authority: idp.Authority()}

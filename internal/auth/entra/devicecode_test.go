@@ -20,7 +20,7 @@ const scope = "api://imprint/.default"
 // fakeSleep records requested sleeps, advances clk by each, and runs
 // onSleep (with the 1-based call number) so a test can act mid-flow.
 type fakeSleep struct {
-	clk     *clock
+	clk     *entratest.Clock
 	onSleep func(n int)
 	mu      sync.Mutex
 	slept   []time.Duration
@@ -38,7 +38,7 @@ func (f *fakeSleep) Sleep(ctx context.Context, d time.Duration) error {
 	return ctx.Err()
 }
 
-func startDevice(t *testing.T, idp *entratest.Issuer, clk *clock, onSleep func(int)) (*entra.DeviceCode, *fakeSleep) {
+func startDevice(t *testing.T, idp *entratest.Issuer, clk *entratest.Clock, onSleep func(int)) (*entra.DeviceCode, *fakeSleep) {
 	t.Helper()
 	dc, err := entra.StartDeviceCode(context.Background(), idp.Client(), config(idp), scope)
 	if err != nil {
@@ -52,7 +52,7 @@ func startDevice(t *testing.T, idp *entratest.Issuer, clk *clock, onSleep func(i
 
 func TestDeviceCodePendingThenApproved(t *testing.T) {
 	idp := entratest.NewIssuer(t, tenant)
-	clk := newClock()
+	clk := entratest.NewClock()
 	var dc *entra.DeviceCode
 	dc, fs := startDevice(t, idp, clk, func(n int) {
 		if n == 3 {
@@ -89,7 +89,7 @@ func TestDeviceCodePendingThenApproved(t *testing.T) {
 
 func TestDeviceCodeSlowDown(t *testing.T) {
 	idp := entratest.NewIssuer(t, tenant)
-	clk := newClock()
+	clk := entratest.NewClock()
 	dc, fs := startDevice(t, idp, clk, nil)
 	idp.SlowDown(dc.UserCode, 2)
 	idp.Approve(dc.UserCode, idp.Claims(clientID, clk.Now(), role))
@@ -126,7 +126,7 @@ func TestDeviceCodeFailures(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			idp := entratest.NewIssuer(t, tenant)
-			clk := newClock()
+			clk := entratest.NewClock()
 			var dc *entra.DeviceCode
 			dc, _ = startDevice(t, idp, clk, func(n int) {
 				if n == tt.denyAt {
@@ -149,7 +149,7 @@ func TestDeviceCodeFailures(t *testing.T) {
 
 func TestDeviceCodeCancelled(t *testing.T) {
 	idp := entratest.NewIssuer(t, tenant)
-	clk := newClock()
+	clk := entratest.NewClock()
 	ctx, cancel := context.WithCancel(context.Background())
 	dc, _ := startDevice(t, idp, clk, func(n int) {
 		if n == 2 {

@@ -35,7 +35,7 @@ func wantFetches(t *testing.T, idp *entratest.Issuer, want int) {
 
 func TestJWKSFetchedOnceForManyValidations(t *testing.T) {
 	idp := entratest.NewIssuer(t, tenant)
-	clk := newClock()
+	clk := entratest.NewClock()
 	v := newValidator(t, idp, clk)
 	tok := idp.Mint(idp.Claims(clientID, clk.Now(), role))
 	wantFetches(t, idp, 0) // lazy
@@ -47,7 +47,7 @@ func TestJWKSFetchedOnceForManyValidations(t *testing.T) {
 
 func TestJWKSConcurrentColdStartFetchesOnce(t *testing.T) {
 	idp := entratest.NewIssuer(t, tenant)
-	clk := newClock()
+	clk := entratest.NewClock()
 	v := newValidator(t, idp, clk)
 	tok := idp.Mint(idp.Claims(clientID, clk.Now(), role))
 	var wg sync.WaitGroup
@@ -69,7 +69,7 @@ func TestJWKSConcurrentColdStartFetchesOnce(t *testing.T) {
 
 func TestJWKSUnknownKidRefetchIsRateLimited(t *testing.T) {
 	idp := entratest.NewIssuer(t, tenant)
-	clk := newClock()
+	clk := entratest.NewClock()
 	v := newValidator(t, idp, clk)
 	claims := idp.Claims(clientID, clk.Now(), role)
 	mustAccept(t, v, idp.Mint(claims))
@@ -91,7 +91,7 @@ func TestJWKSUnknownKidRefetchIsRateLimited(t *testing.T) {
 
 func TestJWKSKeyRotation(t *testing.T) {
 	idp := entratest.NewIssuer(t, tenant)
-	clk := newClock()
+	clk := entratest.NewClock()
 	v := newValidator(t, idp, clk)
 	oldTok := idp.Mint(idp.Claims(clientID, clk.Now(), role))
 	mustAccept(t, v, oldTok)
@@ -110,7 +110,7 @@ func TestJWKSKeyRotation(t *testing.T) {
 
 func TestJWKSDownKeepsCachedKeys(t *testing.T) {
 	idp := entratest.NewIssuer(t, tenant)
-	clk := newClock()
+	clk := entratest.NewClock()
 	v := newValidator(t, idp, clk)
 	claims := idp.Claims(clientID, clk.Now(), role)
 	mustAccept(t, v, idp.Mint(claims))
@@ -124,7 +124,7 @@ func TestJWKSDownKeepsCachedKeys(t *testing.T) {
 
 func TestJWKSDownAtStartupRetriesSooner(t *testing.T) {
 	idp := entratest.NewIssuer(t, tenant)
-	clk := newClock()
+	clk := entratest.NewClock()
 	v := newValidator(t, idp, clk)
 	tok := idp.Mint(idp.Claims(clientID, clk.Now(), role))
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,31 +23,11 @@ const (
 	role        = "Imprint.Deploy"
 )
 
-// clock is a settable time source shared by validator and test.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2030, 3, 4, 5, 6, 7, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 func config(idp *entratest.Issuer) entra.Config {
 	return entra.Config{TenantID: tenant, ClientID: clientID, RequiredRole: role, Authority: idp.Authority()}
 }
 
-func newValidator(t *testing.T, idp *entratest.Issuer, clk *clock) *accesstoken.Validator {
+func newValidator(t *testing.T, idp *entratest.Issuer, clk *entratest.Clock) *accesstoken.Validator {
 	t.Helper()
 	cfg := config(idp)
 	if err := cfg.Validate(); err != nil {
@@ -86,7 +65,7 @@ func wantRejected(t *testing.T, err error) string {
 
 func TestValidateTokenTable(t *testing.T) {
 	idp := entratest.NewIssuer(t, tenant)
-	clk := newClock()
+	clk := entratest.NewClock()
 	now := clk.Now()
 	good := func() jwt.MapClaims { return idp.Claims(clientID, now, "Other.Role", role) }
 	with := func(k string, v any) string {
@@ -170,7 +149,7 @@ func TestValidateTokenTable(t *testing.T) {
 
 func TestValidateAudienceAndUPNFallback(t *testing.T) {
 	idp := entratest.NewIssuer(t, tenant)
-	clk := newClock()
+	clk := entratest.NewClock()
 	cfg := config(idp)
 	cfg.Audience = "api://imprint"
 	cfg.RequiredRole = ""

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/imprint-osd/imprint/internal/client"
@@ -180,4 +181,17 @@ func sourcesNote(rc io.Reader) string {
 		}
 	}
 	return ""
+}
+
+// lockedWriter serialises writes to w (a step's log) from several
+// goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -226,6 +226,13 @@ type ApplyOS struct{ D *Deps }
 
 // Run writes the image onto the target partition.
 func (s ApplyOS) Run(ctx context.Context, env *sequence.Env) (sequence.Result, error) {
+	// Peer sharing logs from its fetcher goroutine while the step writes
+	// its own lines: one lock for both.
+	if env.Log != nil {
+		locked := *env
+		locked.Log = &lockedWriter{w: env.Log}
+		env = &locked
+	}
 	format, err := ImageFormat(env.Setting("ImageFormat"))
 	if err != nil {
 		return sequence.Result{}, err

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 // SettingsStore is the part of deploy.Store the passcode service uses.
@@ -290,29 +291,16 @@ func (p *Passcodes) Clear(ctx context.Context) (PasscodeChange, error) {
 	return ch, err
 }
 
-// PasscodeStatus is what may be shown about the passcode: never the value
-// or its hash.
-type PasscodeStatus struct {
-	Set        bool          `json:"set"`
-	Generation int           `json:"generation,omitempty"`
-	Generated  bool          `json:"generated,omitempty"`
-	SetAt      time.Time     `json:"setAt,omitzero"`
-	Age        time.Duration `json:"age,omitempty"`
-	// Previous is the rotated-out passcode while its grace lasts.
-	PreviousGeneration int       `json:"previousGeneration,omitempty"`
-	PreviousGraceUntil time.Time `json:"previousGraceUntil,omitzero"`
-}
-
 // Status reports whether a passcode is set, its generation and age.
-func (p *Passcodes) Status(ctx context.Context) (PasscodeStatus, error) {
+func (p *Passcodes) Status(ctx context.Context) (wire.PasscodeStatus, error) {
 	st, err := p.load(ctx)
 	if err != nil {
-		return PasscodeStatus{}, err
+		return wire.PasscodeStatus{}, err
 	}
-	var s PasscodeStatus
+	var s wire.PasscodeStatus
 	now := p.cfg.Now()
 	if c := st.Current; c != nil {
-		s = PasscodeStatus{Set: true, Generation: c.Generation, Generated: c.Generated, SetAt: c.SetAt, Age: now.Sub(c.SetAt)}
+		s = wire.PasscodeStatus{Set: true, Generation: c.Generation, Generated: c.Generated, SetAt: c.SetAt, Age: now.Sub(c.SetAt)}
 	}
 	if prev := st.Previous; prev != nil && now.Before(prev.GraceUntil) {
 		s.PreviousGeneration, s.PreviousGraceUntil = prev.Generation, prev.GraceUntil

@@ -17,6 +17,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/secrettest"
 	"github.com/imprint-osd/imprint/internal/store/sqlite"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 // memStore is a map-backed SettingsStore for the pure-logic tests; the
@@ -231,7 +232,7 @@ func TestSetCheckStatusClear(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := auth.PasscodeStatus{Set: true, Generation: 1, SetAt: newClock().Now(), Age: 90 * time.Minute}
+	want := wire.PasscodeStatus{Set: true, Generation: 1, SetAt: newClock().Now(), Age: 90 * time.Minute}
 	if diff := cmp.Diff(want, st); diff != "" {
 		t.Errorf("Status (-want +got):\n%s", diff)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/imprint-osd/imprint/internal/client"
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 // set reports whether any metadata flag was given.
@@ -157,7 +158,7 @@ func tsStatus(ctx context.Context, a *app, args []string) error {
 		return fmt.Errorf("ts status: %w", err)
 	}
 	if a.jsonOut {
-		return a.printJSON(savedResult{saved, warnings})
+		return a.printJSON(wire.SavedTaskSequence{TaskSequence: saved, Warnings: warnings})
 	}
 	fmt.Fprintf(a.stdout, "task sequence %s version %d is %s\n", safe(saved.ID), no, st)
 	return nil

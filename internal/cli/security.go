@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/imprint-osd/imprint/internal/client"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 const usageSecurity = `usage: imprint security SUBCOMMAND [flags]
@@ -73,21 +74,21 @@ func securitySet(ctx context.Context, a *app, args []string) error {
 	}
 	switch args[0] {
 	case "secure-boot":
-		return a.setSwitch(ctx, args, func(c *client.Admin, on bool, from []string) (*client.Security, error) {
+		return a.setSwitch(ctx, args, func(c *client.Admin, on bool, from []string) (*wire.Security, error) {
 			if len(from) > 0 {
 				return nil, usagef("security set secure-boot: --from goes with anonymous only", hint)
 			}
 			return c.SetSecureBoot(ctx, on)
 		}, "")
 	case "passcode-alongside":
-		return a.setSwitch(ctx, args, func(c *client.Admin, on bool, from []string) (*client.Security, error) {
+		return a.setSwitch(ctx, args, func(c *client.Admin, on bool, from []string) (*wire.Security, error) {
 			if len(from) > 0 {
 				return nil, usagef("security set passcode-alongside: --from goes with anonymous only", hint)
 			}
 			return c.SetPasscodeAlongside(ctx, on)
 		}, "")
 	case "anonymous":
-		return a.setSwitch(ctx, args, func(c *client.Admin, on bool, from []string) (*client.Security, error) {
+		return a.setSwitch(ctx, args, func(c *client.Admin, on bool, from []string) (*wire.Security, error) {
 			if !on && len(from) > 0 {
 				return nil, usagef("security set anonymous off: --from goes with on", hint)
 			}
@@ -95,7 +96,7 @@ func securitySet(ctx context.Context, a *app, args []string) error {
 		}, "WARNING: anonymous authentication is on: anyone who can reach this server (from the networks given) can run any task sequence.")
 	case "entra":
 		fs := a.flagSet("imprint security set entra", usageSecurity)
-		var cfg client.EntraConfig
+		var cfg wire.EntraConfig
 		fs.StringVar(&cfg.TenantID, "tenant", "", "")
 		fs.StringVar(&cfg.ClientID, "client", "", "")
 		fs.StringVar(&cfg.Audience, "audience", "", "")
@@ -125,7 +126,7 @@ func securitySet(ctx context.Context, a *app, args []string) error {
 
 // setSwitch runs `security set NAME on|off` (args[0] is NAME) with set;
 // warnOn is printed when the switch is turned on.
-func (a *app) setSwitch(ctx context.Context, args []string, set func(c *client.Admin, on bool, from []string) (*client.Security, error), warnOn string) error {
+func (a *app) setSwitch(ctx context.Context, args []string, set func(c *client.Admin, on bool, from []string) (*wire.Security, error), warnOn string) error {
 	name := args[0]
 	fs := a.flagSet("imprint security set "+name, usageSecurity)
 	var from listFlag
@@ -177,7 +178,7 @@ func securityClear(ctx context.Context, a *app, args []string) error {
 }
 
 // printSecurity prints the mode order, each mode and what is missing.
-func (a *app) printSecurity(sec *client.Security) error {
+func (a *app) printSecurity(sec *wire.Security) error {
 	if a.jsonOut {
 		return a.printJSON(sec)
 	}

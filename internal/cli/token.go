@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/imprint-osd/imprint/internal/client"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 const usageToken = `usage: imprint token SUBCOMMAND [flags]
@@ -86,7 +86,7 @@ func tokenList(ctx context.Context, a *app, args []string) error {
 	}
 	if a.jsonOut {
 		if list == nil {
-			list = []client.AdminToken{}
+			list = []wire.AdminToken{}
 		}
 		return a.printJSON(list)
 	}

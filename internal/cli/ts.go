@@ -12,6 +12,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/client"
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/sequence"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 const usageTS = `usage: imprint ts SUBCOMMAND [flags]
@@ -53,18 +54,12 @@ func runTS(ctx context.Context, a *app, args []string) error {
 	}, usageTS)
 }
 
-// savedResult is the --json output of commands that store a task sequence.
-type savedResult struct {
-	TaskSequence *deploy.TaskSequence `json:"taskSequence"`
-	Warnings     []deploy.FieldError  `json:"warnings"`
-}
-
 func (a *app) printSaved(verb string, ts *deploy.TaskSequence, warnings []deploy.FieldError) error {
 	if warnings == nil {
 		warnings = []deploy.FieldError{}
 	}
 	if a.jsonOut {
-		return a.printJSON(savedResult{ts, warnings})
+		return a.printJSON(wire.SavedTaskSequence{TaskSequence: ts, Warnings: warnings})
 	}
 	fmt.Fprintf(a.stdout, "%s task sequence %s (%s)\n", verb, safe(ts.ID), safe(ts.Name))
 	printFieldErrors(a.stdout, "Warnings", warnings)
@@ -234,13 +229,6 @@ func queryText(q *sequence.Query, nested bool) string {
 	return s
 }
 
-// validateResult is the --json output of ts validate.
-type validateResult struct {
-	Errors    []deploy.FieldError `json:"errors"`
-	Warnings  []deploy.FieldError `json:"warnings"`
-	CannotRun []deploy.FieldError `json:"cannotRun"`
-}
-
 // printCannotRun marks every step that cannot run, with the reason, and
 // ends with the count.
 func printCannotRun(w io.Writer, cannot []deploy.FieldError) {
@@ -296,7 +284,7 @@ func tsValidate(ctx context.Context, a *app, args []string) error {
 	}
 	errs, warnings := res.Errors, res.Warnings
 	if a.jsonOut {
-		r := validateResult{Errors: errs, Warnings: warnings, CannotRun: res.CannotRun}
+		r := wire.Validation{Errors: errs, Warnings: warnings, CannotRun: res.CannotRun}
 		for _, l := range []*[]deploy.FieldError{&r.Errors, &r.Warnings, &r.CannotRun} {
 			if *l == nil {
 				*l = []deploy.FieldError{}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/imprint-osd/imprint/internal/client"
+	"github.com/imprint-osd/imprint/internal/deploy"
 )
 
 const usageUser = `usage: imprint user SUBCOMMAND [flags]
@@ -99,7 +99,7 @@ func userList(ctx context.Context, a *app, args []string) error {
 	}
 	if a.jsonOut {
 		if list == nil {
-			list = []client.User{}
+			list = []deploy.User{}
 		}
 		return a.printJSON(list)
 	}
@@ -109,7 +109,7 @@ func userList(ctx context.Context, a *app, args []string) error {
 	}
 	rows := [][]string{{"NAME", "ROLE", "CREATED", "UPDATED"}}
 	for _, u := range list {
-		rows = append(rows, []string{cell(u.Name), u.Role, stamp(u.CreatedAt), stamp(u.UpdatedAt)})
+		rows = append(rows, []string{cell(u.Name), string(u.Role), stamp(u.CreatedAt), stamp(u.UpdatedAt)})
 	}
 	return table(a.stdout, rows)
 }

@@ -18,15 +18,7 @@ import (
 type PasscodeChange = wire.PasscodeChange
 
 // PasscodeStatus says whether a passcode is set; it never holds the value.
-type PasscodeStatus struct {
-	Set                bool          `json:"set"`
-	Generation         int           `json:"generation,omitempty"`
-	Generated          bool          `json:"generated,omitempty"`
-	SetAt              time.Time     `json:"setAt,omitzero"`
-	Age                time.Duration `json:"age,omitempty"`
-	PreviousGeneration int           `json:"previousGeneration,omitempty"`
-	PreviousGraceUntil time.Time     `json:"previousGraceUntil,omitzero"`
-}
+type PasscodeStatus = wire.PasscodeStatus
 
 // SetPasscode makes code the passcode; the server refuses weak ones with
 // a KindInvalid error carrying its policy message.
@@ -105,49 +97,18 @@ func (a *Admin) RevokeDeviceSessions(ctx context.Context, device string) (int, e
 	if device != "" {
 		q = url.Values{"device": {device}}
 	}
-	var out struct {
-		N int `json:"sessionsRevoked"`
-	}
+	var out wire.SessionsRevoked
 	if err := a.call(ctx, request{method: http.MethodDelete, path: "/admin/v1/sessions", query: q}, &out); err != nil {
 		return 0, err
 	}
-	return out.N, nil
+	return out.SessionsRevoked, nil
 }
 
-// EntraConfig is the Entra ID tenant and app registration (field names as
-// the server's entra.Config encodes them).
-type EntraConfig struct {
-	TenantID     string        `json:"TenantID"`
-	ClientID     string        `json:"ClientID"`
-	Audience     string        `json:"Audience,omitempty"`
-	RequiredRole string        `json:"RequiredRole,omitempty"`
-	Authority    string        `json:"Authority,omitempty"`
-	MinRefetch   time.Duration `json:"MinRefetch,omitempty"`
-}
+// EntraConfig is the Entra ID tenant and app registration.
+type EntraConfig = wire.EntraConfig
 
 // Security is the effective client-authentication setup.
-type Security struct {
-	Anonymous bool `json:"anonymous"`
-	// AnonymousFrom limits anonymous logins to these networks (CIDRs).
-	AnonymousFrom []string     `json:"anonymousFrom,omitempty"`
-	Entra         *EntraConfig `json:"entra,omitempty"`
-	// PasscodeAlongside: an installed OS may use the passcode while Entra
-	// ID or certificates are on.
-	PasscodeAlongside bool `json:"passcodeAlongside,omitempty"`
-	// SecureBoot: `imprint server --pxe` sends x86-64 UEFI machines the
-	// signed chain (shim, signed GRUB, signed kernel); SecureBootReady:
-	// the boot image has its files.
-	SecureBoot      bool `json:"secureBoot"`
-	SecureBootReady bool `json:"secureBootReady"`
-	Certificate     bool `json:"certificate"`
-	Passcode        bool `json:"passcode"`
-	// Methods is the mode order for an agent in an installed OS,
-	// BootImageMethods the one for the boot image.
-	Methods          []string `json:"methods"`
-	BootImageMethods []string `json:"bootImageMethods"`
-	// Missing lists what an admin should configure or fix.
-	Missing []string `json:"missing,omitempty"`
-}
+type Security = wire.Security
 
 // Security returns the effective authentication modes.
 func (a *Admin) Security(ctx context.Context) (*Security, error) {
@@ -179,10 +140,7 @@ func (a *Admin) SetAnonymous(ctx context.Context, on bool, from ...string) (*Sec
 // setSwitch PUTs {"on":on,"from":[…]} to an on/off security setting.
 func (a *Admin) setSwitch(ctx context.Context, path string, on bool, from []string) (*Security, error) {
 	var out Security
-	in := struct {
-		On   bool     `json:"on"`
-		From []string `json:"from,omitempty"`
-	}{on, from}
+	in := wire.SecuritySwitch{On: on, From: from}
 	if err := a.sendJSON(ctx, http.MethodPut, path, in, &out); err != nil {
 		return nil, err
 	}
@@ -227,10 +185,7 @@ func (a *Admin) AuditEvents(ctx context.Context, after int64, limit int) ([]*dep
 // VerifyAudit checks the whole hash chain and returns the number of
 // entries verified; a broken chain is a KindConflict error naming the seq.
 func (a *Admin) VerifyAudit(ctx context.Context) (int, error) {
-	var out struct {
-		Verified int  `json:"verified"`
-		OK       bool `json:"ok"`
-	}
+	var out wire.AuditVerify
 	if err := a.get(ctx, "/admin/v1/audit/verify", &out); err != nil {
 		return 0, err
 	}

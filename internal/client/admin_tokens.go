@@ -5,32 +5,24 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 // AdminToken describes an admin token; the token itself is only in
 // NewAdminToken, once.
-type AdminToken struct {
-	ID         string     `json:"id"`
-	Name       string     `json:"name"`
-	CreatedAt  time.Time  `json:"createdAt"`
-	ExpiresAt  *time.Time `json:"expiresAt,omitempty"`
-	LastUsedAt *time.Time `json:"lastUsedAt,omitempty"`
-	RevokedAt  *time.Time `json:"revokedAt,omitempty"`
-}
+type AdminToken = wire.AdminToken
 
 // NewAdminToken is a created token with its secret, shown once.
-type NewAdminToken struct {
-	Token string `json:"token"`
-	AdminToken
-}
+type NewAdminToken = wire.NewAdminToken
 
 // CreateAdminToken mints an admin token for remote administration, valid
 // for expires (0: until revoked). The server mints tokens only over its
 // Unix socket.
 func (a *Admin) CreateAdminToken(ctx context.Context, name string, expires time.Duration) (*NewAdminToken, error) {
-	body := map[string]string{"name": name}
+	body := wire.AdminTokenRequest{Name: name}
 	if expires > 0 {
-		body["expires"] = expires.String()
+		body.Expires = expires.String()
 	}
 	var out NewAdminToken
 	if err := a.sendJSON(ctx, http.MethodPost, "/admin/v1/tokens", body, &out); err != nil {

@@ -4,22 +4,19 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"time"
+
+	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 // User is a web-console account (never its password or hash).
-type User struct {
-	Name      string    `json:"name"`
-	Role      string    `json:"role"`
-	CreatedAt time.Time `json:"createdAt"`
-	UpdatedAt time.Time `json:"updatedAt"`
-}
+type User = deploy.User
 
 // AddUser creates a console account. Accounts are managed only over the
 // server's Unix socket.
 func (a *Admin) AddUser(ctx context.Context, name, role, password string) (*User, error) {
 	var out User
-	body := map[string]string{"name": name, "role": role, "password": password}
+	body := wire.UserRequest{Name: name, Role: deploy.Role(role), Password: password}
 	if err := a.sendJSON(ctx, http.MethodPost, "/admin/v1/users", body, &out); err != nil {
 		return nil, err
 	}
@@ -39,7 +36,7 @@ func (a *Admin) Users(ctx context.Context) ([]User, error) {
 // sessions.
 func (a *Admin) SetUserPassword(ctx context.Context, name, password string) (*User, error) {
 	var out User
-	if err := a.sendJSON(ctx, http.MethodPut, "/admin/v1/users/"+url.PathEscape(name)+"/password", map[string]string{"password": password}, &out); err != nil {
+	if err := a.sendJSON(ctx, http.MethodPut, "/admin/v1/users/"+url.PathEscape(name)+"/password", wire.PasswordRequest{Password: password}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 // ContentItems lists every content item.
@@ -95,17 +96,7 @@ func (a *Admin) ContentVersion(ctx context.Context, id string, no int) (*deploy.
 
 // VersionPatch is a partial update of a content version: only the non-nil
 // fields are sent.
-type VersionPatch struct {
-	Status                       *deploy.Status `json:"status,omitempty"`
-	Description                  *string        `json:"description,omitempty"`
-	InstallationCommandLine      *string        `json:"installationCommandLine,omitempty"`
-	InstallationWorkingDirectory *string        `json:"installationWorkingDirectory,omitempty"`
-	InstallationSuccessCodes     *string        `json:"installationSuccessCodes,omitempty"`
-	InstallationDependencies     *[]string      `json:"installationDependencies,omitempty"`
-	DriverManufacturer           *string        `json:"driverManufacturer,omitempty"`
-	DriverModel                  *string        `json:"driverModel,omitempty"`
-	Tags                         *[]string      `json:"tags,omitempty"`
-}
+type VersionPatch = wire.VersionPatch
 
 // UpdateContentVersion changes the mutable fields of a version.
 func (a *Admin) UpdateContentVersion(ctx context.Context, id string, no int, patch VersionPatch) (*deploy.ContentVersion, error) {
@@ -129,29 +120,15 @@ func (a *Admin) DownloadContentVersion(ctx context.Context, id string, no int, w
 
 // ContentCheck is the answer of POST /admin/v1/content/verify: how many
 // blobs the server read and checked, and the ones that cannot be served.
-type ContentCheck struct {
-	Blobs    int           `json:"blobs"`
-	Bytes    int64         `json:"bytes"`
-	Problems []BlobProblem `json:"problems"`
-}
+type ContentCheck = wire.ScrubReport
 
 // BlobProblem is a blob whose bytes do not match its hash ("corrupt"; the
 // server has set it aside) or that a version names but the store lacks
 // ("missing"), with the versions that use it.
-type BlobProblem struct {
-	SHA256  string    `json:"sha256"`
-	Problem string    `json:"problem"`
-	Detail  string    `json:"detail"`
-	UsedBy  []BlobUse `json:"usedBy"`
-}
+type BlobProblem = wire.BlobProblem
 
 // BlobUse is a content version (and a Folder's file) stored in a blob.
-type BlobUse struct {
-	ItemID    string `json:"itemId"`
-	ItemName  string `json:"itemName"`
-	VersionNo int    `json:"versionNo"`
-	Path      string `json:"path,omitempty"`
-}
+type BlobUse = wire.BlobUse
 
 // VerifyContent has the server read every stored blob and compare it
 // with its hash. It takes as long as reading the whole store.

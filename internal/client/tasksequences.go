@@ -6,28 +6,15 @@ import (
 	"net/http"
 
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 // Template is a task-sequence template `imprint ts new` can start from.
-type Template struct {
-	Slug        string `json:"slug"`
-	Name        string `json:"name"`
-	Description string `json:"description"`
-}
-
-// saved is the answer of every call that stores a task sequence.
-type saved struct {
-	TaskSequence *deploy.TaskSequence `json:"taskSequence"`
-	Warnings     []deploy.FieldError  `json:"warnings"`
-}
+type Template = wire.Template
 
 // Validation is the answer of the validate call: the document's errors
 // and warnings, and every enabled step that cannot run, with the reason.
-type Validation struct {
-	Errors    []deploy.FieldError `json:"errors"`
-	Warnings  []deploy.FieldError `json:"warnings"`
-	CannotRun []deploy.FieldError `json:"cannotRun"`
-}
+type Validation = wire.Validation
 
 // TaskSequences lists the task sequences.
 func (a *Admin) TaskSequences(ctx context.Context) ([]deploy.TaskSequence, error) {
@@ -52,7 +39,7 @@ func (a *Admin) TaskSequence(ctx context.Context, id string) (*deploy.TaskSequen
 // and the warnings (references the server cannot resolve yet). An invalid
 // document is a KindInvalid *deploy.Error whose Fields name each problem.
 func (a *Admin) ImportTaskSequence(ctx context.Context, r io.Reader, mode ImportMode) (*deploy.TaskSequence, []deploy.FieldError, error) {
-	var out saved
+	var out wire.SavedTaskSequence
 	if err := a.importDoc(ctx, "/admin/v1/tasksequences/import", r, mode, &out); err != nil {
 		return nil, nil, err
 	}
@@ -73,8 +60,8 @@ func (a *Admin) ValidateTaskSequence(ctx context.Context, r io.Reader) (*Validat
 
 // NewTaskSequence creates a task sequence named name from a template.
 func (a *Admin) NewTaskSequence(ctx context.Context, template, name string) (*deploy.TaskSequence, []deploy.FieldError, error) {
-	in := map[string]string{"template": template, "name": name}
-	var out saved
+	in := wire.NewTaskSequenceRequest{Template: template, Name: name}
+	var out wire.SavedTaskSequence
 	if err := a.sendJSON(ctx, http.MethodPost, "/admin/v1/tasksequences/new", in, &out); err != nil {
 		return nil, nil, err
 	}
@@ -92,7 +79,7 @@ func (a *Admin) Templates(ctx context.Context) ([]Template, error) {
 
 // PutTaskSequence replaces task sequence ts.ID after validating it.
 func (a *Admin) PutTaskSequence(ctx context.Context, ts *deploy.TaskSequence) (*deploy.TaskSequence, []deploy.FieldError, error) {
-	var out saved
+	var out wire.SavedTaskSequence
 	if err := a.sendJSON(ctx, http.MethodPut, "/admin/v1/tasksequences/"+esc(ts.ID), ts, &out); err != nil {
 		return nil, nil, err
 	}

@@ -156,25 +156,8 @@ func (s *Server) adminRevokeSessions(w http.ResponseWriter, r *http.Request) err
 	}
 	details["sessionsRevoked"] = strconv.Itoa(n)
 	s.record(r.Context(), &deploy.AuditEvent{Action: "session.revoke", Outcome: auth.OutcomeSuccess, Actor: actor(r.Context()), Details: details})
-	writeJSON(w, http.StatusOK, map[string]int{"sessionsRevoked": n})
+	writeJSON(w, http.StatusOK, wire.SessionsRevoked{SessionsRevoked: n})
 	return nil
-}
-
-// securityView is `imprint security show`: the effective order and what is missing.
-type securityView struct {
-	Security
-	Certificate      bool     `json:"certificate"`
-	Passcode         bool     `json:"passcode"`
-	Methods          []string `json:"methods"`
-	BootImageMethods []string `json:"bootImageMethods"`
-	// SecureBoot is Secure Boot mode (on unless SecureBootOff);
-	// SecureBootReady says the signed chain's files are in the boot image.
-	SecureBoot      bool     `json:"secureBoot"`
-	SecureBootReady bool     `json:"secureBootReady"`
-	Missing         []string `json:"missing,omitempty"`
-	// CertSubject is the --cert-subject rule device certificates must
-	// match ("" accepts any the client CA issued).
-	CertSubject string `json:"certSubject,omitempty"`
 }
 
 func (s *Server) adminSecurity(w http.ResponseWriter, r *http.Request) error {
@@ -190,7 +173,9 @@ func (s *Server) adminSecurity(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v := securityView{Security: sec, Certificate: s.certs != nil, Passcode: st.Set, Methods: m.Methods, BootImageMethods: m.BootImageMethods,
+	v := wire.Security{Anonymous: sec.Anonymous, AnonymousFrom: sec.AnonymousFrom, Entra: (*wire.EntraConfig)(sec.Entra),
+		PasscodeAlongside: sec.PasscodeAlongside, SecureBootOff: sec.SecureBootOff,
+		Certificate: s.certs != nil, Passcode: st.Set, Methods: m.Methods, BootImageMethods: m.BootImageMethods,
 		SecureBoot: !sec.SecureBootOff, SecureBootReady: s.signedChainReady() == nil, CertSubject: s.cfg.CertSubjectPattern}
 	if err := s.signedChainReady(); v.SecureBoot && err != nil {
 		v.Missing = append(v.Missing, "Secure Boot mode is on but "+err.Error()+": UEFI machines get iPXE, which firmware with Secure Boot on refuses; run `imprint bootimage build`")
@@ -212,7 +197,7 @@ func (s *Server) adminSecurity(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) adminSetAnonymous(w http.ResponseWriter, r *http.Request) error {
-	return s.setSecuritySwitch(w, r, "security.anonymous", func(sec *Security, req switchRequest) error {
+	return s.setSecuritySwitch(w, r, "security.anonymous", func(sec *Security, req wire.SecuritySwitch) error {
 		for _, c := range req.From {
 			if _, err := netip.ParsePrefix(c); err != nil {
 				return deploy.Errorf(deploy.KindInvalid, "from: %q is not a network such as 10.20.0.0/16", c)
@@ -228,7 +213,7 @@ func (s *Server) adminSetAnonymous(w http.ResponseWriter, r *http.Request) error
 }
 
 func (s *Server) adminSetPasscodeAlongside(w http.ResponseWriter, r *http.Request) error {
-	return s.setSecuritySwitch(w, r, "security.passcode-alongside", func(sec *Security, req switchRequest) error {
+	return s.setSecuritySwitch(w, r, "security.passcode-alongside", func(sec *Security, req wire.SecuritySwitch) error {
 		if len(req.From) > 0 {
 			return deploy.Errorf(deploy.KindInvalid, "from: only anonymous can be limited to networks")
 		}
@@ -238,7 +223,7 @@ func (s *Server) adminSetPasscodeAlongside(w http.ResponseWriter, r *http.Reques
 }
 
 func (s *Server) adminSetSecureBoot(w http.ResponseWriter, r *http.Request) error {
-	return s.setSecuritySwitch(w, r, "security.secure-boot", func(sec *Security, req switchRequest) error {
+	return s.setSecuritySwitch(w, r, "security.secure-boot", func(sec *Security, req wire.SecuritySwitch) error {
 		if len(req.From) > 0 {
 			return deploy.Errorf(deploy.KindInvalid, "from: only anonymous can be limited to networks")
 		}
@@ -247,17 +232,10 @@ func (s *Server) adminSetSecureBoot(w http.ResponseWriter, r *http.Request) erro
 	})
 }
 
-// switchRequest turns a security setting on or off; From limits
-// anonymous to networks.
-type switchRequest struct {
-	On   bool     `json:"on"`
-	From []string `json:"from,omitempty"`
-}
-
 // setSecuritySwitch changes one on/off security setting with set, audits
 // it as action and answers the security view.
-func (s *Server) setSecuritySwitch(w http.ResponseWriter, r *http.Request, action string, set func(*Security, switchRequest) error) error {
-	var req switchRequest
+func (s *Server) setSecuritySwitch(w http.ResponseWriter, r *http.Request, action string, set func(*Security, wire.SecuritySwitch) error) error {
+	var req wire.SecuritySwitch
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
@@ -273,10 +251,11 @@ func (s *Server) setSecuritySwitch(w http.ResponseWriter, r *http.Request, actio
 }
 
 func (s *Server) adminSetEntra(w http.ResponseWriter, r *http.Request) error {
-	var cfg entra.Config
-	if err := decodeJSON(w, r, &cfg); err != nil {
+	var req wire.EntraConfig
+	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
+	cfg := entra.Config(req)
 	if err := cfg.Validate(); err != nil {
 		return deploy.Wrap(deploy.KindInvalid, err, "entra: "+err.Error())
 	}
@@ -316,6 +295,6 @@ func (s *Server) adminAuditVerify(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return deploy.Wrap(deploy.KindConflict, err, "audit log verification failed: "+err.Error())
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"verified": n, "ok": true})
+	writeJSON(w, http.StatusOK, wire.AuditVerify{OK: true, Verified: n})
 	return nil
 }

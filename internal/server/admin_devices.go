@@ -14,6 +14,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/boot"
 	"github.com/imprint-osd/imprint/internal/bootimage"
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 // Devices, their next-boot default, run cancel and boot images: the admin
@@ -55,12 +56,6 @@ func nextBootOf(m map[string]string, id string) string {
 	return NextBootAuto
 }
 
-// deviceView is a device with its next-boot default.
-type deviceView struct {
-	*deploy.Device
-	NextBoot string `json:"nextBoot"`
-}
-
 func (s *Server) adminListDevices(w http.ResponseWriter, r *http.Request) error {
 	all, err := s.store.Devices(r.Context())
 	if err != nil {
@@ -70,9 +65,9 @@ func (s *Server) adminListDevices(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	out := make([]deviceView, 0, len(all))
+	out := make([]wire.DeviceView, 0, len(all))
 	for _, d := range all {
-		out = append(out, deviceView{Device: d, NextBoot: nextBootOf(nb, d.ID)})
+		out = append(out, wire.DeviceView{Device: d, NextBoot: nextBootOf(nb, d.ID)})
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -87,16 +82,14 @@ func (s *Server) adminGetDevice(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, deviceView{Device: d, NextBoot: nextBootOf(nb, d.ID)})
+	writeJSON(w, http.StatusOK, wire.DeviceView{Device: d, NextBoot: nextBootOf(nb, d.ID)})
 	return nil
 }
 
 // adminSetNextBoot sets what a device's boot menu starts on next time:
 // deploy (re-image it), local (leave it alone) or auto.
 func (s *Server) adminSetNextBoot(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		NextBoot string `json:"nextBoot"`
-	}
+	var req wire.NextBootRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
@@ -127,7 +120,7 @@ func (s *Server) adminSetNextBoot(w http.ResponseWriter, r *http.Request) error 
 	}
 	s.record(r.Context(), &deploy.AuditEvent{Action: "device.nextboot", Outcome: auth.OutcomeSuccess, Actor: actor(r.Context()),
 		DeviceID: d.ID, Details: map[string]string{"nextBoot": req.NextBoot}})
-	writeJSON(w, http.StatusOK, deviceView{Device: d, NextBoot: req.NextBoot})
+	writeJSON(w, http.StatusOK, wire.DeviceView{Device: d, NextBoot: req.NextBoot})
 	return nil
 }
 
@@ -160,29 +153,18 @@ func (s *Server) adminCancelRun(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// bootImageView is one built boot image under BootImagesDir.
-type bootImageView struct {
-	Arch          string    `json:"arch"`
-	KernelVersion string    `json:"kernelVersion,omitempty"`
-	KernelSigned  bool      `json:"kernelSigned"`
-	SignedChain   bool      `json:"signedChain"`
-	Size          int64     `json:"size"` // kernel and initrd
-	Built         time.Time `json:"built"`
-	Error         string    `json:"error,omitempty"` // why it is not usable
-}
-
 func (s *Server) adminBootImages(w http.ResponseWriter, r *http.Request) error {
 	dir := BootImagesDir(s.cfg.DataDir)
 	entries, err := os.ReadDir(dir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	out := []bootImageView{}
+	out := []wire.BootImage{}
 	for _, e := range entries {
 		if !e.IsDir() {
 			continue
 		}
-		v := bootImageView{Arch: e.Name()}
+		v := wire.BootImage{Arch: e.Name()}
 		sub := filepath.Join(dir, e.Name())
 		var m bootimage.Manifest
 		b, err := os.ReadFile(filepath.Join(sub, bootimage.ManifestName))

@@ -10,6 +10,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/deployrjson"
 	"github.com/imprint-osd/imprint/internal/sequence/validate"
 	"github.com/imprint-osd/imprint/internal/stepdefs"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 // resolver answers validation look-ups: built-in step definitions from
@@ -85,11 +86,6 @@ func (s *Server) getTS(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type tsResult struct {
-	TaskSequence *deploy.TaskSequence `json:"taskSequence"`
-	Warnings     []deploy.FieldError  `json:"warnings"`
-}
-
 // saveTS validates ts and stores it; errors block the save, warnings
 // (references this server cannot resolve yet) are returned with it.
 func (s *Server) saveTS(ctx context.Context, ts *deploy.TaskSequence) ([]deploy.FieldError, error) {
@@ -146,19 +142,14 @@ func (s *Server) validateTS(w http.ResponseWriter, r *http.Request) error {
 	if res.CannotRun == nil {
 		res.CannotRun = []deploy.FieldError{}
 	}
-	writeJSON(w, http.StatusOK, map[string][]deploy.FieldError{"errors": res.Errors, "warnings": res.Warnings, "cannotRun": res.CannotRun})
+	writeJSON(w, http.StatusOK, wire.Validation{CannotRun: res.CannotRun, Errors: res.Errors, Warnings: res.Warnings})
 	return nil
 }
 
 func (s *Server) listTemplates(w http.ResponseWriter, r *http.Request) error {
-	type tmpl struct {
-		Slug        string `json:"slug"`
-		Name        string `json:"name"`
-		Description string `json:"description"`
-	}
-	var out []tmpl
+	var out []wire.Template
 	for _, t := range stepdefs.Templates() {
-		out = append(out, tmpl{t.Slug, t.Name, t.Description})
+		out = append(out, wire.Template{Slug: t.Slug, Name: t.Name, Description: t.Description})
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -168,10 +159,7 @@ func (s *Server) listTemplates(w http.ResponseWriter, r *http.Request) error {
 // content options empty, so the new sequence is stored without validation
 // errors blocking it: the warnings say what to fill in.
 func (s *Server) newTS(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		Template string `json:"template"`
-		Name     string `json:"name"`
-	}
+	var req wire.NewTaskSequenceRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
@@ -202,7 +190,7 @@ func (s *Server) newTS(w http.ResponseWriter, r *http.Request) error {
 	if err := s.store.PutTaskSequence(ctx, ts); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, tsResult{ts, warnings})
+	writeJSON(w, http.StatusCreated, wire.SavedTaskSequence{TaskSequence: ts, Warnings: warnings})
 	return nil
 }
 
@@ -229,7 +217,7 @@ func (s *Server) putTS(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, tsResult{&ts, warnings})
+	writeJSON(w, http.StatusOK, wire.SavedTaskSequence{TaskSequence: &ts, Warnings: warnings})
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/deployrjson"
 	"github.com/imprint-osd/imprint/internal/sequence/validate"
 	"github.com/imprint-osd/imprint/internal/stepdefs"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 // importMode reads ?clone=1 (new ids) and ?newVersion=1 (append the file
@@ -62,7 +63,7 @@ func (s *Server) importTS(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.log.Info("task sequence imported", "id", ts.ID, "name", ts.Name, "versions", len(ts.Versions), "warnings", len(warnings))
-	writeJSON(w, http.StatusCreated, tsResult{ts, warnings})
+	writeJSON(w, http.StatusCreated, wire.SavedTaskSequence{TaskSequence: ts, Warnings: warnings})
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/imprint-osd/imprint/internal/auth"
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 // Remote administration: the admin API that the Unix socket serves is also
@@ -120,21 +121,13 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection's writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// tokenRequest is the body of POST /admin/v1/tokens. Expires is a Go
-// duration ("2160h"); empty means until revoked.
-type adminTokenRequest struct {
-	Name    string `json:"name"`
-	Expires string `json:"expires"`
-}
-
-// adminTokenAnswer is a created token: shown this once.
-type adminTokenAnswer struct {
-	Token string `json:"token"`
-	*auth.AdminToken
+// adminTokenView is an admin token as the API shows it: never its hash.
+func adminTokenView(t *auth.AdminToken) wire.AdminToken {
+	return wire.AdminToken{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt, RevokedAt: t.RevokedAt}
 }
 
 func (s *Server) adminCreateToken(w http.ResponseWriter, r *http.Request) error {
-	var req adminTokenRequest
+	var req wire.AdminTokenRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
@@ -155,7 +148,7 @@ func (s *Server) adminCreateToken(w http.ResponseWriter, r *http.Request) error 
 		details["expiresAt"] = t.ExpiresAt.Format(time.RFC3339)
 	}
 	s.record(r.Context(), &deploy.AuditEvent{Action: "admin.token.create", Outcome: auth.OutcomeSuccess, Actor: actor(r.Context()), Details: details})
-	writeJSON(w, http.StatusCreated, adminTokenAnswer{Token: tok, AdminToken: t})
+	writeJSON(w, http.StatusCreated, wire.NewAdminToken{Token: tok, AdminToken: adminTokenView(t)})
 	return nil
 }
 
@@ -164,10 +157,11 @@ func (s *Server) adminListTokens(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if ts == nil {
-		ts = []*auth.AdminToken{}
+	out := make([]wire.AdminToken, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, adminTokenView(t))
 	}
-	writeJSON(w, http.StatusOK, ts)
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -178,6 +172,6 @@ func (s *Server) adminRevokeToken(w http.ResponseWriter, r *http.Request) error 
 	}
 	s.record(r.Context(), &deploy.AuditEvent{Action: "admin.token.revoke", Outcome: auth.OutcomeSuccess, Actor: actor(r.Context()),
 		Details: map[string]string{"token": t.ID, "name": t.Name}})
-	writeJSON(w, http.StatusOK, t)
+	writeJSON(w, http.StatusOK, adminTokenView(t))
 	return nil
 }

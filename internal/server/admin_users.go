@@ -5,16 +5,11 @@ import (
 
 	"github.com/imprint-osd/imprint/internal/auth"
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 // Console accounts are managed on the server itself (the admin socket),
 // like admin tokens: whoever holds a remote credential cannot mint another.
-
-type userRequest struct {
-	Name     string      `json:"name"`
-	Role     deploy.Role `json:"role"`
-	Password string      `json:"password"`
-}
 
 func (s *Server) adminListUsers(w http.ResponseWriter, r *http.Request) error {
 	us, err := s.users.List(r.Context())
@@ -26,7 +21,7 @@ func (s *Server) adminListUsers(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) adminAddUser(w http.ResponseWriter, r *http.Request) error {
-	var req userRequest
+	var req wire.UserRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
@@ -41,7 +36,7 @@ func (s *Server) adminAddUser(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) adminSetUserPassword(w http.ResponseWriter, r *http.Request) error {
-	var req userRequest
+	var req wire.PasswordRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}

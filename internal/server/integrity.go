@@ -12,6 +12,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/auth"
 	"github.com/imprint-osd/imprint/internal/content"
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 // Stored content is checked against its hash whenever it is read whole:
@@ -130,33 +131,16 @@ func (s *Server) blobCorrupt(ctx context.Context, ce *content.CorruptError, via 
 	}
 }
 
-// BlobUse is a content version (and, for a Folder, the file) that stores
-// its bytes in a blob.
-type BlobUse struct {
-	ItemID    string `json:"itemId"`
-	ItemName  string `json:"itemName"`
-	VersionNo int    `json:"versionNo"`
-	Path      string `json:"path,omitempty"`
-}
-
-func (u BlobUse) String() string {
-	s := u.ItemID + ":" + itoa(u.VersionNo)
-	if u.Path != "" {
-		s += ":" + u.Path
-	}
-	return s
-}
-
 // blobUsers maps every blob a version references to its users.
-func (s *Server) blobUsers(ctx context.Context) (map[string][]BlobUse, error) {
+func (s *Server) blobUsers(ctx context.Context) (map[string][]wire.BlobUse, error) {
 	items, err := s.store.ContentItems(ctx)
 	if err != nil {
 		return nil, err
 	}
-	m := map[string][]BlobUse{}
+	m := map[string][]wire.BlobUse{}
 	for _, it := range items {
 		for _, v := range it.Versions {
-			u := BlobUse{ItemID: it.ID, ItemName: it.Name, VersionNo: v.VersionNo}
+			u := wire.BlobUse{ItemID: it.ID, ItemName: it.Name, VersionNo: v.VersionNo}
 			switch {
 			case it.Type == deploy.ContentFile && v.SHA256 != "":
 				m[v.SHA256] = append(m[v.SHA256], u)
@@ -172,23 +156,6 @@ func (s *Server) blobUsers(ctx context.Context) (map[string][]BlobUse, error) {
 	return m, nil
 }
 
-// ScrubReport is the answer of POST /admin/v1/content/verify.
-type ScrubReport struct {
-	Blobs    int           `json:"blobs"` // blobs read and checked
-	Bytes    int64         `json:"bytes"`
-	Problems []BlobProblem `json:"problems"`
-}
-
-// BlobProblem is one blob that cannot be served as stored.
-type BlobProblem struct {
-	SHA256 string `json:"sha256"`
-	// Problem is "corrupt" (its bytes do not match its hash; now set
-	// aside) or "missing" (a version names it, the store has no such blob).
-	Problem string    `json:"problem"`
-	Detail  string    `json:"detail"`
-	UsedBy  []BlobUse `json:"usedBy"`
-}
-
 // adminVerifyContent reads every stored blob and compares it with its
 // name, and checks that every blob a version names is there.
 func (s *Server) adminVerifyContent(w http.ResponseWriter, r *http.Request) error {
@@ -197,7 +164,7 @@ func (s *Server) adminVerifyContent(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	rep := ScrubReport{Problems: []BlobProblem{}}
+	rep := wire.ScrubReport{Problems: []wire.BlobProblem{}}
 	seen := map[string]bool{}
 	var corrupt []*content.CorruptError
 	err = s.blobs.Walk(ctx, func(b content.BlobInfo) error {
@@ -222,7 +189,7 @@ func (s *Server) adminVerifyContent(w http.ResponseWriter, r *http.Request) erro
 	}
 	for _, ce := range corrupt {
 		s.blobCorrupt(ctx, ce, "verify")
-		rep.Problems = append(rep.Problems, BlobProblem{SHA256: ce.SHA256, Problem: "corrupt",
+		rep.Problems = append(rep.Problems, wire.BlobProblem{SHA256: ce.SHA256, Problem: "corrupt",
 			Detail: ce.Error() + "; set aside: upload the file again to repair it", UsedBy: nonNil(users[ce.SHA256])})
 	}
 	// Versions deleted while the store was read took their blobs along:
@@ -237,7 +204,7 @@ func (s *Server) adminVerifyContent(w http.ResponseWriter, r *http.Request) erro
 		if _, err := s.blobs.Stat(ctx, h); err == nil {
 			continue // stored while the store was read
 		}
-		p := BlobProblem{SHA256: h, Problem: "missing", Detail: "no such blob in the store", UsedBy: u}
+		p := wire.BlobProblem{SHA256: h, Problem: "missing", Detail: "no such blob in the store", UsedBy: u}
 		if s.blobs.SetAsideBlob(ctx, h) {
 			p.Problem, p.Detail = "corrupt", "found corrupt earlier and set aside: upload the file again to repair it"
 		}
@@ -248,9 +215,9 @@ func (s *Server) adminVerifyContent(w http.ResponseWriter, r *http.Request) erro
 	return nil
 }
 
-func nonNil(u []BlobUse) []BlobUse {
+func nonNil(u []wire.BlobUse) []wire.BlobUse {
 	if u == nil {
-		return []BlobUse{}
+		return []wire.BlobUse{}
 	}
 	return u
 }

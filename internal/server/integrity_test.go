@@ -12,6 +12,7 @@ import (
 
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/server"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 // flipByte corrupts one byte of a stored blob in place, as bitrot would.
@@ -170,13 +171,13 @@ func TestVerifyContentReportsCorruptAndMissing(t *testing.T) {
 		good, _ := upload(t, ts, item.ID, strings.NewReader("good bytes"), "")
 		bad, _ := upload(t, ts, item.ID, strings.NewReader("bad bytes"), "")
 		gone, _ := upload(t, ts, item.ID, strings.NewReader("gone bytes"), "")
-		var rep server.ScrubReport
+		var rep wire.ScrubReport
 		if resp := ts.adminJSON(t, "POST", "/admin/v1/content/verify", nil, &rep); resp.StatusCode != 200 || rep.Blobs != 3 || len(rep.Problems) != 0 {
 			t.Fatalf("verify of an intact store: %d %+v", resp.StatusCode, rep)
 		}
 		bl.flip(t, bad.SHA256, 0)
 		bl.remove(t, gone.SHA256)
-		rep = server.ScrubReport{}
+		rep = wire.ScrubReport{}
 		ts.adminJSON(t, "POST", "/admin/v1/content/verify", nil, &rep)
 		got := map[string]string{}
 		for _, p := range rep.Problems {
@@ -196,7 +197,7 @@ func TestVerifyContentReportsCorruptAndMissing(t *testing.T) {
 			t.Errorf("content.corrupt audit = %+v", a)
 		}
 		// Once set aside, the corrupt blob is still reported, as such.
-		rep = server.ScrubReport{}
+		rep = wire.ScrubReport{}
 		ts.adminJSON(t, "POST", "/admin/v1/content/verify", nil, &rep)
 		if len(rep.Problems) != 2 {
 			t.Errorf("second verify: %+v", rep.Problems)

@@ -20,6 +20,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/auth"
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/sequence/validate"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 //go:embed templates/*.html
@@ -350,11 +351,7 @@ func (c *Console) adminJSON(r *http.Request, method, path string, in, out any) (
 
 // apiMessage is the message of an admin API error body.
 func apiMessage(b []byte) string {
-	var e struct {
-		Error struct {
-			Message string `json:"message"`
-		} `json:"error"`
-	}
+	var e wire.ErrorBody
 	if json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
 		return e.Error.Message
 	}

@@ -8,32 +8,26 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 // Devices: every machine that logged in, what it said about itself, its
 // runs and its next-boot default; boot images; canceling a run.
 
-// deviceView is GET /admin/v1/devices/{id}'s answer.
-type deviceView struct {
-	deploy.Device
-	NextBoot string `json:"nextBoot"`
-}
-
 // nextBootChoices are the values of the next-boot form.
 var nextBootChoices = []string{"auto", "deploy", "local"}
 
 type deviceRow struct {
-	deviceView
+	wire.DeviceView
 	Runs      int
 	LastRun   *deploy.Run
 	LastState deploy.RunState
 }
 
 func (c *Console) devicesPage(w http.ResponseWriter, r *http.Request) {
-	var list []deviceView
+	var list []wire.DeviceView
 	if code, err := c.adminJSON(r, http.MethodGet, "/admin/v1/devices", nil, &list); err != nil {
 		c.fail(w, r, code, err)
 		return
@@ -49,7 +43,7 @@ func (c *Console) devicesPage(w http.ResponseWriter, r *http.Request) {
 	}
 	rows := make([]deviceRow, 0, len(list))
 	for _, d := range list {
-		row := deviceRow{deviceView: d}
+		row := deviceRow{DeviceView: d}
 		rs := byDev[d.ID]
 		row.Runs = len(rs)
 		for _, run := range rs {
@@ -64,7 +58,7 @@ func (c *Console) devicesPage(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) devicePage(w http.ResponseWriter, r *http.Request) {
 	id := strings.ToLower(r.PathValue("id"))
-	var d deviceView
+	var d wire.DeviceView
 	if code, err := c.adminJSON(r, http.MethodGet, "/admin/v1/devices/"+url.PathEscape(id), nil, &d); err != nil {
 		c.fail(w, r, code, err)
 		return
@@ -86,7 +80,7 @@ func (c *Console) devicePage(w http.ResponseWriter, r *http.Request) {
 func (c *Console) deviceNextBoot(w http.ResponseWriter, r *http.Request) {
 	id := strings.ToLower(r.PathValue("id"))
 	nb := r.PostFormValue("nextBoot")
-	if code, err := c.adminJSON(r, http.MethodPut, "/admin/v1/devices/"+url.PathEscape(id)+"/nextboot", map[string]string{"nextBoot": nb}, nil); err != nil {
+	if code, err := c.adminJSON(r, http.MethodPut, "/admin/v1/devices/"+url.PathEscape(id)+"/nextboot", wire.NextBootRequest{NextBoot: nb}, nil); err != nil {
 		c.fail(w, r, code, fmt.Errorf("next boot: %w", err))
 		return
 	}
@@ -109,18 +103,8 @@ func (c *Console) runCancel(w http.ResponseWriter, r *http.Request) {
 
 // Boot images.
 
-type bootImage struct {
-	Arch          string    `json:"arch"`
-	KernelVersion string    `json:"kernelVersion"`
-	KernelSigned  bool      `json:"kernelSigned"`
-	SignedChain   bool      `json:"signedChain"`
-	Size          int64     `json:"size"`
-	Built         time.Time `json:"built"`
-	Error         string    `json:"error"`
-}
-
 func (c *Console) bootImagesPage(w http.ResponseWriter, r *http.Request) {
-	var list []bootImage
+	var list []wire.BootImage
 	if code, err := c.adminJSON(r, http.MethodGet, "/admin/v1/bootimages", nil, &list); err != nil {
 		c.fail(w, r, code, err)
 		return

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 // view is what every page template gets.
@@ -169,10 +170,7 @@ func (c *Console) tsList(w http.ResponseWriter, r *http.Request) {
 		rows = append(rows, tsRow{ID: ts.ID, Name: ts.Name, Versions: vs})
 	}
 	slices.SortFunc(rows, func(a, b tsRow) int { return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)) })
-	var templates []struct {
-		Slug string `json:"slug"`
-		Name string `json:"name"`
-	}
+	var templates []wire.Template
 	if _, err := c.adminJSON(r, http.MethodGet, "/admin/v1/tasksequences/templates", nil, &templates); err != nil {
 		c.fail(w, r, 500, err)
 		return
@@ -203,21 +201,17 @@ func (c *Console) tsImport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
-	var res struct {
-		TaskSequence struct {
-			Name string `json:"name"`
-		} `json:"taskSequence"`
-		Warnings []struct {
-			Message string `json:"message"`
-		} `json:"warnings"`
-	}
+	var res wire.SavedTaskSequence
 	code, body := c.adminCall(r, http.MethodPost, "/admin/v1/tasksequences/import", "application/json", io.LimitReader(f, maxForm))
 	if code >= 300 {
 		c.fail(w, r, code, fmt.Errorf("import: %s", apiMessage(body)))
 		return
 	}
-	_ = json.Unmarshal(body, &res)
-	msg := fmt.Sprintf("Imported %s.", res.TaskSequence.Name)
+	name := ""
+	if json.Unmarshal(body, &res) == nil && res.TaskSequence != nil {
+		name = res.TaskSequence.Name
+	}
+	msg := fmt.Sprintf("Imported %s.", name)
 	for _, w := range res.Warnings {
 		msg += " Warning: " + w.Message + "."
 	}
@@ -227,20 +221,17 @@ func (c *Console) tsImport(w http.ResponseWriter, r *http.Request) {
 // tsNew creates a sequence from a built-in template through the admin
 // API; its warnings (content still to pick) are shown.
 func (c *Console) tsNew(w http.ResponseWriter, r *http.Request) {
-	var res struct {
-		TaskSequence struct {
-			Name string `json:"name"`
-		} `json:"taskSequence"`
-		Warnings []struct {
-			Message string `json:"message"`
-		} `json:"warnings"`
-	}
-	req := map[string]string{"template": r.PostFormValue("template"), "name": r.PostFormValue("name")}
+	var res wire.SavedTaskSequence
+	req := wire.NewTaskSequenceRequest{Template: r.PostFormValue("template"), Name: r.PostFormValue("name")}
 	if code, err := c.adminJSON(r, http.MethodPost, "/admin/v1/tasksequences/new", req, &res); err != nil {
 		c.fail(w, r, code, fmt.Errorf("new task sequence: %w", err))
 		return
 	}
-	back(w, r, "/ts", fmt.Sprintf("Created %s from the template (%d settings to fill in, such as its content).", res.TaskSequence.Name, len(res.Warnings)))
+	name := ""
+	if res.TaskSequence != nil {
+		name = res.TaskSequence.Name
+	}
+	back(w, r, "/ts", fmt.Sprintf("Created %s from the template (%d settings to fill in, such as its content).", name, len(res.Warnings)))
 }
 
 // tsStatus sets one version's status: the stored sequence with that one

@@ -9,10 +9,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/imprint-osd/imprint/internal/auth"
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/wire"
 )
 
 // Security: the summary everyone may read; passcode, anonymous networks,
@@ -21,28 +21,8 @@ import (
 // set …`, `imprint sessions revoke`, `imprint token …` sends.
 
 type securityData struct {
-	Settings securityView
-	Passcode auth.PasscodeStatus
-}
-
-// securityView is the part of GET /admin/v1/security the page shows.
-type securityView struct {
-	Anonymous         bool     `json:"anonymous"`
-	AnonymousFrom     []string `json:"anonymousFrom"`
-	PasscodeAlongside bool     `json:"passcodeAlongside"`
-	Certificate       bool     `json:"certificate"`
-	CertSubject       string   `json:"certSubject"`
-	Passcode          bool     `json:"passcode"`
-	Methods           []string `json:"methods"`
-	BootImageMethods  []string `json:"bootImageMethods"`
-	SecureBoot        bool     `json:"secureBoot"`
-	SecureBootReady   bool     `json:"secureBootReady"`
-	Missing           []string `json:"missing"`
-	Entra             *struct {
-		TenantID     string `json:"tenantId"`
-		ClientID     string `json:"clientId"`
-		RequiredRole string `json:"requiredRole"`
-	} `json:"entra"`
+	Settings wire.Security
+	Passcode wire.PasscodeStatus
 }
 
 func (c *Console) securityPage(w http.ResponseWriter, r *http.Request) {
@@ -60,10 +40,10 @@ func (c *Console) securityPage(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) securityAnonymous(w http.ResponseWriter, r *http.Request) {
 	on := r.PostFormValue("on") == "true"
-	req := map[string]any{"on": on}
+	req := wire.SecuritySwitch{On: on}
 	from := splitList(strings.ReplaceAll(r.PostFormValue("from"), " ", ","))
 	if on && len(from) > 0 {
-		req["from"] = from
+		req.From = from
 	}
 	if code, err := c.adminJSON(r, http.MethodPut, "/admin/v1/security/anonymous", req, nil); err != nil {
 		c.fail(w, r, code, fmt.Errorf("anonymous: %w", err))
@@ -79,16 +59,9 @@ func (c *Console) securityAnonymous(w http.ResponseWriter, r *http.Request) {
 	back(w, r, "/security", msg)
 }
 
-// passcodeAnswer is the admin API's answer to a passcode change.
-type passcodeAnswer struct {
-	Generation int       `json:"generation"`
-	Code       string    `json:"code"`
-	GraceUntil time.Time `json:"graceUntil"`
-	Revoked    int       `json:"sessionsRevoked"`
-}
-
-func (a passcodeAnswer) summary(what string) string {
-	s := fmt.Sprintf("%s (generation %d); %d machine sessions revoked.", what, a.Generation, a.Revoked)
+// passcodeSummary says what a passcode change (the admin API's answer) did.
+func passcodeSummary(a wire.PasscodeChange, what string) string {
+	s := fmt.Sprintf("%s (generation %d); %d machine sessions revoked.", what, a.Generation, a.SessionsRevoked)
 	if !a.GraceUntil.IsZero() {
 		s += " The previous passcode still works until " + a.GraceUntil.Local().Format("2006-01-02 15:04") + "."
 	}
@@ -96,24 +69,24 @@ func (a passcodeAnswer) summary(what string) string {
 }
 
 func (c *Console) passcodeSet(w http.ResponseWriter, r *http.Request) {
-	var a passcodeAnswer
-	if code, err := c.adminJSON(r, http.MethodPut, "/admin/v1/passcode", map[string]string{"passcode": r.PostFormValue("passcode")}, &a); err != nil {
+	var a wire.PasscodeChange
+	if code, err := c.adminJSON(r, http.MethodPut, "/admin/v1/passcode", wire.PasscodeRequest{Passcode: r.PostFormValue("passcode")}, &a); err != nil {
 		c.fail(w, r, code, fmt.Errorf("set passcode: %w", err))
 		return
 	}
-	back(w, r, "/security", a.summary("Passcode set"))
+	back(w, r, "/security", passcodeSummary(a, "Passcode set"))
 }
 
 // passcodeGenerate shows the generated passcode on this one answer (never
 // in a URL, never again).
 func (c *Console) passcodeGenerate(w http.ResponseWriter, r *http.Request) {
-	var a passcodeAnswer
+	var a wire.PasscodeChange
 	if code, err := c.adminJSON(r, http.MethodPost, "/admin/v1/passcode/generate", nil, &a); err != nil {
 		c.fail(w, r, code, fmt.Errorf("generate passcode: %w", err))
 		return
 	}
 	c.render(w, r, "secret", sessionOf(r), "New passcode", map[string]string{
-		"What": "The new passcode", "Secret": a.Code, "Note": a.summary("Passcode generated"), "Back": "/security"})
+		"What": "The new passcode", "Secret": a.Code, "Note": passcodeSummary(a, "Passcode generated"), "Back": "/security"})
 }
 
 func (c *Console) passcodeRotate(w http.ResponseWriter, r *http.Request) {
@@ -121,27 +94,27 @@ func (c *Console) passcodeRotate(w http.ResponseWriter, r *http.Request) {
 	if grace == "" {
 		grace = "0"
 	}
-	var a passcodeAnswer
-	req := map[string]string{"passcode": r.PostFormValue("passcode"), "grace": grace}
+	var a wire.PasscodeChange
+	req := wire.PasscodeRequest{Passcode: r.PostFormValue("passcode"), Grace: grace}
 	if code, err := c.adminJSON(r, http.MethodPost, "/admin/v1/passcode/rotate", req, &a); err != nil {
 		c.fail(w, r, code, fmt.Errorf("rotate passcode: %w", err))
 		return
 	}
 	if a.Code != "" { // rotated to a generated one
 		c.render(w, r, "secret", sessionOf(r), "New passcode", map[string]string{
-			"What": "The new passcode", "Secret": a.Code, "Note": a.summary("Passcode rotated"), "Back": "/security"})
+			"What": "The new passcode", "Secret": a.Code, "Note": passcodeSummary(a, "Passcode rotated"), "Back": "/security"})
 		return
 	}
-	back(w, r, "/security", a.summary("Passcode rotated"))
+	back(w, r, "/security", passcodeSummary(a, "Passcode rotated"))
 }
 
 func (c *Console) passcodeClear(w http.ResponseWriter, r *http.Request) {
-	var a passcodeAnswer
+	var a wire.PasscodeChange
 	if code, err := c.adminJSON(r, http.MethodDelete, "/admin/v1/passcode", nil, &a); err != nil {
 		c.fail(w, r, code, fmt.Errorf("clear passcode: %w", err))
 		return
 	}
-	back(w, r, "/security", a.summary("Passcode cleared"))
+	back(w, r, "/security", passcodeSummary(a, "Passcode cleared"))
 }
 
 // Machine sessions.
@@ -172,14 +145,12 @@ func (c *Console) sessionsRevoke(w http.ResponseWriter, r *http.Request) {
 	} else if r.PostFormValue("all") == "1" {
 		q.Set("all", "1")
 	}
-	var a struct {
-		N int `json:"sessionsRevoked"`
-	}
+	var a wire.SessionsRevoked
 	if code, err := c.adminJSON(r, http.MethodDelete, "/admin/v1/sessions?"+q.Encode(), nil, &a); err != nil {
 		c.fail(w, r, code, fmt.Errorf("revoke sessions: %w", err))
 		return
 	}
-	back(w, r, "/security/sessions", fmt.Sprintf("%d sessions revoked.", a.N))
+	back(w, r, "/security/sessions", fmt.Sprintf("%d sessions revoked.", a.SessionsRevoked))
 }
 
 // Admin tokens: the socket's admin API, the only one that manages them.
@@ -212,31 +183,29 @@ func (c *Console) tokensCall(r *http.Request, method, path string, in, out any) 
 }
 
 type tokenRow struct {
-	auth.AdminToken
+	wire.AdminToken
 	Live bool
 }
 
 func (c *Console) tokensPage(w http.ResponseWriter, r *http.Request) {
-	var list []auth.AdminToken
+	var list []wire.AdminToken
 	if code, err := c.tokensCall(r, http.MethodGet, "/admin/v1/tokens", nil, &list); err != nil {
 		c.fail(w, r, code, err)
 		return
 	}
 	rows := make([]tokenRow, len(list))
 	for i, t := range list {
-		rows[i] = tokenRow{AdminToken: t, Live: t.Live(c.d.Now())}
+		// Live is auth's rule, on the two times it reads.
+		live := (&auth.AdminToken{ExpiresAt: t.ExpiresAt, RevokedAt: t.RevokedAt}).Live(c.d.Now())
+		rows[i] = tokenRow{AdminToken: t, Live: live}
 	}
 	c.render(w, r, "security_tokens", sessionOf(r), "Admin tokens", rows)
 }
 
 // tokenCreate shows the new token on this one answer, never again.
 func (c *Console) tokenCreate(w http.ResponseWriter, r *http.Request) {
-	var a struct {
-		Token string `json:"token"`
-		Name  string `json:"name"`
-		ID    string `json:"id"`
-	}
-	req := map[string]string{"name": r.PostFormValue("name"), "expires": strings.TrimSpace(r.PostFormValue("expires"))}
+	var a wire.NewAdminToken
+	req := wire.AdminTokenRequest{Name: r.PostFormValue("name"), Expires: strings.TrimSpace(r.PostFormValue("expires"))}
 	if code, err := c.tokensCall(r, http.MethodPost, "/admin/v1/tokens", req, &a); err != nil {
 		c.fail(w, r, code, fmt.Errorf("create admin token: %w", err))
 		return
@@ -281,9 +250,7 @@ func (c *Console) auditPage(w http.ResponseWriter, r *http.Request) {
 
 // auditVerify checks the whole hash chain, as `imprint audit verify`.
 func (c *Console) auditVerify(w http.ResponseWriter, r *http.Request) {
-	var a struct {
-		Verified int64 `json:"verified"`
-	}
+	var a wire.AuditVerify
 	if code, err := c.adminJSON(r, http.MethodGet, "/admin/v1/audit/verify", nil, &a); err != nil {
 		c.fail(w, r, code, fmt.Errorf("audit log: %w", err))
 		return

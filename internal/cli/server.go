@@ -66,8 +66,9 @@ Flags:
   --audit-syslog URL     copy every audit event to a syslog server or SIEM:
                          udp://HOST:PORT, tcp://HOST:PORT or unix:///dev/log
   --max-conns N          connections held at once on each of the API and boot
-                         ports (default 4096, lowered to fit the open-file
-                         limit); an eighth is kept for machines that logged in
+                         ports (default 4096); both ports together hold at
+                         most (open-file limit - 256) / 2, and N is lowered
+                         to that; an eighth is kept for machines that logged in
   --max-conns-per-addr N connections one address may hold on each port
                          (default 64; raise it for many machines behind NAT)
   --config FILE          configuration file (default $IMPRINT_CONFIG, none if unset)

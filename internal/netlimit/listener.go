@@ -10,6 +10,10 @@
 // are never chosen. Part of the global cap is kept for addresses that
 // authenticated recently (Vouch), so machines already deploying keep
 // working while strangers hold everything else.
+//
+// Listeners of one process may share a Budget: a cap on the connections
+// they hold together, with the same eviction and reserve, since the
+// open-file limit it protects is the process's, not a port's.
 package netlimit
 
 import (
@@ -43,6 +47,69 @@ type Config struct {
 	// Vouched holds the addresses that authenticated recently; shared by
 	// every listener of a server. Nil: no address is vouched for.
 	Vouched *AddrSet
+	// Budget caps the connections of every listener that shares it,
+	// together; MaxConns still caps each. Nil: this listener's own.
+	Budget *Budget
+}
+
+// Budget is a cap on the connections several listeners hold together.
+// When it is full, a new connection takes the place of the longest idle
+// unauthenticated one of its own listener, else of another listener of
+// the budget, else it is refused. Listeners of a budget share its lock.
+type Budget struct {
+	max, reserve int
+
+	mu      sync.Mutex
+	held    int
+	peak    int
+	members []*Listener // every listener that shares the budget, first first
+}
+
+// NewBudget is a budget of max connections (0: no cap), reserve of them
+// only for vouched addresses.
+func NewBudget(max, reserve int) *Budget {
+	return &Budget{max: max, reserve: reserve}
+}
+
+// BudgetStats counts what a Budget holds.
+type BudgetStats struct {
+	Max  int // the cap, 0: none
+	Held int // connections open now, every listener together
+	Peak int // most held at once
+}
+
+// Stats reports the counters.
+func (b *Budget) Stats() BudgetStats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return BudgetStats{Max: b.max, Held: b.held, Peak: b.peak}
+}
+
+// evictLocked unregisters the longest idle connection of l, else of
+// another listener of b, which the caller closes; nil when every
+// connection is busy or protected.
+func (b *Budget) evictLocked(l *Listener) *Conn {
+	if c := l.evictLocked(); c != nil {
+		return c
+	}
+	for _, m := range b.members {
+		if m == l {
+			continue
+		}
+		if c := m.evictLocked(); c != nil {
+			return c
+		}
+	}
+	return nil
+}
+
+// room is how many connections a cap of max with reserve lets an address
+// hold.
+func room(max, reserve int, vouched bool) int {
+	if vouched {
+		return max
+	}
+	return max - reserve
 }
 
 // Stats counts what a Listener did.
@@ -61,8 +128,8 @@ type Listener struct {
 	net.Listener
 	cfg Config
 	now func() time.Time
+	b   *Budget // cfg.Budget or one of its own; its mu guards what follows
 
-	mu     sync.Mutex
 	byAddr map[netip.Addr]int
 	idle   list.List // *Conn that are idle or not yet active, oldest first
 	stats  Stats
@@ -70,7 +137,15 @@ type Listener struct {
 
 // NewListener wraps ln.
 func NewListener(ln net.Listener, cfg Config) *Listener {
-	return &Listener{Listener: ln, cfg: cfg, now: time.Now, byAddr: map[netip.Addr]int{}}
+	b := cfg.Budget
+	if b == nil {
+		b = NewBudget(0, 0)
+	}
+	l := &Listener{Listener: ln, cfg: cfg, now: time.Now, b: b, byAddr: map[netip.Addr]int{}}
+	b.mu.Lock()
+	b.members = append(b.members, l)
+	b.mu.Unlock()
+	return l
 }
 
 // Accept waits for a connection the limits allow. Connections over a limit
@@ -97,24 +172,27 @@ func (l *Listener) admit(c net.Conn) *Conn {
 	addr := addrOf(c.RemoteAddr())
 	lc := &Conn{Conn: c, l: l, addr: addr, stall: l.cfg.WriteStall}
 	var victim *Conn
-	l.mu.Lock()
+	b := l.b
+	b.mu.Lock()
 	if l.cfg.PerAddr > 0 && addr.IsValid() && l.byAddr[addr] >= l.cfg.PerAddr && !l.exempt(addr) {
 		l.stats.Refused++
-		l.mu.Unlock()
+		b.mu.Unlock()
 		return nil
 	}
-	if l.cfg.MaxConns > 0 {
-		limit := l.cfg.MaxConns - l.cfg.Reserve
-		if l.cfg.Vouched.Has(addr, l.now()) {
-			limit = l.cfg.MaxConns
-		}
-		if l.stats.Held >= limit {
+	vouched := (l.cfg.MaxConns > 0 || b.max > 0) && l.cfg.Vouched.Has(addr, l.now())
+	// When full, the newcomer takes a victim's place: one victim makes
+	// room under both caps.
+	ownFull := l.cfg.MaxConns > 0 && l.stats.Held >= room(l.cfg.MaxConns, l.cfg.Reserve, vouched)
+	if ownFull || b.max > 0 && b.held >= room(b.max, b.reserve, vouched) {
+		if ownFull {
 			victim = l.evictLocked()
-			if victim == nil {
-				l.stats.Refused++
-				l.mu.Unlock()
-				return nil
-			}
+		} else {
+			victim = b.evictLocked(l)
+		}
+		if victim == nil {
+			l.stats.Refused++
+			b.mu.Unlock()
+			return nil
 		}
 	}
 	if addr.IsValid() {
@@ -123,8 +201,10 @@ func (l *Listener) admit(c net.Conn) *Conn {
 	l.stats.Held++
 	l.stats.Accepted++
 	l.stats.Peak = max(l.stats.Peak, l.stats.Held)
+	b.held++
+	b.peak = max(b.peak, b.held)
 	lc.elem = l.idle.PushBack(lc) // silent until its first request
-	l.mu.Unlock()
+	b.mu.Unlock()
 	if victim != nil {
 		victim.Conn.Close()
 	}
@@ -172,12 +252,13 @@ func (l *Listener) releaseLocked(c *Conn) {
 		}
 	}
 	l.stats.Held--
+	l.b.held--
 }
 
 // Stats reports the counters.
 func (l *Listener) Stats() Stats {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.b.mu.Lock()
+	defer l.b.mu.Unlock()
 	return l.stats
 }
 
@@ -187,8 +268,8 @@ func (l *Listener) ConnState(nc net.Conn, st http.ConnState) {
 	if c == nil || c.l != l {
 		return
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.b.mu.Lock()
+	defer l.b.mu.Unlock()
 	if c.released {
 		return
 	}
@@ -227,8 +308,8 @@ func Vouch(ctx context.Context, ttl time.Duration) {
 	}
 	l := c.l
 	l.cfg.Vouched.Add(c.addr, l.now().Add(ttl))
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.b.mu.Lock()
+	defer l.b.mu.Unlock()
 	if c.released || c.protected {
 		return
 	}
@@ -247,7 +328,7 @@ type Conn struct {
 	addr  netip.Addr
 	stall time.Duration
 
-	// guarded by l.mu
+	// guarded by l.b.mu
 	elem      *list.Element
 	released  bool
 	protected bool
@@ -260,9 +341,9 @@ type Conn struct {
 // Close closes the connection and frees its place.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
-		c.l.mu.Lock()
+		c.l.b.mu.Lock()
 		c.l.releaseLocked(c)
-		c.l.mu.Unlock()
+		c.l.b.mu.Unlock()
 	})
 	return c.Conn.Close()
 }

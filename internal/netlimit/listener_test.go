@@ -177,6 +177,90 @@ func TestVouchedConnectionIsNeverEvicted(t *testing.T) {
 	}
 }
 
+func TestSharedBudgetCapsListenersTogether(t *testing.T) {
+	b := NewBudget(3, 0)
+	api, apiGot := serveConns(t, Config{MaxConns: 10, PerAddr: 10, Budget: b})
+	boot, bootGot := serveConns(t, Config{MaxConns: 10, PerAddr: 10, Budget: b})
+	var apiClient []net.Conn
+	var apiServer []*Conn
+	for range 3 {
+		apiClient = append(apiClient, dialFrom(t, api, "127.0.0.5"))
+		c := accepted(t, apiGot)
+		api.ConnState(c, http.StateActive)
+		apiServer = append(apiServer, c)
+	}
+	// Every place of the budget is busy on the API port: the boot port,
+	// far under its own cap, has none to give.
+	if c := dialFrom(t, boot, "127.0.0.6"); !closedByPeer(c, 2*time.Second) {
+		t.Fatal("the boot port took a connection beyond the shared budget")
+	}
+	if st := boot.Stats(); st.Refused != 1 || st.Held != 0 {
+		t.Fatalf("boot stats %+v, want 1 refused, 0 held", st)
+	}
+
+	// An idle connection of the other port gives way.
+	api.ConnState(apiServer[1], http.StateIdle)
+	bootClient := dialFrom(t, boot, "127.0.0.6")
+	bc := accepted(t, bootGot)
+	if !closedByPeer(apiClient[1], 2*time.Second) {
+		t.Fatal("the API port's idle connection was not closed to make room on the boot port")
+	}
+
+	// The port's own idle connection gives way before the other's.
+	boot.ConnState(bc, http.StateIdle)
+	api.ConnState(apiServer[2], http.StateIdle)
+	dialFrom(t, boot, "127.0.0.7")
+	accepted(t, bootGot)
+	if !closedByPeer(bootClient, 2*time.Second) {
+		t.Fatal("the boot port's own idle connection was not the one closed")
+	}
+	if closedByPeer(apiClient[2], 50*time.Millisecond) {
+		t.Fatal("the API port's idle connection was closed though the boot port had its own")
+	}
+	if st := b.Stats(); st.Held != 3 || st.Peak != 3 || st.Max != 3 {
+		t.Fatalf("budget stats %+v, want 3 held, peak 3", st)
+	}
+	if a, o := api.Stats(), boot.Stats(); a.Evicted != 1 || a.Held != 2 || o.Evicted != 1 || o.Held != 1 {
+		t.Fatalf("stats API %+v, boot %+v; want 1 evicted on each, 2 held on API, 1 on boot", a, o)
+	}
+}
+
+func TestSharedBudgetReserveIsForVouchedAddresses(t *testing.T) {
+	vouched := NewAddrSet(16)
+	vouched.Add(netip.MustParseAddr("127.0.0.9"), time.Now().Add(time.Hour))
+	b := NewBudget(4, 2)
+	api, apiGot := serveConns(t, Config{MaxConns: 10, PerAddr: 10, Vouched: vouched, Budget: b})
+	boot, bootGot := serveConns(t, Config{MaxConns: 10, PerAddr: 10, Vouched: vouched, Budget: b})
+	for range 2 {
+		dialFrom(t, api, "127.0.0.5")
+		api.ConnState(accepted(t, apiGot), http.StateActive)
+	}
+	if c := dialFrom(t, boot, "127.0.0.6"); !closedByPeer(c, 2*time.Second) {
+		t.Fatal("a stranger got a reserved place of the budget")
+	}
+	for range 2 {
+		dialFrom(t, boot, "127.0.0.9")
+		boot.ConnState(accepted(t, bootGot), http.StateActive)
+	}
+	if c := dialFrom(t, api, "127.0.0.9"); !closedByPeer(c, 2*time.Second) {
+		t.Fatal("the budget was exceeded")
+	}
+	if st := b.Stats(); st.Held != 4 {
+		t.Fatalf("budget stats %+v, want 4 held", st)
+	}
+}
+
+func TestListenerCapStillHoldsUnderABudget(t *testing.T) {
+	l, got := serveConns(t, Config{MaxConns: 2, PerAddr: 10, Budget: NewBudget(100, 0)})
+	for range 2 {
+		dialFrom(t, l, "127.0.0.5")
+		l.ConnState(accepted(t, got), http.StateActive)
+	}
+	if c := dialFrom(t, l, "127.0.0.5"); !closedByPeer(c, 2*time.Second) {
+		t.Fatal("the listener's MaxConns was exceeded under a larger budget")
+	}
+}
+
 // pair is a connected client and server Conn with small socket buffers,
 // so a client that stops reading blocks the server's writes quickly.
 func pair(t *testing.T, stall time.Duration) (client net.Conn, server *Conn) {

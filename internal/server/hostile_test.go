@@ -63,6 +63,13 @@ type hostileChild struct {
 
 type hostileReady struct{ API, Boot, Socket string }
 
+// hostileStats are the server's connection counters: each port's, and
+// both together.
+type hostileStats struct {
+	Ports map[string]netlimit.Stats
+	Both  netlimit.BudgetStats
+}
+
 // TestHostileServerProcess is the server of TestHostileNetwork, run in its
 // own process so that it has its own descriptor table and limit. It does
 // nothing in a normal test run.
@@ -92,7 +99,7 @@ func TestHostileServerProcess(t *testing.T) {
 			sc := bufio.NewScanner(os.Stdin)
 			for sc.Scan() {
 				api, boot := s.ConnStats()
-				report(map[string]netlimit.Stats{"API": api, "boot port": boot})
+				report(hostileStats{Ports: map[string]netlimit.Stats{"API": api, "boot port": boot}, Both: s.ConnBudget()})
 			}
 		}()
 	})
@@ -444,17 +451,22 @@ func TestHostileNetwork(t *testing.T) {
 		}
 	}
 	fmt.Fprintln(srv.in, "stats")
-	var stats map[string]netlimit.Stats
+	var stats hostileStats
 	srv.await(t, &stats, time.Minute)
+	// Both ports together, each connection perhaps with a file open, and
+	// 256 descriptors kept (server/limits.go).
+	budget := int(sc.ServerNoFile-256) / 2
 	for _, name := range []string{"API", "boot port"} {
-		st := stats[name]
+		st := stats.Ports[name]
 		t.Logf("server, %s: %d connections held (at most %d), %d accepted, %d refused, %d idle ones closed to make room, %d authenticated",
 			name, st.Held, st.Peak, st.Accepted, st.Refused, st.Evicted, st.Protected)
-		// Two ports, each connection perhaps with a file open, and 256
-		// descriptors kept (server/limits.go).
-		if capped := min(int(sc.ServerNoFile-256)/4, server.DefaultLimits().MaxConns); st.Peak > capped {
+		if capped := min(budget, server.DefaultLimits().MaxConns); st.Peak > capped {
 			t.Errorf("server, %s: held %d connections at once, over its cap of %d", name, st.Peak, capped)
 		}
+	}
+	t.Logf("server, both ports: %d connections held (at most %d) of %d", stats.Both.Held, stats.Both.Peak, stats.Both.Max)
+	if stats.Both.Max != budget || stats.Both.Peak > budget {
+		t.Errorf("server, both ports: held %d connections at once, cap %d; want a cap of %d", stats.Both.Peak, stats.Both.Max, budget)
 	}
 	for _, h := range []struct {
 		name string

@@ -17,8 +17,9 @@ import (
 type Limits struct {
 	// MaxConns is the most connections each network listener (API, boot)
 	// holds at once. An eighth of it is kept for addresses that
-	// authenticated in the last hour. Lowered at start to fit the
-	// process's open-file limit.
+	// authenticated in the last hour. Both listeners together are capped
+	// at start to fit the process's open-file limit (fit), and MaxConns
+	// lowered to that cap.
 	MaxConns int // --max-conns, IMPRINT_MAX_CONNS
 	// MaxConnsPerAddr is the most connections one source address may hold
 	// on each network listener (trusted proxies are exempt).
@@ -79,35 +80,43 @@ func (l Limits) validate() error {
 
 // fdsReserved are the descriptors kept for the store, the content being
 // written, logs, the admin socket and TFTP; each network connection counts
-// twice (it may be serving or receiving a file), for two listeners.
+// twice (it may be serving or receiving a file).
 const fdsReserved = 256
 
-// fit lowers MaxConns so that both network listeners full, each
-// connection with a file open, leave fdsReserved descriptors free.
-func (l Limits) fit(nofile uint64, log *slog.Logger) Limits {
+// minConns is the connection budget below any open-file limit.
+const minConns = 32
+
+// fit returns the most connections the network listeners may hold
+// together so that, each with a file open, they leave fdsReserved
+// descriptors free (0: the limit is unknown, no cap), and lowers MaxConns
+// to it: the open-file limit is the process's, so the API and boot ports
+// share one budget and either may use all of it.
+func (l Limits) fit(nofile uint64, log *slog.Logger) (Limits, int) {
 	if nofile == 0 {
-		return l
+		return l, 0
 	}
-	fit := 16
-	if nofile > fdsReserved+4*16 {
-		fit = int(min((nofile-fdsReserved)/4, 1<<30))
+	total := minConns
+	if nofile > fdsReserved+2*minConns {
+		total = int(min((nofile-fdsReserved)/2, 1<<30))
 	}
-	if l.MaxConns > fit {
-		log.Warn("max-conns lowered to fit the open-file limit", "max_conns", fit, "asked", l.MaxConns, "nofile", nofile)
-		l.MaxConns = fit
+	if l.MaxConns > total {
+		log.Warn("max-conns lowered to fit the open-file limit", "max_conns", total, "asked", l.MaxConns, "nofile", nofile)
+		l.MaxConns = total
 	}
 	l.MaxConnsPerAddr = min(l.MaxConnsPerAddr, l.MaxConns)
-	return l
+	return l, total
 }
 
 // netConfig is the netlimit configuration of a network listener.
-func (l Limits) netConfig(vouched *netlimit.AddrSet, proxies []string) netlimit.Config {
+// Both share vouched and budget.
+func (l Limits) netConfig(vouched *netlimit.AddrSet, budget *netlimit.Budget, proxies []string) netlimit.Config {
 	nc := netlimit.Config{
 		MaxConns:   l.MaxConns,
 		Reserve:    l.MaxConns / 8,
 		PerAddr:    l.MaxConnsPerAddr,
 		WriteStall: l.Stall,
 		Vouched:    vouched,
+		Budget:     budget,
 	}
 	for _, p := range proxies {
 		if pfx, err := netip.ParsePrefix(p); err == nil {
@@ -152,4 +161,9 @@ func vouchSession(h handlerFunc) handlerFunc {
 // ConnStats reports the connection counters of the API and boot listeners.
 func (s *Server) ConnStats() (api, boot netlimit.Stats) {
 	return s.apiLim.Stats(), s.bootLim.Stats()
+}
+
+// ConnBudget reports what the API and boot listeners hold together.
+func (s *Server) ConnBudget() netlimit.BudgetStats {
+	return s.connBudget.Stats()
 }

@@ -83,6 +83,7 @@ type Server struct {
 
 	apiLn, bootLn, adminLn net.Listener
 	apiLim, bootLim        *netlimit.Listener // apiLn, bootLn with their caps
+	connBudget             *netlimit.Budget   // what apiLim and bootLim hold together
 	api, boot, admin       *http.Server
 	metricsLn              net.Listener // nil unless --metrics-listen
 	metricsSrv             *http.Server
@@ -175,10 +176,11 @@ func newServer(ctx context.Context, cfg Config, deps Deps, prepared bool) (_ *Se
 			return nil, fmt.Errorf("metrics-listen: %w", err)
 		}
 	}
-	lim := cfg.Limits.fit(netlimit.RaiseNoFile(), log)
+	lim, total := cfg.Limits.fit(netlimit.RaiseNoFile(), log)
 	vouched := netlimit.NewAddrSet(1 << 16)
-	s.apiLim = netlimit.NewListener(s.apiLn, lim.netConfig(vouched, cfg.TrustedProxies))
-	s.bootLim = netlimit.NewListener(s.bootLn, lim.netConfig(vouched, cfg.TrustedProxies))
+	s.connBudget = netlimit.NewBudget(total, total/8)
+	s.apiLim = netlimit.NewListener(s.apiLn, lim.netConfig(vouched, s.connBudget, cfg.TrustedProxies))
+	s.bootLim = netlimit.NewListener(s.bootLn, lim.netConfig(vouched, s.connBudget, cfg.TrustedProxies))
 	adminLim := netlimit.NewListener(s.adminLn, netlimit.Config{WriteStall: lim.Stall})
 	s.apiLn, s.bootLn, s.adminLn = s.apiLim, s.bootLim, adminLim
 

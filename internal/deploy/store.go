@@ -69,7 +69,10 @@ type Store interface {
 	// (UpdatedAt now), in one transaction: what a machine's event post
 	// changes is one write. Events do not move a run: its DeviceID,
 	// TaskSequenceID and StartedAt stay as stored. KindNotFound, and
-	// nothing stored, for an unknown run.
+	// nothing stored, for an unknown run; KindConflict, and nothing
+	// stored, when the stored run was canceled meanwhile (r was read
+	// before the call: a late event never undoes an administrator's
+	// cancel).
 	AppendRunEvents(ctx context.Context, r *Run, events []*RunEvent) error
 	RunEvents(ctx context.Context, runID string, afterSeq int64) ([]*RunEvent, error)
 	// MarkLostRuns sets every non-terminal run not updated since before to RunLost.

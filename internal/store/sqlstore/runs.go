@@ -317,16 +317,26 @@ func (db *DB) AppendRunEvents(ctx context.Context, r *deploy.Run, events []*depl
 			return err
 		}
 		// Only the columns an event can change: the other indexes of
-		// runs are left alone.
-		res, err := tx.ExecContext(ctx, `UPDATE runs SET state = ?, updated_at = ?, doc = ? WHERE id = ?`,
-			string(s.State), micros(s.UpdatedAt), doc, s.ID)
+		// runs are left alone. r was read before this transaction, so
+		// an administrator may have canceled the run since: the
+		// condition keeps that cancel rather than writing the stale
+		// run over it.
+		res, err := tx.ExecContext(ctx, `UPDATE runs SET state = ?, updated_at = ?, doc = ? WHERE id = ? AND state <> ?`,
+			string(s.State), micros(s.UpdatedAt), doc, s.ID, string(deploy.RunCanceled))
 		if err != nil {
 			return err
 		}
 		if n, err := res.RowsAffected(); err != nil {
 			return err
 		} else if n == 0 {
-			return errNotFound("run", r.ID)
+			found, err := exists(ctx, tx, `SELECT 1 FROM runs WHERE id = ?`, r.ID)
+			if err != nil {
+				return err
+			}
+			if !found {
+				return errNotFound("run", r.ID)
+			}
+			return (&deploy.Run{ID: r.ID, State: deploy.RunCanceled}).AcceptsAgentReports()
 		}
 		if err := appendEvents(ctx, tx, r.ID, events, now); err != nil {
 			return err

@@ -354,6 +354,29 @@ func testAppendRunEvents(t *testing.T, open func(*testing.T) deploy.Store) {
 	if _, err := s.RunEvents(ctx(t), missing.ID, 0); !deploy.IsNotFound(err) {
 		t.Errorf("RunEvents of the unknown run after the refused append: %v, want not found", err)
 	}
+
+	// An administrator cancels after the machine read its run and
+	// before its events are written: the cancel stays, the events are
+	// refused.
+	stale := *r
+	stale.Steps = append([]deploy.StepResult(nil), r.Steps...)
+	canceled := *r
+	canceled.Steps = append([]deploy.StepResult(nil), r.Steps...)
+	must(t, "Cancel", canceled.Cancel(base().Add(time.Minute), "admin"))
+	must(t, "UpdateRun", s.UpdateRun(ctx(t), &canceled))
+	err = s.AppendRunEvents(ctx(t), &stale, []*deploy.RunEvent{{Type: "log"}})
+	if deploy.ErrorKind(err) != deploy.KindConflict {
+		t.Errorf("AppendRunEvents to a run canceled since it was read: %v, want conflict", err)
+	}
+	after, err := s.Run(ctx(t), r.ID)
+	must(t, "Run", err)
+	if after.State != deploy.RunCanceled {
+		t.Errorf("run after a stale append: state %s, want %s", after.State, deploy.RunCanceled)
+	}
+	if got, err := s.RunEvents(ctx(t), r.ID, 3); err != nil || len(got) != 0 {
+		t.Errorf("events after the refused append: %d, %v; want none", len(got), err)
+	}
+
 	bad := *r
 	bad.State = "sideways"
 	if err := s.AppendRunEvents(ctx(t), &bad, nil); deploy.ErrorKind(err) != deploy.KindInvalid {

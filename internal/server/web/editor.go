@@ -150,12 +150,9 @@ func (c *Console) editorData(r *http.Request, ts *deploy.TaskSequence, v *deploy
 		}
 	}
 	defs := c.defFinder(r)
-	// open[d] is the node of the group whose members are at depth d+1.
-	var open []*stepNode
-	for at := range deploy.Steps(v.Steps) {
-		st, i, steps := at.Step, at.Index, *siblings(v, at)
-		n := &stepNode{Ctx: ev.Ctx, Step: st, Path: at.Path, First: i == 0, Last: i == len(steps)-1,
-			CanIndent: i > 0 && steps[i-1].IsGroup, InGroup: at.Parent != nil, Selected: strings.EqualFold(st.ID, selected)}
+	ev.Nodes = stepTree(v, func(n *stepNode) {
+		st := n.Step
+		n.Ctx, n.Selected = ev.Ctx, strings.EqualFold(st.ID, selected)
 		if cond, err := sequence.ParseCondition(deploy.Str(st.Condition)); err == nil {
 			n.Cond = cond.String()
 		} else {
@@ -174,13 +171,7 @@ func (c *Console) editorData(r *http.Request, ts *deploy.TaskSequence, v *deploy
 		if n.Selected {
 			ev.Selected = n
 		}
-		if at.Depth == 0 {
-			ev.Nodes = append(ev.Nodes, n)
-		} else {
-			open[at.Depth-1].Children = append(open[at.Depth-1].Children, n)
-		}
-		open = append(open[:at.Depth], n)
-	}
+	})
 	if ev.Selected != nil {
 		f, err := c.stepForm(r, ev.Selected, defs, cf)
 		if err != nil {
@@ -201,6 +192,28 @@ func (c *Console) editorData(r *http.Request, ts *deploy.TaskSequence, v *deploy
 		ev.StepDefs = append(ev.StepDefs, choice{Value: d.ID, Label: label})
 	}
 	return ev, nil
+}
+
+// stepTree is the tree as drawn, built from deploy.Steps: each node
+// under the node of its group, with its path and its place among its
+// siblings set; fill sets the rest.
+func stepTree(v *deploy.TSVersion, fill func(*stepNode)) []*stepNode {
+	var top []*stepNode
+	// open[d] is the node of the group whose members are at depth d+1.
+	var open []*stepNode
+	for at := range deploy.Steps(v.Steps) {
+		i, steps := at.Index, *siblings(v, at)
+		n := &stepNode{Step: at.Step, Path: at.Path, First: i == 0, Last: i == len(steps)-1,
+			CanIndent: i > 0 && steps[i-1].IsGroup, InGroup: at.Parent != nil}
+		fill(n)
+		if at.Depth == 0 {
+			top = append(top, n)
+		} else {
+			open[at.Depth-1].Children = append(open[at.Depth-1].Children, n)
+		}
+		open = append(open[:at.Depth], n)
+	}
+	return top
 }
 
 // siblings is the slice of v that holds the step at at.

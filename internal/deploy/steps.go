@@ -52,6 +52,10 @@ func At(parent *StepAt, i int, s *Step) StepAt {
 // a group, its members. Members stored under a step that is not a group
 // are not visited: nothing runs them (AllSteps visits them). A Run task
 // sequence step's child is not part of the tree; Under walks it.
+//
+// A step's members are read when the loop body has had the step, so the
+// body may replace them (with a copy, or with some left out) and the walk
+// goes on into what it put there.
 func Steps(steps []Step) iter.Seq[StepAt] {
 	return Under(nil, steps)
 }

@@ -145,3 +145,32 @@ func TestUnder(t *testing.T) {
 		t.Errorf("Under:\n got %q\nwant %q", got, want)
 	}
 }
+
+// TestStepsReadMembersAfterTheBody checks that a walk descends into the
+// members the loop body left on a step, as a copy or a filter relies on.
+func TestStepsReadMembersAfterTheBody(t *testing.T) {
+	for _, walk := range []struct {
+		name string
+		seq  func([]deploy.Step) iter.Seq[deploy.StepAt]
+	}{{"Steps", deploy.Steps}, {"AllSteps", deploy.AllSteps}} {
+		t.Run(walk.name, func(t *testing.T) {
+			orig := []deploy.Step{group("g", "G", leaf("a", "A"), leaf("drop", "Drop"), group("h", "H", leaf("drop", "Drop"), leaf("b", "B")))}
+			steps := slices.Clone(orig)
+			var seen []string
+			for at := range walk.seq(steps) {
+				seen = append(seen, at.ID)
+				at.Step.GroupMembers = slices.DeleteFunc(slices.Clone(at.Step.GroupMembers), func(s deploy.Step) bool { return s.ID == "drop" })
+				at.Step.Name += "'"
+			}
+			if want := []string{"g", "g/a", "g/h", "g/h/b"}; !slices.Equal(seen, want) {
+				t.Errorf("walked %v, want %v", seen, want)
+			}
+			if got := steps[0].GroupMembers[1].GroupMembers[0].Name; got != "B'" {
+				t.Errorf("the walk did not go into the copy: its step is %q", got)
+			}
+			if got := visit(deploy.AllSteps(orig)); len(got) != 6 || orig[0].GroupMembers[1].Name != "Drop" || orig[0].GroupMembers[2].GroupMembers[1].Name != "B" {
+				t.Errorf("the original changed: %q", got)
+			}
+		})
+	}
+}

@@ -157,41 +157,30 @@ func journalDone(path string) map[string]bool {
 // evaluated (a step whose condition might be false still counts), and a
 // Run task sequence step not yet completed counts as work left.
 func LastReboot(steps []deploy.Step, done map[string]bool) bool {
-	var left func(steps []deploy.Step, parent string) bool
-	left = func(steps []deploy.Step, parent string) bool {
-		for i := range steps {
-			s := &steps[i]
-			id := s.ID
-			if id == "" {
-				id = fmt.Sprintf("#%d", i+1)
-			}
-			if parent != "" {
-				id = parent + "/" + id
-			}
-			if done[id] || !s.Enabled {
-				continue
-			}
-			if s.IsGroup {
-				if left(s.GroupMembers, id) {
-					return true
-				}
-				continue
-			}
-			return true
+	for at := range deploy.Steps(steps) {
+		if at.Step.IsGroup || at.Disabled {
+			continue
 		}
-		return false
+		left := true
+		for p := &at; p != nil; p = p.Parent {
+			if done[p.ID] {
+				left = false // it or a group around it has completed
+				break
+			}
+		}
+		if left {
+			return false
+		}
 	}
-	return !left(steps, "")
+	return true
 }
 
 // countSteps counts the non-group steps (a Run task sequence step counts
 // once until its child is loaded).
 func countSteps(steps []deploy.Step) int {
 	n := 0
-	for i := range steps {
-		if steps[i].IsGroup {
-			n += countSteps(steps[i].GroupMembers)
-		} else if !isRunTS(&steps[i]) {
+	for at := range deploy.Steps(steps) {
+		if !at.Step.IsGroup && !isRunTS(at.Step) {
 			n++
 		}
 	}
@@ -206,24 +195,11 @@ func completedSteps(journal string, steps []deploy.Step) int {
 		return 0
 	}
 	leaves := map[string]bool{}
-	var walk func(steps []deploy.Step, parent string)
-	walk = func(steps []deploy.Step, parent string) {
-		for i := range steps {
-			id := steps[i].ID
-			if id == "" {
-				id = fmt.Sprintf("#%d", i+1)
-			}
-			if parent != "" {
-				id = parent + "/" + id
-			}
-			if steps[i].IsGroup {
-				walk(steps[i].GroupMembers, id)
-			} else if !isRunTS(&steps[i]) {
-				leaves[id] = true
-			}
+	for at := range deploy.Steps(steps) {
+		if !at.Step.IsGroup && !isRunTS(at.Step) {
+			leaves[at.ID] = true
 		}
 	}
-	walk(steps, "")
 	n := 0
 	for _, c := range st.Completed {
 		if leaves[c.ID] {
@@ -236,12 +212,9 @@ func completedSteps(journal string, steps []deploy.Step) int {
 // registerCustom registers a script step for every type in steps that has
 // no step yet and whose definition holds a script in its content.
 func (a *Agent) registerCustom(ctx context.Context, reg *sequence.Registry, steps []deploy.Step, deps Deps) error {
-	for i := range steps {
-		s := &steps[i]
+	for at := range deploy.Steps(steps) {
+		s := at.Step
 		if s.IsGroup {
-			if err := a.registerCustom(ctx, reg, s.GroupMembers, deps); err != nil {
-				return err
-			}
 			continue
 		}
 		if s.TypeID == nil || *s.TypeID == "" {

@@ -57,7 +57,7 @@ func PlanWith(ctx context.Context, ts *deploy.TSVersion, vars *sequence.Vars, lo
 	if vars != nil {
 		p.vars.Restore(vars.Snapshot())
 	}
-	if err := p.walk(ctx, ts.Steps, "", 0, ""); err != nil {
+	if err := p.walk(ctx, ts.Steps, nil); err != nil {
 		return nil, err
 	}
 	return p.out, nil
@@ -71,14 +71,23 @@ type planner struct {
 	chain  []string
 }
 
-func (p *planner) walk(ctx context.Context, steps []deploy.Step, parent string, depth int, inherited string) error {
-	for i := range steps {
-		s := &steps[i]
-		path := s.Name
-		if parent != "" {
-			path = parent + "/" + s.Name
+// walk plans steps, the members of parent (nil: the top level), and the
+// children of their Run task sequence steps.
+func (p *planner) walk(ctx context.Context, steps []deploy.Step, parent *deploy.StepAt) error {
+	base := 0
+	if parent != nil {
+		base = parent.Depth + 1
+	}
+	// under[d] is what the group at depth base+d makes of its members:
+	// PlanSkip or PlanDisabled when they are not reached, else "".
+	var under []string
+	for at := range deploy.Under(parent, steps) {
+		s, path := at.Step, at.Path
+		inherited := ""
+		if at.Depth > base {
+			inherited = under[at.Depth-base-1]
 		}
-		ps := PlanStep{Path: path, Name: s.Name, Depth: depth, Group: s.IsGroup || isRunTS(s)}
+		ps := PlanStep{Path: path, Name: s.Name, Depth: at.Depth, Group: s.IsGroup || isRunTS(s)}
 		cond := ""
 		if s.Condition != nil {
 			cond = *s.Condition
@@ -116,11 +125,10 @@ func (p *planner) walk(ctx context.Context, steps []deploy.Step, parent string, 
 		if action == PlanSkip || action == PlanDisabled {
 			childInherited = action
 		}
+		under = append(under[:at.Depth-base], childInherited)
 		switch {
 		case s.IsGroup:
-			if err := p.walk(ctx, s.GroupMembers, path, depth+1, childInherited); err != nil {
-				return err
-			}
+			// Its members come next in the walk.
 		case isRunTS(s) && p.loader != nil && childInherited == "":
 			ref, err := deploy.ParseRef(p.vars.Expand(s.Settings["childTaskSequenceId"]))
 			if err != nil {
@@ -141,7 +149,7 @@ func (p *planner) walk(ctx context.Context, steps []deploy.Step, parent string, 
 				return fmt.Errorf("step %s: load %s: %w", path, ref, err)
 			}
 			p.chain = append(p.chain, ref.ID)
-			err = p.walk(ctx, child.Steps, path, depth+1, "")
+			err = p.walk(ctx, child.Steps, &at)
 			p.chain = p.chain[:len(p.chain)-1]
 			if err != nil {
 				return err

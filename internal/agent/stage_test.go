@@ -96,6 +96,10 @@ func TestLastReboot(t *testing.T) {
 		{"group after", []deploy.Step{reboot("r"), grp("h", reboot("y"))}, []string{"r"}, false},
 		{"skipped group counted done", []deploy.Step{reboot("r"), grp("h", reboot("y"))}, []string{"r", "h"}, true},
 		{"ids from position", []deploy.Step{{Name: "r", Enabled: true}, {Name: "z", Enabled: true}}, []string{"#1"}, false},
+		{"disabled group after", []deploy.Step{reboot("r"), off(grp("h", grp("i", reboot("y"))))}, []string{"r"}, true},
+		{"done outer group covers its nested groups", []deploy.Step{reboot("r"), grp("h", grp("i", reboot("y")))}, []string{"r", "h"}, true},
+		{"two deep after", []deploy.Step{grp("g", reboot("r")), grp("h", grp("i", reboot("y")))}, []string{"g/r"}, false},
+		{"two deep, done", []deploy.Step{grp("h", grp("i", reboot("y"), reboot("r")))}, []string{"h/i/y", "h/i/r"}, true},
 	}
 	for _, tt := range tests {
 		done := map[string]bool{}

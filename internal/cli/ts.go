@@ -168,8 +168,9 @@ func tsShow(ctx context.Context, a *app, args []string) error {
 // markers follow in brackets: disabled, continue on error, and the
 // condition.
 func writeSteps(w io.Writer, steps []deploy.Step, depth int) {
-	for _, s := range steps {
-		indent := strings.Repeat("  ", depth)
+	for at := range deploy.Steps(steps) {
+		s := at.Step
+		indent := strings.Repeat("  ", depth+at.Depth)
 		name := s.Name
 		if s.IsGroup {
 			name += "/"
@@ -189,9 +190,6 @@ func writeSteps(w io.Writer, steps []deploy.Step, depth int) {
 			line += "  " + strings.Join(marks, " ")
 		}
 		fmt.Fprintln(w, safe(line))
-		if s.IsGroup {
-			writeSteps(w, s.GroupMembers, depth+1)
-		}
 	}
 }
 

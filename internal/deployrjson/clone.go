@@ -32,42 +32,37 @@ func CloneTaskSequence(ts *deploy.TaskSequence) *deploy.TaskSequence {
 		nv.Description = dup(v.Description)
 		nv.Tags = slices.Clone(v.Tags)
 		nv.Doc = cloneDoc(v.Doc)
-		nv.Steps = cloneSteps(v.Steps, nv.ID, nil)
+		nv.Steps = cloneSteps(v.Steps, nv.ID)
 		out.Versions[i] = nv
 	}
 	return &out
 }
 
-// cloneSteps copies steps with new ids. Top-level steps (parent nil) that
-// had a taskSequenceVersionId get verID; members get their new parent's id
-// as groupId.
-func cloneSteps(steps []deploy.Step, verID string, parent *string) []deploy.Step {
-	if steps == nil {
-		return nil
-	}
-	out := make([]deploy.Step, len(steps))
-	for i, s := range steps {
-		n := s
+// cloneSteps copies steps, and every step stored under them, with new
+// ids. Steps that had a taskSequenceVersionId get verID; members get
+// their new parent's id as groupId. Each step's members are replaced by a
+// copy before the walk goes into them, so it fills in the copy.
+func cloneSteps(steps []deploy.Step, verID string) []deploy.Step {
+	out := slices.Clone(steps)
+	for at := range deploy.AllSteps(out) {
+		n := at.Step // a copy of the original step, sharing its pointers and maps
 		n.ID = uuid.NewString()
-		n.Description = dup(s.Description)
-		n.TypeID = dup(s.TypeID)
-		n.StepDefinitionVersionID = dup(s.StepDefinitionVersionID)
-		n.StepDefinitionVersionNo = dup(s.StepDefinitionVersionNo)
-		n.Condition = dup(s.Condition)
-		n.Settings = maps.Clone(s.Settings)
-		n.ContentItems = maps.Clone(s.ContentItems)
-		n.Doc = cloneDoc(s.Doc)
-		n.TaskSequenceVersionID = dup(s.TaskSequenceVersionID)
-		if s.TaskSequenceVersionID != nil {
+		n.Description = dup(n.Description)
+		n.TypeID = dup(n.TypeID)
+		n.StepDefinitionVersionID = dup(n.StepDefinitionVersionID)
+		n.StepDefinitionVersionNo = dup(n.StepDefinitionVersionNo)
+		n.Condition = dup(n.Condition)
+		n.Settings = maps.Clone(n.Settings)
+		n.ContentItems = maps.Clone(n.ContentItems)
+		n.Doc = cloneDoc(n.Doc)
+		if n.TaskSequenceVersionID != nil {
 			n.TaskSequenceVersionID = deploy.StrPtr(verID)
 		}
-		n.GroupID = dup(s.GroupID)
-		if parent != nil && s.GroupID != nil {
-			n.GroupID = dup(parent)
+		n.GroupID = dup(n.GroupID)
+		if at.Parent != nil && n.GroupID != nil {
+			n.GroupID = deploy.StrPtr(at.Parent.Step.ID)
 		}
-		id := n.ID
-		n.GroupMembers = cloneSteps(s.GroupMembers, verID, &id)
-		out[i] = n
+		n.GroupMembers = slices.Clone(n.GroupMembers)
 	}
 	return out
 }

@@ -167,7 +167,7 @@ func (e *Engine) Run(ctx context.Context, ts *deploy.TSVersion, vars *Vars) (Out
 	}
 	r.st = st
 
-	res, err := r.walk(ctx, ts.Steps, "", "", 0)
+	res, err := r.walk(ctx, ts.Steps, nil)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -229,21 +229,13 @@ type walkResult struct {
 	id, path, msg string
 }
 
-func joinPath(parent, name string) string {
-	if parent == "" {
-		return name
-	}
-	return parent + "/" + name
-}
-
-func (r *runner) walk(ctx context.Context, steps []deploy.Step, parentID, parentPath string, depth int) (walkResult, error) {
+// walk runs steps, the members of parent (nil: the top level). It
+// recurses itself rather than use deploy.Steps, as a failure stops a
+// group's walk and a Run task sequence step's child is loaded on the way,
+// but it names each step with deploy.At as every other walk does.
+func (r *runner) walk(ctx context.Context, steps []deploy.Step, parent *deploy.StepAt) (walkResult, error) {
 	for i := range steps {
-		s := &steps[i]
-		sid := s.ID
-		if sid == "" {
-			sid = fmt.Sprintf("#%d", i+1)
-		}
-		res, err := r.node(ctx, s, joinPath(parentID, sid), joinPath(parentPath, s.Name), depth)
+		res, err := r.node(ctx, deploy.At(parent, i, &steps[i]))
 		if err != nil || res.reboot || res.failed {
 			return res, err
 		}
@@ -255,7 +247,8 @@ func isRunTS(s *deploy.Step) bool {
 	return s.TypeID != nil && strings.EqualFold(*s.TypeID, deploy.TypeRunTaskSequence)
 }
 
-func (r *runner) node(ctx context.Context, s *deploy.Step, id, path string, depth int) (walkResult, error) {
+func (r *runner) node(ctx context.Context, at deploy.StepAt) (walkResult, error) {
+	s, id, path, depth := at.Step, at.ID, at.Path, at.Depth
 	if c, ok := r.done[id]; ok {
 		if c.Outcome == deploy.StepFailed {
 			if c.Cause != nil {
@@ -272,7 +265,7 @@ func (r *runner) node(ctx context.Context, s *deploy.Step, id, path string, dept
 		return walkResult{}, fmt.Errorf("run stopped before %s: %w", path, ErrStopped)
 	}
 	if !s.Enabled {
-		return walkResult{}, r.skip(s, id, path, depth, deploy.StepDisabled, "disabled")
+		return walkResult{}, r.skip(at, deploy.StepDisabled, "disabled")
 	}
 	if !r.entered[id] && r.resume != id {
 		ok, err := r.condition(ctx, s)
@@ -283,14 +276,14 @@ func (r *runner) node(ctx context.Context, s *deploy.Step, id, path string, dept
 			return r.finish(s, id, path, depth, time.Time{}, Result{}, fmt.Errorf("condition: %w", err), walkResult{})
 		}
 		if !ok {
-			return walkResult{}, r.skip(s, id, path, depth, deploy.StepSkipped, "condition is false")
+			return walkResult{}, r.skip(at, deploy.StepSkipped, "condition is false")
 		}
 	}
 	switch {
 	case s.IsGroup:
-		return r.group(ctx, s, id, path, depth, s.GroupMembers, "")
+		return r.group(ctx, at, s.GroupMembers, "")
 	case isRunTS(s):
-		return r.runTS(ctx, s, id, path, depth)
+		return r.runTS(ctx, at)
 	}
 	return r.step(ctx, s, id, path, depth)
 }
@@ -334,25 +327,22 @@ func (q *Query) Expand(v *Vars) *Query {
 
 // skip records a skipped or disabled node and reports it and, for a group,
 // every member below it.
-func (r *runner) skip(s *deploy.Step, id, path string, depth int, outcome deploy.StepOutcome, why string) error {
-	r.complete(id, outcome, why, nil)
+func (r *runner) skip(at deploy.StepAt, outcome deploy.StepOutcome, why string) error {
+	r.complete(at.ID, outcome, why, nil)
 	if err := r.save(); err != nil {
 		return err
 	}
-	var emit func(s *deploy.Step, id, path string, depth int)
-	emit = func(s *deploy.Step, id, path string, depth int) {
-		r.emit(Event{Type: EventEnd, ID: id, Path: path, Name: s.Name, Group: s.IsGroup || isRunTS(s),
-			Depth: depth, Outcome: outcome, Message: why})
-		for i := range s.GroupMembers {
-			m := &s.GroupMembers[i]
-			mid := m.ID
-			if mid == "" {
-				mid = fmt.Sprintf("#%d", i+1)
-			}
-			emit(m, joinPath(id, mid), joinPath(path, m.Name), depth+1)
+	emit := func(at deploy.StepAt) {
+		s := at.Step
+		r.emit(Event{Type: EventEnd, ID: at.ID, Path: at.Path, Name: s.Name, Group: s.IsGroup || isRunTS(s),
+			Depth: at.Depth, Outcome: outcome, Message: why})
+	}
+	emit(at)
+	if at.Step.IsGroup {
+		for m := range deploy.Under(&at, at.Step.GroupMembers) {
+			emit(m)
 		}
 	}
-	emit(s, id, path, depth)
 	return nil
 }
 
@@ -442,7 +432,8 @@ func (r *runner) leave(id string) {
 }
 
 // group walks members as the body of a group or a Run task sequence step.
-func (r *runner) group(ctx context.Context, s *deploy.Step, id, path string, depth int, members []deploy.Step, childRef string) (walkResult, error) {
+func (r *runner) group(ctx context.Context, at deploy.StepAt, members []deploy.Step, childRef string) (walkResult, error) {
+	s, id, path, depth := at.Step, at.ID, at.Path, at.Depth
 	if !r.entered[id] && childRef != "" {
 		r.st.Stack = append(r.st.Stack, Frame{StepID: id, Ref: childRef})
 	}
@@ -451,7 +442,7 @@ func (r *runner) group(ctx context.Context, s *deploy.Step, id, path string, dep
 	}
 	started := r.e.now()
 	r.emit(Event{Type: EventStart, ID: id, Path: path, Name: s.Name, Group: true, Depth: depth, Time: started})
-	res, err := r.walk(ctx, members, id, path, depth+1)
+	res, err := r.walk(ctx, members, &at)
 	if err != nil || res.reboot {
 		return res, err
 	}
@@ -627,7 +618,8 @@ func (r *runner) call(ctx context.Context, s *deploy.Step, env *Env) (res Result
 // resume inside the child, the reference recorded on the journal's stack
 // is used and the step's settings are not exposed again (the variables
 // already hold what the child's steps made of them).
-func (r *runner) runTS(ctx context.Context, s *deploy.Step, id, path string, depth int) (walkResult, error) {
+func (r *runner) runTS(ctx context.Context, at deploy.StepAt) (walkResult, error) {
+	s, id, path, depth := at.Step, at.ID, at.Path, at.Depth
 	fail := func(err error) (walkResult, error) {
 		if ctx.Err() != nil {
 			return walkResult{}, fmt.Errorf("run stopped at %s: %w", path, ctx.Err())
@@ -670,5 +662,5 @@ func (r *runner) runTS(ctx context.Context, s *deploy.Step, id, path string, dep
 	}
 	r.chain = append(r.chain, ref)
 	defer func() { r.chain = r.chain[:len(r.chain)-1] }()
-	return r.group(ctx, s, id, path, depth, child.Steps, ref.String())
+	return r.group(ctx, at, child.Steps, ref.String())
 }

@@ -232,18 +232,33 @@ func TestAnonymousOptInStripsSecrets(t *testing.T) {
 		t.Fatalf("methods = %v", m.Methods)
 	}
 
-	// A Password option's value never reaches an anonymous session.
+	// A Password option's value never reaches an anonymous session: not
+	// at the top, not two groups deep, not stored under a step that is
+	// not a group (nothing runs it, but the document is sent whole).
 	const id = "31111111-2222-3333-4444-555555555555"
-	doc := `{"id":"` + id + `","name":"Admin","architecture":"Any","versions":[{"id":"v","taskSequenceId":"` + id + `","versionNo":1,"status":"Active","steps":[
-	 {"id":"s1","name":"Enable admin","isGroup":false,"typeId":"00000001-0000-0000-0000-000000000108","settings":{"AdminPassword":"Sup3r-Secret-Value"},"contentItems":{},"enabled":true,"continueOnError":false,"condition":null}]}]}`
+	admin := func(id, secret, members string) string {
+		return `{"id":"` + id + `","name":"Enable admin","isGroup":false,"typeId":"00000001-0000-0000-0000-000000000108","settings":{"AdminPassword":"` + secret +
+			`"},"contentItems":{},"enabled":true,"continueOnError":false,"condition":null,"groupMembers":[` + members + `]}`
+	}
+	group := func(id, members string) string {
+		return `{"id":"` + id + `","name":"G","isGroup":true,"enabled":true,"groupMembers":[` + members + `]}`
+	}
+	doc := `{"id":"` + id + `","name":"Admin","architecture":"Any","versions":[{"id":"v","taskSequenceId":"` + id + `","versionNo":1,"status":"Active","steps":[` +
+		admin("s1", "Sup3r-Secret-Value", "") + `,` + group("g1", group("g2", admin("s2", "Nested-Secret-Value", ""))) + `,` +
+		admin("s3", "Holder-Secret-Value", admin("s4", "Hidden-Secret-Value", "")) + `]}]}`
 	if resp := ts.do(t, "POST", "/admin/v1/tasksequences/import", strings.NewReader(doc), nil); resp.StatusCode != 201 {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("import: %d %s", resp.StatusCode, b)
 	}
 	resp := ts.machine(t, "GET", "/v1/tasksequences/"+id+"/versions/1", tok.Token, nil, nil)
 	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || strings.Contains(string(b), "Sup3r-Secret-Value") || !strings.Contains(string(b), "AdminPassword") {
+	if resp.StatusCode != 200 || strings.Count(string(b), "AdminPassword") != 4 {
 		t.Fatalf("anonymous session got %d %s", resp.StatusCode, b)
+	}
+	for _, secret := range []string{"Sup3r", "Nested", "Holder", "Hidden"} {
+		if strings.Contains(string(b), secret+"-Secret-Value") {
+			t.Errorf("anonymous session got the %s secret: %s", secret, b)
+		}
 	}
 }
 
@@ -256,9 +271,14 @@ func TestMachineContentScopeAndRunReporting(t *testing.T) {
 	other := createItem(t, ts, deploy.ContentFile, deploy.PurposeApplication)
 	upload(t, ts, app.ID, strings.NewReader("app bytes"), `{"installationCommandLine":"true"}`)
 	upload(t, ts, other.ID, strings.NewReader("secret image"), "")
+	// The scope reaches into groups: deep is referenced two groups down.
+	deep := createItem(t, ts, deploy.ContentFile, deploy.PurposeApplication)
+	upload(t, ts, deep.ID, strings.NewReader("deep bytes"), `{"installationCommandLine":"true"}`)
 
 	doc := fmt.Sprintf(`{"id":"11111111-2222-3333-4444-555555555555","name":"Apps","architecture":"Any","versions":[{"id":"v1","taskSequenceId":"11111111-2222-3333-4444-555555555555","versionNo":1,"status":"Active","steps":[
-	 {"id":"s1","name":"Install app","isGroup":false,"typeId":"00000001-0000-0000-0000-00000000000b","settings":{},"contentItems":{"Application":"%s:1"},"enabled":true,"continueOnError":false,"condition":null}]}]}`, app.ID)
+	 {"id":"s1","name":"Install app","isGroup":false,"typeId":"00000001-0000-0000-0000-00000000000b","settings":{},"contentItems":{"Application":"%s:1"},"enabled":true,"continueOnError":false,"condition":null},
+	 {"id":"g1","name":"G1","isGroup":true,"enabled":true,"groupMembers":[{"id":"g2","name":"G2","isGroup":true,"enabled":true,"groupMembers":[
+	  {"id":"s2","name":"Install deep","isGroup":false,"typeId":"00000001-0000-0000-0000-00000000000b","settings":{},"contentItems":{"Application":"%s:1"},"enabled":true,"continueOnError":false,"condition":null}]}]}]}]}`, app.ID, deep.ID)
 	if resp := ts.do(t, "POST", "/admin/v1/tasksequences/import", strings.NewReader(doc), nil); resp.StatusCode != 201 {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("import: %d %s", resp.StatusCode, b)
@@ -276,6 +296,10 @@ func TestMachineContentScopeAndRunReporting(t *testing.T) {
 	r := ts.machine(t, "GET", "/v1/content/"+app.ID+"/1/data", tok, nil, nil)
 	if b, _ := io.ReadAll(r.Body); r.StatusCode != 200 || string(b) != "app bytes" {
 		t.Fatalf("referenced content: %d %q", r.StatusCode, b)
+	}
+	r = ts.machine(t, "GET", "/v1/content/"+deep.ID+"/1/data", tok, nil, nil)
+	if b, _ := io.ReadAll(r.Body); r.StatusCode != 200 || string(b) != "deep bytes" {
+		t.Fatalf("content referenced two groups down: %d %q", r.StatusCode, b)
 	}
 	outside := ts.machine(t, "GET", "/v1/content/"+other.ID+"/1/data", tok, nil, nil)
 	unknown := ts.machine(t, "GET", "/v1/content/99999999-0000-0000-0000-000000000000/1/data", tok, nil, nil)
@@ -334,8 +358,10 @@ func TestCaptureOnlyIntoTheTargetOfACaptureStep(t *testing.T) {
 	target := createItem(t, ts, deploy.ContentFile, deploy.PurposeOperatingSystem)
 	other := createItem(t, ts, deploy.ContentFile, deploy.PurposeOperatingSystem)
 	const id = "41111111-2222-3333-4444-555555555555"
+	// The capture step sits in a group, as in the capture template.
 	doc := `{"id":"` + id + `","name":"Capture","architecture":"Any","versions":[{"id":"v","taskSequenceId":"` + id + `","versionNo":1,"status":"Active","steps":[
-	 {"id":"s1","name":"Capture","isGroup":false,"typeId":"00000001-0000-0000-0000-000000000106","settings":{"TargetContentItem":"` + target.ID + `"},"contentItems":{},"enabled":true,"continueOnError":false,"condition":null}]}]}`
+	 {"id":"g1","name":"Capture the disk","isGroup":true,"enabled":true,"groupMembers":[
+	 {"id":"s1","name":"Capture","isGroup":false,"typeId":"00000001-0000-0000-0000-000000000106","settings":{"TargetContentItem":"` + target.ID + `"},"contentItems":{},"enabled":true,"continueOnError":false,"condition":null}]}]}]}`
 	if resp := ts.do(t, "POST", "/admin/v1/tasksequences/import", strings.NewReader(doc), nil); resp.StatusCode != 201 {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("import: %d %s", resp.StatusCode, b)

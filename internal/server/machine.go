@@ -118,11 +118,11 @@ func (s *Server) pathTSVersion(r *http.Request) (*deploy.TaskSequence, *deploy.T
 }
 
 // stripSecrets blanks the values of Password options: secret variables
-// never reach an anonymous session.
+// never reach an anonymous session. Every stored step is visited, run or
+// not, since the whole document is sent.
 func (s *Server) stripSecrets(ctx context.Context, steps []deploy.Step) {
-	for i := range steps {
-		st := &steps[i]
-		s.stripSecrets(ctx, st.GroupMembers)
+	for at := range deploy.AllSteps(steps) {
+		st := at.Step
 		if st.TypeID == nil {
 			continue
 		}
@@ -199,10 +199,8 @@ func (s *Server) scope(ctx context.Context, sess *deploy.Session) (*sessionScope
 		}
 	}
 	walk = func(steps []deploy.Step) error {
-		for _, st := range steps {
-			if err := walk(st.GroupMembers); err != nil {
-				return err
-			}
+		for at := range deploy.AllSteps(steps) {
+			st := at.Step
 			for _, val := range st.ContentItems {
 				for _, ref := range deploy.ContentList(val) {
 					addContent(ref)
@@ -379,10 +377,9 @@ func (s *Server) machineCapture(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	allowed := false
-	var find func(steps []deploy.Step)
-	find = func(steps []deploy.Step) {
-		for _, st := range steps {
-			find(st.GroupMembers)
+	for i := range ts.Versions {
+		for at := range deploy.AllSteps(ts.Versions[i].Steps) {
+			st := at.Step
 			if st.TypeID == nil || !strings.EqualFold(*st.TypeID, stepdefs.TypeCaptureImage) {
 				continue
 			}
@@ -392,9 +389,6 @@ func (s *Server) machineCapture(w http.ResponseWriter, r *http.Request) error {
 				}
 			}
 		}
-	}
-	for i := range ts.Versions {
-		find(ts.Versions[i].Steps)
 	}
 	if !allowed {
 		return notFound

@@ -118,10 +118,9 @@ func (c *checker) findCycle(chain []tsNode, steps []deploy.Step, done map[tsNode
 }
 
 func collectChildren(steps []deploy.Step, refs *[]deploy.Ref) {
-	for i := range steps {
-		s := &steps[i]
+	for at := range deploy.Steps(steps) {
+		s := at.Step
 		if s.IsGroup {
-			collectChildren(s.GroupMembers, refs)
 			continue
 		}
 		if !strings.EqualFold(deploy.Str(s.TypeID), stepdefs.TypeRunTaskSequence) {

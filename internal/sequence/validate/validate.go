@@ -118,21 +118,17 @@ func TaskSequence(ctx context.Context, ts *deploy.TaskSequence, r Resolver) (Res
 				v.VersionNo, v.Status, ts.ID, v.VersionNo)
 		}
 		ids := map[string]bool{}
-		if err := c.steps(v.Steps, "", false, ids); err != nil {
+		if err := c.steps(v.Steps, ids); err != nil {
 			return Result{}, err
 		}
 	}
 	return c.res, nil
 }
 
-func (c *checker) steps(steps []deploy.Step, parent string, off bool, ids map[string]bool) error {
-	for i := range steps {
-		s := &steps[i]
-		c.off = off || !s.Enabled
-		path := s.Name
-		if parent != "" {
-			path = parent + "/" + s.Name
-		}
+func (c *checker) steps(steps []deploy.Step, ids map[string]bool) error {
+	for at := range deploy.Steps(steps) {
+		s, path := at.Step, at.Path
+		c.off = at.Disabled
 		if strings.TrimSpace(s.Name) == "" {
 			c.errorf(path, "name", "is empty")
 		}
@@ -145,9 +141,6 @@ func (c *checker) steps(steps []deploy.Step, parent string, off bool, ids map[st
 		ids[strings.ToLower(s.ID)] = true
 		c.condition(path, s)
 		if s.IsGroup {
-			if err := c.steps(s.GroupMembers, path, c.off, ids); err != nil {
-				return err
-			}
 			continue
 		}
 		if err := c.step(path, s); err != nil {

@@ -150,37 +150,28 @@ func (c *Console) editorData(r *http.Request, ts *deploy.TaskSequence, v *deploy
 		}
 	}
 	defs := c.defFinder(r)
-	var build func(steps []deploy.Step, parent string, inGroup bool) []*stepNode
-	build = func(steps []deploy.Step, parent string, inGroup bool) []*stepNode {
-		out := make([]*stepNode, 0, len(steps))
-		for i := range steps {
-			st := &steps[i]
-			n := &stepNode{Ctx: ev.Ctx, Step: st, Path: joinPath(parent, st.Name), First: i == 0, Last: i == len(steps)-1,
-				CanIndent: i > 0 && steps[i-1].IsGroup, InGroup: inGroup, Selected: strings.EqualFold(st.ID, selected)}
-			if cond, err := sequence.ParseCondition(deploy.Str(st.Condition)); err == nil {
-				n.Cond = cond.String()
-			} else {
-				n.Cond = "(unreadable condition)"
-			}
-			if p := byStep[n.Path]; p != nil {
-				n.Errors, n.Warnings = p[0], p[1]
-			}
-			if st.IsGroup {
-				n.TypeName = "Group"
-				n.Children = build(st.GroupMembers, n.Path, true)
-			} else if d, _ := defs(deploy.Str(st.TypeID)); d != nil {
-				n.TypeName = d.Name
-			} else {
-				n.TypeName = "unknown step type " + deploy.Str(st.TypeID)
-			}
-			if n.Selected {
-				ev.Selected = n
-			}
-			out = append(out, n)
+	ev.Nodes = stepTree(v, func(n *stepNode) {
+		st := n.Step
+		n.Ctx, n.Selected = ev.Ctx, strings.EqualFold(st.ID, selected)
+		if cond, err := sequence.ParseCondition(deploy.Str(st.Condition)); err == nil {
+			n.Cond = cond.String()
+		} else {
+			n.Cond = "(unreadable condition)"
 		}
-		return out
-	}
-	ev.Nodes = build(v.Steps, "", false)
+		if p := byStep[n.Path]; p != nil {
+			n.Errors, n.Warnings = p[0], p[1]
+		}
+		if st.IsGroup {
+			n.TypeName = "Group"
+		} else if d, _ := defs(deploy.Str(st.TypeID)); d != nil {
+			n.TypeName = d.Name
+		} else {
+			n.TypeName = "unknown step type " + deploy.Str(st.TypeID)
+		}
+		if n.Selected {
+			ev.Selected = n
+		}
+	})
 	if ev.Selected != nil {
 		f, err := c.stepForm(r, ev.Selected, defs, cf)
 		if err != nil {
@@ -203,11 +194,34 @@ func (c *Console) editorData(r *http.Request, ts *deploy.TaskSequence, v *deploy
 	return ev, nil
 }
 
-func joinPath(parent, name string) string {
-	if parent == "" {
-		return name
+// stepTree is the tree as drawn, built from deploy.Steps: each node
+// under the node of its group, with its path and its place among its
+// siblings set; fill sets the rest.
+func stepTree(v *deploy.TSVersion, fill func(*stepNode)) []*stepNode {
+	var top []*stepNode
+	// open[d] is the node of the group whose members are at depth d+1.
+	var open []*stepNode
+	for at := range deploy.Steps(v.Steps) {
+		i, steps := at.Index, *siblings(v, at)
+		n := &stepNode{Step: at.Step, Path: at.Path, First: i == 0, Last: i == len(steps)-1,
+			CanIndent: i > 0 && steps[i-1].IsGroup, InGroup: at.Parent != nil}
+		fill(n)
+		if at.Depth == 0 {
+			top = append(top, n)
+		} else {
+			open[at.Depth-1].Children = append(open[at.Depth-1].Children, n)
+		}
+		open = append(open[:at.Depth], n)
 	}
-	return parent + "/" + name
+	return top
+}
+
+// siblings is the slice of v that holds the step at at.
+func siblings(v *deploy.TSVersion, at deploy.StepAt) *[]deploy.Step {
+	if at.Parent == nil {
+		return &v.Steps
+	}
+	return &at.Parent.Step.GroupMembers
 }
 
 // allStepDefs is every step definition a step can be made of: the
@@ -365,32 +379,24 @@ type place struct {
 
 func (p place) step() *deploy.Step { return &(*p.list)[p.index] }
 
-func find(list *[]deploy.Step, id string, at place) (place, bool) {
-	for i := range *list {
-		s := &(*list)[i]
-		if strings.EqualFold(s.ID, id) {
-			at.list, at.index = list, i
-			return at, true
-		}
-		if s.IsGroup {
-			in := place{parent: s, outer: list, outerIndex: i, grand: at.parent}
-			if p, ok := find(&s.GroupMembers, id, in); ok {
-				return p, true
-			}
-		}
-	}
-	return place{}, false
-}
-
 func locate(v *deploy.TSVersion, id string) (place, error) {
 	if id == "" {
 		return place{}, deploy.Errorf(deploy.KindInvalid, "no step chosen")
 	}
-	p, ok := find(&v.Steps, id, place{})
-	if !ok {
-		return place{}, deploy.Errorf(deploy.KindNotFound, "version %d has no step %s (removed meanwhile?)", v.VersionNo, id)
+	for at := range deploy.Steps(v.Steps) {
+		if !strings.EqualFold(at.Step.ID, id) {
+			continue
+		}
+		p := place{list: siblings(v, at), index: at.Index}
+		if g := at.Parent; g != nil {
+			p.parent, p.outer, p.outerIndex = g.Step, siblings(v, *g), g.Index
+			if g.Parent != nil {
+				p.grand = g.Parent.Step
+			}
+		}
+		return p, nil
 	}
-	return p, nil
+	return place{}, deploy.Errorf(deploy.KindNotFound, "version %d has no step %s (removed meanwhile?)", v.VersionNo, id)
 }
 
 // setParent fixes a moved step's links: groupId names its group, and only
@@ -466,9 +472,9 @@ func treeOp(v *deploy.TSVersion, id, op string) (string, error) {
 }
 
 func countSteps(steps []deploy.Step) int {
-	n := len(steps)
-	for _, s := range steps {
-		n += countSteps(s.GroupMembers)
+	n := 0
+	for range deploy.AllSteps(steps) {
+		n++
 	}
 	return n
 }

@@ -298,16 +298,12 @@ type contentRow struct {
 // ("ID:version") point at item id.
 func usedBy(seqs []*deploy.TaskSequence, id string) []string {
 	var out []string
-	var uses func([]deploy.Step) bool
-	uses = func(steps []deploy.Step) bool {
-		for _, st := range steps {
-			for _, ref := range st.ContentItems {
+	uses := func(steps []deploy.Step) bool {
+		for at := range deploy.AllSteps(steps) {
+			for _, ref := range at.Step.ContentItems {
 				if strings.EqualFold(ref, id) || strings.HasPrefix(strings.ToLower(ref), strings.ToLower(id)+":") {
 					return true
 				}
-			}
-			if uses(st.GroupMembers) {
-				return true
 			}
 		}
 		return false

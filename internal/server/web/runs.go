@@ -97,7 +97,7 @@ func (c *Console) row(run *deploy.Run, ts *deploy.TaskSequence) runRow {
 	if ts != nil {
 		row.Sequence = ts.Name
 		if v, ok := ts.Version(run.VersionNo); ok {
-			leafPaths("", v.Steps, leaves)
+			leafPaths(v.Steps, leaves)
 		}
 	}
 	row.Total = len(leaves)
@@ -124,17 +124,11 @@ func (c *Console) row(run *deploy.Run, ts *deploy.TaskSequence) runRow {
 
 // leafPaths adds the path ("Group/Sub/Step", as the agent reports it) of
 // every step that is not a group.
-func leafPaths(prefix string, steps []deploy.Step, out map[string]bool) {
-	for _, st := range steps {
-		p := st.Name
-		if prefix != "" {
-			p = prefix + "/" + st.Name
+func leafPaths(steps []deploy.Step, out map[string]bool) {
+	for at := range deploy.Steps(steps) {
+		if !at.Step.IsGroup {
+			out[at.Path] = true
 		}
-		if st.IsGroup {
-			leafPaths(p, st.GroupMembers, out)
-			continue
-		}
-		out[p] = true
 	}
 }
 
@@ -148,21 +142,15 @@ type runData struct {
 }
 
 // conditions maps each step path with a condition to its readable form.
-func conditions(prefix string, steps []deploy.Step, out map[string]string) {
-	for _, st := range steps {
-		p := st.Name
-		if prefix != "" {
-			p = prefix + "/" + st.Name
-		}
+func conditions(steps []deploy.Step, out map[string]string) {
+	for at := range deploy.Steps(steps) {
+		st, p := at.Step, at.Path
 		if st.Condition != nil && strings.TrimSpace(*st.Condition) != "" {
 			if c, err := sequence.ParseCondition(*st.Condition); err == nil && c != nil {
 				out[p] = c.String()
 			} else {
 				out[p] = *st.Condition
 			}
-		}
-		if st.IsGroup {
-			conditions(p, st.GroupMembers, out)
 		}
 	}
 }
@@ -176,7 +164,7 @@ func (c *Console) runData(r *http.Request, id string) (runData, error) {
 	d := runData{Run: run, Row: c.row(run, ts), Conditions: map[string]string{}}
 	if ts != nil {
 		if v, ok := ts.Version(run.VersionNo); ok {
-			conditions("", v.Steps, d.Conditions)
+			conditions(v.Steps, d.Conditions)
 		}
 	}
 	if _, err := c.adminJSON(r, http.MethodGet, "/admin/v1/runs/"+url.PathEscape(run.ID)+"/logs", nil, &d.Logs); err != nil {

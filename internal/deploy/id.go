@@ -177,14 +177,20 @@ func (c *ContentItem) NormalizeIDs() error {
 		return err
 	}
 	for i := range c.Versions {
-		v := &c.Versions[i]
-		v.ID = CanonicalID(v.ID)
-		v.ContentItemID = CanonicalID(v.ContentItemID)
-		for j, d := range v.InstallationDependencies {
-			v.InstallationDependencies[j] = canonicalRef(d)
-		}
+		c.Versions[i].NormalizeIDs()
 	}
 	return nil
+}
+
+// NormalizeIDs puts the version's id, contentItemId and the references in
+// its installationDependencies in canonical form: for a version added on
+// its own to a stored item.
+func (v *ContentVersion) NormalizeIDs() {
+	v.ID = CanonicalID(v.ID)
+	v.ContentItemID = CanonicalID(v.ContentItemID)
+	for j, d := range v.InstallationDependencies {
+		v.InstallationDependencies[j] = canonicalRef(d)
+	}
 }
 
 // NormalizeIDs puts the step definition's id (a GUID when set) and its

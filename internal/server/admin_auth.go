@@ -143,7 +143,11 @@ func (s *Server) adminRevokeSessions(w http.ResponseWriter, r *http.Request) err
 	details := map[string]string{}
 	switch dev := strings.TrimSpace(q.Get("device")); {
 	case dev != "" && q.Get("all") == "":
-		f.DeviceID = strings.ToLower(dev)
+		id, err := deploy.ParseDeviceID(dev)
+		if err != nil {
+			return err
+		}
+		f.DeviceID = id
 		details["device"] = f.DeviceID
 	case dev == "" && q.Get("all") == "1":
 		details["scope"] = "all"

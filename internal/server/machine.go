@@ -94,7 +94,7 @@ func (s *Server) machineGetTS(w http.ResponseWriter, r *http.Request) error {
 // errNoTS is the one answer for a sequence version a session may not have:
 // unknown, out of its scope, or not Active.
 func errNoTS(r *http.Request) error {
-	return deploy.Errorf(deploy.KindNotFound, "task sequence %s version %s not found", strings.ToLower(r.PathValue("id")), r.PathValue("no"))
+	return deploy.Errorf(deploy.KindNotFound, "task sequence %s version %s not found", deploy.CanonicalID(r.PathValue("id")), r.PathValue("no"))
 }
 
 // pathTSVersion resolves {id}/{no}. Callers check scope and status: only
@@ -104,7 +104,11 @@ func (s *Server) pathTSVersion(r *http.Request) (*deploy.TaskSequence, *deploy.T
 	if err != nil || no < 1 {
 		return nil, nil, deploy.Errorf(deploy.KindInvalid, "version %q is not a positive number", r.PathValue("no"))
 	}
-	ts, err := s.store.TaskSequence(r.Context(), strings.ToLower(r.PathValue("id")))
+	id, err := pathID(r, "task sequence")
+	if err != nil {
+		return nil, nil, err
+	}
+	ts, err := s.store.TaskSequence(r.Context(), id)
 	if deploy.IsNotFound(err) {
 		return nil, nil, errNoTS(r)
 	} else if err != nil {
@@ -151,7 +155,11 @@ func (s *Server) stripSecrets(ctx context.Context, steps []deploy.Step) {
 }
 
 func (s *Server) machineGetStepDef(w http.ResponseWriter, r *http.Request) error {
-	d, err := resolver{s.store}.StepDefinition(r.Context(), r.PathValue("id"))
+	id, err := pathID(r, "step definition")
+	if err != nil {
+		return err
+	}
+	d, err := resolver{s.store}.StepDefinition(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -295,7 +303,10 @@ func (s *Server) scope(ctx context.Context, sess *deploy.Session) (*sessionScope
 func (s *Server) scopedVersion(r *http.Request) (*deploy.ContentItem, *deploy.ContentVersion, error) {
 	ctx := r.Context()
 	no, _ := strconv.Atoi(r.PathValue("no"))
-	id := strings.ToLower(r.PathValue("id"))
+	id, err := pathID(r, "content item")
+	if err != nil {
+		return nil, nil, err
+	}
 	notFound := deploy.Errorf(deploy.KindNotFound, "content %s:%s not found", id, r.PathValue("no"))
 	sc, err := s.scope(ctx, sessionFrom(ctx))
 	if err != nil {
@@ -369,7 +380,10 @@ func (s *Server) machineContentFile(w http.ResponseWriter, r *http.Request) erro
 func (s *Server) machineCapture(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	sess := sessionFrom(ctx)
-	id := strings.ToLower(r.PathValue("id"))
+	id, err := pathID(r, "content item")
+	if err != nil {
+		return err
+	}
 	notFound := deploy.Errorf(deploy.KindNotFound, "content item %s not found", id)
 	if sess.TaskSequenceID == "" {
 		return notFound

@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/imprint-osd/imprint/internal/deploy"
@@ -63,7 +62,11 @@ func (c *Console) devicesPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) devicePage(w http.ResponseWriter, r *http.Request) {
-	id := strings.ToLower(r.PathValue("id"))
+	id, err := pathDeviceID(r)
+	if err != nil {
+		c.fail(w, r, statusOf(err), err)
+		return
+	}
 	var d deviceView
 	if code, err := c.adminJSON(r, http.MethodGet, "/admin/v1/devices/"+url.PathEscape(id), nil, &d); err != nil {
 		c.fail(w, r, code, err)
@@ -84,7 +87,11 @@ func (c *Console) devicePage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) deviceNextBoot(w http.ResponseWriter, r *http.Request) {
-	id := strings.ToLower(r.PathValue("id"))
+	id, err := pathDeviceID(r)
+	if err != nil {
+		c.fail(w, r, statusOf(err), err)
+		return
+	}
 	nb := r.PostFormValue("nextBoot")
 	if code, err := c.adminJSON(r, http.MethodPut, "/admin/v1/devices/"+url.PathEscape(id)+"/nextboot", map[string]string{"nextBoot": nb}, nil); err != nil {
 		c.fail(w, r, code, fmt.Errorf("next boot: %w", err))
@@ -99,7 +106,11 @@ func (c *Console) deviceNextBoot(w http.ResponseWriter, r *http.Request) {
 
 // runCancel ends a run as canceled (its agent is refused from then on).
 func (c *Console) runCancel(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
+	id, err := pathID(r, "run")
+	if err != nil {
+		c.fail(w, r, statusOf(err), err)
+		return
+	}
 	if code, err := c.adminJSON(r, http.MethodPost, "/admin/v1/runs/"+url.PathEscape(id)+"/cancel", nil, nil); err != nil {
 		c.fail(w, r, code, fmt.Errorf("cancel run: %w", err))
 		return

@@ -72,7 +72,11 @@ func (c *Console) version(r *http.Request) (*deploy.TaskSequence, *deploy.TSVers
 	if err != nil {
 		return nil, nil, deploy.Errorf(deploy.KindInvalid, "version %q is not a number", r.PathValue("no"))
 	}
-	ts, err := c.d.Store.TaskSequence(r.Context(), strings.ToLower(r.PathValue("id")))
+	id, err := pathID(r, "task sequence")
+	if err != nil {
+		return nil, nil, err
+	}
+	ts, err := c.d.Store.TaskSequence(r.Context(), id)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -26,6 +26,15 @@ func CanonicalID(s string) string {
 	return strings.ToLower(s)
 }
 
+// SameID reports whether a and b are one id: equal in canonical form.
+// For comparing an id the server holds canonical with one read from a
+// stored document, which may predate normalisation on entry (an
+// upper-case typeId in a sequence imported before, say); ids both taken
+// from the edge compare with ==.
+func SameID(a, b string) bool {
+	return CanonicalID(a) == CanonicalID(b)
+}
+
 // IsGUID reports whether s is a GUID in canonical form: lowercase
 // 8-4-4-4-12 hex digits.
 func IsGUID(s string) bool {
@@ -79,10 +88,10 @@ func ParseDeviceID(s string) (string, error) {
 	return "", Errorf(KindInvalid, "device id %q is not a UUID such as 4c4c4544-0042-3010-8052-b4c04f4e4432 or a MAC key such as mac-52-54-00-12-34-56", s)
 }
 
-// canonicalRef puts the id part of a "guid:version" reference in
+// CanonicalRef puts the id part of a "guid:version" reference in
 // canonical form and leaves the version (and a value that is not such a
 // reference, such as "" for an unset option) as it is.
-func canonicalRef(s string) string {
+func CanonicalRef(s string) string {
 	id, no, ok := strings.Cut(s, ":")
 	if !ok {
 		return canonicalGUID(s)
@@ -158,11 +167,11 @@ func normalizeSteps(steps []Step) {
 		canonicalPtr(s.TypeID)
 		canonicalPtr(s.StepDefinitionVersionID)
 		for k, v := range s.ContentItems {
-			s.ContentItems[k] = canonicalRef(v)
+			s.ContentItems[k] = CanonicalRef(v)
 		}
 		for k, v := range s.Settings {
 			if isIDSetting(k) {
-				s.Settings[k] = canonicalRef(v)
+				s.Settings[k] = CanonicalRef(v)
 			}
 		}
 		normalizeSteps(s.GroupMembers)
@@ -189,7 +198,7 @@ func (v *ContentVersion) NormalizeIDs() {
 	v.ID = CanonicalID(v.ID)
 	v.ContentItemID = CanonicalID(v.ContentItemID)
 	for j, d := range v.InstallationDependencies {
-		v.InstallationDependencies[j] = canonicalRef(d)
+		v.InstallationDependencies[j] = CanonicalRef(d)
 	}
 }
 

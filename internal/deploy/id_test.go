@@ -66,6 +66,42 @@ func TestCanonicalIDKeepsNonGUIDs(t *testing.T) {
 	}
 }
 
+func TestSameID(t *testing.T) {
+	tests := map[string]struct {
+		a, b string
+		want bool
+	}{
+		"equal":                  {guid, guid, true},
+		"upper case":             {"8770D276-96EE-4C2B-B8C4-38D4AD54670C", guid, true},
+		"braces and space":       {" {8770D276-96EE-4C2B-B8C4-38D4AD54670C} ", guid, true},
+		"built-in typeId":        {"00000001-0000-0000-0000-00000000000B", "00000001-0000-0000-0000-00000000000b", true},
+		"step ids, not GUIDs":    {"Step-1", "step-1", true},
+		"other id":               {guid, "8770d276-96ee-4c2b-b8c4-38d4ad54670d", false},
+		"reference is not an id": {guid + ":1", guid, false},
+		"empty and an id":        {"", guid, false},
+	}
+	for name, tt := range tests {
+		if got := deploy.SameID(tt.a, tt.b); got != tt.want {
+			t.Errorf("%s: SameID(%q, %q) = %v, want %v", name, tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+func TestCanonicalRef(t *testing.T) {
+	for in, want := range map[string]string{
+		"{8770D276-96EE-4C2B-B8C4-38D4AD54670C}:2": guid + ":2",
+		"8770D276-96EE-4C2B-B8C4-38D4AD54670C":     guid,
+		guid + ": 3":                               guid + ":3",
+		"":                                         "",
+		"Not-A-Guid:1":                             "Not-A-Guid:1", // kept: not a reference to canonicalise
+		"Some Text":                                "Some Text",
+	} {
+		if got := deploy.CanonicalRef(in); got != want {
+			t.Errorf("CanonicalRef(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestParseDeviceID(t *testing.T) {
 	const u = "4c4c4544-0042-3010-8052-b4c04f4e4432"
 	tests := map[string]struct {

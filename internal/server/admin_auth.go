@@ -120,7 +120,10 @@ func (s *Server) adminSessions(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) adminRevokeSession(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("id")
+	id, err := pathID(r, "session")
+	if err != nil {
+		return err
+	}
 	n, err := s.store.RevokeSessions(r.Context(), deploy.SessionFilter{ID: id}, s.now())
 	if err != nil {
 		return err

@@ -72,10 +72,10 @@ func (s *Server) machineGetTS(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		if !sc.children[deploy.Ref{ID: ts.ID, VersionNo: v.VersionNo}] {
-			return errNoTS(r)
+			return errNoTS(ts.ID, r)
 		}
 	} else if v.Status != deploy.StatusActive {
-		return errNoTS(r)
+		return errNoTS(ts.ID, r)
 	}
 	if sess.TaskSequenceID == "" {
 		if err := s.sessions.Bind(ctx, sess, ts.ID); err != nil {
@@ -92,9 +92,10 @@ func (s *Server) machineGetTS(w http.ResponseWriter, r *http.Request) error {
 }
 
 // errNoTS is the one answer for a sequence version a session may not have:
-// unknown, out of its scope, or not Active.
-func errNoTS(r *http.Request) error {
-	return deploy.Errorf(deploy.KindNotFound, "task sequence %s version %s not found", deploy.CanonicalID(r.PathValue("id")), r.PathValue("no"))
+// unknown, out of its scope, or not Active. id is the path's, as pathID
+// read it.
+func errNoTS(id string, r *http.Request) error {
+	return deploy.Errorf(deploy.KindNotFound, "task sequence %s version %s not found", id, r.PathValue("no"))
 }
 
 // pathTSVersion resolves {id}/{no}. Callers check scope and status: only
@@ -110,13 +111,13 @@ func (s *Server) pathTSVersion(r *http.Request) (*deploy.TaskSequence, *deploy.T
 	}
 	ts, err := s.store.TaskSequence(r.Context(), id)
 	if deploy.IsNotFound(err) {
-		return nil, nil, errNoTS(r)
+		return nil, nil, errNoTS(id, r)
 	} else if err != nil {
 		return nil, nil, err
 	}
 	v, ok := ts.Version(no)
 	if !ok {
-		return nil, nil, errNoTS(r)
+		return nil, nil, errNoTS(id, r)
 	}
 	return ts, v, nil
 }
@@ -219,17 +220,18 @@ func (s *Server) scope(ctx context.Context, sess *deploy.Session) (*sessionScope
 			if st.TypeID == nil {
 				continue
 			}
-			if strings.EqualFold(*st.TypeID, stepdefs.TypeInjectDrivers) {
+			// Stored typeIds may predate normalisation on entry: SameID.
+			if deploy.SameID(*st.TypeID, stepdefs.TypeInjectDrivers) {
 				sc.drivers = true
 			}
-			if strings.EqualFold(*st.TypeID, stepdefs.TypeRunServerScript) {
+			if deploy.SameID(*st.TypeID, stepdefs.TypeRunServerScript) {
 				for k, v := range st.Settings {
 					if strings.EqualFold(k, "ScriptName") && strings.TrimSpace(v) != "" {
 						sc.scripts[strings.TrimSpace(v)] = true
 					}
 				}
 			}
-			if strings.EqualFold(*st.TypeID, deploy.TypeRunTaskSequence) {
+			if deploy.SameID(*st.TypeID, deploy.TypeRunTaskSequence) {
 				for k, v := range st.Settings {
 					if !strings.EqualFold(k, "childTaskSequenceId") {
 						continue
@@ -397,11 +399,11 @@ func (s *Server) machineCapture(w http.ResponseWriter, r *http.Request) error {
 	find = func(steps []deploy.Step) {
 		for _, st := range steps {
 			find(st.GroupMembers)
-			if st.TypeID == nil || !strings.EqualFold(*st.TypeID, stepdefs.TypeCaptureImage) {
+			if st.TypeID == nil || !deploy.SameID(*st.TypeID, stepdefs.TypeCaptureImage) {
 				continue
 			}
 			for k, v := range st.Settings {
-				if strings.EqualFold(k, "TargetContentItem") && strings.EqualFold(strings.TrimSpace(v), id) {
+				if strings.EqualFold(k, "TargetContentItem") && deploy.SameID(v, id) {
 					allowed = true
 				}
 			}

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/imprint-osd/imprint/internal/deploy"
+	"github.com/imprint-osd/imprint/internal/stepdefs"
 )
 
 // The forms DeployR and Windows tools write an id in: all upper case, in
@@ -119,6 +121,18 @@ func TestIDsMatchInAnyCaseAndBraces(t *testing.T) {
 		}
 	}
 
+	// The runs list filters by device and sequence written either way too.
+	for _, q := range []string{
+		"ts=" + url.QueryEscape("{"+up+"}"),
+		"device=" + url.QueryEscape("{"+strings.ToUpper(dev)+"}"),
+		"device=" + strings.ToUpper(dev) + "&ts=" + up,
+	} {
+		var runs []deploy.Run
+		if resp := ts.do(t, "GET", "/admin/v1/runs?"+q, nil, &runs); resp.StatusCode != 200 || len(runs) != 1 || runs[0].ID != run.ID {
+			t.Errorf("runs?%s: %d, %d runs, want the one run", q, resp.StatusCode, len(runs))
+		}
+	}
+
 	// Devices: by UUID in any case or braces, by mac- key or bare MAC.
 	for _, f := range idForms(dev) {
 		var got struct {
@@ -146,6 +160,9 @@ func TestIDsMatchInAnyCaseAndBraces(t *testing.T) {
 		{"GET", "/admin/v1/stepdefs/nope", "not a GUID"},
 		{"GET", "/admin/v1/runs/run-1", "not a GUID"},
 		{"GET", "/admin/v1/devices/dev-1", "device id"},
+		{"GET", "/admin/v1/runs?ts=nope", "not a GUID"},
+		{"GET", "/admin/v1/runs?device=dev-1", "device id"},
+		{"DELETE", "/admin/v1/sessions/nope", "not a GUID"},
 	} {
 		wantError(t, ts.do(t, c.method, c.path, nil, nil), 400, "invalid", c.msg)
 	}
@@ -160,6 +177,20 @@ func TestIDsMatchInAnyCaseAndBraces(t *testing.T) {
 		t.Fatalf("DELETE content %s: %d", strings.ToUpper(item.ID), resp.StatusCode)
 	}
 	wantError(t, ts.do(t, "GET", "/admin/v1/content/"+item.ID, nil, nil), 404, "not_found", "")
+
+	// Revoking the machine's session under its id in upper case and
+	// braces ends that session.
+	var sessions []deploy.Session
+	ts.do(t, "GET", "/admin/v1/sessions", nil, &sessions)
+	if len(sessions) != 1 {
+		t.Fatalf("sessions: %+v, want the machine's one", sessions)
+	}
+	if resp := ts.do(t, "DELETE", "/admin/v1/sessions/"+path("{"+strings.ToUpper(sessions[0].ID)+"}"), nil, nil); resp.StatusCode != 204 {
+		t.Fatalf("revoke session {%s}: %d", strings.ToUpper(sessions[0].ID), resp.StatusCode)
+	}
+	if resp := ts.machine(t, "GET", "/v1/tasksequences/"+tsID+"/versions/1", tok.Token, nil, nil); resp.StatusCode != 401 {
+		t.Errorf("machine call after its session was revoked: %d, want 401", resp.StatusCode)
+	}
 }
 
 // TestImportResolvesMixedCaseReferences: a sequence whose references to a
@@ -230,5 +261,39 @@ func TestImportResolvesMixedCaseReferences(t *testing.T) {
 	// The child, imported with an upper-case id, is stored under the canonical one.
 	if resp := ts.do(t, "GET", "/admin/v1/tasksequences/"+child, nil, nil); resp.StatusCode != 200 {
 		t.Errorf("child under its canonical id: %d", resp.StatusCode)
+	}
+}
+
+// TestLegacyStoredIDsStillMatch: a sequence stored before ids were
+// normalised on entry (here written straight to the store, as an older
+// import left it) may hold a typeId and a target in braces and upper case;
+// the machine API still recognises its Capture image step and lets the
+// machine capture into that target, named in any case.
+func TestLegacyStoredIDsStillMatch(t *testing.T) {
+	ts := startAuthServer(t)
+	ts.adminJSON(t, "PUT", "/admin/v1/passcode", map[string]string{"passcode": "Correct-Horse-Battery-42"}, nil)
+	target := createItem(t, ts, deploy.ContentFile, deploy.PurposeOperatingSystem)
+	const id = "61111111-2222-3333-4444-555555555555"
+	typeID := "{" + strings.ToUpper(stepdefs.TypeCaptureImage) + "}"
+	err := ts.Store().PutTaskSequence(context.Background(), &deploy.TaskSequence{ID: id, Name: "Old capture", Architecture: "Any",
+		Versions: []deploy.TSVersion{{ID: "v", TaskSequenceID: id, VersionNo: 1, Status: deploy.StatusActive, Steps: []deploy.Step{{
+			ID: "S1", Name: "Capture", TypeID: &typeID, Enabled: true,
+			Settings: map[string]string{"TargetContentItem": " {" + strings.ToUpper(target.ID) + "} "}, ContentItems: map[string]string{},
+		}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tok := login(t, ts, "Correct-Horse-Battery-42", "dev-legacy")
+	if resp := ts.machine(t, "GET", "/v1/tasksequences/"+id+"/versions/1", tok, nil, nil); resp.StatusCode != 200 {
+		t.Fatalf("machine GET the legacy sequence: %d", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("POST", ts.apiURL("/v1/content/"+strings.ToUpper(target.ID)+"/versions"), strings.NewReader("captured disk bytes"))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := ts.api.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 201 {
+		t.Fatalf("capture into the legacy step's target: %d %s", resp.StatusCode, b)
 	}
 }

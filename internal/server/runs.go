@@ -398,7 +398,23 @@ func uniqueName(dir, name string) string {
 
 func (s *Server) adminListRuns(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	f := deploy.RunFilter{DeviceID: q.Get("device"), TaskSequenceID: q.Get("ts"), State: deploy.RunState(q.Get("state")), Limit: 200}
+	f := deploy.RunFilter{State: deploy.RunState(q.Get("state")), Limit: 200}
+	// The filters' ids are read like path ids: in any case or braces, and
+	// a malformed one is refused rather than matching nothing.
+	if v := q.Get("device"); v != "" {
+		id, err := deploy.ParseDeviceID(v)
+		if err != nil {
+			return err
+		}
+		f.DeviceID = id
+	}
+	if v := q.Get("ts"); v != "" {
+		id, err := deploy.ParseID("task sequence", v)
+		if err != nil {
+			return err
+		}
+		f.TaskSequenceID = id
+	}
 	runs, err := s.store.Runs(r.Context(), f)
 	if err != nil {
 		return err

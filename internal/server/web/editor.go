@@ -160,7 +160,7 @@ func (c *Console) editorData(r *http.Request, ts *deploy.TaskSequence, v *deploy
 		for i := range steps {
 			st := &steps[i]
 			n := &stepNode{Ctx: ev.Ctx, Step: st, Path: joinPath(parent, st.Name), First: i == 0, Last: i == len(steps)-1,
-				CanIndent: i > 0 && steps[i-1].IsGroup, InGroup: inGroup, Selected: strings.EqualFold(st.ID, selected)}
+				CanIndent: i > 0 && steps[i-1].IsGroup, InGroup: inGroup, Selected: deploy.SameID(st.ID, selected)}
 			if cond, err := sequence.ParseCondition(deploy.Str(st.Condition)); err == nil {
 				n.Cond = cond.String()
 			} else {
@@ -230,7 +230,7 @@ func (c *Console) allStepDefs(r *http.Request) ([]*deploy.StepDefinition, error)
 func (c *Console) defFinder(r *http.Request) func(id string) (*deploy.StepDefinition, error) {
 	seen := map[string]*deploy.StepDefinition{}
 	return func(id string) (*deploy.StepDefinition, error) {
-		key := strings.ToLower(id)
+		key := deploy.CanonicalID(id) // a typeId as the document holds it
 		if d, ok := seen[key]; ok {
 			return d, nil
 		}
@@ -372,7 +372,7 @@ func (p place) step() *deploy.Step { return &(*p.list)[p.index] }
 func find(list *[]deploy.Step, id string, at place) (place, bool) {
 	for i := range *list {
 		s := &(*list)[i]
-		if strings.EqualFold(s.ID, id) {
+		if deploy.SameID(s.ID, id) {
 			at.list, at.index = list, i
 			return at, true
 		}

@@ -324,9 +324,11 @@ func usedBy(seqs []*deploy.TaskSequence, id string) []string {
 	var uses func([]deploy.Step) bool
 	uses = func(steps []deploy.Step) bool {
 		for _, st := range steps {
-			for _, ref := range st.ContentItems {
-				if strings.EqualFold(ref, id) || strings.HasPrefix(strings.ToLower(ref), strings.ToLower(id)+":") {
-					return true
+			for _, val := range st.ContentItems {
+				for _, ref := range deploy.ContentList(val) {
+					if r, err := deploy.ParseRef(ref); (err == nil && r.ID == id) || deploy.SameID(ref, id) {
+						return true
+					}
 				}
 			}
 			if uses(st.GroupMembers) {

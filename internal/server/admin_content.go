@@ -285,6 +285,7 @@ func (s *Server) patchContentVersion(w http.ResponseWriter, r *http.Request) err
 		return deploy.Errorf(deploy.KindInvalid, "patch: %v", err)
 	}
 	v.Source = src
+	v.NormalizeIDs() // installationDependencies enter here too
 	if !v.Status.Valid() {
 		return deploy.Errorf(deploy.KindInvalid, "status: %q is not In_Development, Active or Deprecated", v.Status)
 	}

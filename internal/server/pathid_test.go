@@ -297,3 +297,27 @@ func TestLegacyStoredIDsStillMatch(t *testing.T) {
 		t.Fatalf("capture into the legacy step's target: %d %s", resp.StatusCode, b)
 	}
 }
+
+// TestPatchedDependenciesStoredCanonical: installationDependencies set by
+// PATCH enter like those of an upload or an import, in canonical form.
+func TestPatchedDependenciesStoredCanonical(t *testing.T) {
+	ts := startServer(t, t.TempDir())
+	app := createItem(t, ts, deploy.ContentFile, deploy.PurposeApplication)
+	dep := createItem(t, ts, deploy.ContentFile, deploy.PurposeApplication)
+	for _, id := range []string{app.ID, dep.ID} {
+		if _, resp := upload(t, ts, id, strings.NewReader("bytes of "+id), ""); resp.StatusCode != 201 {
+			t.Fatalf("upload: %d", resp.StatusCode)
+		}
+	}
+	var v deploy.ContentVersion
+	body := `{"installationDependencies":["{` + strings.ToUpper(dep.ID) + `}:1"]}`
+	if resp := ts.do(t, "PATCH", "/admin/v1/content/"+strings.ToUpper(app.ID)+"/versions/1", strings.NewReader(body), &v); resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("PATCH: %d %s", resp.StatusCode, b)
+	}
+	var got deploy.ContentVersion
+	ts.do(t, "GET", "/admin/v1/content/"+app.ID+"/versions/1", nil, &got)
+	if len(got.InstallationDependencies) != 1 || got.InstallationDependencies[0] != dep.ID+":1" {
+		t.Errorf("stored dependencies %q, want [%s:1]", got.InstallationDependencies, dep.ID)
+	}
+}

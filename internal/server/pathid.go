@@ -11,7 +11,7 @@ import (
 // error (400 in the standard error shape) when it is not a GUID. Every
 // handler that looks up a task sequence, content item, step definition or
 // run by its path reads the id here and nowhere else; what names the kind
-// of id in the message. internal/server's ids_test.go holds handlers to it.
+// of id in the message. pathid_guard_test.go holds handlers to it.
 func pathID(r *http.Request, what string) (string, error) {
 	return deploy.ParseID(what, r.PathValue("id"))
 }

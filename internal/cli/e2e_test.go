@@ -353,9 +353,12 @@ func TestTaskSequenceValidateMalformed(t *testing.T) {
 	wantContains(t, "stdout", r.stdout, "Errors (", "Mystery")
 	wantContains(t, "stderr", r.stderr, "imprint: ts validate: "+unknown+": ")
 
-	r = imprint(t, dir, nil, "ts", "validate", "no-such-id-or-file")
-	if r.code != 1 || !strings.Contains(r.stderr, "neither a file nor a stored task sequence") {
-		t.Errorf("validate of nothing: exit %d, stderr %q", r.code, r.stderr)
+	// Neither a file nor an id (the server's 400), nor a stored id (404).
+	for _, arg := range []string{"no-such-id-or-file", "5d8f0c2e-1111-4222-8333-94445555ffff"} {
+		r = imprint(t, dir, nil, "ts", "validate", arg)
+		if r.code != 1 || !strings.Contains(r.stderr, "neither a file nor a stored task sequence") {
+			t.Errorf("validate of %s: exit %d, stderr %q", arg, r.code, r.stderr)
+		}
 	}
 }
 

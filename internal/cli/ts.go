@@ -269,7 +269,8 @@ func tsValidate(ctx context.Context, a *app, args []string) error {
 		// (documents are capped at 16 MiB).
 		var buf bytes.Buffer
 		if err := c.ExportTaskSequence(ctx, arg, &buf); err != nil {
-			if deploy.IsNotFound(err) && os.IsNotExist(statErr) {
+			// Unknown (404) or not an id at all (400, the server's id rule).
+			if (deploy.IsNotFound(err) || deploy.ErrorKind(err) == deploy.KindInvalid) && os.IsNotExist(statErr) {
 				return fmt.Errorf("ts validate: %s is neither a file nor a stored task sequence's id", arg)
 			}
 			return fmt.Errorf("ts validate: %w", err)

@@ -187,5 +187,5 @@ func ParseRef(s string) (Ref, error) {
 	if err != nil || n < 1 {
 		return Ref{}, Errorf(KindInvalid, "reference %q has no valid version number", s)
 	}
-	return Ref{ID: strings.ToLower(id), VersionNo: n}, nil
+	return Ref{ID: CanonicalID(id), VersionNo: n}, nil
 }

@@ -120,7 +120,10 @@ func (s *Server) adminSessions(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) adminRevokeSession(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("id")
+	id, err := pathID(r, "session")
+	if err != nil {
+		return err
+	}
 	n, err := s.store.RevokeSessions(r.Context(), deploy.SessionFilter{ID: id}, s.now())
 	if err != nil {
 		return err
@@ -143,7 +146,11 @@ func (s *Server) adminRevokeSessions(w http.ResponseWriter, r *http.Request) err
 	details := map[string]string{}
 	switch dev := strings.TrimSpace(q.Get("device")); {
 	case dev != "" && q.Get("all") == "":
-		f.DeviceID = strings.ToLower(dev)
+		id, err := deploy.ParseDeviceID(dev)
+		if err != nil {
+			return err
+		}
+		f.DeviceID = id
 		details["device"] = f.DeviceID
 	case dev == "" && q.Get("all") == "1":
 		details["scope"] = "all"

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 
 	"github.com/google/uuid"
 
@@ -32,6 +31,9 @@ func (s *Server) createContent(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, &c); err != nil {
 		return err
 	}
+	if err := c.NormalizeIDs(); err != nil {
+		return err
+	}
 	if err := checkItem(&c); err != nil {
 		return err
 	}
@@ -44,7 +46,6 @@ func (s *Server) createContent(w http.ResponseWriter, r *http.Request) error {
 		if c.ID == "" {
 			c.ID = uuid.NewString()
 		}
-		c.ID = strings.ToLower(c.ID)
 		c.VersionsCount = len(c.Versions)
 		if err := s.store.ImportContentItem(r.Context(), &c); err != nil {
 			return err
@@ -65,7 +66,11 @@ func (s *Server) createContent(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getContent(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.store.ContentItem(r.Context(), r.PathValue("id"))
+	id, err := pathID(r, "content item")
+	if err != nil {
+		return err
+	}
+	c, err := s.store.ContentItem(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -74,7 +79,11 @@ func (s *Server) getContent(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deleteContent(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.store.ContentItem(r.Context(), r.PathValue("id"))
+	id, err := pathID(r, "content item")
+	if err != nil {
+		return err
+	}
+	c, err := s.store.ContentItem(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -129,12 +138,17 @@ func versionMeta(r *http.Request) (deploy.ContentVersion, error) {
 			return v, deploy.Errorf(deploy.KindInvalid, "installationDependencies: %v", deploy.ErrorMessage(err))
 		}
 	}
+	v.NormalizeIDs()
 	return v, nil
 }
 
 func (s *Server) addContentVersion(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	item, err := s.store.ContentItem(ctx, r.PathValue("id"))
+	id, err := pathID(r, "content item")
+	if err != nil {
+		return err
+	}
+	item, err := s.store.ContentItem(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -208,7 +222,11 @@ func (s *Server) pathVersion(r *http.Request) (*deploy.ContentItem, *deploy.Cont
 	if err != nil || no < 1 {
 		return nil, nil, deploy.Errorf(deploy.KindInvalid, "version %q is not a positive number", r.PathValue("no"))
 	}
-	item, err := s.store.ContentItem(r.Context(), r.PathValue("id"))
+	id, err := pathID(r, "content item")
+	if err != nil {
+		return nil, nil, err
+	}
+	item, err := s.store.ContentItem(r.Context(), id)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -267,6 +285,7 @@ func (s *Server) patchContentVersion(w http.ResponseWriter, r *http.Request) err
 		return deploy.Errorf(deploy.KindInvalid, "patch: %v", err)
 	}
 	v.Source = src
+	v.NormalizeIDs() // installationDependencies enter here too
 	if !v.Status.Valid() {
 		return deploy.Errorf(deploy.KindInvalid, "status: %q is not In_Development, Active or Deprecated", v.Status)
 	}

@@ -50,7 +50,7 @@ func nextBoots(ctx context.Context, st deploy.Store) (map[string]string, error) 
 
 // nextBootOf is id's override in m, or NextBootAuto.
 func nextBootOf(m map[string]string, id string) string {
-	if v := m[strings.ToLower(id)]; v == NextBootDeploy || v == NextBootLocal {
+	if v := m[id]; v == NextBootDeploy || v == NextBootLocal {
 		return v
 	}
 	return NextBootAuto
@@ -74,7 +74,11 @@ func (s *Server) adminListDevices(w http.ResponseWriter, r *http.Request) error 
 }
 
 func (s *Server) adminGetDevice(w http.ResponseWriter, r *http.Request) error {
-	d, err := s.store.Device(r.Context(), strings.ToLower(r.PathValue("id")))
+	id, err := pathDeviceID(r)
+	if err != nil {
+		return err
+	}
+	d, err := s.store.Device(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -93,7 +97,11 @@ func (s *Server) adminSetNextBoot(w http.ResponseWriter, r *http.Request) error 
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	d, err := s.store.Device(r.Context(), strings.ToLower(r.PathValue("id")))
+	id, err := pathDeviceID(r)
+	if err != nil {
+		return err
+	}
+	d, err := s.store.Device(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -129,7 +137,11 @@ func (s *Server) adminSetNextBoot(w http.ResponseWriter, r *http.Request) error 
 // refuses a canceled run even from a later session of the device).
 func (s *Server) adminCancelRun(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	run, err := s.store.Run(ctx, r.PathValue("id"))
+	id, err := pathID(r, "run")
+	if err != nil {
+		return err
+	}
+	run, err := s.store.Run(ctx, id)
 	if err != nil {
 		return err
 	}

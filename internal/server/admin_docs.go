@@ -17,19 +17,23 @@ import (
 // code, everything else from the store.
 type resolver struct{ store deploy.Store }
 
+// The ids it is given are references inside documents: canonical in every
+// document imported or saved since ids were normalised on entry
+// (deploy.NormalizeIDs), but possibly not in one stored before, so they
+// go through deploy.CanonicalID once more.
 func (r resolver) StepDefinition(ctx context.Context, id string) (*deploy.StepDefinition, error) {
 	if d, ok := stepdefs.Builtin(id); ok {
 		return d, nil
 	}
-	return r.store.StepDefinition(ctx, strings.ToLower(id))
+	return r.store.StepDefinition(ctx, deploy.CanonicalID(id))
 }
 
 func (r resolver) ContentItem(ctx context.Context, id string) (*deploy.ContentItem, error) {
-	return r.store.ContentItem(ctx, strings.ToLower(id))
+	return r.store.ContentItem(ctx, deploy.CanonicalID(id))
 }
 
 func (r resolver) TaskSequence(ctx context.Context, id string) (*deploy.TaskSequence, error) {
-	return r.store.TaskSequence(ctx, strings.ToLower(id))
+	return r.store.TaskSequence(ctx, deploy.CanonicalID(id))
 }
 
 var _ validate.Resolver = resolver{}
@@ -45,7 +49,11 @@ func (s *Server) listStepDefs(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getStepDef(w http.ResponseWriter, r *http.Request) error {
-	d, err := resolver{s.store}.StepDefinition(r.Context(), r.PathValue("id"))
+	id, err := pathID(r, "step definition")
+	if err != nil {
+		return err
+	}
+	d, err := resolver{s.store}.StepDefinition(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -54,7 +62,10 @@ func (s *Server) getStepDef(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deleteStepDef(w http.ResponseWriter, r *http.Request) error {
-	id := strings.ToLower(r.PathValue("id"))
+	id, err := pathID(r, "step definition")
+	if err != nil {
+		return err
+	}
 	if _, ok := stepdefs.Builtin(id); ok {
 		return deploy.Errorf(deploy.KindConflict, "step definition %s is a built-in and cannot be removed", id)
 	}
@@ -78,7 +89,11 @@ func (s *Server) listTS(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getTS(w http.ResponseWriter, r *http.Request) error {
-	ts, err := s.store.TaskSequence(r.Context(), strings.ToLower(r.PathValue("id")))
+	id, err := pathID(r, "task sequence")
+	if err != nil {
+		return err
+	}
+	ts, err := s.store.TaskSequence(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -204,14 +219,19 @@ func (s *Server) putTS(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ts := *dec
-	id := strings.ToLower(r.PathValue("id"))
+	id, err := pathID(r, "task sequence")
+	if err != nil {
+		return err
+	}
+	if err := ts.NormalizeIDs(); err != nil {
+		return err
+	}
 	if ts.ID == "" {
 		ts.ID = id
 	}
-	if !strings.EqualFold(ts.ID, id) {
+	if ts.ID != id {
 		return deploy.Errorf(deploy.KindInvalid, "id: body has %s but the path has %s", ts.ID, id)
 	}
-	ts.ID = id
 	ts.LastModifiedDate = s.now().Unix()
 	warnings, err := s.saveTS(r.Context(), &ts)
 	if err != nil {
@@ -222,7 +242,11 @@ func (s *Server) putTS(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) exportTS(w http.ResponseWriter, r *http.Request) error {
-	ts, err := s.store.TaskSequence(r.Context(), strings.ToLower(r.PathValue("id")))
+	id, err := pathID(r, "task sequence")
+	if err != nil {
+		return err
+	}
+	ts, err := s.store.TaskSequence(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -232,7 +256,11 @@ func (s *Server) exportTS(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deleteTS(w http.ResponseWriter, r *http.Request) error {
-	if err := s.store.DeleteTaskSequence(r.Context(), strings.ToLower(r.PathValue("id"))); err != nil {
+	id, err := pathID(r, "task sequence")
+	if err != nil {
+		return err
+	}
+	if err := s.store.DeleteTaskSequence(r.Context(), id); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -45,7 +45,9 @@ func (s *Server) importTS(w http.ResponseWriter, r *http.Request) error {
 	if clone {
 		ts = deployrjson.CloneTaskSequence(ts)
 	}
-	ts.ID = strings.ToLower(ts.ID)
+	if err := ts.NormalizeIDs(); err != nil {
+		return err
+	}
 	ctx := r.Context()
 	s.imports.Lock()
 	defer s.imports.Unlock()
@@ -81,7 +83,9 @@ func (s *Server) importStepDef(w http.ResponseWriter, r *http.Request) error {
 	if clone {
 		d = deployrjson.CloneStepDefinition(d)
 	}
-	d.ID = strings.ToLower(d.ID)
+	if err := d.NormalizeIDs(); err != nil {
+		return err
+	}
 	if _, ok := stepdefs.Builtin(d.ID); ok || strings.HasPrefix(d.ID, "00000001-0000-0000-0000-") {
 		return deploy.Errorf(deploy.KindConflict, "step definition %s is in the built-in range and cannot be imported; import it with --clone to give it a new id", d.ID)
 	}
@@ -110,7 +114,11 @@ func (s *Server) importStepDef(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) exportStepDef(w http.ResponseWriter, r *http.Request) error {
-	d, err := resolver{s.store}.StepDefinition(r.Context(), r.PathValue("id"))
+	id, err := pathID(r, "step definition")
+	if err != nil {
+		return err
+	}
+	d, err := resolver{s.store}.StepDefinition(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -120,7 +128,11 @@ func (s *Server) exportStepDef(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) exportContent(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.store.ContentItem(r.Context(), strings.ToLower(r.PathValue("id")))
+	id, err := pathID(r, "content item")
+	if err != nil {
+		return err
+	}
+	c, err := s.store.ContentItem(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -177,7 +189,9 @@ func (s *Server) importContent(w http.ResponseWriter, r *http.Request) error {
 	if clone {
 		c = deployrjson.CloneContentItem(c)
 	}
-	c.ID = strings.ToLower(c.ID)
+	if err := c.NormalizeIDs(); err != nil {
+		return err
+	}
 	if err := checkItem(c); err != nil {
 		return err
 	}
@@ -214,11 +228,11 @@ func (s *Server) importContent(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) appendContentVersions(ctx context.Context, old, c *deploy.ContentItem) error {
 	used := map[string]bool{}
 	for _, v := range old.Versions {
-		used[strings.ToLower(v.ID)] = true
+		used[v.ID] = true
 	}
 	for _, v := range c.Versions {
 		v.VersionNo = 0 // the next number
-		if v.ID == "" || used[strings.ToLower(v.ID)] {
+		if v.ID == "" || used[v.ID] {
 			v.ID = uuid.NewString()
 		}
 		if _, err := s.store.AddContentVersion(ctx, old.ID, &v); err != nil {

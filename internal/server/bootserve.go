@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"path/filepath"
-	"strings"
 
 	"github.com/imprint-osd/imprint/internal/boot"
 	"github.com/imprint-osd/imprint/internal/deploy"
@@ -40,12 +39,13 @@ func (s *Server) bootHandler() (*boot.Handler, error) {
 type machineBoots struct{ store deploy.Store }
 
 func (m machineBoots) Machine(ctx context.Context, mac, uuid string) (boot.MachineBoot, bool) {
+	// iPXE's ${uuid} and ${mac}, put in the form the device table keys
+	// them by (a value that is neither names no device).
 	ids := []string{}
-	if uuid != "" {
-		ids = append(ids, strings.ToLower(uuid))
-	}
-	if mac != "" {
-		ids = append(ids, "mac-"+strings.ToLower(strings.ReplaceAll(mac, ":", "-")))
+	for _, s := range []string{uuid, mac} {
+		if id, err := deploy.ParseDeviceID(s); err == nil {
+			ids = append(ids, id)
+		}
 	}
 	// An operator's choice (the console's devices page) comes first.
 	if mb, ok := machineOverride(ctx, m.store, ids); ok {

@@ -72,10 +72,10 @@ func (s *Server) machineGetTS(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		if !sc.children[deploy.Ref{ID: ts.ID, VersionNo: v.VersionNo}] {
-			return errNoTS(r)
+			return errNoTS(ts.ID, r)
 		}
 	} else if v.Status != deploy.StatusActive {
-		return errNoTS(r)
+		return errNoTS(ts.ID, r)
 	}
 	if sess.TaskSequenceID == "" {
 		if err := s.sessions.Bind(ctx, sess, ts.ID); err != nil {
@@ -92,9 +92,10 @@ func (s *Server) machineGetTS(w http.ResponseWriter, r *http.Request) error {
 }
 
 // errNoTS is the one answer for a sequence version a session may not have:
-// unknown, out of its scope, or not Active.
-func errNoTS(r *http.Request) error {
-	return deploy.Errorf(deploy.KindNotFound, "task sequence %s version %s not found", strings.ToLower(r.PathValue("id")), r.PathValue("no"))
+// unknown, out of its scope, or not Active. id is the path's, as pathID
+// read it.
+func errNoTS(id string, r *http.Request) error {
+	return deploy.Errorf(deploy.KindNotFound, "task sequence %s version %s not found", id, r.PathValue("no"))
 }
 
 // pathTSVersion resolves {id}/{no}. Callers check scope and status: only
@@ -104,15 +105,19 @@ func (s *Server) pathTSVersion(r *http.Request) (*deploy.TaskSequence, *deploy.T
 	if err != nil || no < 1 {
 		return nil, nil, deploy.Errorf(deploy.KindInvalid, "version %q is not a positive number", r.PathValue("no"))
 	}
-	ts, err := s.store.TaskSequence(r.Context(), strings.ToLower(r.PathValue("id")))
+	id, err := pathID(r, "task sequence")
+	if err != nil {
+		return nil, nil, err
+	}
+	ts, err := s.store.TaskSequence(r.Context(), id)
 	if deploy.IsNotFound(err) {
-		return nil, nil, errNoTS(r)
+		return nil, nil, errNoTS(id, r)
 	} else if err != nil {
 		return nil, nil, err
 	}
 	v, ok := ts.Version(no)
 	if !ok {
-		return nil, nil, errNoTS(r)
+		return nil, nil, errNoTS(id, r)
 	}
 	return ts, v, nil
 }
@@ -151,7 +156,11 @@ func (s *Server) stripSecrets(ctx context.Context, steps []deploy.Step) {
 }
 
 func (s *Server) machineGetStepDef(w http.ResponseWriter, r *http.Request) error {
-	d, err := resolver{s.store}.StepDefinition(r.Context(), r.PathValue("id"))
+	id, err := pathID(r, "step definition")
+	if err != nil {
+		return err
+	}
+	d, err := resolver{s.store}.StepDefinition(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -209,17 +218,18 @@ func (s *Server) scope(ctx context.Context, sess *deploy.Session) (*sessionScope
 			if st.TypeID == nil {
 				continue
 			}
-			if strings.EqualFold(*st.TypeID, stepdefs.TypeInjectDrivers) {
+			// Stored typeIds may predate normalisation on entry: SameID.
+			if deploy.SameID(*st.TypeID, stepdefs.TypeInjectDrivers) {
 				sc.drivers = true
 			}
-			if strings.EqualFold(*st.TypeID, stepdefs.TypeRunServerScript) {
+			if deploy.SameID(*st.TypeID, stepdefs.TypeRunServerScript) {
 				for k, v := range st.Settings {
 					if strings.EqualFold(k, "ScriptName") && strings.TrimSpace(v) != "" {
 						sc.scripts[strings.TrimSpace(v)] = true
 					}
 				}
 			}
-			if strings.EqualFold(*st.TypeID, deploy.TypeRunTaskSequence) {
+			if deploy.SameID(*st.TypeID, deploy.TypeRunTaskSequence) {
 				for k, v := range st.Settings {
 					if !strings.EqualFold(k, "childTaskSequenceId") {
 						continue
@@ -293,7 +303,10 @@ func (s *Server) scope(ctx context.Context, sess *deploy.Session) (*sessionScope
 func (s *Server) scopedVersion(r *http.Request) (*deploy.ContentItem, *deploy.ContentVersion, error) {
 	ctx := r.Context()
 	no, _ := strconv.Atoi(r.PathValue("no"))
-	id := strings.ToLower(r.PathValue("id"))
+	id, err := pathID(r, "content item")
+	if err != nil {
+		return nil, nil, err
+	}
 	notFound := deploy.Errorf(deploy.KindNotFound, "content %s:%s not found", id, r.PathValue("no"))
 	sc, err := s.scope(ctx, sessionFrom(ctx))
 	if err != nil {
@@ -367,7 +380,10 @@ func (s *Server) machineContentFile(w http.ResponseWriter, r *http.Request) erro
 func (s *Server) machineCapture(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	sess := sessionFrom(ctx)
-	id := strings.ToLower(r.PathValue("id"))
+	id, err := pathID(r, "content item")
+	if err != nil {
+		return err
+	}
 	notFound := deploy.Errorf(deploy.KindNotFound, "content item %s not found", id)
 	if sess.TaskSequenceID == "" {
 		return notFound
@@ -380,11 +396,11 @@ func (s *Server) machineCapture(w http.ResponseWriter, r *http.Request) error {
 	for i := range ts.Versions {
 		for at := range deploy.AllSteps(ts.Versions[i].Steps) {
 			st := at.Step
-			if st.TypeID == nil || !strings.EqualFold(*st.TypeID, stepdefs.TypeCaptureImage) {
+			if st.TypeID == nil || !deploy.SameID(*st.TypeID, stepdefs.TypeCaptureImage) {
 				continue
 			}
 			for k, v := range st.Settings {
-				if strings.EqualFold(k, "TargetContentItem") && strings.EqualFold(strings.TrimSpace(v), id) {
+				if strings.EqualFold(k, "TargetContentItem") && deploy.SameID(v, id) {
 					allowed = true
 				}
 			}

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/imprint-osd/imprint/internal/auth"
 	"github.com/imprint-osd/imprint/internal/deploy"
@@ -18,7 +17,7 @@ func (s *Server) newMulticast() *multicast.Manager {
 	return &multicast.Manager{
 		Interface: s.cfg.PXEInterface,
 		Open: func(ctx context.Context, id string, no int) (io.ReadCloser, int64, string, error) {
-			item, err := s.store.ContentItem(ctx, strings.ToLower(id))
+			item, err := s.store.ContentItem(ctx, id) // canonical: adminStartMulticast
 			if err != nil {
 				return nil, 0, "", err
 			}
@@ -46,6 +45,12 @@ func (s *Server) adminStartMulticast(w http.ResponseWriter, r *http.Request) err
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
+	// The session is joined by the stored item's id: it must be that form.
+	id, err := deploy.ParseID("content item", req.ContentID)
+	if err != nil {
+		return err
+	}
+	req.ContentID = id
 	sess, err := s.mcast.Start(s.life, req)
 	if err != nil {
 		return err

@@ -26,7 +26,10 @@ func (s *Server) machineCreateRun(w http.ResponseWriter, r *http.Request) error 
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	tsID := strings.ToLower(req.TaskSequenceID)
+	tsID, err := deploy.ParseID("task sequence", req.TaskSequenceID)
+	if err != nil {
+		return err
+	}
 	// Another sequence than the bound one, an unknown one and a version
 	// that is not Active all get the same answer (security.md TK-2).
 	notFound := deploy.Errorf(deploy.KindNotFound, "task sequence %s version %d not found", tsID, req.VersionNo)
@@ -77,14 +80,18 @@ func (s *Server) machineCreateRun(w http.ResponseWriter, r *http.Request) error 
 // ownRun loads {id} and checks it belongs to the caller's device.
 func (s *Server) ownRun(r *http.Request) (*deploy.Run, error) {
 	sess := sessionFrom(r.Context())
-	run, err := s.store.Run(r.Context(), r.PathValue("id"))
+	id, err := pathID(r, "run")
+	if err != nil {
+		return nil, err
+	}
+	run, err := s.store.Run(r.Context(), id)
 	if err != nil {
 		return nil, err
 	}
 	// A run survives reboots, so a later session of the same device
 	// (authenticated again after a reboot) may continue it.
 	if run.SessionID != sess.ID && (run.DeviceID == "" || run.DeviceID != sess.DeviceID) {
-		return nil, deploy.Errorf(deploy.KindNotFound, "run %s not found", r.PathValue("id"))
+		return nil, deploy.Errorf(deploy.KindNotFound, "run %s not found", id)
 	}
 	return run, nil
 }
@@ -391,7 +398,23 @@ func uniqueName(dir, name string) string {
 
 func (s *Server) adminListRuns(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	f := deploy.RunFilter{DeviceID: q.Get("device"), TaskSequenceID: q.Get("ts"), State: deploy.RunState(q.Get("state")), Limit: 200}
+	f := deploy.RunFilter{State: deploy.RunState(q.Get("state")), Limit: 200}
+	// The filters' ids are read like path ids: in any case or braces, and
+	// a malformed one is refused rather than matching nothing.
+	if v := q.Get("device"); v != "" {
+		id, err := deploy.ParseDeviceID(v)
+		if err != nil {
+			return err
+		}
+		f.DeviceID = id
+	}
+	if v := q.Get("ts"); v != "" {
+		id, err := deploy.ParseID("task sequence", v)
+		if err != nil {
+			return err
+		}
+		f.TaskSequenceID = id
+	}
 	runs, err := s.store.Runs(r.Context(), f)
 	if err != nil {
 		return err
@@ -404,7 +427,11 @@ func (s *Server) adminListRuns(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) adminGetRun(w http.ResponseWriter, r *http.Request) error {
-	run, err := s.store.Run(r.Context(), r.PathValue("id"))
+	id, err := pathID(r, "run")
+	if err != nil {
+		return err
+	}
+	run, err := s.store.Run(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -427,7 +454,10 @@ func (s *Server) adminRunEvents(w http.ResponseWriter, r *http.Request) error {
 		}
 		wait = min(time.Duration(n)*time.Second, maxEventsWait)
 	}
-	id := r.PathValue("id")
+	id, err := pathID(r, "run")
+	if err != nil {
+		return err
+	}
 	sub, unsub := s.feed.subscribe(id)
 	defer unsub()
 	if _, err := s.store.Run(r.Context(), id); err != nil {
@@ -452,7 +482,11 @@ func (s *Server) adminRunEvents(w http.ResponseWriter, r *http.Request) error {
 
 // adminRunLogs lists the run's log bundles, or sends one (?name=).
 func (s *Server) adminRunLogs(w http.ResponseWriter, r *http.Request) error {
-	run, err := s.store.Run(r.Context(), r.PathValue("id"))
+	id, err := pathID(r, "run")
+	if err != nil {
+		return err
+	}
+	run, err := s.store.Run(r.Context(), id)
 	if err != nil {
 		return err
 	}

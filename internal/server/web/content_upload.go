@@ -71,7 +71,12 @@ func (c *Console) contentCreate(w http.ResponseWriter, r *http.Request) {
 // contentItem shows one item: its versions, the form to add one and the
 // sequences that use it.
 func (c *Console) contentItem(w http.ResponseWriter, r *http.Request) {
-	item, err := c.d.Store.ContentItem(r.Context(), strings.ToLower(r.PathValue("id")))
+	id, err := pathID(r, "content item")
+	if err != nil {
+		c.fail(w, r, statusOf(err), err)
+		return
+	}
+	item, err := c.d.Store.ContentItem(r.Context(), id)
 	if err != nil {
 		c.fail(w, r, statusOf(err), err)
 		return
@@ -126,7 +131,11 @@ func answer(w http.ResponseWriter, status int, a uploadAnswer) {
 // contentUpload adds a version: the request body is the file (or the
 // folder's tar), streamed on to the admin API.
 func (c *Console) contentUpload(w http.ResponseWriter, r *http.Request) {
-	id := strings.ToLower(r.PathValue("id"))
+	id, err := pathID(r, "content item")
+	if err != nil {
+		answer(w, http.StatusBadRequest, uploadAnswer{Message: deploy.ErrorMessage(err)})
+		return
+	}
 	limit := c.maxUpload()
 	if r.ContentLength > limit {
 		answer(w, http.StatusRequestEntityTooLarge, uploadAnswer{Message: fmt.Sprintf("the file is %s; the console takes at most %s (use `imprint content version` on the server for more)", humanBytes(r.ContentLength), humanBytes(limit))})
@@ -164,7 +173,11 @@ func (c *Console) contentUpload(w http.ResponseWriter, r *http.Request) {
 // contentVersionStatus changes one version's status (PATCH in the admin
 // API).
 func (c *Console) contentVersionStatus(w http.ResponseWriter, r *http.Request) {
-	id := strings.ToLower(r.PathValue("id"))
+	id, err := pathID(r, "content item")
+	if err != nil {
+		c.fail(w, r, statusOf(err), err)
+		return
+	}
 	st := r.PostFormValue("status")
 	path := "/admin/v1/content/" + url.PathEscape(id) + "/versions/" + url.PathEscape(r.PathValue("no"))
 	if code, err := c.adminJSON(r, http.MethodPatch, path, map[string]string{"status": st}, nil); err != nil {

@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
-	"strings"
 
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/wire"
@@ -57,7 +56,11 @@ func (c *Console) devicesPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) devicePage(w http.ResponseWriter, r *http.Request) {
-	id := strings.ToLower(r.PathValue("id"))
+	id, err := pathDeviceID(r)
+	if err != nil {
+		c.fail(w, r, statusOf(err), err)
+		return
+	}
 	var d wire.DeviceView
 	if code, err := c.adminJSON(r, http.MethodGet, "/admin/v1/devices/"+url.PathEscape(id), nil, &d); err != nil {
 		c.fail(w, r, code, err)
@@ -78,7 +81,11 @@ func (c *Console) devicePage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) deviceNextBoot(w http.ResponseWriter, r *http.Request) {
-	id := strings.ToLower(r.PathValue("id"))
+	id, err := pathDeviceID(r)
+	if err != nil {
+		c.fail(w, r, statusOf(err), err)
+		return
+	}
 	nb := r.PostFormValue("nextBoot")
 	if code, err := c.adminJSON(r, http.MethodPut, "/admin/v1/devices/"+url.PathEscape(id)+"/nextboot", wire.NextBootRequest{NextBoot: nb}, nil); err != nil {
 		c.fail(w, r, code, fmt.Errorf("next boot: %w", err))
@@ -93,7 +100,11 @@ func (c *Console) deviceNextBoot(w http.ResponseWriter, r *http.Request) {
 
 // runCancel ends a run as canceled (its agent is refused from then on).
 func (c *Console) runCancel(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
+	id, err := pathID(r, "run")
+	if err != nil {
+		c.fail(w, r, statusOf(err), err)
+		return
+	}
 	if code, err := c.adminJSON(r, http.MethodPost, "/admin/v1/runs/"+url.PathEscape(id)+"/cancel", nil, nil); err != nil {
 		c.fail(w, r, code, fmt.Errorf("cancel run: %w", err))
 		return

@@ -72,7 +72,11 @@ func (c *Console) version(r *http.Request) (*deploy.TaskSequence, *deploy.TSVers
 	if err != nil {
 		return nil, nil, deploy.Errorf(deploy.KindInvalid, "version %q is not a number", r.PathValue("no"))
 	}
-	ts, err := c.d.Store.TaskSequence(r.Context(), strings.ToLower(r.PathValue("id")))
+	id, err := pathID(r, "task sequence")
+	if err != nil {
+		return nil, nil, err
+	}
+	ts, err := c.d.Store.TaskSequence(r.Context(), id)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -152,7 +156,7 @@ func (c *Console) editorData(r *http.Request, ts *deploy.TaskSequence, v *deploy
 	defs := c.defFinder(r)
 	ev.Nodes = stepTree(v, func(n *stepNode) {
 		st := n.Step
-		n.Ctx, n.Selected = ev.Ctx, strings.EqualFold(st.ID, selected)
+		n.Ctx, n.Selected = ev.Ctx, deploy.SameID(st.ID, selected)
 		if cond, err := sequence.ParseCondition(deploy.Str(st.Condition)); err == nil {
 			n.Cond = cond.String()
 		} else {
@@ -240,7 +244,7 @@ func (c *Console) allStepDefs(r *http.Request) ([]*deploy.StepDefinition, error)
 func (c *Console) defFinder(r *http.Request) func(id string) (*deploy.StepDefinition, error) {
 	seen := map[string]*deploy.StepDefinition{}
 	return func(id string) (*deploy.StepDefinition, error) {
-		key := strings.ToLower(id)
+		key := deploy.CanonicalID(id) // a typeId as the document holds it
 		if d, ok := seen[key]; ok {
 			return d, nil
 		}
@@ -384,7 +388,7 @@ func locate(v *deploy.TSVersion, id string) (place, error) {
 		return place{}, deploy.Errorf(deploy.KindInvalid, "no step chosen")
 	}
 	for at := range deploy.Steps(v.Steps) {
-		if !strings.EqualFold(at.Step.ID, id) {
+		if !deploy.SameID(at.Step.ID, id) {
 			continue
 		}
 		p := place{list: siblings(v, at), index: at.Index}

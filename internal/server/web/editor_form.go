@@ -226,10 +226,10 @@ func contentChoices(items []*deploy.ContentItem, want deploy.Purpose, val string
 	chosen := map[string]bool{}
 	if list {
 		for _, s := range deploy.ContentList(val) {
-			chosen[strings.ToLower(s)] = true
+			chosen[deploy.CanonicalRef(s)] = true
 		}
-	} else if strings.TrimSpace(val) != "" {
-		chosen[strings.ToLower(strings.TrimSpace(val))] = true
+	} else if v := strings.TrimSpace(val); v != "" {
+		chosen[deploy.CanonicalRef(v)] = true
 	}
 	var cs []choice
 	if !list {
@@ -242,7 +242,7 @@ func contentChoices(items []*deploy.ContentItem, want deploy.Purpose, val string
 		}
 		for _, v := range it.Versions {
 			ref := deploy.Ref{ID: it.ID, VersionNo: v.VersionNo}.String()
-			sel := chosen[strings.ToLower(ref)]
+			sel := chosen[ref] // it.ID is stored canonical
 			if v.Status == deploy.StatusDeprecated && !sel {
 				continue
 			}
@@ -251,7 +251,7 @@ func contentChoices(items []*deploy.ContentItem, want deploy.Purpose, val string
 				label += ", awaiting content"
 			}
 			cs = append(cs, choice{Value: ref, Label: label, Selected: sel})
-			seen[strings.ToLower(ref)] = true
+			seen[ref] = true
 		}
 	}
 	for ref := range chosen {

@@ -85,7 +85,12 @@ func parseBundle(r io.Reader) ([]logFile, error) {
 // runLogView shows a bundle's CMTrace log as a table, coloured by
 // severity, like CMTrace.
 func (c *Console) runLogView(w http.ResponseWriter, r *http.Request) {
-	id, name := r.PathValue("id"), r.PathValue("name")
+	name := r.PathValue("name")
+	id, err := pathID(r, "run")
+	if err != nil {
+		c.fail(w, r, statusOf(err), err)
+		return
+	}
 	code, body := c.adminCall(r, http.MethodGet, "/admin/v1/runs/"+url.PathEscape(id)+"/logs?name="+url.QueryEscape(name), "", nil)
 	if code != http.StatusOK {
 		c.fail(w, r, code, fmt.Errorf("%s", apiMessage(body)))

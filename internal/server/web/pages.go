@@ -116,7 +116,12 @@ func (c *Console) dashboard(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) runPage(w http.ResponseWriter, r *http.Request) {
-	d, err := c.runData(r, r.PathValue("id"))
+	id, err := pathID(r, "run")
+	if err != nil {
+		c.fail(w, r, statusOf(err), err)
+		return
+	}
+	d, err := c.runData(r, id)
 	if err != nil {
 		c.fail(w, r, statusOf(err), err)
 		return
@@ -183,13 +188,18 @@ func (c *Console) tsList(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) tsExport(w http.ResponseWriter, r *http.Request) {
-	code, body := c.adminCall(r, http.MethodGet, "/admin/v1/tasksequences/"+url.PathEscape(r.PathValue("id"))+"/export", "", nil)
+	id, err := pathID(r, "task sequence")
+	if err != nil {
+		c.fail(w, r, statusOf(err), err)
+		return
+	}
+	code, body := c.adminCall(r, http.MethodGet, "/admin/v1/tasksequences/"+id+"/export", "", nil)
 	if code != http.StatusOK {
 		c.fail(w, r, code, fmt.Errorf("%s", apiMessage(body)))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Disposition", `attachment; filename="`+strings.ToLower(filepath.Base(r.PathValue("id")))+`.json"`)
+	w.Header().Set("Content-Disposition", `attachment; filename="`+id+`.json"`)
 	w.Write(body)
 }
 
@@ -247,7 +257,11 @@ func (c *Console) tsStatus(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusBadRequest, fmt.Errorf("version %q is not a number", r.PathValue("no")))
 		return
 	}
-	id := strings.ToLower(r.PathValue("id"))
+	id, err := pathID(r, "task sequence")
+	if err != nil {
+		c.fail(w, r, statusOf(err), err)
+		return
+	}
 	ts, err := c.d.Store.TaskSequence(r.Context(), id)
 	if err != nil {
 		c.fail(w, r, statusOf(err), err)
@@ -300,9 +314,11 @@ func usedBy(seqs []*deploy.TaskSequence, id string) []string {
 	var out []string
 	uses := func(steps []deploy.Step) bool {
 		for at := range deploy.AllSteps(steps) {
-			for _, ref := range at.Step.ContentItems {
-				if strings.EqualFold(ref, id) || strings.HasPrefix(strings.ToLower(ref), strings.ToLower(id)+":") {
-					return true
+			for _, val := range at.Step.ContentItems {
+				for _, ref := range deploy.ContentList(val) {
+					if r, err := deploy.ParseRef(ref); (err == nil && r.ID == id) || deploy.SameID(ref, id) {
+						return true
+					}
 				}
 			}
 		}

@@ -190,7 +190,11 @@ func (c *Console) sseDashboard(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) sseRun(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
+	id, err := pathID(r, "run")
+	if err != nil {
+		http.Error(w, deploy.ErrorMessage(err), http.StatusBadRequest)
+		return
+	}
 	c.stream(w, r, id, func(ctx context.Context) ([]byte, error) {
 		d, err := c.runData(r, id)
 		if err != nil {

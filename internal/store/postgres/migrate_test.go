@@ -79,3 +79,26 @@ func TestOpenErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestNextBootMigration: a database of an imprint that kept the
+// next-boot choices in one setting keeps them, in their table, once
+// opened by this one; the setting is gone, and an unreadable one moves
+// nothing and fails nothing.
+func TestNextBootMigration(t *testing.T) {
+	srv := pgtest.Start(t)
+	for i, tc := range storetest.NextBootMigrations {
+		t.Run(tc.Name, func(t *testing.T) {
+			dsn := srv.NewDatabase(t)
+			old, err := postgres.OpenAt(t.Context(), dsn, storetest.NextBootTableVersion-1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = old.Exec(`INSERT INTO settings (key, value) VALUES ($1, $2)`, storetest.NextBootSettingKey, tc.Setting)
+			old.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			storetest.CheckNextBootsMigrated(t, openDSN(t, dsn), i)
+		})
+	}
+}

@@ -300,3 +300,30 @@ func TestCloseTwice(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 }
+
+// TestNextBootMigration: a database of an imprint that kept the
+// next-boot choices in one setting keeps them, in their table, once
+// opened by this one; the setting is gone, and an unreadable one moves
+// nothing and fails nothing.
+func TestNextBootMigration(t *testing.T) {
+	for i, tc := range storetest.NextBootMigrations {
+		t.Run(tc.Name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "imprint.db")
+			old, err := sqlite.OpenAt(t.Context(), path, storetest.NextBootTableVersion-1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = old.Exec(`INSERT INTO settings (key, value) VALUES (?, ?)`, storetest.NextBootSettingKey, tc.Setting)
+			old.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			db, err := sqlite.Open(t.Context(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			storetest.CheckNextBootsMigrated(t, db, i)
+		})
+	}
+}

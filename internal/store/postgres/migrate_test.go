@@ -10,6 +10,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/store/postgres"
 	"github.com/imprint-osd/imprint/internal/store/postgres/pgtest"
+	"github.com/imprint-osd/imprint/internal/store/sqlstore"
 	"github.com/imprint-osd/imprint/internal/store/storetest"
 )
 
@@ -35,6 +36,12 @@ func TestMigrations(t *testing.T) {
 	}
 	db := dbs[0]
 	storetest.CheckSchema(t, db, db.SQL())
+	var tables []string
+	for _, tb := range sqlstore.Tables() {
+		tables = append(tables, tb.Name)
+	}
+	storetest.CheckTablesListed(t, db.SQL(), `SELECT table_name FROM information_schema.tables
+		WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'`, tables)
 	if err := db.PutSetting(t.Context(), "k", []byte("v")); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/store/sqlite"
+	"github.com/imprint-osd/imprint/internal/store/sqlstore"
 	"github.com/imprint-osd/imprint/internal/store/storetest"
 )
 
@@ -89,6 +90,7 @@ func TestMigrations(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := storetest.CheckSchema(t, db, db.SQL())
+	storetest.CheckTablesListed(t, db.SQL(), `SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`, tableNames())
 	// Data survives a reopen and migrations are not applied twice.
 	if err := db.PutSetting(t.Context(), "k", []byte("v")); err != nil {
 		t.Fatal(err)
@@ -326,4 +328,13 @@ func TestNextBootMigration(t *testing.T) {
 			storetest.CheckNextBootsMigrated(t, db, i)
 		})
 	}
+}
+
+// tableNames is every table copy, backup and restore carry.
+func tableNames() []string {
+	var names []string
+	for _, tb := range sqlstore.Tables() {
+		names = append(names, tb.Name)
+	}
+	return names
 }

@@ -8,6 +8,9 @@
 #   bench/events.sh                      1,000 and 5,000 machines, 20 s each
 #   MACHINES="1000" DURATION=10s BASE=<commit> bench/events.sh
 #   BASE_ALL=1 BASE=37cec2f bench/events.sh   the baseline at every count too
+#   NEXTBOOT=500 bench/events.sh         an operator's next-boot choice ("local")
+#                                        for 500 of the machines before the boot
+#                                        script load (set through the admin API)
 #
 # The baseline runs only the first machine count unless BASE_ALL=1 (with
 # the default BASE, at 5,000 its setup alone, thousands of fsync'd logins
@@ -49,6 +52,16 @@ serve() {
 	mkdir -p "$data/boot/images/x86_64"
 }
 stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
+# choices WHICH N: the next boot of N of the devices set to local, as an
+# operator on the devices page would.
+choices() {
+	local sock="$work/data-$1/imprint.sock" id
+	curl -sf --unix-socket "$sock" http://imprint/admin/v1/devices | jq -r ".[:$2][].id" |
+		while read -r id; do
+			curl -sf --unix-socket "$sock" -X PUT "http://imprint/admin/v1/devices/$id/nextboot" \
+				-d '{"nextBoot":"local"}' >/dev/null
+		done
+}
 field() { sed -n "s/^RESULT.* $1=\([^ ]*\).*/\1/p" "$2"; }
 
 for which in base new; do
@@ -58,6 +71,10 @@ for which in base new; do
 		serve "$which"
 		"$work/events" -api "https://$api" -ca "$work/data-$which/tls/ca.crt" -machines "$n" -duration "$duration" |
 			tee "$work/$which-$n.events"
+		if [ "${NEXTBOOT:-0}" -gt 0 ]; then
+			choices "$which" "$NEXTBOOT"
+			echo "next boot set to local for $NEXTBOOT devices"
+		fi
 		echo "-- boot script vs static file of its size, $conns connections, 10 s each --"
 		"$work/events" -boot "http://$boot" -static "$work/data-$which/boot/images/x86_64/vmlinuz" \
 			-machines "$n" -conns "$conns" -duration 10s | tee "$work/$which-$n.boot"

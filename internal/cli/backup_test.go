@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -149,7 +150,7 @@ func (l *writeLoad) end(t *testing.T) {
 // downloadable with their hash.
 func TestBackupRestoreUnderWriteLoad(t *testing.T) {
 	src := t.TempDir()
-	seedSQLite(t, src) // a row in every table: runs, events, devices, sessions, users, throttle
+	seedSQLite(t, src) // a row in every table: runs, events, devices, next boots, sessions, users, throttle
 	srv := servertest.Start(t, func(c *server.Config) { c.DataDir = src })
 	ok(t, src, "stepdef", "import", compatFiles(t, "stepdefinitions")[0])
 	ok(t, src, "ts", "import", compatFiles(t, "tasksequences")[0])
@@ -209,6 +210,10 @@ func TestBackupRestoreUnderWriteLoad(t *testing.T) {
 	restoredItems, err := db.ContentItems(t.Context())
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The operator's next-boot choice came back with its device.
+	if nb, err := db.NextBoots(t.Context()); err != nil || !maps.Equal(nb, map[string]deploy.NextBoot{"dev-1": deploy.NextBootLocal}) {
+		t.Errorf("next-boot choices after the restore = %v, %v; want dev-1 local", nb, err)
 	}
 	db.Close()
 	// Across tables, one moment: each item created through the socket

@@ -49,6 +49,7 @@ func seedSQLite(t *testing.T, dir string) {
 	_, err = db.FillContentVersion(ctx, item.ID, 1, strings.Repeat("ab", 32), nil, 10)
 	check("content fill", err)
 	check("device", db.UpsertDevice(ctx, &deploy.Device{ID: "dev-1"}))
+	check("next boot", db.SetNextBoot(ctx, "dev-1", deploy.NextBootLocal))
 	r := &deploy.Run{DeviceID: "dev-1", TaskSequenceID: "ts", VersionNo: 1, State: deploy.RunRunning, StartedAt: t0}
 	check("run", db.CreateRun(ctx, r))
 	for i := range 3 {
@@ -127,8 +128,11 @@ func TestMigrateSQLiteToPostgres(t *testing.T) {
 			t.Errorf("migrate output does not list table %s", tb.Name)
 		}
 	}
-	// The target works as a store: a machine's session, the run's events,
-	// the audit chain, binary settings.
+	// The target works as a store: a machine's session, its next-boot
+	// choice, the run's events, the audit chain, binary settings.
+	if bs, err := dst.BootState(t.Context(), "dev-1"); err != nil || bs.NextBoot != deploy.NextBootLocal {
+		t.Errorf("boot state of dev-1 on the target = %+v, %v; want next boot local", bs, err)
+	}
 	if s, err := dst.SessionByTokenHash(t.Context(), []byte{9, 0, 0xff}); err != nil || s.Generation != 2 {
 		t.Errorf("session on the target = %+v, %v", s, err)
 	}

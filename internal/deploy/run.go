@@ -24,6 +24,27 @@ type Disk struct {
 	Size  int64  `json:"size"` // bytes
 }
 
+// NextBoot is what an operator set a device's network boot menu to
+// start on.
+type NextBoot string
+
+const (
+	NextBootAuto   NextBoot = "auto"   // local disk after a successful run, else deploy
+	NextBootDeploy NextBoot = "deploy" // always the Imprint boot image
+	NextBootLocal  NextBoot = "local"  // always the local disk
+)
+
+// Valid reports whether nb is one of the choices.
+func (nb NextBoot) Valid() bool {
+	return nb == NextBootAuto || nb == NextBootDeploy || nb == NextBootLocal
+}
+
+// BootState is what decides a machine's network boot (Store.BootState).
+type BootState struct {
+	NextBoot NextBoot // the operator's choice; NextBootAuto when none
+	LastRun  RunState // the newest run's state; "" when the machine has none
+}
+
 // RunState is the lifecycle of a Run.
 type RunState string
 

@@ -58,11 +58,19 @@ type Store interface {
 	UpdateRun(ctx context.Context, r *Run) error
 	Run(ctx context.Context, id string) (*Run, error)
 	Runs(ctx context.Context, f RunFilter) ([]*Run, error)
-	// LastRunState returns the state of the newest run (by StartedAt, then
-	// ID, as Runs orders them) of any of the devices, and false when none
-	// has a run. It is one indexed read: the per-machine boot script asks
-	// it on every network boot.
-	LastRunState(ctx context.Context, deviceIDs ...string) (RunState, bool, error)
+	// BootState returns what decides a machine's network boot, for the
+	// ids it is known by (its UUID, its "mac-…" id or both): the next-boot
+	// choice of the first of deviceIDs that has one, and the state of the
+	// newest run (by StartedAt, then ID, as Runs orders them) of any of
+	// them. It is one indexed read: the per-machine boot script asks it on
+	// every network boot.
+	BootState(ctx context.Context, deviceIDs ...string) (BootState, error)
+	// SetNextBoot stores what device id's boot menu starts on next;
+	// NextBootAuto removes the choice. KindInvalid for another value,
+	// KindNotFound for a device never seen.
+	SetNextBoot(ctx context.Context, id string, nb NextBoot) error
+	// NextBoots returns every choice other than NextBootAuto, by device ID.
+	NextBoots(ctx context.Context) (map[string]NextBoot, error)
 	AppendRunEvent(ctx context.Context, e *RunEvent) error // assigns Seq
 	// AppendRunEvents appends the events to run r (assigning Seq, and a
 	// zero Time now, as AppendRunEvent) and replaces the stored run with r

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/imprint-osd/imprint/internal/auth"
-	"github.com/imprint-osd/imprint/internal/boot"
 	"github.com/imprint-osd/imprint/internal/bootimage"
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/wire"
@@ -21,53 +19,22 @@ import (
 // API the console's devices and boot-images pages call (and any admin
 // token holder).
 
-// Next-boot defaults a machine's network boot menu starts on.
-const (
-	NextBootAuto   = "auto"   // local disk after a successful run, else deploy
-	NextBootDeploy = "deploy" // always the Imprint boot image
-	NextBootLocal  = "local"  // always the local disk
-)
-
-// nextBootKey is the setting holding every device's next-boot override,
-// one JSON object by device ID: the boot script reads it in one read.
-const nextBootKey = "device.nextboot"
-
-// nextBoots returns the stored overrides (device ID -> deploy or local).
-func nextBoots(ctx context.Context, st deploy.Store) (map[string]string, error) {
-	b, err := st.Setting(ctx, nextBootKey)
-	if deploy.ErrorKind(err) == deploy.KindNotFound {
-		return map[string]string{}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	m := map[string]string{}
-	if err := json.Unmarshal(b, &m); err != nil {
-		return map[string]string{}, nil // unreadable: the automatic choice, never a stuck machine
-	}
-	return m, nil
-}
-
-// nextBootOf is id's override in m, or NextBootAuto.
-func nextBootOf(m map[string]string, id string) string {
-	if v := m[id]; v == NextBootDeploy || v == NextBootLocal {
-		return v
-	}
-	return NextBootAuto
-}
-
 func (s *Server) adminListDevices(w http.ResponseWriter, r *http.Request) error {
 	all, err := s.store.Devices(r.Context())
 	if err != nil {
 		return err
 	}
-	nb, err := nextBoots(r.Context(), s.store)
+	nb, err := s.store.NextBoots(r.Context())
 	if err != nil {
 		return err
 	}
 	out := make([]wire.DeviceView, 0, len(all))
 	for _, d := range all {
-		out = append(out, wire.DeviceView{Device: d, NextBoot: nextBootOf(nb, d.ID)})
+		v := wire.DeviceView{Device: d, NextBoot: deploy.NextBootAuto}
+		if c, ok := nb[d.ID]; ok {
+			v.NextBoot = c
+		}
+		out = append(out, v)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -82,11 +49,11 @@ func (s *Server) adminGetDevice(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	nb, err := nextBoots(r.Context(), s.store)
+	bs, err := s.store.BootState(r.Context(), d.ID)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, wire.DeviceView{Device: d, NextBoot: nextBootOf(nb, d.ID)})
+	writeJSON(w, http.StatusOK, wire.DeviceView{Device: d, NextBoot: bs.NextBoot})
 	return nil
 }
 
@@ -105,29 +72,13 @@ func (s *Server) adminSetNextBoot(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	if req.NextBoot != NextBootAuto && req.NextBoot != NextBootDeploy && req.NextBoot != NextBootLocal {
-		return deploy.Errorf(deploy.KindInvalid, "nextBoot: %q is not auto, deploy or local", req.NextBoot)
-	}
-	err = s.store.UpdateSetting(r.Context(), nextBootKey, func(old []byte) ([]byte, error) {
-		m := map[string]string{}
-		if old != nil {
-			_ = json.Unmarshal(old, &m) // unreadable: start again
-		}
-		if req.NextBoot == NextBootAuto {
-			delete(m, d.ID)
-		} else {
-			m[d.ID] = req.NextBoot
-		}
-		if len(m) == 0 {
-			return nil, nil
-		}
-		return json.Marshal(m)
-	})
-	if err != nil {
+	// One write of this device's choice (KindInvalid for a value that is
+	// not one): no read-modify-write of other devices' choices.
+	if err := s.store.SetNextBoot(r.Context(), d.ID, req.NextBoot); err != nil {
 		return err
 	}
 	s.record(r.Context(), &deploy.AuditEvent{Action: "device.nextboot", Outcome: auth.OutcomeSuccess, Actor: actor(r.Context()),
-		DeviceID: d.ID, Details: map[string]string{"nextBoot": req.NextBoot}})
+		DeviceID: d.ID, Details: map[string]string{"nextBoot": string(req.NextBoot)}})
 	writeJSON(w, http.StatusOK, wire.DeviceView{Device: d, NextBoot: req.NextBoot})
 	return nil
 }
@@ -239,22 +190,4 @@ func (s *Server) adminBootImageISO(w http.ResponseWriter, r *http.Request) error
 	w.Header().Set("Content-Disposition", `attachment; filename="imprint-`+arch+`.iso"`)
 	http.ServeContent(w, r, "", time.Time{}, f)
 	return nil
-}
-
-// machineOverride is the next-boot override of the first of ids that has
-// one (one settings read).
-func machineOverride(ctx context.Context, st deploy.Store, ids []string) (boot.MachineBoot, bool) {
-	m, err := nextBoots(ctx, st)
-	if err != nil || len(m) == 0 {
-		return boot.MachineBoot{}, false
-	}
-	for _, id := range ids {
-		switch nextBootOf(m, id) {
-		case NextBootLocal:
-			return boot.MachineBoot{DefaultEntry: boot.EntryLocal}, true
-		case NextBootDeploy:
-			return boot.MachineBoot{DefaultEntry: boot.EntryDeploy}, true
-		}
-	}
-	return boot.MachineBoot{}, false
 }

@@ -34,8 +34,9 @@ func (s *Server) bootHandler() (*boot.Handler, error) {
 }
 
 // machineBoots makes a machine whose last run succeeded boot from its
-// disk by default (unless an operator set its next boot), so a deployed machine that network-boots again is not
-// re-imaged unless someone picks "Deploy" in the menu.
+// disk by default (unless an operator set its next boot), so a deployed
+// machine that network-boots again is not re-imaged unless someone picks
+// "Deploy" in the menu.
 type machineBoots struct{ store deploy.Store }
 
 func (m machineBoots) Machine(ctx context.Context, mac, uuid string) (boot.MachineBoot, bool) {
@@ -47,14 +48,19 @@ func (m machineBoots) Machine(ctx context.Context, mac, uuid string) (boot.Machi
 			ids = append(ids, id)
 		}
 	}
-	// An operator's choice (the console's devices page) comes first.
-	if mb, ok := machineOverride(ctx, m.store, ids); ok {
-		return mb, true
+	// One indexed read on every network boot: an operator's choice (the
+	// console's devices page) for either id comes first, else the newest
+	// run under either id decides.
+	bs, err := m.store.BootState(ctx, ids...)
+	if err != nil {
+		return boot.MachineBoot{}, false // the defaults: never a machine stuck on a database error
 	}
-	// Then one indexed read on every network boot: the newest run under
-	// either of the machine's ids decides.
-	state, ok, err := m.store.LastRunState(ctx, ids...)
-	if err == nil && ok && state == deploy.RunSucceeded {
+	switch {
+	case bs.NextBoot == deploy.NextBootLocal:
+		return boot.MachineBoot{DefaultEntry: boot.EntryLocal}, true
+	case bs.NextBoot == deploy.NextBootDeploy:
+		return boot.MachineBoot{DefaultEntry: boot.EntryDeploy}, true
+	case bs.LastRun == deploy.RunSucceeded:
 		return boot.MachineBoot{DefaultEntry: boot.EntryLocal}, true
 	}
 	return boot.MachineBoot{}, false

@@ -171,9 +171,18 @@ func (m *meteredStore) Runs(ctx context.Context, f deploy.RunFilter) ([]*deploy.
 	return r0, m.fail("Runs", err)
 }
 
-func (m *meteredStore) LastRunState(ctx context.Context, deviceIDs ...string) (deploy.RunState, bool, error) {
-	r0, r1, err := m.Store.LastRunState(ctx, deviceIDs...)
-	return r0, r1, m.fail("LastRunState", err)
+func (m *meteredStore) BootState(ctx context.Context, deviceIDs ...string) (deploy.BootState, error) {
+	r0, err := m.Store.BootState(ctx, deviceIDs...)
+	return r0, m.fail("BootState", err)
+}
+
+func (m *meteredStore) SetNextBoot(ctx context.Context, id string, nb deploy.NextBoot) error {
+	return m.fail("SetNextBoot", m.Store.SetNextBoot(ctx, id, nb))
+}
+
+func (m *meteredStore) NextBoots(ctx context.Context) (map[string]deploy.NextBoot, error) {
+	r0, err := m.Store.NextBoots(ctx)
+	return r0, m.fail("NextBoots", err)
 }
 
 func (m *meteredStore) AppendRunEvent(ctx context.Context, e *deploy.RunEvent) error {

@@ -126,13 +126,13 @@ type PasswordRequest struct {
 // /admin/v1/devices and /admin/v1/devices/{id}).
 type DeviceView struct {
 	*deploy.Device
-	NextBoot string `json:"nextBoot"`
+	NextBoot deploy.NextBoot `json:"nextBoot"`
 }
 
 // NextBootRequest is the body of PUT /admin/v1/devices/{id}/nextboot:
 // auto, deploy or local.
 type NextBootRequest struct {
-	NextBoot string `json:"nextBoot"`
+	NextBoot deploy.NextBoot `json:"nextBoot"`
 }
 
 // BootImage is one built boot image (GET /admin/v1/bootimages).

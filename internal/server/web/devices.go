@@ -86,7 +86,7 @@ func (c *Console) deviceNextBoot(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, statusOf(err), err)
 		return
 	}
-	nb := r.PostFormValue("nextBoot")
+	nb := deploy.NextBoot(r.PostFormValue("nextBoot"))
 	if code, err := c.adminJSON(r, http.MethodPut, "/admin/v1/devices/"+url.PathEscape(id)+"/nextboot", wire.NextBootRequest{NextBoot: nb}, nil); err != nil {
 		c.fail(w, r, code, fmt.Errorf("next boot: %w", err))
 		return

@@ -10,6 +10,7 @@ import (
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/store/postgres"
 	"github.com/imprint-osd/imprint/internal/store/postgres/pgtest"
+	"github.com/imprint-osd/imprint/internal/store/sqlstore"
 	"github.com/imprint-osd/imprint/internal/store/storetest"
 )
 
@@ -35,6 +36,12 @@ func TestMigrations(t *testing.T) {
 	}
 	db := dbs[0]
 	storetest.CheckSchema(t, db, db.SQL())
+	var tables []string
+	for _, tb := range sqlstore.Tables() {
+		tables = append(tables, tb.Name)
+	}
+	storetest.CheckTablesListed(t, db.SQL(), `SELECT table_name FROM information_schema.tables
+		WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'`, tables)
 	if err := db.PutSetting(t.Context(), "k", []byte("v")); err != nil {
 		t.Fatal(err)
 	}
@@ -77,5 +84,28 @@ func TestOpenErrors(t *testing.T) {
 		if strings.Contains(err.Error(), "hunter2") {
 			t.Errorf("Open(%q): error %q shows the password", dsn, err)
 		}
+	}
+}
+
+// TestNextBootMigration: a database of an imprint that kept the
+// next-boot choices in one setting keeps them, in their table, once
+// opened by this one; the setting is gone, and an unreadable one moves
+// nothing and fails nothing.
+func TestNextBootMigration(t *testing.T) {
+	srv := pgtest.Start(t)
+	for i, tc := range storetest.NextBootMigrations {
+		t.Run(tc.Name, func(t *testing.T) {
+			dsn := srv.NewDatabase(t)
+			old, err := postgres.OpenAt(t.Context(), dsn, storetest.NextBootTableVersion-1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = old.Exec(`INSERT INTO settings (key, value) VALUES ($1, $2)`, storetest.NextBootSettingKey, tc.Setting)
+			old.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			storetest.CheckNextBootsMigrated(t, openDSN(t, dsn), i)
+		})
 	}
 }

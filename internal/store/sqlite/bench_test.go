@@ -62,7 +62,7 @@ func BenchmarkBootRead(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, _, err := db.LastRunState(b.Context(), "dev", "00:11:22:33:44:55"); err != nil {
+			if _, err := db.BootState(b.Context(), "dev", "mac-00-11-22-33-44-55"); err != nil {
 				b.Error(err)
 				return
 			}

@@ -1,6 +1,14 @@
 package sqlite
 
-import "database/sql"
+import (
+	"context"
+	"database/sql"
+	"io/fs"
+	"time"
+
+	"github.com/imprint-osd/imprint/internal/store/sqlstore"
+	"github.com/imprint-osd/imprint/internal/store/storetest"
+)
 
 // SQL exposes the read pool to the black-box tests.
 func (db *DB) SQL() *sql.DB { return db.rdb }
@@ -22,4 +30,29 @@ func (db *DB) PreparedWrites() []string {
 		}
 	}
 	return qs
+}
+
+// OpenAt creates the database at path with the schema only up to version,
+// as an older imprint left it, and returns it without a store on top.
+func OpenAt(ctx context.Context, path string, version int) (*sql.DB, error) {
+	wdb, err := sql.Open("sqlite", dsn(path))
+	if err != nil {
+		return nil, err
+	}
+	sub, err := fs.Sub(migrationFS, "migrations")
+	if err == nil {
+		sub, err = storetest.MigrationsUpTo(sub, version)
+	}
+	if err == nil {
+		var conn *sql.Conn
+		if conn, err = wdb.Conn(ctx); err == nil {
+			err = sqlstore.Migrate(ctx, conn, dialect{}, sub, time.Now())
+			conn.Close()
+		}
+	}
+	if err != nil {
+		wdb.Close()
+		return nil, err
+	}
+	return wdb, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/store/sqlite"
+	"github.com/imprint-osd/imprint/internal/store/sqlstore"
 	"github.com/imprint-osd/imprint/internal/store/storetest"
 )
 
@@ -89,6 +90,7 @@ func TestMigrations(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := storetest.CheckSchema(t, db, db.SQL())
+	storetest.CheckTablesListed(t, db.SQL(), `SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`, tableNames())
 	// Data survives a reopen and migrations are not applied twice.
 	if err := db.PutSetting(t.Context(), "k", []byte("v")); err != nil {
 		t.Fatal(err)
@@ -299,4 +301,40 @@ func TestCloseTwice(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
+}
+
+// TestNextBootMigration: a database of an imprint that kept the
+// next-boot choices in one setting keeps them, in their table, once
+// opened by this one; the setting is gone, and an unreadable one moves
+// nothing and fails nothing.
+func TestNextBootMigration(t *testing.T) {
+	for i, tc := range storetest.NextBootMigrations {
+		t.Run(tc.Name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "imprint.db")
+			old, err := sqlite.OpenAt(t.Context(), path, storetest.NextBootTableVersion-1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = old.Exec(`INSERT INTO settings (key, value) VALUES (?, ?)`, storetest.NextBootSettingKey, tc.Setting)
+			old.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			db, err := sqlite.Open(t.Context(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			storetest.CheckNextBootsMigrated(t, db, i)
+		})
+	}
+}
+
+// tableNames is every table copy, backup and restore carry.
+func tableNames() []string {
+	var names []string
+	for _, tb := range sqlstore.Tables() {
+		names = append(names, tb.Name)
+	}
+	return names
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/imprint-osd/imprint/internal/deploy"
 	"github.com/imprint-osd/imprint/internal/store/sqlite"
+	"github.com/imprint-osd/imprint/internal/store/sqlstore"
 )
 
 // TestGroupCommit posts events from a few hundred goroutines, one run
@@ -142,12 +143,12 @@ func TestCanceledWriteIsSkipped(t *testing.T) {
 	}
 }
 
-// TestLastRunStateUsesIndex: the boot script's query reads the covering
-// index, not the run documents.
-func TestLastRunStateUsesIndex(t *testing.T) {
+// TestBootStateUsesIndexes: the boot script's query searches the
+// choices by key and the runs' covering index; it reads no run document
+// and scans no table.
+func TestBootStateUsesIndexes(t *testing.T) {
 	db := openDB(t)
-	rows, err := db.SQL().QueryContext(t.Context(), `EXPLAIN QUERY PLAN
-		SELECT state FROM runs WHERE device_id IN (?, ?) ORDER BY started_at DESC, id LIMIT 1`, "a", "b")
+	rows, err := db.SQL().QueryContext(t.Context(), `EXPLAIN QUERY PLAN `+sqlstore.BootStateQuery(2), "a", "b", "a", "b", "a", "b")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,8 +163,9 @@ func TestLastRunStateUsesIndex(t *testing.T) {
 		plan = append(plan, detail)
 	}
 	all := strings.Join(plan, "\n")
-	if !strings.Contains(all, "USING COVERING INDEX runs_device_state") || strings.Contains(all, "SCAN runs") {
-		t.Errorf("query plan:\n%s\nwant a search of the covering index runs_device_state", all)
+	if !strings.Contains(all, "USING COVERING INDEX runs_device_state") || !strings.Contains(all, "SEARCH device_next_boot USING PRIMARY KEY") ||
+		strings.Contains(all, "SCAN runs") || strings.Contains(all, "SCAN device_next_boot") {
+		t.Errorf("query plan:\n%s\nwant a search of device_next_boot's key and of the covering index runs_device_state", all)
 	}
 }
 

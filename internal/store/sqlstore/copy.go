@@ -61,6 +61,7 @@ func Tables() []Table {
 		t("content_versions", "item_id", "version_no:int", "id", "doc"),
 		t("content_blobs", "item_id", "version_no:int", "sha256"),
 		t("devices", "id", "doc"),
+		t("device_next_boot", "device_id", "next_boot"),
 		t("runs", "id", "device_id", "task_sequence_id", "state", "started_at:int", "updated_at:int", "doc"),
 		t("run_events", "run_id", "seq:int", "doc"),
 		t("sessions", "id", "token_hash:blob", "method", "device_id", "generation:int",

@@ -235,39 +235,6 @@ func (db *DB) Runs(ctx context.Context, f deploy.RunFilter) ([]*deploy.Run, erro
 	return runs, nil
 }
 
-// LastRunState returns the state of the devices' newest run, from the
-// runs_device_state index alone.
-func (db *DB) LastRunState(ctx context.Context, deviceIDs ...string) (deploy.RunState, bool, error) {
-	if len(deviceIDs) == 0 {
-		return "", false, nil
-	}
-	args := make([]any, len(deviceIDs))
-	for i, id := range deviceIDs {
-		args[i] = id
-	}
-	var row *sql.Row
-	if n := len(deviceIDs); n <= len(db.hot.lastRun) {
-		row = db.hot.lastRun[n-1].QueryRowContext(ctx, args...)
-	} else {
-		row = db.pool.QueryRowContext(ctx, db.rebind(lastRunQuery(n)), args...)
-	}
-	var state string
-	err := row.Scan(&state)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, db.wrapDB(err)
-	}
-	return deploy.RunState(state), true, nil
-}
-
-// lastRunQuery is LastRunState's query for n device ids.
-func lastRunQuery(n int) string {
-	return `SELECT state FROM runs WHERE device_id IN (?` + strings.Repeat(`, ?`, n-1) +
-		`) ORDER BY started_at DESC, id LIMIT 1`
-}
-
 // AppendRunEvent appends e to its run's events, assigning the next Seq (the
 // first is 1) and a zero Time to now. The run counts as updated: its
 // UpdatedAt becomes now.

@@ -86,9 +86,9 @@ type DB struct {
 	// pool keeps them prepared on each of its connections).
 	hot struct {
 		run, session *sql.Stmt
-		// lastRun[n-1] is LastRunState's query for n device ids (a
+		// bootState[n-1] is BootState's query for n device ids (a
 		// machine sends its UUID, its MAC or both).
-		lastRun [2]*sql.Stmt
+		bootState [2]*sql.Stmt
 	}
 	// Now is the clock for timestamps the store sets itself (run and session
 	// times, audit entries, content dates). Defaults to time.Now.
@@ -124,8 +124,8 @@ func (db *DB) prepare(ctx context.Context) error {
 	}
 	db.hot.run = prep(`SELECT doc, updated_at FROM runs WHERE id = ?`)
 	db.hot.session = prep(`SELECT token_hash, doc FROM sessions WHERE token_hash = ?`)
-	for i := range db.hot.lastRun {
-		db.hot.lastRun[i] = prep(lastRunQuery(i + 1))
+	for i := range db.hot.bootState {
+		db.hot.bootState[i] = prep(BootStateQuery(i + 1))
 	}
 	return err
 }
@@ -134,7 +134,7 @@ func (db *DB) prepare(ctx context.Context) error {
 // adapter owns).
 func (db *DB) Close() error {
 	var errs []error
-	for _, s := range []*sql.Stmt{db.hot.run, db.hot.session, db.hot.lastRun[0], db.hot.lastRun[1]} {
+	for _, s := range []*sql.Stmt{db.hot.run, db.hot.session, db.hot.bootState[0], db.hot.bootState[1]} {
 		if s != nil {
 			errs = append(errs, s.Close())
 		}

@@ -283,39 +283,6 @@ func testMarkLostRuns(t *testing.T, open func(*testing.T) deploy.Store) {
 	}
 }
 
-func testLastRunState(t *testing.T, open func(*testing.T) deploy.Store) {
-	s := open(t)
-	t0 := base()
-	for _, r := range []*deploy.Run{
-		newRun("uuid-a", "ts", deploy.RunFailed, t0),
-		newRun("mac-a", "ts", deploy.RunSucceeded, t0.Add(time.Minute)),
-		newRun("uuid-a", "ts", deploy.RunRunning, t0.Add(-time.Hour)),
-		newRun("other", "ts", deploy.RunCanceled, t0.Add(time.Hour)),
-	} {
-		must(t, "CreateRun", s.CreateRun(ctx(t), r))
-	}
-	tests := []struct {
-		ids    []string
-		want   deploy.RunState
-		wantOK bool
-	}{
-		{[]string{"uuid-a"}, deploy.RunFailed, true},
-		{[]string{"mac-a"}, deploy.RunSucceeded, true},
-		{[]string{"uuid-a", "mac-a"}, deploy.RunSucceeded, true}, // the newer of the two
-		{[]string{"mac-a", "uuid-a"}, deploy.RunSucceeded, true},
-		{[]string{"uuid-a", "mac-a", "other"}, deploy.RunCanceled, true},
-		{[]string{"nobody"}, "", false},
-		{nil, "", false},
-	}
-	for _, tc := range tests {
-		got, ok, err := s.LastRunState(ctx(t), tc.ids...)
-		must(t, "LastRunState", err)
-		if got != tc.want || ok != tc.wantOK {
-			t.Errorf("LastRunState(%q) = %q, %v; want %q, %v", tc.ids, got, ok, tc.want, tc.wantOK)
-		}
-	}
-}
-
 func testAppendRunEvents(t *testing.T, open func(*testing.T) deploy.Store) {
 	s := open(t)
 	r := newRun("dev", "ts", deploy.RunRunning, base())

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -40,7 +41,8 @@ func Run(t *testing.T, open func(t *testing.T) deploy.Store) {
 		{"Devices", testDevices},
 		{"RunRoundTrip", testRunRoundTrip},
 		{"RunsFilter", testRunsFilter},
-		{"LastRunState", testLastRunState},
+		{"BootState", testBootState},
+		{"NextBoots", testNextBoots},
 		{"RunEvents", testRunEvents},
 		{"AppendRunEvents", testAppendRunEvents},
 		{"MarkLostRuns", testMarkLostRuns},
@@ -159,4 +161,35 @@ func CheckSchema(t *testing.T, s interface {
 		t.Errorf("schema_migrations has %d rows, want one per version up to %d", rows, v)
 	}
 	return v
+}
+
+// CheckTablesListed fails t unless the schema's tables (the names query
+// returns through sqlDB, schema_migrations aside) are exactly listed, the
+// tables copy, backup and restore carry (sqlstore.Tables): a table the
+// list misses would be lost by imprint migrate and imprint backup.
+func CheckTablesListed(t *testing.T, sqlDB *sql.DB, query string, listed []string) {
+	t.Helper()
+	rows, err := sqlDB.QueryContext(t.Context(), query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var schema []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		if name != "schema_migrations" {
+			schema = append(schema, name)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(schema)
+	listed = slices.Sorted(slices.Values(listed))
+	if d := cmp.Diff(schema, listed); d != "" {
+		t.Errorf("tables copied and backed up differ from the schema's (-schema +listed):\n%s", d)
+	}
 }

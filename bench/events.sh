@@ -12,6 +12,10 @@
 #                                        for 500 of the machines before the boot
 #                                        script load (set through the admin API)
 #
+# With nginx installed (Debian nginx-light), the boot script is also
+# measured against nginx serving a file of the script's size, the issue's
+# yardstick; without it, only against Imprint's own static boot file.
+#
 # The baseline runs only the first machine count unless BASE_ALL=1 (with
 # the default BASE, at 5,000 its setup alone, thousands of fsync'd logins
 # fighting for the lock, takes minutes). The server's connection cap is
@@ -25,7 +29,10 @@ duration=${DURATION:-20s}
 conns=${CONNS:-200}
 work=$(mktemp -d "${TMPDIR:-/tmp}/imprint-events.XXXXXX")
 pid=
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+npid=
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; [ -n "$npid" ] && kill "$npid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+nginx=$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null || true)
+[ -n "$nginx" ] || echo "nginx not found (apt-get install nginx-light): the boot script is compared with Imprint's static file only"
 
 echo "building this tree and the baseline ($base)..."
 go build -o "$work/imprint-new" ./cmd/imprint
@@ -36,6 +43,7 @@ git archive "$base" | tar -x -C "$work/base-src"
 
 api=127.0.0.1:${API_PORT:-17281}
 boot=127.0.0.1:${BOOT_PORT:-17282}
+ngx=127.0.0.1:${NGINX_PORT:-17283}
 ts='{"id":"b0000000-0000-4000-8000-000000000001","name":"Bench","architecture":"Any","versions":[{"id":"v","taskSequenceId":"b0000000-0000-4000-8000-000000000001","versionNo":1,"status":"Active","steps":[]}]}'
 
 # serve BINARY: a fresh server with anonymous logins and the sequence.
@@ -62,6 +70,37 @@ choices() {
 				-d '{"nextBoot":"local"}' >/dev/null
 		done
 }
+# nginx_start DIR: nginx serving DIR on its port, as a site would serve a
+# static file: every core, sendfile, no access log, keep-alive kept.
+nginx_start() {
+	mkdir -p "$work/nginx-tmp"
+	cat >"$work/nginx.conf" <<-EOF
+		daemon off;
+		$([ "$(id -u)" = 0 ] && echo "user root;")
+		worker_processes auto;
+		pid $work/nginx.pid;
+		error_log $work/nginx-error.log warn;
+		events { worker_connections 4096; }
+		http {
+			access_log off;
+			sendfile on;
+			tcp_nopush on;
+			keepalive_requests 100000;
+			client_body_temp_path $work/nginx-tmp/body;
+			proxy_temp_path $work/nginx-tmp/proxy;
+			fastcgi_temp_path $work/nginx-tmp/fastcgi;
+			uwsgi_temp_path $work/nginx-tmp/uwsgi;
+			scgi_temp_path $work/nginx-tmp/scgi;
+			server { listen $ngx; root $1; }
+		}
+	EOF
+	"$nginx" -c "$work/nginx.conf" -e "$work/nginx-error.log" 2>>"$work/nginx-error.log" &
+	npid=$!
+	for _ in $(seq 50); do curl -s -o /dev/null "http://$ngx/" && return; sleep 0.1; done
+	echo "nginx did not start:" >&2
+	cat "$work/nginx-error.log" >&2
+	exit 1
+}
 field() { sed -n "s/^RESULT.* $1=\([^ ]*\).*/\1/p" "$2"; }
 
 for which in base new; do
@@ -76,8 +115,14 @@ for which in base new; do
 			echo "next boot set to local for $NEXTBOOT devices"
 		fi
 		echo "-- boot script vs static file of its size, $conns connections, 10 s each --"
+		nflag=()
+		if [ -n "$nginx" ]; then
+			nginx_start "$work/data-$which/boot/images/x86_64"
+			nflag=(-nginx "http://$ngx")
+		fi
 		"$work/events" -boot "http://$boot" -static "$work/data-$which/boot/images/x86_64/vmlinuz" \
-			-machines "$n" -conns "$conns" -duration 10s | tee "$work/$which-$n.boot"
+			-machines "$n" -conns "$conns" -duration 10s "${nflag[@]}" | tee "$work/$which-$n.boot"
+		if [ -n "$npid" ]; then kill "$npid"; wait "$npid" 2>/dev/null || true; npid=; fi
 		stop
 		grep -h "max-conns lowered" "$work/server-$which.log" | sed 's/^/server: /' | head -1 || true
 		[ "$which" = base ] && [ -z "${BASE_ALL:-}" ] && break
@@ -91,8 +136,9 @@ for which in new base; do
 	for n in $machines; do
 		f="$work/$which-$n.events"
 		[ -f "$f" ] || continue
-		printf '%-4s %5d machines: errors %s  p50 %s ms  p99 %s ms   boot script %s× static\n' "$which" "$n" \
-			"$(field errors "$f")" "$(field p50_ms "$f")" "$(field p99_ms "$f")" "$(field ratio "$work/$which-$n.boot")"
+		printf '%-4s %5d machines: errors %s  p50 %s ms  p99 %s ms   boot script %s× static, %s× nginx\n' "$which" "$n" \
+			"$(field errors "$f")" "$(field p50_ms "$f")" "$(field p99_ms "$f")" "$(field ratio "$work/$which-$n.boot")" \
+			"$(field nginx_ratio "$work/$which-$n.boot")"
 	done
 done
 b="$work/base-$first"

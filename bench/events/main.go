@@ -11,9 +11,11 @@
 // turn, as a load balancer without session affinity would.
 //
 //	events -boot http://127.0.0.1:PORT -static FILE -machines 1000 -conns 200
+//	events -boot … -static DIR/FILE -nginx http://127.0.0.1:PORT  (nginx serving DIR)
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -26,6 +28,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -42,6 +45,7 @@ func main() {
 	flag.StringVar(&o.ca, "ca", "", "the server's CA certificate (PEM)")
 	flag.StringVar(&o.boot, "boot", "", "boot port base URL (http://127.0.0.1:PORT): run the boot script load")
 	flag.StringVar(&o.static, "static", "", "with -boot: write a static boot file of the script's size here and fetch it too")
+	flag.StringVar(&o.nginx, "nginx", "", "with -static: also fetch the file from this URL (nginx serving the file's directory)")
 	flag.IntVar(&o.machines, "machines", 1000, "simulated machines")
 	flag.DurationVar(&o.interval, "interval", 2*time.Second, "time between one machine's events")
 	flag.DurationVar(&o.duration, "duration", 20*time.Second, "length of the measured load")
@@ -64,10 +68,10 @@ func main() {
 }
 
 type options struct {
-	api, ca, boot, static string
-	apis                  []string // api split at commas
-	machines, conns       int
-	interval, duration    time.Duration
+	api, ca, boot, static, nginx string
+	apis                         []string // api split at commas
+	machines, conns              int
+	interval, duration           time.Duration
 }
 
 // source is the loopback address machine i connects from: the server
@@ -305,7 +309,21 @@ func (o *options) bootLoad(ctx context.Context) error {
 	srate, sp50, sp99, serr := o.hammer(ctx, func(int) string { return o.boot + "/images/x86_64/vmlinuz" })
 	fmt.Printf("static file: %d bytes  %d connections  %.0f req/s  p50 %s  p99 %s  errors %d\n",
 		len(body), o.conns, srate, ms2(sp50), ms2(sp99), serr)
-	fmt.Printf("RESULT script_rps=%.0f static_rps=%.0f ratio=%.2f errors=%d\n", rate, srate, rate/srate, nerr+serr)
+	if o.nginx == "" {
+		fmt.Printf("RESULT script_rps=%.0f static_rps=%.0f ratio=%.2f errors=%d\n", rate, srate, rate/srate, nerr+serr)
+		return nil
+	}
+	nginxURL := o.nginx + "/" + filepath.Base(o.static)
+	if b, err := get(ctx, http.DefaultClient, nginxURL); err != nil {
+		return fmt.Errorf("nginx: %w", err)
+	} else if !bytes.Equal(b, body) {
+		return fmt.Errorf("nginx: %s is not the script's bytes", nginxURL)
+	}
+	nrate, np50, np99, nerrs := o.hammer(ctx, func(int) string { return nginxURL })
+	fmt.Printf("nginx file:  %d bytes  %d connections  %.0f req/s  p50 %s  p99 %s  errors %d\n",
+		len(body), o.conns, nrate, ms2(np50), ms2(np99), nerrs)
+	fmt.Printf("RESULT script_rps=%.0f static_rps=%.0f ratio=%.2f nginx_rps=%.0f nginx_ratio=%.2f errors=%d\n",
+		rate, srate, rate/srate, nrate, rate/nrate, nerr+serr+nerrs)
 	return nil
 }
 

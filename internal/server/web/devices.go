@@ -16,7 +16,7 @@ import (
 // runs and its next-boot default; boot images; canceling a run.
 
 // nextBootChoices are the values of the next-boot form.
-var nextBootChoices = []string{"auto", "deploy", "local"}
+var nextBootChoices = []deploy.NextBoot{deploy.NextBootAuto, deploy.NextBootDeploy, deploy.NextBootLocal}
 
 type deviceRow struct {
 	wire.DeviceView

@@ -42,7 +42,7 @@ func funcs() template.FuncMap {
 		"seconds": func(f float64) string { return (time.Duration(f * float64(time.Second))).Round(time.Second).String() },
 		"bytes":   humanBytes,
 		// conadmin: devices' next-boot form, content dates.
-		"nbArgs": func(v view, id, cur, from string) map[string]any {
+		"nbArgs": func(v view, id string, cur deploy.NextBoot, from string) map[string]any {
 			return map[string]any{"V": v, "ID": id, "Current": cur, "From": from}
 		},
 		"unix": func(sec int64) string {

@@ -159,8 +159,8 @@ func (t *TaskSequence) NormalizeIDs() error {
 }
 
 func normalizeSteps(steps []Step) {
-	for i := range steps {
-		s := &steps[i]
+	for at := range AllSteps(steps) {
+		s := at.Step
 		s.ID = CanonicalID(s.ID)
 		canonicalPtr(s.TaskSequenceVersionID)
 		canonicalPtr(s.GroupID)
@@ -174,7 +174,6 @@ func normalizeSteps(steps []Step) {
 				s.Settings[k] = CanonicalRef(v)
 			}
 		}
-		normalizeSteps(s.GroupMembers)
 	}
 }
 

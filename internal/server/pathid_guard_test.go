@@ -6,6 +6,7 @@ import (
 	"go/token"
 	"io/fs"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -71,7 +72,7 @@ func pathValueFolds(fset *token.FileSet, f *ast.File) []string {
 				for _, a := range n.Args {
 					if holdsPathValue(a, fromPath) {
 						p := fset.Position(n.Pos())
-						out = append(out, filepath.ToSlash(p.Filename)+":"+itoa(p.Line)+": strings."+sel.Sel.Name)
+						out = append(out, filepath.ToSlash(p.Filename)+":"+strconv.Itoa(p.Line)+": strings."+sel.Sel.Name)
 						break
 					}
 				}
@@ -100,18 +101,6 @@ func holdsPathValue(e ast.Expr, fromPath map[string]bool) bool {
 		return !found
 	})
 	return found
-}
-
-func itoa(n int) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		if n /= 10; n == 0 {
-			return string(b[i:])
-		}
-	}
 }
 
 // TestNoCaseFoldingOfPathValues keeps the id rule in one place: no

@@ -5,7 +5,8 @@
 // Stage one (GET /boot.ipxe) is the same for every machine: it makes iPXE
 // report the booting NIC's MAC, the SMBIOS UUID and serial, the CPU
 // architecture and the firmware platform to stage two (GET /ipxe), which
-// renders a per-machine script from the embedded templates/*.ipxe: a menu
+// writes a per-machine script (stage2.go; stage one and the error script
+// are the embedded templates/*.ipxe): a menu
 // (deploy with Imprint, boot from local disk, iPXE shell) or the default
 // entry alone. The deploy entry boots the Imprint boot image with the
 // server's HTTPS URL and the CA fingerprint on the kernel command line.

@@ -95,24 +95,20 @@ func (h *Handler) serveStage1(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) serveStage2(w http.ResponseWriter, r *http.Request) {
-	script, err := h.stage2(r.Context(), r)
+	d, err := h.machineData(r.Context(), r.URL.Query())
 	if err != nil {
 		h.log.Warn("stage two refused", "remote", r.RemoteAddr, "query", r.URL.RawQuery, "err", err)
-		script = h.errorScript(err.Error())
+		writeScript(w, h.errorScript(err.Error()))
+		return
 	}
-	writeScript(w, script)
-}
-
-// stage2 renders the per-machine script. Its errors are safe to show in a
-// script: they name what is wrong without repeating request values.
-func (h *Handler) stage2(ctx context.Context, r *http.Request) ([]byte, error) {
-	d, err := h.machineData(ctx, r.URL.Query())
-	if err != nil {
-		return nil, err
+	if h.log.Enabled(r.Context(), slog.LevelInfo) {
+		h.log.Info("boot script", "mac", d.MAC, "uuid", d.UUID, "arch", d.Arch, "platform", d.Platform,
+			"serial", d.Serial, "entry", d.Default, "menu", d.Menu)
 	}
-	h.log.Info("boot script", "mac", d.MAC, "uuid", d.UUID, "arch", d.Arch, "platform", d.Platform,
-		"serial", d.Serial, "entry", d.Default, "menu", d.Menu)
-	return render(h.tmpl, tmplStage2, d)
+	buf := scriptBufs.Get().(*[]byte)
+	*buf = appendStage2((*buf)[:0], &d)
+	writeScript(w, *buf)
+	scriptBufs.Put(buf)
 }
 
 // machineData validates a machine's query and makes the decisions both

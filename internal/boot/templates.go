@@ -13,7 +13,6 @@ var templateFS embed.FS
 // Template names; TestTemplatesDeclared checks this list against the files.
 const (
 	tmplStage1 = "stage1.ipxe"
-	tmplStage2 = "stage2.ipxe"
 	tmplError  = "error.ipxe"
 
 	// GRUB configs of the Secure Boot chain (shim → signed GRUB).
@@ -38,8 +37,9 @@ func render(t *template.Template, name string, data any) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// stage2Data is what templates/stage2.ipxe sees. Every field is validated
-// before rendering (see Handler.stage2).
+// stage2Data is what the per-machine script (appendStage2) and
+// templates/machine.grub see. Every field is validated before rendering
+// (see Handler.machineData).
 type stage2Data struct {
 	machineQuery
 	BootURL       string

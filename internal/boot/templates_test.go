@@ -19,7 +19,7 @@ func TestTemplatesDeclared(t *testing.T) {
 	for _, f := range files {
 		names = append(names, f[len("templates/"):])
 	}
-	declared := []string{tmplError, tmplStage1, tmplStage2, tmplGrubBootstrap, tmplGrubMachine, tmplGrubError}
+	declared := []string{tmplError, tmplStage1, tmplGrubBootstrap, tmplGrubMachine, tmplGrubError}
 	slices.Sort(names)
 	slices.Sort(declared)
 	if diff := cmp.Diff(declared, names); diff != "" {

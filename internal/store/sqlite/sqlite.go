@@ -176,3 +176,13 @@ func (db *DB) Close() error {
 	})
 	return db.closeErr
 }
+
+// BootState is the shared store's, without the caller's cancellation.
+// With a context that can end, the driver starts a goroutine per query to
+// interrupt it, and installs a progress handler: that cost more than the
+// read itself, a few key searches of a local file that every network
+// boot makes. In WAL mode a read waits neither for the writer nor for
+// the checkpointer, so there is no wait for the context to end.
+func (db *DB) BootState(ctx context.Context, deviceIDs ...string) (deploy.BootState, error) {
+	return db.DB.BootState(context.WithoutCancel(ctx), deviceIDs...)
+}

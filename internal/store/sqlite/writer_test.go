@@ -273,3 +273,20 @@ func TestWriterKeepsStatementsPrepared(t *testing.T) {
 		}
 	}
 }
+
+// TestBootStateWithoutCancel: the boot read does not hand the caller's
+// context to the driver (which would start a goroutine per query to
+// watch it), so a context that has ended still gets the answer.
+func TestBootStateWithoutCancel(t *testing.T) {
+	db := openDB(t)
+	r := &deploy.Run{DeviceID: "dev", TaskSequenceID: "ts", State: deploy.RunRunning}
+	if err := db.CreateRun(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	bs, err := db.BootState(ctx, "dev")
+	if err != nil || bs.LastRun != deploy.RunRunning {
+		t.Errorf("BootState with an ended context = %+v, %v; want the running run", bs, err)
+	}
+}

@@ -114,14 +114,14 @@ for which in base new; do
 			choices "$which" "$NEXTBOOT"
 			echo "next boot set to local for $NEXTBOOT devices"
 		fi
-		echo "-- boot script vs static file of its size, $conns connections, 10 s each --"
+		echo "-- boot script vs static file of its size (and nginx), $conns connections, 15 s each in 3 rounds taken in turn --"
 		nflag=()
 		if [ -n "$nginx" ]; then
 			nginx_start "$work/data-$which/boot/images/x86_64"
 			nflag=(-nginx "http://$ngx")
 		fi
 		"$work/events" -boot "http://$boot" -static "$work/data-$which/boot/images/x86_64/vmlinuz" \
-			-machines "$n" -conns "$conns" -duration 10s "${nflag[@]}" | tee "$work/$which-$n.boot"
+			-machines "$n" -conns "$conns" -duration 15s -rounds 3 "${nflag[@]}" | tee "$work/$which-$n.boot"
 		if [ -n "$npid" ]; then kill "$npid"; wait "$npid" 2>/dev/null || true; npid=; fi
 		stop
 		grep -h "max-conns lowered" "$work/server-$which.log" | sed 's/^/server: /' | head -1 || true

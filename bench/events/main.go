@@ -24,6 +24,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -50,6 +51,7 @@ func main() {
 	flag.DurationVar(&o.interval, "interval", 2*time.Second, "time between one machine's events")
 	flag.DurationVar(&o.duration, "duration", 20*time.Second, "length of the measured load")
 	flag.IntVar(&o.conns, "conns", 200, "with -boot: concurrent connections")
+	flag.IntVar(&o.rounds, "rounds", 3, "with -boot: rounds the duration is cut into, each fetching every target in turn")
 	flag.Parse()
 	o.apis = strings.Split(o.api, ",")
 	var err error
@@ -70,7 +72,7 @@ func main() {
 type options struct {
 	api, ca, boot, static, nginx string
 	apis                         []string // api split at commas
-	machines, conns              int
+	machines, conns, rounds      int
 	interval, duration           time.Duration
 }
 
@@ -285,9 +287,26 @@ func pct(s []time.Duration, p int) time.Duration {
 func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 func ms2(d time.Duration) string  { return fmt.Sprintf("%.1fms", msf(d)) }
 
-// bootLoad fetches machines' iPXE scripts over conns connections for the
-// duration, then (with -static) a static boot file of the same size the
-// same way, and prints both rates and their ratio.
+// target is one of the URL families the boot load fetches, and what the
+// rounds got from it.
+type target struct {
+	name   string
+	url    func(int) string
+	lat    []time.Duration
+	el     time.Duration
+	nerr   int
+	rounds []float64 // each round's rate
+}
+
+func (t *target) rate() float64 { return float64(len(t.lat)) / t.el.Seconds() }
+
+// bootLoad fetches machines' iPXE scripts over conns connections, then
+// (with -static) a static boot file of the same size the same way, then
+// (with -nginx) that file from nginx, and prints the rates and their
+// ratios. The duration is cut into rounds that take the targets in turn,
+// so that a change in the machine's speed during the run (other load, CPU
+// frequency) weighs on every target alike instead of on the one measured
+// then.
 func (o *options) bootLoad(ctx context.Context) error {
 	script := func(i int) string {
 		return fmt.Sprintf("%s/ipxe?mac=52-54-00-%02x-%02x-%02x&uuid=%s&arch=x86_64&platform=efi",
@@ -297,33 +316,53 @@ func (o *options) bootLoad(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rate, p50, p99, nerr := o.hammer(ctx, script)
-	fmt.Printf("boot script: %d bytes  %d connections  %.0f req/s  p50 %s  p99 %s  errors %d\n",
-		len(body), o.conns, rate, ms2(p50), ms2(p99), nerr)
-	if o.static == "" {
-		return nil
+	targets := []*target{{name: "boot script", url: script}}
+	if o.static != "" {
+		if err := os.WriteFile(o.static, body, 0o644); err != nil {
+			return err
+		}
+		targets = append(targets, &target{name: "static file", url: func(int) string { return o.boot + "/images/x86_64/vmlinuz" }})
+		if o.nginx != "" {
+			nginxURL := o.nginx + "/" + filepath.Base(o.static)
+			if b, err := get(ctx, http.DefaultClient, nginxURL); err != nil {
+				return fmt.Errorf("nginx: %w", err)
+			} else if !bytes.Equal(b, body) {
+				return fmt.Errorf("nginx: %s is not the script's bytes", nginxURL)
+			}
+			targets = append(targets, &target{name: "nginx file", url: func(int) string { return nginxURL }})
+		}
 	}
-	if err := os.WriteFile(o.static, body, 0o644); err != nil {
-		return err
+	rounds := max(o.rounds, 1)
+	for range rounds {
+		for _, t := range targets {
+			lat, el, nerr := o.hammer(ctx, t.url, o.duration/time.Duration(rounds))
+			t.lat, t.el, t.nerr = append(t.lat, lat...), t.el+el, t.nerr+nerr
+			t.rounds = append(t.rounds, float64(len(lat))/el.Seconds())
+		}
 	}
-	srate, sp50, sp99, serr := o.hammer(ctx, func(int) string { return o.boot + "/images/x86_64/vmlinuz" })
-	fmt.Printf("static file: %d bytes  %d connections  %.0f req/s  p50 %s  p99 %s  errors %d\n",
-		len(body), o.conns, srate, ms2(sp50), ms2(sp99), serr)
-	if o.nginx == "" {
-		fmt.Printf("RESULT script_rps=%.0f static_rps=%.0f ratio=%.2f errors=%d\n", rate, srate, rate/srate, nerr+serr)
-		return nil
+	nerr := 0
+	for _, t := range targets {
+		slices.Sort(t.lat)
+		nerr += t.nerr
+		fmt.Printf("%-12s %d bytes  %d connections  %.0f req/s  p50 %s  p99 %s  errors %d\n",
+			t.name+":", len(body), o.conns, t.rate(), ms2(pct(t.lat, 50)), ms2(pct(t.lat, 99)), t.nerr)
 	}
-	nginxURL := o.nginx + "/" + filepath.Base(o.static)
-	if b, err := get(ctx, http.DefaultClient, nginxURL); err != nil {
-		return fmt.Errorf("nginx: %w", err)
-	} else if !bytes.Equal(b, body) {
-		return fmt.Errorf("nginx: %s is not the script's bytes", nginxURL)
+	result := fmt.Sprintf("RESULT script_rps=%.0f", targets[0].rate())
+	for _, t := range targets[1:] {
+		// The ratio of the totals, and its range over the rounds.
+		key := strings.Fields(t.name)[0]
+		if key == "static" {
+			result += fmt.Sprintf(" static_rps=%.0f ratio=%.2f", t.rate(), targets[0].rate()/t.rate())
+		} else {
+			result += fmt.Sprintf(" %s_rps=%.0f %s_ratio=%.2f", key, t.rate(), key, targets[0].rate()/t.rate())
+		}
+		lo, hi := math.Inf(1), 0.0
+		for i, r := range t.rounds {
+			lo, hi = min(lo, targets[0].rounds[i]/r), max(hi, targets[0].rounds[i]/r)
+		}
+		fmt.Printf("script / %s: %.2f (rounds %.2f to %.2f)\n", t.name, targets[0].rate()/t.rate(), lo, hi)
 	}
-	nrate, np50, np99, nerrs := o.hammer(ctx, func(int) string { return nginxURL })
-	fmt.Printf("nginx file:  %d bytes  %d connections  %.0f req/s  p50 %s  p99 %s  errors %d\n",
-		len(body), o.conns, nrate, ms2(np50), ms2(np99), nerrs)
-	fmt.Printf("RESULT script_rps=%.0f static_rps=%.0f ratio=%.2f nginx_rps=%.0f nginx_ratio=%.2f errors=%d\n",
-		rate, srate, rate/srate, nrate, rate/nrate, nerr+serr+nerrs)
+	fmt.Println(result + fmt.Sprintf(" errors=%d", nerr))
 	return nil
 }
 
@@ -345,13 +384,12 @@ func get(ctx context.Context, c *http.Client, url string) ([]byte, error) {
 }
 
 // hammer gets url(i) as fast as conns keep-alive connections allow (one
-// per source address) for the duration.
-func (o *options) hammer(ctx context.Context, url func(int) string) (rate float64, p50, p99 time.Duration, nerr int) {
+// per source address) for d, and returns every request's latency.
+func (o *options) hammer(ctx context.Context, url func(int) string, d time.Duration) (lat []time.Duration, el time.Duration, nerr int) {
 	var mu sync.Mutex
-	var lat []time.Duration
 	var wg sync.WaitGroup
 	start := time.Now()
-	end := start.Add(o.duration)
+	end := start.Add(d)
 	for c := 0; c < o.conns; c++ {
 		wg.Add(1)
 		go func() {
@@ -366,6 +404,7 @@ func (o *options) hammer(ctx context.Context, url func(int) string) (rate float6
 				}
 				mine = append(mine, time.Since(t))
 			}
+			cl.CloseIdleConnections()
 			mu.Lock()
 			defer mu.Unlock()
 			lat = append(lat, mine...)
@@ -373,7 +412,5 @@ func (o *options) hammer(ctx context.Context, url func(int) string) (rate float6
 		}()
 	}
 	wg.Wait()
-	el := time.Since(start)
-	slices.Sort(lat)
-	return float64(len(lat)) / el.Seconds(), pct(lat, 50), pct(lat, 99), nerr
+	return lat, time.Since(start), nerr
 }

@@ -146,7 +146,7 @@ func (e *Engine) Run(ctx context.Context, ts *deploy.TSVersion, vars *Vars) (Out
 		return Outcome{}, err
 	}
 	if st != nil {
-		if !strings.EqualFold(st.TaskSequenceID, ts.TaskSequenceID) || st.VersionNo != ts.VersionNo {
+		if !deploy.SameID(st.TaskSequenceID, ts.TaskSequenceID) || st.VersionNo != ts.VersionNo {
 			return Outcome{}, deploy.Errorf(deploy.KindConflict,
 				"journal belongs to task sequence %s:%d, not %s:%d; remove it to start a new run",
 				st.TaskSequenceID, st.VersionNo, ts.TaskSequenceID, ts.VersionNo)
@@ -244,7 +244,7 @@ func (r *runner) walk(ctx context.Context, steps []deploy.Step, parent *deploy.S
 }
 
 func isRunTS(s *deploy.Step) bool {
-	return s.TypeID != nil && strings.EqualFold(*s.TypeID, deploy.TypeRunTaskSequence)
+	return s.TypeID != nil && deploy.SameID(*s.TypeID, deploy.TypeRunTaskSequence)
 }
 
 func (r *runner) node(ctx context.Context, at deploy.StepAt) (walkResult, error) {

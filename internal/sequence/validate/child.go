@@ -29,7 +29,7 @@ func (c *checker) child(path string, s *deploy.Step) error {
 	if err != nil || varRefRE.MatchString(val) {
 		return nil // reported as an option problem
 	}
-	start := tsNode{id: strings.ToLower(c.ts.ID), ver: c.ver, name: c.ts.Name}
+	start := tsNode{id: deploy.CanonicalID(c.ts.ID), ver: c.ver, name: c.ts.Name}
 	child, steps, err := c.resolveTS(ref)
 	if err != nil {
 		return err
@@ -62,9 +62,9 @@ func (c *checker) child(path string, s *deploy.Step) error {
 // sequence is not on the server (node name empty) or lacks the version
 // (node name set).
 func (c *checker) resolveTS(ref deploy.Ref) (tsNode, *[]deploy.Step, error) {
-	n := tsNode{id: strings.ToLower(ref.ID), ver: ref.VersionNo}
+	n := tsNode{id: deploy.CanonicalID(ref.ID), ver: ref.VersionNo}
 	ts := c.ts
-	if !strings.EqualFold(ref.ID, c.ts.ID) {
+	if !deploy.SameID(ref.ID, c.ts.ID) {
 		var err error
 		ts, err = c.r.TaskSequence(c.ctx, n.id)
 		if deploy.IsNotFound(err) {
@@ -123,7 +123,7 @@ func collectChildren(steps []deploy.Step, refs *[]deploy.Ref) {
 		if s.IsGroup {
 			continue
 		}
-		if !strings.EqualFold(deploy.Str(s.TypeID), stepdefs.TypeRunTaskSequence) {
+		if !deploy.SameID(deploy.Str(s.TypeID), stepdefs.TypeRunTaskSequence) {
 			continue
 		}
 		val, _ := lookup(s.Settings, "childTaskSequenceId")

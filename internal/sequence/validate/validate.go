@@ -135,10 +135,10 @@ func (c *checker) steps(steps []deploy.Step, ids map[string]bool) error {
 		switch {
 		case strings.TrimSpace(s.ID) == "":
 			c.errorf(path, "id", "is empty")
-		case ids[strings.ToLower(s.ID)]:
+		case ids[deploy.CanonicalID(s.ID)]:
 			c.errorf(path, "id", "step id %s is used by another step", s.ID)
 		}
-		ids[strings.ToLower(s.ID)] = true
+		ids[deploy.CanonicalID(s.ID)] = true
 		c.condition(path, s)
 		if s.IsGroup {
 			continue
@@ -210,7 +210,7 @@ func (c *checker) step(path string, s *deploy.Step) error {
 			c.cannot(path, "the agent has no implementation of %q (no built-in step and no script to run)", def.Name)
 		}
 	}
-	if strings.EqualFold(typeID, stepdefs.TypeRunTaskSequence) {
+	if deploy.SameID(typeID, stepdefs.TypeRunTaskSequence) {
 		return c.child(path, s)
 	}
 	return nil
@@ -219,7 +219,7 @@ func (c *checker) step(path string, s *deploy.Step) error {
 // definition resolves a type id: the catalogue first, then the resolver.
 // It returns nil, nil when neither has it.
 func (c *checker) definition(id string) (*deploy.StepDefinition, error) {
-	key := strings.ToLower(id)
+	key := deploy.CanonicalID(id)
 	if d, ok := c.defs[key]; ok {
 		return d, nil
 	}
@@ -239,7 +239,7 @@ func (c *checker) definition(id string) (*deploy.StepDefinition, error) {
 }
 
 func (c *checker) contentItem(id string) (*deploy.ContentItem, error) {
-	key := strings.ToLower(id)
+	key := deploy.CanonicalID(id)
 	if ci, ok := c.res2[key]; ok {
 		return ci, nil
 	}

@@ -159,6 +159,8 @@ func TestTaskSequenceRules(t *testing.T) {
 			errs: []deploy.FieldError{fe("", "status", `version 1: status "Live" is not In_Development, Active or Deprecated`)}},
 		{name: "duplicate step id", edit: func(ts *deploy.TaskSequence, _ *memResolver) { step(ts).ID = "g1" },
 			errs: []deploy.FieldError{fe(path, "id", "step id g1 is used by another step")}},
+		{name: "duplicate step id in another spelling", edit: func(ts *deploy.TaskSequence, _ *memResolver) { step(ts).ID = "{ G1 }" },
+			errs: []deploy.FieldError{fe(path, "id", "step id { G1 } is used by another step")}},
 		{name: "empty step name", edit: func(ts *deploy.TaskSequence, _ *memResolver) { step(ts).Name = "" },
 			errs: []deploy.FieldError{fe("Windows PE/", "name", "is empty")}},
 		{name: "empty typeId", edit: func(ts *deploy.TaskSequence, _ *memResolver) { step(ts).TypeID = nil },

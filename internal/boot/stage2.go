@@ -12,63 +12,36 @@ import (
 // value in d is validated before (see Handler.machineData), and the
 // golden files testdata/stage2-*.ipxe pin every branch.
 func appendStage2(b []byte, d *stage2Data) []byte {
-	b = append(b, "#!ipxe\n# Imprint boot script for "...)
-	b = append(b, d.MAC...)
-	b = append(b, " ("...)
-	b = append(b, d.Arch...)
-	b = append(b, ", "...)
-	b = append(b, d.Platform...)
+	b = cat(b, "#!ipxe\n# Imprint boot script for ", d.MAC, " (", d.Arch, ", ", d.Platform)
 	if d.UUID != "" {
-		b = append(b, ", "...)
-		b = append(b, d.UUID...)
+		b = cat(b, ", ", d.UUID)
 	}
 	b = append(b, ')')
 	if d.Menu {
-		b = append(b, "\n\n:menu\nmenu Imprint - "...)
-		b = append(b, d.MAC...)
-		b = append(b, "\nitem deploy Deploy with Imprint\nitem local  Boot from local disk\nitem shell  iPXE shell\nchoose "...)
+		b = cat(b, "\n\n:menu\nmenu Imprint - ", d.MAC,
+			"\nitem deploy Deploy with Imprint\nitem local  Boot from local disk\nitem shell  iPXE shell\nchoose ")
 		if d.TimeoutMS != 0 {
-			b = append(b, "--timeout "...)
-			b = strconv.AppendInt(b, d.TimeoutMS, 10)
+			b = strconv.AppendInt(append(b, "--timeout "...), d.TimeoutMS, 10)
 			b = append(b, ' ')
 		}
-		b = append(b, "--default "...)
-		b = append(b, d.Default...)
-		b = append(b, " selected || goto "...)
-		b = append(b, d.Default...)
-		b = append(b, "\ngoto ${selected}"...)
+		b = cat(b, "--default ", d.Default, " selected || goto ", d.Default, "\ngoto ${selected}")
 	} else {
-		b = append(b, "\ngoto "...)
-		b = append(b, d.Default...)
+		b = cat(b, "\ngoto ", d.Default)
 	}
 
-	b = append(b, "\n\n:deploy\necho Imprint: loading the boot image for "...)
-	b = append(b, d.Arch...)
-	b = append(b, "\nkernel "...)
-	b = append(b, d.BootURL...)
-	b = append(b, "/images/"...)
-	b = append(b, d.Arch...)
-	b = append(b, "/vmlinuz initrd=initrd.img console=tty0 console=ttyS0,115200 imprint.server="...)
-	b = append(b, d.PublicURL...)
-	b = append(b, " imprint.ca="...)
-	b = append(b, d.CAFingerprint...)
-	b = append(b, " imprint.mac="...)
-	b = append(b, d.MAC...)
+	b = cat(b, "\n\n:deploy\necho Imprint: loading the boot image for ", d.Arch,
+		"\nkernel ", d.BootURL, "/images/", d.Arch, "/vmlinuz initrd=initrd.img console=tty0 console=ttyS0,115200",
+		" imprint.server=", d.PublicURL, " imprint.ca=", d.CAFingerprint, " imprint.mac=", d.MAC)
 	for _, a := range d.KernelArgs {
-		b = append(b, ' ')
-		b = append(b, a...)
+		b = cat(b, " ", a)
 	}
-	b = append(b, " || goto failed\ninitrd "...)
-	b = append(b, d.BootURL...)
-	b = append(b, "/images/"...)
-	b = append(b, d.Arch...)
-	b = append(b, "/initrd.img || goto failed\nboot || goto failed\n"...)
+	b = cat(b, " || goto failed\ninitrd ", d.BootURL, "/images/", d.Arch, "/initrd.img || goto failed\nboot || goto failed\n")
 
-	b = append(b, "\n:local\necho Imprint: booting from the local disk\n"...)
+	b = cat(b, "\n:local\necho Imprint: booting from the local disk\n")
 	if d.Platform == "efi" {
-		b = append(b, "exit\n"...)
+		b = cat(b, "exit\n")
 	} else {
-		b = append(b, "sanboot --no-describe --drive 0x80 || goto failed\n"...)
+		b = cat(b, "sanboot --no-describe --drive 0x80 || goto failed\n")
 	}
 
 	// The shell and a failed boot go back to the menu when there is one.
@@ -76,11 +49,17 @@ func appendStage2(b []byte, d *stage2Data) []byte {
 	if d.Menu {
 		back, failBack = "goto menu", "goto menu"
 	}
-	b = append(b, "\n:shell\necho Imprint: type exit to leave the iPXE shell\nshell\n"...)
-	b = append(b, back...)
-	b = append(b, "\n\n:failed\necho Imprint: boot failed (see the message above)\nprompt --key s --timeout 10000 Press s for the iPXE shell && shell\n"...)
-	b = append(b, failBack...)
-	return append(b, '\n')
+	return cat(b, "\n:shell\necho Imprint: type exit to leave the iPXE shell\nshell\n", back,
+		"\n\n:failed\necho Imprint: boot failed (see the message above)\nprompt --key s --timeout 10000 Press s for the iPXE shell && shell\n",
+		failBack, "\n")
+}
+
+// cat appends each of parts to b.
+func cat(b []byte, parts ...string) []byte {
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	return b
 }
 
 // scriptBufs are the buffers stage-two scripts are appended to (a script

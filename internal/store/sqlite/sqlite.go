@@ -182,7 +182,8 @@ func (db *DB) Close() error {
 // interrupt it, and installs a progress handler: that cost more than the
 // read itself, a few key searches of a local file that every network
 // boot makes. In WAL mode a read waits neither for the writer nor for
-// the checkpointer, so there is no wait for the context to end.
+// the checkpointer; what loses the cancel is only the wait for one of the
+// pool's connections, which the other reads hold for microseconds.
 func (db *DB) BootState(ctx context.Context, deviceIDs ...string) (deploy.BootState, error) {
 	return db.DB.BootState(context.WithoutCancel(ctx), deviceIDs...)
 }

@@ -79,6 +79,16 @@ func accepted(t *testing.T, got chan *Conn) *Conn {
 	}
 }
 
+// hold opens n connections to l from src and marks each active, as a
+// request in progress keeps it.
+func hold(t *testing.T, l *Listener, got chan *Conn, src string, n int) {
+	t.Helper()
+	for range n {
+		dialFrom(t, l, src)
+		l.ConnState(accepted(t, got), http.StateActive)
+	}
+}
+
 func TestPerAddressCapRefusesTheNextConnection(t *testing.T) {
 	l, got := serveConns(t, Config{PerAddr: 3, MaxConns: 100})
 	var first []*Conn
@@ -142,17 +152,11 @@ func TestReserveIsForVouchedAddresses(t *testing.T) {
 	vouched := NewAddrSet(16)
 	vouched.Add(netip.MustParseAddr("127.0.0.9"), time.Now().Add(time.Hour))
 	l, got := serveConns(t, Config{MaxConns: 4, Reserve: 2, PerAddr: 10, Vouched: vouched})
-	for range 2 {
-		dialFrom(t, l, "127.0.0.5")
-		l.ConnState(accepted(t, got), http.StateActive)
-	}
+	hold(t, l, got, "127.0.0.5", 2)
 	if c := dialFrom(t, l, "127.0.0.6"); !closedByPeer(c, 2*time.Second) {
 		t.Fatal("a stranger got a reserved place")
 	}
-	for range 2 {
-		dialFrom(t, l, "127.0.0.9")
-		l.ConnState(accepted(t, got), http.StateActive)
-	}
+	hold(t, l, got, "127.0.0.9", 2)
 	if c := dialFrom(t, l, "127.0.0.9"); !closedByPeer(c, 2*time.Second) {
 		t.Fatal("MaxConns exceeded")
 	}
@@ -231,17 +235,11 @@ func TestSharedBudgetReserveIsForVouchedAddresses(t *testing.T) {
 	b := NewBudget(4, 2)
 	api, apiGot := serveConns(t, Config{MaxConns: 10, PerAddr: 10, Vouched: vouched, Budget: b})
 	boot, bootGot := serveConns(t, Config{MaxConns: 10, PerAddr: 10, Vouched: vouched, Budget: b})
-	for range 2 {
-		dialFrom(t, api, "127.0.0.5")
-		api.ConnState(accepted(t, apiGot), http.StateActive)
-	}
+	hold(t, api, apiGot, "127.0.0.5", 2)
 	if c := dialFrom(t, boot, "127.0.0.6"); !closedByPeer(c, 2*time.Second) {
 		t.Fatal("a stranger got a reserved place of the budget")
 	}
-	for range 2 {
-		dialFrom(t, boot, "127.0.0.9")
-		boot.ConnState(accepted(t, bootGot), http.StateActive)
-	}
+	hold(t, boot, bootGot, "127.0.0.9", 2)
 	if c := dialFrom(t, api, "127.0.0.9"); !closedByPeer(c, 2*time.Second) {
 		t.Fatal("the budget was exceeded")
 	}
@@ -252,10 +250,7 @@ func TestSharedBudgetReserveIsForVouchedAddresses(t *testing.T) {
 
 func TestListenerCapStillHoldsUnderABudget(t *testing.T) {
 	l, got := serveConns(t, Config{MaxConns: 2, PerAddr: 10, Budget: NewBudget(100, 0)})
-	for range 2 {
-		dialFrom(t, l, "127.0.0.5")
-		l.ConnState(accepted(t, got), http.StateActive)
-	}
+	hold(t, l, got, "127.0.0.5", 2)
 	if c := dialFrom(t, l, "127.0.0.5"); !closedByPeer(c, 2*time.Second) {
 		t.Fatal("the listener's MaxConns was exceeded under a larger budget")
 	}

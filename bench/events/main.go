@@ -290,7 +290,8 @@ func ms2(d time.Duration) string  { return fmt.Sprintf("%.1fms", msf(d)) }
 // target is one of the URL families the boot load fetches, and what the
 // rounds got from it.
 type target struct {
-	name   string
+	name   string // as printed
+	key    string // its RESULT fields' prefix
 	url    func(int) string
 	lat    []time.Duration
 	el     time.Duration
@@ -320,12 +321,12 @@ func (o *options) bootLoad(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	targets := []*target{{name: "boot script", url: script}}
+	targets := []*target{{name: "boot script", key: "script", url: script}}
 	if o.static != "" {
 		if err := os.WriteFile(o.static, body, 0o644); err != nil {
 			return err
 		}
-		targets = append(targets, &target{name: "static file", url: func(int) string { return o.boot + "/images/x86_64/vmlinuz" }})
+		targets = append(targets, &target{name: "static file", key: "static", url: func(int) string { return o.boot + "/images/x86_64/vmlinuz" }})
 		if o.nginx != "" {
 			nginxURL := o.nginx + "/" + filepath.Base(o.static)
 			if b, err := get(ctx, http.DefaultClient, nginxURL); err != nil {
@@ -333,7 +334,7 @@ func (o *options) bootLoad(ctx context.Context) error {
 			} else if !bytes.Equal(b, body) {
 				return fmt.Errorf("nginx: %s is not the script's bytes", nginxURL)
 			}
-			targets = append(targets, &target{name: "nginx file", url: func(int) string { return nginxURL }})
+			targets = append(targets, &target{name: "nginx file", key: "nginx", url: func(int) string { return nginxURL }})
 		}
 	}
 	rounds := max(o.rounds, 1)
@@ -353,13 +354,13 @@ func (o *options) bootLoad(ctx context.Context) error {
 	}
 	result := fmt.Sprintf("RESULT script_rps=%.0f", targets[0].rate())
 	for _, t := range targets[1:] {
-		// The ratio of the totals, and its range over the rounds.
-		key := strings.Fields(t.name)[0]
-		if key == "static" {
-			result += fmt.Sprintf(" static_rps=%.0f ratio=%.2f", t.rate(), targets[0].rate()/t.rate())
-		} else {
-			result += fmt.Sprintf(" %s_rps=%.0f %s_ratio=%.2f", key, t.rate(), key, targets[0].rate()/t.rate())
+		// The ratio of the totals, and its range over the rounds. The
+		// static file's ratio keeps the plain name bench/events.sh reads.
+		ratio := t.key + "_ratio"
+		if t.key == "static" {
+			ratio = "ratio"
 		}
+		result += fmt.Sprintf(" %s_rps=%.0f %s=%.2f", t.key, t.rate(), ratio, targets[0].rate()/t.rate())
 		lo, hi := math.Inf(1), 0.0
 		for i, r := range t.rounds {
 			lo, hi = min(lo, targets[0].rounds[i]/r), max(hi, targets[0].rounds[i]/r)
